@@ -1,0 +1,592 @@
+"""A seeded multimodal species-distribution testbed with known imbalance."""
+
+import numbers
+
+import numpy as np
+from scipy import ndimage
+
+MODALITIES = ("env", "climate", "landsat", "image")
+LATENTS = ("temperature", "moisture", "soil", "land_use")
+UNIQUE_LATENT = "habitat_texture"
+IMBALANCE_PRESETS = {"strong": 3.0, "mild": 1.0}
+DEFAULT_MISSING = {"env": 0.05, "climate": 0.02, "landsat": 0.15, "image": 0.2}
+CLIMATE_CHANNELS = ("pr", "tas", "tasmax", "tasmin")
+LANDSAT_CHANNELS = ("red", "green", "blue", "nir", "swir1", "swir2")
+IMAGE_CHANNELS = ("red", "green", "blue", "nir")
+
+# Total logit scale of a species' effects (sd of the linear predictor around
+# its intercept), and the fraction of species driven by the image texture.
+TOTAL_EFFECT = 2.5
+# Observation model (all values already on a roughly standardised scale).
+ENV_NOISE = 0.4
+CLIMATE_LOADINGS = {"tas": ("temperature", 0.8), "pr": ("moisture", 0.7)}
+LANDSAT_VIGOUR = {"moisture": 0.6, "land_use": -0.6}
+IMAGE_COLOUR = (0.6, 0.4, 0.5, -0.7)  # land-use loading of R, G, B, NIR means
+IMAGE_TEXTURE_GAIN = (-0.5, 0.3, 0.0, 1.0)  # texture weight per channel
+IMAGE_PIXEL_NOISE = 0.3
+IMAGE_CLUTTER = 0.4
+
+# Independent random streams, so that e.g. the labels do not change when a
+# modality subset is requested.
+_STREAM_SPECIES, _STREAM_LATENTS, _STREAM_LABELS = 0, 1, 2
+_STREAM_MODALITY = {"env": 3, "climate": 4, "landsat": 5, "image": 6}
+_STREAM_MISSING = {"env": 7, "climate": 8, "landsat": 9, "image": 10}
+_STREAM_CALIBRATION = 11
+_CALIBRATION_SIZE = 20000
+
+
+def make_synthetic_ecology(
+    num_examples=10000,
+    num_species=20,
+    modalities=MODALITIES,
+    imbalance="strong",
+    missing=None,
+    seed=0,
+    num_env_features=20,
+    climate_steps=48,
+    landsat_steps=24,
+    image_size=16,
+    image_species_fraction=0.4,
+    prevalence_range=(0.05, 0.5),
+):
+    """Generates a multimodal presence/absence dataset with a known imbalance.
+
+    The generator mimics the modality *kinds* of GeoPlant at CPU-friendly
+    sizes, and every effect is documented and returned in `info`, so that a
+    model's use of each modality can be checked against the truth.
+
+    Generative model. Each site (example) has four environmental latents
+    `z = (temperature, moisture, soil, land_use)` and one habitat latent
+    `h = habitat_texture`, all independent standard normal. Species `s` is
+    present with probability `sigmoid(b_s + a_env,s * w_s . z + a_img,s *
+    u_s * h)`:
+
+    - `w_s` is a unit vector with two non-zero entries (the species' two
+      environmental drivers, random signs), `b_s` is calibrated so that the
+      prevalence is `pi_s ~ U(prevalence_range)`.
+    - A random `image_species_fraction` of the species also respond to the
+      habitat texture: `u_s = +-1`. For them the effect scales split a fixed
+      total `TOTAL_EFFECT = 2.5` as `a_env = 2.5 r / sqrt(1 + r^2)` and
+      `a_img = 2.5 / sqrt(1 + r^2)`, where `r` is the imbalance ratio
+      ("strong": r = 3, so 2.37 vs 0.79; "mild": r = 1, so 1.77 each). The
+      other species have `u_s = 0` and `a_env = 2.5`.
+
+    What each modality reveals (values are roughly standardised; channels
+    last):
+
+    - "env" `(N, num_env_features)`, the dominant modality: variable `j`
+      measures latent `j mod 4` linearly, `x_j = l_j z + N(0, 0.4^2)`
+      with `|l_j| ~ U(0.7, 1)`. It alone predicts every environmental
+      effect, near-linearly, for all species.
+    - "climate" `(N, climate_steps, 4)` monthly (pr, tas, tasmax, tasmin):
+      `tas = 0.8 temperature + site offset N(0, 0.5^2) + seasonal cycle of
+      site-specific amplitude + AR(1) noise`, `tasmax/tasmin = tas +- 0.35
+      + noise`, `pr = 0.7 moisture + site offset N(0, 0.6^2) + seasonal
+      term + N(0, 0.8^2)`. Redundant with env, two latents only.
+    - "landsat" `(N, landsat_steps, 6)` quarterly (red, green, blue, nir,
+      swir1, swir2): a vegetation vigour `v = 0.6 moisture - 0.6 land_use +
+      N(0, 0.6^2)` drives the visible/NIR bands and their seasonal
+      amplitude; swir1/swir2 track moisture (and land use); per-step noise
+      N(0, 0.5^2). Redundant with env, moderately informative.
+    - "image" `(N, image_size, image_size, 4)` patches (red, green, blue,
+      nir), the weak but unique modality: the channel means carry a weak
+      land-use signal (`0.5 land_use + N(0, 0.8^2)`), and a sinusoidal
+      grating (hedgerow-like pattern) with random orientation, phase and
+      frequency (0.18-0.32 cycles/pixel) is added with contrast `0.15 + 0.85
+      sigmoid(1.7 h)`, mostly in NIR. The habitat latent is only visible
+      through this contrast, a nonlinear (energy) feature, on top of a
+      low-frequency clutter field (sd 0.4) and pixel noise (sd 0.3). No
+      other modality carries `h`.
+
+    Missing values are NaN. A rate `r` for a modality is the expected
+    fraction of NaN entries, half from whole-modality absence and half from
+    partial gaps: env, whole rows and single variables; climate and landsat,
+    whole series and single time steps (all channels of a step, e.g. a
+    cloudy quarter); image, whole cloudy/absent images and cloud blobs (a
+    thresholded smooth random field) covering part of other images.
+
+    Args:
+        num_examples: int > 0, number of sites.
+        num_species: int > 0, number of species (label columns).
+        modalities: names among "env", "climate", "landsat", "image"; only
+            these are rendered (the labels and latents do not depend on it).
+        imbalance: "strong" (r = 3), "mild" (r = 1), or a positive float
+            `r`, the ratio of the env to the image effect scale for the
+            image-driven species.
+        missing: None for the defaults (env 0.05, climate 0.02, landsat
+            0.15, image 0.2), a float applied to every modality, or a dict
+            `{modality: rate}` (unlisted modalities get 0). Rates in [0, 1).
+        seed: int, seeds every random stream; same seed, same output.
+        num_env_features: int >= 4, env variables.
+        climate_steps: int > 0, monthly steps of the climate series.
+        landsat_steps: int > 0, quarterly steps of the Landsat series.
+        image_size: int >= 4, height and width of the image patches.
+        image_species_fraction: float in [0, 1], fraction of species that
+            respond to the habitat texture.
+        prevalence_range: (low, high) with 0 < low <= high < 1, range of
+            the species' target prevalences.
+
+    Returns:
+        `(x, y, info)`: `x` a dict {modality: float32 array}, `y` a float32
+        array `(num_examples, num_species)` of 0/1 presences, and `info` a
+        JSON-serialisable dict with the ground truth: "dominant_modality",
+        "weak_modality", "imbalance" (ratio and effect scales), "latents",
+        "modalities" (per modality: shape, channels, latents revealed,
+        loadings, missing rate and realised NaN fraction), "species" (per
+        species: intercept, target prevalence, latent effects, texture
+        effect, drivers) and "prevalence" (realised).
+
+    Example:
+
+    >>> x, y, info = make_synthetic_ecology(num_examples=256, seed=0)
+    >>> x["image"].shape, y.shape
+    ((256, 16, 16, 4), (256, 20))
+    >>> info["dominant_modality"], info["weak_modality"]
+    ('env', 'image')
+
+    Reference:
+        Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
+        Multimodal Ecological Applications", ICLR 2026 (the modality kinds
+        follow GeoPlant: Picek et al., "GeoPlant: Spatial Plant Species
+        Prediction Dataset", NeurIPS 2024 Datasets and Benchmarks).
+    """
+    num_examples = _positive_int(num_examples, "num_examples")
+    num_species = _positive_int(num_species, "num_species")
+    num_env_features = _positive_int(num_env_features, "num_env_features", 4)
+    climate_steps = _positive_int(climate_steps, "climate_steps")
+    landsat_steps = _positive_int(landsat_steps, "landsat_steps")
+    image_size = _positive_int(image_size, "image_size", 4)
+    modalities = _check_modalities(modalities)
+    ratio, imbalance_name = _check_imbalance(imbalance)
+    rates = _check_missing(missing, modalities)
+    if not 0.0 <= float(image_species_fraction) <= 1.0:
+        raise ValueError(
+            "`image_species_fraction` must be in [0, 1]; received "
+            f"{image_species_fraction!r}."
+        )
+    low, high = _check_prevalence(prevalence_range)
+
+    species = _species_model(
+        seed, num_species, ratio, image_species_fraction, low, high
+    )
+    rng = np.random.default_rng([seed, _STREAM_LATENTS])
+    z = rng.standard_normal((num_examples, len(LATENTS)))
+    h = rng.standard_normal(num_examples)
+    logits = species["intercept"] + z @ species["env_coef"].T
+    logits = logits + h[:, None] * species["image_coef"][None, :]
+    rng = np.random.default_rng([seed, _STREAM_LABELS])
+    y = (rng.random(logits.shape) < _sigmoid(logits)).astype("float32")
+
+    renderers = {
+        "env": lambda r: _render_env(r, z, num_env_features),
+        "climate": lambda r: _render_climate(r, z, climate_steps),
+        "landsat": lambda r: _render_landsat(r, z, landsat_steps),
+        "image": lambda r: _render_image(r, z, h, image_size),
+    }
+    x, modality_info = {}, {}
+    for name in modalities:
+        rng = np.random.default_rng([seed, _STREAM_MODALITY[name]])
+        values, details = renderers[name](rng)
+        rng = np.random.default_rng([seed, _STREAM_MISSING[name]])
+        values = _apply_missing(rng, name, values, rates[name])
+        x[name] = values.astype("float32")
+        details.update(
+            shape=list(values.shape),
+            missing_rate=rates[name],
+            nan_fraction=float(np.isnan(values).mean()),
+        )
+        modality_info[name] = details
+
+    info = {
+        "seed": int(seed),
+        "num_examples": num_examples,
+        "num_species": num_species,
+        "modalities": modality_info,
+        "dominant_modality": "env" if "env" in modalities else None,
+        "weak_modality": "image" if "image" in modalities else None,
+        "latents": list(LATENTS),
+        "unique_latent": UNIQUE_LATENT,
+        "imbalance": {
+            "name": imbalance_name,
+            "ratio": ratio,
+            "total_effect": TOTAL_EFFECT,
+            "env_scale_image_species": species["env_scale_image"],
+            "image_scale": species["image_scale"],
+            "env_scale_other_species": TOTAL_EFFECT,
+        },
+        "missing": dict(rates),
+        "species": species["records"],
+        "prevalence": [float(v) for v in y.mean(axis=0)],
+    }
+    return x, y, info
+
+
+def _species_model(seed, num_species, ratio, image_fraction, low, high):
+    """Draws the species' effects and calibrates their intercepts."""
+    rng = np.random.default_rng([seed, _STREAM_SPECIES])
+    num_latents = len(LATENTS)
+    directions = np.zeros((num_species, num_latents))
+    for s in range(num_species):
+        drivers = rng.choice(num_latents, size=2, replace=False)
+        weights = rng.normal(size=2)
+        directions[s, drivers] = weights / np.linalg.norm(weights)
+    num_image = int(round(image_fraction * num_species))
+    image_species = np.zeros(num_species, bool)
+    image_species[rng.choice(num_species, size=num_image, replace=False)] = True
+    signs = rng.choice([-1.0, 1.0], size=num_species)
+    target = rng.uniform(low, high, size=num_species)
+
+    env_scale_image = TOTAL_EFFECT * ratio / np.sqrt(1.0 + ratio**2)
+    image_scale = TOTAL_EFFECT / np.sqrt(1.0 + ratio**2)
+    env_scale = np.where(image_species, env_scale_image, TOTAL_EFFECT)
+    env_coef = directions * env_scale[:, None]
+    image_coef = np.where(image_species, signs * image_scale, 0.0)
+
+    # Intercepts: mean sigmoid over a fixed reference sample hits the target
+    # prevalence, so the species model does not depend on num_examples.
+    ref = np.random.default_rng([seed, _STREAM_CALIBRATION])
+    eta = ref.standard_normal((_CALIBRATION_SIZE, num_latents)) @ env_coef.T
+    eta = eta + ref.standard_normal((_CALIBRATION_SIZE, 1)) * image_coef
+    lo = np.full(num_species, -20.0)
+    hi = np.full(num_species, 20.0)
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        too_high = _sigmoid(eta + mid).mean(axis=0) > target
+        hi = np.where(too_high, mid, hi)
+        lo = np.where(too_high, lo, mid)
+    intercept = 0.5 * (lo + hi)
+
+    records = []
+    for s in range(num_species):
+        effects = {
+            name: float(env_coef[s, l])
+            for l, name in enumerate(LATENTS)
+            if env_coef[s, l] != 0.0
+        }
+        drivers = list(effects)
+        if image_coef[s] != 0.0:
+            drivers.append(UNIQUE_LATENT)
+        records.append(
+            {
+                "intercept": float(intercept[s]),
+                "target_prevalence": float(target[s]),
+                "latent_effects": effects,
+                "texture_effect": float(image_coef[s]),
+                "image_driven": bool(image_species[s]),
+                "drivers": drivers,
+            }
+        )
+    return {
+        "intercept": intercept,
+        "env_coef": env_coef,
+        "image_coef": image_coef,
+        "env_scale_image": float(env_scale_image),
+        "image_scale": float(image_scale),
+        "records": records,
+    }
+
+
+def _render_env(rng, z, num_features):
+    latent_index = np.arange(num_features) % len(LATENTS)
+    loadings = rng.uniform(0.7, 1.0, num_features)
+    loadings *= rng.choice([-1.0, 1.0], num_features)
+    values = z[:, latent_index] * loadings
+    values += ENV_NOISE * rng.standard_normal(values.shape)
+    names = []
+    counts = {}
+    for l in latent_index:
+        counts[l] = counts.get(l, 0) + 1
+        names.append(f"{LATENTS[l]}_{counts[l]}")
+    variables = [
+        {"name": n, "latent": LATENTS[l], "loading": float(w)}
+        for n, l, w in zip(names, latent_index, loadings)
+    ]
+    details = {
+        "kind": "tabular",
+        "channels": names,
+        "reveals": list(LATENTS),
+        "unique": False,
+        "variables": variables,
+        "noise_sd": ENV_NOISE,
+    }
+    return values, details
+
+
+def _render_climate(rng, z, steps):
+    n = z.shape[0]
+    month = np.arange(steps) % 12
+    season = -np.cos(2 * np.pi * month / 12.0)  # coldest in January
+    wet = np.sin(2 * np.pi * month / 12.0)
+    temp_latent, temp_w = CLIMATE_LOADINGS["tas"]
+    moist_latent, moist_w = CLIMATE_LOADINGS["pr"]
+    continentality = rng.standard_normal((n, 1))
+    tas_offset = 0.5 * rng.standard_normal((n, 1))
+    pr_offset = 0.6 * rng.standard_normal((n, 1))
+    # AR(1) weather anomalies with stationary sd 0.4.
+    shocks = rng.standard_normal((n, steps))
+    anomaly = np.empty((n, steps))
+    anomaly[:, 0] = shocks[:, 0]
+    for t in range(1, steps):
+        anomaly[:, t] = 0.5 * anomaly[:, t - 1] + np.sqrt(0.75) * shocks[:, t]
+    tas = (
+        temp_w * z[:, [LATENTS.index(temp_latent)]]
+        + tas_offset
+        + (0.9 + 0.25 * continentality) * season
+        + 0.4 * anomaly
+    )
+    tasmax = tas + 0.35 + 0.1 * season + 0.15 * rng.standard_normal((n, steps))
+    tasmin = tas - 0.35 + 0.15 * rng.standard_normal((n, steps))
+    pr = (
+        moist_w * z[:, [LATENTS.index(moist_latent)]]
+        + pr_offset
+        + 0.4 * wet
+        + 0.8 * rng.standard_normal((n, steps))
+    )
+    values = np.stack([pr, tas, tasmax, tasmin], axis=-1)
+    details = {
+        "kind": "time_series",
+        "channels": list(CLIMATE_CHANNELS),
+        "time_unit": "month",
+        "reveals": [temp_latent, moist_latent],
+        "unique": False,
+        "channel_loadings": {
+            "pr": {moist_latent: moist_w},
+            "tas": {temp_latent: temp_w},
+            "tasmax": {temp_latent: temp_w},
+            "tasmin": {temp_latent: temp_w},
+        },
+    }
+    return values, details
+
+
+def _render_landsat(rng, z, steps):
+    n = z.shape[0]
+    quarter = np.arange(steps) % 4
+    season = np.sin(2 * np.pi * (quarter + 0.5) / 4.0)  # green in Q2-Q3
+    moisture = z[:, [LATENTS.index("moisture")]]
+    land_use = z[:, [LATENTS.index("land_use")]]
+    vigour = sum(
+        w * z[:, [LATENTS.index(name)]] for name, w in LANDSAT_VIGOUR.items()
+    )
+    vigour = vigour + 0.6 * rng.standard_normal((n, 1))
+    wetness = moisture + 0.6 * rng.standard_normal((n, 1))
+
+    def noise():
+        return 0.5 * rng.standard_normal((n, steps))
+
+    red = -0.5 * vigour - 0.3 * season + noise()
+    green = 0.2 * vigour + 0.1 * season + noise()
+    blue = -0.3 * vigour + noise()
+    nir = 0.7 * vigour + (0.5 + 0.2 * vigour) * season + noise()
+    swir1 = -0.6 * wetness + noise()
+    swir2 = -0.4 * wetness + 0.4 * land_use + noise()
+    values = np.stack([red, green, blue, nir, swir1, swir2], axis=-1)
+    details = {
+        "kind": "time_series",
+        "channels": list(LANDSAT_CHANNELS),
+        "time_unit": "quarter",
+        "reveals": ["moisture", "land_use"],
+        "unique": False,
+        "vigour_loadings": dict(LANDSAT_VIGOUR),
+        "channel_loadings": {
+            "red": {k: -0.5 * w for k, w in LANDSAT_VIGOUR.items()},
+            "green": {k: 0.2 * w for k, w in LANDSAT_VIGOUR.items()},
+            "blue": {k: -0.3 * w for k, w in LANDSAT_VIGOUR.items()},
+            "nir": {k: 0.7 * w for k, w in LANDSAT_VIGOUR.items()},
+            "swir1": {"moisture": -0.6},
+            "swir2": {"moisture": -0.4, "land_use": 0.4},
+        },
+    }
+    return values, details
+
+
+def _render_image(rng, z, h, size):
+    n = z.shape[0]
+    land_use = z[:, LATENTS.index("land_use")]
+    colour = 0.5 * land_use + 0.8 * rng.standard_normal(n)
+    means = colour[:, None] * np.asarray(IMAGE_COLOUR)[None, :]
+
+    theta = rng.uniform(0.0, np.pi, n)
+    phase = rng.uniform(0.0, 2 * np.pi, n)
+    freq = rng.uniform(0.18, 0.32, n)
+    rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    coord = (
+        np.cos(theta)[:, None, None] * cols[None]
+        + np.sin(theta)[:, None, None] * rows[None]
+    )
+    grating = np.sin(2 * np.pi * freq[:, None, None] * coord + phase[:, None, None])
+    contrast = 0.15 + 0.85 * _sigmoid(1.7 * h)
+    texture = (contrast[:, None, None] * grating)[..., None]
+    texture = texture * np.asarray(IMAGE_TEXTURE_GAIN)
+
+    clutter = _smooth_field(rng, n, size) * IMAGE_CLUTTER
+    values = means[:, None, None, :] + texture + clutter[..., None]
+    values += IMAGE_PIXEL_NOISE * rng.standard_normal(values.shape)
+    details = {
+        "kind": "image",
+        "channels": list(IMAGE_CHANNELS),
+        "reveals": ["land_use", UNIQUE_LATENT],
+        "unique": True,
+        "unique_latent": UNIQUE_LATENT,
+        "colour_loadings": dict(zip(IMAGE_CHANNELS, IMAGE_COLOUR)),
+        "colour_land_use_weight": 0.5,
+        "colour_noise_sd": 0.8,
+        "texture": {
+            "pattern": "sinusoidal grating, random orientation and phase",
+            "frequency_range": [0.18, 0.32],
+            "contrast": "0.15 + 0.85 * sigmoid(1.7 * habitat_texture)",
+            "channel_gain": dict(zip(IMAGE_CHANNELS, IMAGE_TEXTURE_GAIN)),
+        },
+        "clutter_sd": IMAGE_CLUTTER,
+        "pixel_noise_sd": IMAGE_PIXEL_NOISE,
+    }
+    return values, details
+
+
+def _smooth_field(rng, n, size):
+    """Unit-variance low-frequency random field of shape (n, size, size)."""
+    coarse = max(2, size // 4)
+    field = rng.standard_normal((n, coarse, coarse))
+    field = ndimage.zoom(field, (1, size / coarse, size / coarse), order=1)
+    field = field[:, :size, :size]
+    return field / field.std(axis=(1, 2), keepdims=True).clip(1e-6)
+
+
+def _apply_missing(rng, name, values, rate):
+    """Writes NaN at an expected fraction `rate` of the entries."""
+    if rate <= 0.0:
+        return values
+    values = values.copy()
+    n = values.shape[0]
+    absent_rate = rate / 2.0
+    partial_rate = (rate - absent_rate) / (1.0 - absent_rate)
+    absent = rng.random(n) < absent_rate
+    if name == "env":
+        holes = rng.random(values.shape) < partial_rate
+    elif name in ("climate", "landsat"):
+        holes = rng.random(values.shape[:2]) < partial_rate
+        holes = np.broadcast_to(holes[..., None], values.shape)
+    else:
+        # A fraction of the images is partly cloudy; in those, a blob of a
+        # jittered area fraction (mean `cover`) is missing.
+        size = values.shape[1]
+        cloudy_rate = min(1.0, partial_rate / 0.3)
+        cover = partial_rate / cloudy_rate
+        cloudy = rng.random(n) < cloudy_rate
+        fraction = np.clip(cover * rng.uniform(0.5, 1.5, n), 0.0, 1.0)
+        field = _smooth_field(rng, n, size).reshape(n, -1)
+        field += 1e-6 * rng.standard_normal(field.shape)  # break ties
+        order = np.sort(field, axis=1)
+        k = np.clip(np.round((1.0 - fraction) * size * size), 0, size * size)
+        k = k.astype(int)
+        threshold = np.where(
+            k < size * size,
+            np.take_along_axis(order, np.minimum(k, size * size - 1)[:, None], 1)[:, 0],
+            np.inf,
+        )
+        blob = field >= threshold[:, None]
+        holes = (blob & cloudy[:, None]).reshape(n, size, size)
+        holes = np.broadcast_to(holes[..., None], values.shape)
+    values[holes] = np.nan
+    values[absent] = np.nan
+    return values
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _positive_int(value, name, minimum=1):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < minimum
+    ):
+        raise ValueError(
+            f"`{name}` must be an integer >= {minimum}; received {value!r}."
+        )
+    return int(value)
+
+
+def _check_modalities(modalities):
+    if isinstance(modalities, str):
+        modalities = (modalities,)
+    modalities = tuple(modalities)
+    unknown = [m for m in modalities if m not in MODALITIES]
+    if unknown:
+        raise ValueError(
+            f"Unknown modality name(s) {unknown}. Expected a subset of "
+            f"{list(MODALITIES)}."
+        )
+    if not modalities:
+        raise ValueError(
+            f"`modalities` is empty. Expected a subset of {list(MODALITIES)}."
+        )
+    if len(set(modalities)) != len(modalities):
+        raise ValueError(f"`modalities` has duplicates: {list(modalities)}.")
+    return modalities
+
+
+def _check_imbalance(imbalance):
+    if isinstance(imbalance, str):
+        if imbalance not in IMBALANCE_PRESETS:
+            raise ValueError(
+                f"Unknown imbalance '{imbalance}'. Expected one of "
+                f"{sorted(IMBALANCE_PRESETS)} or a positive float (the ratio "
+                "of the env to the image effect scale)."
+            )
+        return IMBALANCE_PRESETS[imbalance], imbalance
+    if (
+        isinstance(imbalance, numbers.Real)
+        and not isinstance(imbalance, bool)
+        and np.isfinite(imbalance)
+        and imbalance > 0
+    ):
+        return float(imbalance), "custom"
+    raise ValueError(
+        f"Invalid imbalance {imbalance!r}. Expected 'strong', 'mild' or a "
+        "positive finite float (the ratio of the env to the image effect "
+        "scale)."
+    )
+
+
+def _check_missing(missing, modalities):
+    if missing is None:
+        rates = {m: DEFAULT_MISSING[m] for m in modalities}
+    elif isinstance(missing, numbers.Real) and not isinstance(missing, bool):
+        rates = {m: float(missing) for m in modalities}
+    elif isinstance(missing, dict):
+        unknown = [m for m in missing if m not in MODALITIES]
+        if unknown:
+            raise ValueError(
+                f"`missing` has unknown modality name(s) {unknown}. Expected "
+                f"keys among {list(MODALITIES)}."
+            )
+        rates = {m: float(missing.get(m, 0.0)) for m in modalities}
+    else:
+        raise ValueError(
+            "`missing` must be None, a float rate or a dict {modality: "
+            f"rate}}; received {missing!r}."
+        )
+    for m, r in rates.items():
+        if not 0.0 <= r < 1.0:
+            raise ValueError(
+                f"Missing rate for '{m}' must be in [0, 1); received {r!r}."
+            )
+    return rates
+
+
+def _check_prevalence(prevalence_range):
+    try:
+        low, high = (float(v) for v in prevalence_range)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "`prevalence_range` must be a pair (low, high); received "
+            f"{prevalence_range!r}."
+        ) from None
+    if not 0.0 < low <= high < 1.0:
+        raise ValueError(
+            "`prevalence_range` must satisfy 0 < low <= high < 1; received "
+            f"{prevalence_range!r}."
+        )
+    return low, high

@@ -1,0 +1,204 @@
+"""MIAM: a mixture of product Beta distributions driven by modality dynamics."""
+
+import itertools
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_miam.strategies.base import MaskingStrategy, as_seed, check_positive
+
+# Corners are enumerated for `log_prob` (2^M of them) and encoded as integers
+# for sampling; both stay cheap well beyond the modality counts of practice.
+MAX_MODALITIES = 20
+
+
+def corner_weights(num_modalities, single_token=False):
+    """Mixture weights of the all-zeros, all-ones and every other corner.
+
+    Returns:
+        (w_zeros, w_ones, w_other): w_other is the weight of EACH of the
+        2^M - 2 mixed corners. Sums to one. With `single_token` the all-ones
+        corner (which would mask every token) is merged into the all-zeros
+        corner.
+    """
+    m = int(num_modalities)
+    n_other = 2**m - 2
+    w_zeros, w_ones = 0.25, 0.25
+    w_other = 1.0 / (2.0 * n_other) if n_other > 0 else 0.0
+    if single_token:
+        w_zeros, w_ones = w_zeros + w_ones, 0.0
+    total = w_zeros + w_ones + n_other * w_other
+    return w_zeros / total, w_ones / total, w_other / total
+
+
+@keras.saving.register_keras_serializable(package="keras_miam")
+class MIAM(MaskingStrategy):
+    """Modality Imbalance-Aware Masking: MixProdBeta with dynamic ratios r_m.
+
+    p ~ sum_c w_c prod_m f(p_m | c_m) over the corners c of {0, 1}^M, with
+
+        f(p_m | c_m = 0) = Beta(p_m; 1, kappa * r_m^(-lambda))
+        f(p_m | c_m = 1) = Beta(p_m; kappa * r_m^(+lambda), 1)
+        w_c = 1/4 for the all-zeros and all-ones corners,
+              1 / (2 (2^M - 2)) for every other corner,
+        r_m = rho_s,m / rho_d,m,
+        rho_s,m = s_m / geomean(s),  rho_d,m = d_m / geomean(d),
+
+    where s_m is the unimodal validation score of modality m and d_m the
+    absolute rate of change of s_m (both kept by `MIAMMasking`, fed by the
+    `ModalityDynamics` callback). A dominant modality (high score, low
+    derivative: r_m > 1) is masked more. Before any scores exist r_m = 1,
+    i.e. the Beta hypercube. When every modality is a single token, the
+    all-ones corner (everything masked) is merged into the all-zeros one.
+
+    Sampling is exact and cheap: Beta(a, 1) = U^(1/a) and
+    Beta(1, b) = 1 - U^(1/b) for U ~ U(0, 1).
+
+    Guards: s and d are clipped below at `epsilon` before normalisation, so
+    r stays finite and positive; r is then clipped to
+    [1 / max_ratio, max_ratio].
+
+    Args:
+        kappa: Beta sharpness, > 0. Defaults to 10.
+        lambda_: exponent of r_m, >= 0 (0 gives the Beta hypercube).
+            Defaults to 1.
+        epsilon: lower bound applied to scores and derivatives.
+        max_ratio: bound on r_m and 1 / r_m.
+
+    Example:
+
+    >>> strategy = MIAM(kappa=10.0, lambda_=1.0)
+    >>> state = dynamics_state(3, scores=[0.9, 0.6, 0.6],
+    ...                        derivatives=[0.01, 0.05, 0.05])
+    >>> p = strategy.sample(10000, 3, seed=0, state=state)
+    >>> # the dominant first modality is masked more often:
+    >>> m = keras.ops.convert_to_numpy(keras.ops.mean(p, axis=0))
+    >>> bool(m[0] > m[1])
+    True
+
+    Reference:
+        Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
+        Multimodal Ecological Applications", ICLR 2026.
+    """
+
+    name = "miam"
+    dynamic = True
+
+    def __init__(self, kappa=10.0, lambda_=1.0, epsilon=1e-6, max_ratio=1e3):
+        self.kappa = check_positive(kappa, "kappa")
+        lambda_ = float(lambda_)
+        if not (lambda_ >= 0.0 and np.isfinite(lambda_)):
+            raise ValueError(
+                f"`lambda_` must be a finite number >= 0; received {lambda_}."
+            )
+        self.lambda_ = lambda_
+        self.epsilon = check_positive(epsilon, "epsilon")
+        self.max_ratio = check_positive(max_ratio, "max_ratio")
+        if self.max_ratio < 1.0:
+            raise ValueError(f"`max_ratio` must be >= 1; received {max_ratio}.")
+
+    # -- the dynamics ------------------------------------------------------
+    def ratios(self, num_modalities, state=None):
+        """r_m, shape (M,): ones before any scores exist."""
+        ones = ops.ones((num_modalities,), "float32")
+        if state is None:
+            return ones
+        s = ops.maximum(ops.cast(state["scores"], "float32"), self.epsilon)
+        d = ops.maximum(ops.cast(state["derivatives"], "float32"), self.epsilon)
+        log_r = (ops.log(s) - ops.mean(ops.log(s))) - (
+            ops.log(d) - ops.mean(ops.log(d))
+        )
+        log_r = ops.clip(log_r, -np.log(self.max_ratio), np.log(self.max_ratio))
+        return ops.where(state["ready"] > 0.5, ops.exp(log_r), ones)
+
+    def beta_parameters(self, num_modalities, state=None):
+        """(a, b), each (M,): Beta(a, 1) near corner 1, Beta(1, b) near 0."""
+        log_r = ops.log(self.ratios(num_modalities, state))
+        a = self.kappa * ops.exp(self.lambda_ * log_r)
+        b = self.kappa * ops.exp(-self.lambda_ * log_r)
+        return a, b
+
+    # -- the distribution --------------------------------------------------
+    def _check_m(self, num_modalities):
+        if not 1 <= int(num_modalities) <= MAX_MODALITIES:
+            raise ValueError(
+                f"MixProdBeta supports 1 to {MAX_MODALITIES} modalities; "
+                f"received num_modalities={num_modalities}."
+            )
+
+    def sample_corners(self, batch_size, num_modalities, seed, single_token):
+        """Corners c in {0, 1}^M drawn with the weights w_c, float32 (B, M)."""
+        m = int(num_modalities)
+        w_zeros, w_ones, _ = corner_weights(m, single_token)
+        kind = keras.random.uniform((batch_size, 1), seed=seed)
+        if m > 1:
+            # A mixed corner, uniformly: an integer in [1, 2^M - 2] read as bits.
+            k = keras.random.randint(
+                (batch_size, 1), 1, 2**m - 1, dtype="int32", seed=seed
+            )
+            powers = ops.convert_to_tensor(2 ** np.arange(m), dtype="int32")
+            mixed = ops.cast(ops.mod(ops.floor_divide(k, powers), 2), "float32")
+        else:
+            mixed = ops.zeros((batch_size, 1), "float32")
+        zeros = ops.zeros_like(mixed)
+        return ops.where(
+            kind < w_zeros,
+            zeros,
+            ops.where(kind < w_zeros + w_ones, zeros + 1.0, mixed),
+        )
+
+    def sample(self, batch_size, num_modalities, seed=None, state=None,
+               single_token=False):
+        self._check_m(num_modalities)
+        seed = as_seed(seed)
+        corners = self.sample_corners(
+            batch_size, num_modalities, seed, single_token
+        )
+        a, b = self.beta_parameters(num_modalities, state)
+        u = keras.random.uniform(
+            (batch_size, num_modalities), minval=1e-12, maxval=1.0, seed=seed
+        )
+        log_u = ops.log(u)
+        near_one = ops.exp(log_u / a)  # Beta(a, 1)
+        near_zero = -ops.expm1(log_u / b)  # Beta(1, b)
+        p = ops.where(corners > 0.5, near_one, near_zero)
+        return ops.clip(p, 0.0, 1.0)
+
+    def log_prob(self, p, state=None, single_token=False):
+        p = ops.convert_to_tensor(p, "float32")
+        m = int(p.shape[-1])
+        self._check_m(m)
+        a, b = self.beta_parameters(m, state)
+        inside = ops.all(ops.logical_and(p >= 0.0, p <= 1.0), axis=-1)
+        q = ops.clip(p, 1e-12, 1.0 - 1e-7)
+        log_f1 = ops.log(a) + (a - 1.0) * ops.log(q)  # Beta(a, 1)
+        log_f0 = ops.log(b) + (b - 1.0) * ops.log1p(-q)  # Beta(1, b)
+        corners = np.array(list(itertools.product([0, 1], repeat=m)), "float32")
+        w_zeros, w_ones, w_other = corner_weights(m, single_token)
+        weights = np.full(len(corners), w_other, "float64")
+        weights[0], weights[-1] = w_zeros, w_ones
+        with np.errstate(divide="ignore"):
+            log_w = np.log(weights).astype("float32")
+        per_corner = (
+            ops.matmul(log_f1, corners.T)
+            + ops.matmul(log_f0, (1.0 - corners).T)
+            + log_w
+        )
+        value = ops.logsumexp(per_corner, axis=-1)
+        return ops.where(inside, value, float("-inf"))
+
+    def mean(self, num_modalities, state=None, single_token=False):
+        m = int(num_modalities)
+        w_zeros, w_ones, w_other = corner_weights(m, single_token)
+        p_one = w_ones + w_other * (2 ** (m - 1) - 1)
+        a, b = self.beta_parameters(m, state)
+        return p_one * a / (a + 1.0) + (1.0 - p_one) / (1.0 + b)
+
+    def get_config(self):
+        return {
+            "kappa": self.kappa,
+            "lambda_": self.lambda_,
+            "epsilon": self.epsilon,
+            "max_ratio": self.max_ratio,
+        }
