@@ -158,7 +158,10 @@ class MIAMMasking(keras.layers.Layer):
                     f"{self.modalities}; missing: {missing}, unexpected: {extra}."
                 )
             return [structure[m] for m in self.modalities]
-        if isinstance(structure, (list, tuple)):
+        is_shape = isinstance(structure, tuple) and all(
+            d is None or isinstance(d, int) for d in structure
+        )
+        if isinstance(structure, (list, tuple)) and not is_shape:
             if len(structure) != self.num_modalities:
                 raise ValueError(
                     f"MIAMMasking expected {self.num_modalities} {what} (one per "
