@@ -14,7 +14,7 @@ from keras_miam.layers.miam_masking import MIAMMasking
 from keras_miam.version import __version__
 
 _SUBMODULES = (
-    "callbacks", "datasets", "evaluation", "explain", "layers", "models",
+    "callbacks", "datasets", "evaluation", "experiments", "explain", "layers", "models",
     "plotting", "tokenizers",
 )
 

@@ -414,7 +414,9 @@ def _render_image(rng, z, h, size):
         np.cos(theta)[:, None, None] * cols[None]
         + np.sin(theta)[:, None, None] * rows[None]
     )
-    grating = np.sin(2 * np.pi * freq[:, None, None] * coord + phase[:, None, None])
+    grating = np.sin(
+        2 * np.pi * freq[:, None, None] * coord + phase[:, None, None]
+    )
     contrast = 0.15 + 0.85 * _sigmoid(1.7 * h)
     texture = (contrast[:, None, None] * grating)[..., None]
     texture = texture * np.asarray(IMAGE_TEXTURE_GAIN)
@@ -481,7 +483,9 @@ def _apply_missing(rng, name, values, rate):
         k = k.astype(int)
         threshold = np.where(
             k < size * size,
-            np.take_along_axis(order, np.minimum(k, size * size - 1)[:, None], 1)[:, 0],
+            np.take_along_axis(
+                order, np.minimum(k, size * size - 1)[:, None], 1
+            )[:, 0],
             np.inf,
         )
         blob = field >= threshold[:, None]

@@ -1,0 +1,26 @@
+"""Datasets: a synthetic multimodal testbed, GeoPlant and TaxaBench loaders.
+
+- `make_synthetic_ecology`: seeded presence/absence data with GeoPlant's
+  modality kinds (tabular, monthly and quarterly series, image patches), one
+  dominant and one weak-but-unique modality, and realistic NaN missingness.
+- `split_dataset`: seeded train/validation/test split of array datasets.
+- `load_geoplant`: the GeoPlant / GeoLifeCLEF 2024-2025 presence-absence
+  release, streamed as a `keras.utils.PyDataset` (`GeoPlantDataset`).
+- `load_taxabench`: TaxaBench-8k style per-modality embeddings and labels.
+"""
+
+from keras_miam.datasets.geoplant import load_geoplant
+from keras_miam.datasets.geoplant_dataset import GeoPlantDataset
+from keras_miam.datasets.geoplant_layout import GeoPlantLayout
+from keras_miam.datasets.split_dataset import split_dataset
+from keras_miam.datasets.synthetic_ecology import make_synthetic_ecology
+from keras_miam.datasets.taxabench import load_taxabench
+
+__all__ = [
+    "GeoPlantDataset",
+    "GeoPlantLayout",
+    "load_geoplant",
+    "load_taxabench",
+    "make_synthetic_ecology",
+    "split_dataset",
+]
