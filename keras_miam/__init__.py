@@ -15,7 +15,7 @@ from keras_miam.version import __version__
 
 _SUBMODULES = (
     "callbacks", "datasets", "evaluation", "experiments", "explain", "layers", "models",
-    "plotting", "tokenizers",
+    "plotting", "tokenizers", "utils",
 )
 
 

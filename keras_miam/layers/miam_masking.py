@@ -369,7 +369,7 @@ class MIAMMasking(keras.layers.Layer):
             )
         return values.astype("float32")
 
-    def update_dynamics(self, scores, derivatives):
+    def update_dynamics(self, scores, derivatives, ready=True):
         """Stores new unimodal scores s_m and derivatives d_m (length M).
 
         Called between train steps (by `ModalityDynamics`, or by you). Under
@@ -380,6 +380,9 @@ class MIAMMasking(keras.layers.Layer):
         Args:
             scores: the unimodal validation scores, >= 0, higher = better.
             derivatives: |d s_m / d epoch|, >= 0.
+            ready: whether the strategy may use the state now (False keeps
+                MIAM at r_m = 1 and OPM idle, e.g. during a warm-up, while
+                the scores still enter the history).
         """
         self._check_built("update_dynamics()")
         scores = self._check_vector(scores, "scores")
@@ -390,7 +393,7 @@ class MIAMMasking(keras.layers.Layer):
         self.derivatives.assign(derivatives)
         self.score_history.assign(history)
         self.num_updates.assign(float(keras.ops.convert_to_numpy(self.num_updates)) + 1)
-        self.dynamics_ready.assign(1.0)
+        self.dynamics_ready.assign(1.0 if ready else 0.0)
 
     def reset_dynamics(self):
         """Forgets all scores: MIAM falls back to r_m = 1 (Beta hypercube)."""
