@@ -1,0 +1,380 @@
+"""evaluate_subsets on models whose output is a known function of the tokens."""
+
+import itertools
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from keras import ops
+
+from keras_miam import MIAMMasking
+from keras_miam.evaluation import evaluate_selections
+from keras_miam.evaluation import evaluate_subsets
+from keras_miam.evaluation import macro_auc
+
+COUNTS = {"a": 2, "b": 3, "c": 1}
+
+
+def build_model(readout, counts=COUNTS, dim=2, max_views=64):
+    """Inputs -> MIAMMasking -> readout(tokens, keep, layer), on keras.ops."""
+    inputs = {m: keras.Input((t, dim), name=m) for m, t in counts.items()}
+    layer = MIAMMasking(list(counts), strategy="uniform", max_views=max_views)
+    tokens, keep = layer(inputs)
+    outputs = keras.layers.Lambda(lambda args: readout(*args, layer))(
+        (tokens, keep)
+    )
+    return keras.Model(inputs, outputs), layer
+
+
+def shown(keep, layer, modality):
+    """1.0 where any token of `modality` is visible, per example."""
+    start, stop = layer.token_slices[modality]
+    return ops.max(ops.cast(keep[:, start:stop], "float32"), axis=1)
+
+
+def token_sum(tokens, keep, layer, outputs=1):
+    """Sum of the first feature of the visible tokens, repeated per output."""
+    total = ops.sum(
+        ops.cast(keep, "float32") * tokens[:, :, 0], axis=1, keepdims=True
+    )
+    return ops.repeat(total, outputs, axis=1)
+
+
+def random_inputs(rng, n, counts=COUNTS, dim=2):
+    return {
+        m: rng.normal(size=(n, t, dim)).astype("float32")
+        for m, t in counts.items()
+    }
+
+
+def mean_prediction(y_true, y_pred):
+    return np.mean(y_pred)
+
+
+def subset_rows(frame):
+    return frame[frame["kind"] == "subset"]
+
+
+def by_hand(model, layer, x, y, selection, metric):
+    """The metric with `selection` visible: set_visible + predict."""
+    layer.set_visible(selection)
+    try:
+        return metric(y, model.predict(x, verbose=0, batch_size=16))
+    finally:
+        layer.reset_visible()
+
+
+def test_every_subset_of_an_additive_model(rng):
+    coefs = {"a": 1.0, "b": 2.0, "c": 4.0}
+    model, layer = build_model(
+        lambda t, k, layer: ops.expand_dims(
+            sum(c * shown(k, layer, m) for m, c in coefs.items()), 1
+        )
+    )
+    x = random_inputs(rng, 20)
+    frame = evaluate_subsets(
+        model, (x, np.zeros((20, 1))), metric=mean_prediction, verbose=0
+    )
+    rows = subset_rows(frame)
+    assert len(rows) == 7
+    for label, row in rows.iterrows():
+        members = label.split(" + ")
+        assert row["mean_prediction"] == pytest.approx(
+            sum(coefs[m] for m in members)
+        )
+        assert row["size"] == len(members)
+        assert [row[m] for m in "abc"] == [m in members for m in "abc"]
+    means = frame[frame["kind"] == "mean"]
+    assert list(means.index) == [
+        "mean (size 1)",
+        "mean (size 2)",
+        "mean (size 3)",
+        "mean (all subsets)",
+    ]
+    assert means["mean_prediction"].tolist() == pytest.approx(
+        [7 / 3, 14 / 3, 7, 4]
+    )
+    assert means[["a", "b", "c"]].isna().all().all()
+    assert frame.attrs["metric"] == "mean_prediction"
+
+
+def test_agrees_with_set_visible_and_predict(rng):
+    model, layer = build_model(token_sum)
+    x, y = random_inputs(rng, 30), rng.normal(size=(30, 1))
+    subsets = [
+        "a",
+        ["b", "c"],
+        ("a", "b", "c"),
+        {"b": [0, 2]},
+        ("first a token and c", {"a": [0], "c": True}),
+        {"a": np.array([False, True]), "b": False},
+    ]
+
+    def mse(y_true, y_pred):
+        return np.mean((y_true - y_pred) ** 2)
+
+    frame = subset_rows(
+        evaluate_subsets(
+            model,
+            (x, y),
+            metric=mse,
+            subsets=subsets,
+            batch_size=8,
+            views_per_pass=4,
+            verbose=0,
+        )
+    )
+    assert list(frame.index) == [
+        "a",
+        "b + c",
+        "a + b + c",
+        "b[2/3]",
+        "first a token and c",
+        "a[1/2]",
+    ]
+    for selection, value in zip(subsets, frame["mse"]):
+        if isinstance(selection, tuple) and isinstance(selection[1], dict):
+            selection = selection[1]
+        if isinstance(selection, tuple):
+            selection = list(selection)
+        assert value == pytest.approx(
+            by_hand(model, layer, x, y, selection, mse), rel=1e-5
+        )
+    # Partial selections: modality columns are the fraction of visible tokens.
+    assert frame.loc["b[2/3]", "b"] == pytest.approx(2 / 3)
+    assert frame.loc["first a token and c", ["a", "c"]].tolist() == [0.5, 1.0]
+
+
+def test_default_metric_is_macro_auc_on_a_designed_case(rng):
+    # Tokens of a carry the label, those of c its opposite, b a constant:
+    # AUC = 1 with a visible, else 0 with c visible, else 0.5 (ties).
+    n = 40
+    labels = rng.permutation(np.repeat([0.0, 1.0], n // 2))
+    x = {
+        "a": np.repeat(labels[:, None, None], 2, axis=1) * np.ones((1, 1, 2)),
+        "b": np.full((n, 3, 2), 0.5),
+        "c": (1.0 - labels)[:, None, None] * np.ones((1, 1, 2)),
+    }
+    x = {m: v.astype("float32") for m, v in x.items()}
+    # A second output with a single class in the split is left out.
+    y = np.stack([labels, np.zeros(n)], axis=1)
+    model, _ = build_model(
+        lambda t, k, layer: token_sum(t, k, layer, outputs=2)
+    )
+    frame = subset_rows(evaluate_subsets(model, (x, y), verbose=0))
+    expected = {
+        "a": 1.0,
+        "b": 0.5,
+        "c": 0.0,
+        "a + b": 1.0,
+        "a + c": 1.0,
+        "b + c": 0.0,
+        "a + b + c": 1.0,
+    }
+    assert frame["auc"].to_dict() == pytest.approx(expected)
+
+
+def test_default_metric_is_accuracy_for_class_ids(rng):
+    def class_scores(tokens, keep, layer):
+        # Scores of 3 classes from the visible tokens of a and b.
+        visible = ops.cast(keep, "float32")[:, :, None] * tokens
+        return ops.concatenate(
+            [
+                ops.sum(visible[:, 0:2], 1)[:, :1],
+                ops.sum(visible[:, 2:5], 1),
+            ],
+            axis=1,
+        )
+
+    model, layer = build_model(class_scores)
+    x, y = random_inputs(rng, 50), rng.integers(0, 3, size=50)
+    frame = subset_rows(
+        evaluate_subsets(model, (x, y), subsets=["a", ["a", "b"]], verbose=0)
+    )
+
+    def top1(y_true, y_pred):
+        return np.mean(np.argmax(y_pred, axis=1) == y_true)
+
+    assert frame.attrs["metric"] == "accuracy"
+    for selection, value in zip(["a", ["a", "b"]], frame["accuracy"]):
+        assert value == pytest.approx(
+            by_hand(model, layer, x, y, selection, top1)
+        )
+
+
+def test_keras_metric_is_streamed_per_subset(rng):
+    model, layer = build_model(token_sum)
+    x, y = random_inputs(rng, 25), rng.normal(size=(25, 1))
+    frame = subset_rows(
+        evaluate_subsets(
+            model,
+            (x, y),
+            metric=keras.metrics.MeanAbsoluteError(),
+            batch_size=10,
+            verbose=0,
+        )
+    )
+    for label, value in frame["mean_absolute_error"].items():
+        expected = by_hand(
+            model,
+            layer,
+            x,
+            y,
+            label.split(" + "),
+            lambda t, p: np.mean(np.abs(t - p)),
+        )
+        assert value == pytest.approx(expected, rel=1e-5)
+
+
+def test_batching_does_not_change_values_and_visibility_is_restored(rng):
+    model, layer = build_model(token_sum, max_views=8)
+    x, y = random_inputs(rng, 23), rng.normal(size=(23, 1))
+    layer.set_visible(["b"])
+    before = ops.convert_to_numpy(layer.view_patterns).copy()
+    runs = [
+        evaluate_subsets(
+            model,
+            (x, y),
+            metric="mse",
+            batch_size=b,
+            views_per_pass=v,
+            verbose=0,
+        )["mse"].to_numpy()
+        for b, v in [(64, 8), (8, 3), (12, 1)]
+    ]
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-5)
+    np.testing.assert_allclose(runs[2], runs[0], rtol=1e-5)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(layer.view_patterns), before
+    )
+    assert float(ops.convert_to_numpy(layer.num_views)) == 1.0
+    with pytest.raises(ValueError, match="views_per_pass"):
+        evaluate_subsets(
+            model, (x, y), metric="mse", views_per_pass=9, verbose=0
+        )
+
+
+def test_visibility_is_restored_after_an_error(rng):
+    model, layer = build_model(token_sum)
+    x, y = random_inputs(rng, 10), rng.normal(size=(10, 1))
+
+    def broken(y_true, y_pred):
+        raise RuntimeError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        evaluate_subsets(model, (x, y), metric=broken, verbose=0)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(layer.view_patterns), 1.0
+    )
+    assert float(ops.convert_to_numpy(layer.num_views)) == 1.0
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    def __init__(self, x, y, batch_size):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return -(-len(self.y) // self.batch_size)
+
+    def __getitem__(self, i):
+        part = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return {m: v[part] for m, v in self.x.items()}, self.y[part]
+
+
+def test_datasets_give_the_values_of_arrays(rng):
+    model, _ = build_model(token_sum)
+    x, y = random_inputs(rng, 21), rng.normal(size=(21, 1)).astype("float32")
+    expected = evaluate_subsets(model, (x, y), metric="mae", verbose=0)["mae"]
+    from_pydataset = evaluate_subsets(
+        model, ArrayBatches(x, y, 6), metric="mae", verbose=0
+    )["mae"]
+    np.testing.assert_allclose(from_pydataset, expected, rtol=1e-5)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="importing TensorFlow under another backend costs ~10 s",
+)
+def test_tf_data_gives_the_values_of_arrays(rng):
+    import tensorflow as tf
+
+    model, _ = build_model(token_sum)
+    x, y = random_inputs(rng, 21), rng.normal(size=(21, 1)).astype("float32")
+    expected = evaluate_subsets(model, (x, y), metric="mae", verbose=0)["mae"]
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    from_tf = evaluate_subsets(model, dataset, metric="mae", verbose=0)["mae"]
+    np.testing.assert_allclose(from_tf, expected, rtol=1e-5)
+
+
+def test_evaluate_selections_can_hide_everything(rng):
+    model, _ = build_model(token_sum)
+    x = random_inputs(rng, 6)
+    nothing = {"a": False, "b": False, "c": False}
+    values, name = evaluate_selections(
+        model,
+        (x, np.zeros(6)),
+        [nothing, ["a", "b", "c"]],
+        metric=mean_prediction,
+        verbose=0,
+    )
+    expected = np.mean(sum(x[m][:, :, 0].sum(1) for m in "abc"))
+    assert values.tolist() == pytest.approx([0.0, expected], rel=1e-5)
+    assert name == "mean_prediction"
+
+
+def test_macro_auc_matches_pairwise_counting(rng):
+    y = rng.integers(0, 2, size=(30, 3))
+    y[:, 2] = 1  # single class: ignored
+    scores = np.round(rng.normal(size=(30, 3)), 1)  # with ties
+    expected = []
+    for k in range(2):
+        pos, neg = scores[y[:, k] == 1, k], scores[y[:, k] == 0, k]
+        pairs = [
+            (p > q) + 0.5 * (p == q) for p, q in itertools.product(pos, neg)
+        ]
+        expected.append(np.mean(pairs))
+    assert macro_auc(y, scores) == pytest.approx(np.mean(expected))
+
+
+def test_bad_inputs_raise_clear_errors(rng):
+    model, _ = build_model(
+        lambda t, k, layer: token_sum(t, k, layer, outputs=3)
+    )
+    x = random_inputs(rng, 12)
+    multi_hot = rng.integers(0, 2, size=(12, 3))
+    multi_hot[:2] = 1
+    class_ids = rng.integers(0, 3, size=12)
+    with pytest.raises(ValueError, match="Unknown modality 'image'"):
+        evaluate_subsets(
+            model, (x, multi_hot), subsets=["a", "image"], verbose=0
+        )
+    with pytest.raises(ValueError, match="`subsets` is empty"):
+        evaluate_subsets(model, (x, multi_hot), subsets=[], verbose=0)
+    with pytest.raises(ValueError, match="Empty selection"):
+        evaluate_subsets(model, (x, multi_hot), subsets=["a", []], verbose=0)
+    with pytest.raises(ValueError, match="multi-label"):
+        evaluate_subsets(model, (x, multi_hot), metric="accuracy", verbose=0)
+    with pytest.raises(ValueError, match="class ids"):
+        evaluate_subsets(model, (x, class_ids), metric="auc", verbose=0)
+    with pytest.raises(ValueError, match="default metric"):
+        evaluate_subsets(model, (x, rng.normal(size=(12, 3))), verbose=0)
+    with pytest.raises(ValueError, match="labels"):
+        evaluate_subsets(model, x, verbose=0)
+    with pytest.raises(ValueError, match="labels"):
+        evaluate_subsets(model, (x, None), verbose=0)
+    with pytest.raises(ValueError, match="does not fit the model"):
+        evaluate_subsets(
+            model,
+            (x, rng.normal(size=(12, 5))),
+            verbose=0,
+            metric=keras.metrics.MeanSquaredError(),
+        )
+    with pytest.raises(ValueError, match="unique"):
+        evaluate_subsets(model, (x, multi_hot), subsets=["a", ["a"]], verbose=0)
+    with pytest.raises(ValueError, match="12 examples but y has 5"):
+        evaluate_subsets(model, (x, multi_hot[:5]), verbose=0)
+    assert isinstance(
+        evaluate_subsets(model, (x, multi_hot), verbose=0), pd.DataFrame
+    )
