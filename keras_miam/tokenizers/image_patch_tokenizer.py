@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_miam.tokenizers.tokenizer import Tokenizer
 
-# An input whose "height" is at most this and at least 4 times smaller than
+# An input whose "height" is at most this and at least 2 times smaller than
 # both other axes looks like (batch, channels, height, width).
 _MAX_CHANNELS_FIRST = 16
 
@@ -43,9 +43,9 @@ class ImagePatchTokenizer(Tokenizer):
 
     Call arguments:
         inputs: a `(batch, height, width, channels)` tensor (channels last).
-            An input that looks channels-first (a small "height" at least 4
-            times smaller than both other axes, e.g. `(batch, 4, 64, 64)`)
-            is rejected with a `ValueError`.
+            An input that looks channels-first (a "height" of at most 16
+            that is at least 2 times smaller than both other axes, e.g.
+            `(batch, 4, 64, 64)`) is rejected with a `ValueError`.
 
     Returns:
         A `(batch, num_patches, embed_dim)` tensor. `compute_mask(inputs)`
@@ -111,8 +111,8 @@ class ImagePatchTokenizer(Tokenizer):
             )
         if (
             height <= _MAX_CHANNELS_FIRST
-            and width >= 4 * height
-            and channels >= 4 * height
+            and width >= 2 * height
+            and channels >= 2 * height
         ):
             raise ValueError(
                 f"{name} expects channels-last images (batch, height, width, "

@@ -70,6 +70,9 @@ class Tokenizer(keras.layers.Layer):
     tokens = tokenizer(x)                           # (1, 3, 32), finite
     available = tokenizer.compute_availability(x)  # [[True, False, True]]
     ```
+
+    Reference:
+     - [Zbinden et al., 2025 (MaskSDM)](https://arxiv.org/abs/2503.13057)
     """
 
     def __init__(
@@ -130,10 +133,8 @@ class Tokenizer(keras.layers.Layer):
 
     def _value_availability(self, values):
         """Elementwise `True` where a value is present (the rule above)."""
-        available = ops.logical_and(
-            ops.isfinite(values),
-            ops.less_equal(ops.abs(values), NODATA_THRESHOLD),
-        )
+        # One comparison covers NaN (compares False), +-inf and nodata fills.
+        available = ops.less_equal(ops.abs(values), NODATA_THRESHOLD)
         if self.nodata is not None:
             available = ops.logical_and(
                 available, ops.not_equal(values, self.nodata)

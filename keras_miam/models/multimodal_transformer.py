@@ -1,0 +1,398 @@
+"""A multimodal transformer trained with MIAM masking, ready to fit."""
+
+import keras
+import keras_hub
+from keras import ops
+
+from keras_miam.layers.miam_masking import MIAMMasking
+
+TASKS = ("multilabel", "multiclass")
+POOLINGS = ("mean", "cls")
+
+
+def _is_auto(value):
+    return isinstance(value, str) and value == "auto"
+
+
+@keras.saving.register_keras_serializable(package="keras_miam")
+class MultimodalTransformer(keras.Model):
+    """Tokenizers -> `MIAMMasking` -> pre-LN transformer -> pooled head.
+
+    Each named input goes through its tokenizer; `MIAMMasking` replaces
+    masked tokens (random masking from the strategy during training, missing
+    tokens and tokens outside the evaluation selection always) by its learned
+    mask token; a stack of pre-LayerNorm `keras_hub.layers.TransformerEncoder`
+    blocks mixes all tokens; the visible tokens are mean-pooled (or a CLS
+    token is read); then LayerNorm, ReLU and a Dense layer give one logit per
+    output. This is the MaskSDM architecture (Zbinden et al., 2025) with the
+    MIAM masking strategy (Zbinden et al., 2026), sized for a CPU by default.
+
+    Outputs are **logits** (float32, also under mixed precision): compile
+    with `from_logits=True` losses. `compile()` without arguments does so:
+
+    - `task="multilabel"` (presence/absence of `num_outputs` species):
+      `BinaryCrossentropy(from_logits=True)` and
+      `AUC(multi_label=True, from_logits=True)` (macro-averaged over
+      outputs); targets are `(batch, num_outputs)` 0/1. Probabilities:
+      `keras.ops.sigmoid(model.predict(x))`.
+    - `task="multiclass"` (one of `num_outputs` classes):
+      `SparseCategoricalCrossentropy(from_logits=True)` and
+      `SparseCategoricalAccuracy`; targets are integer class ids.
+      Probabilities: `keras.ops.softmax(model.predict(x))`.
+
+    The default optimizer is MaskSDM's `AdamW(1e-3, weight_decay=0.01)`.
+
+    Design:
+
+    - Masked tokens attend normally. They are *replaced* by the mask token
+      (plus a learned embedding of their slot), not dropped or hidden from
+      attention, as in MaskSDM and MIAM: the mask token says "this input is
+      unknown" and the slot embedding says which one, which is itself
+      information; shapes stay static, so one compiled graph serves every
+      subset of inputs; and no attention row can ever be empty (an example
+      with nothing visible would make a softmax over an all-masked row).
+      A token missing in the data and a token hidden by `set_visible()`
+      therefore give exactly the same prediction.
+    - Mean pooling averages the encoder outputs of the *visible* tokens
+      only. If an example has no visible token at all (every modality
+      missing), it averages all tokens instead (all mask tokens), so the
+      prediction is finite and is the model's learned "no information"
+      prediction; no division by zero happens. With `pooling="cls"`, a
+      learned CLS token (always visible) is prepended and its output is
+      read, which needs no fallback.
+    - Missing data follow the tokenizers' rule (`keras_miam.tokenizers.
+      Tokenizer`): NaN, +-inf, `|x| > 1e10` (or a tokenizer's `nodata`)
+      values are missing, a token whose values are all missing is masked,
+      partly missing tokens are zero-filled. NaN never reaches the outputs
+      or the gradients.
+
+    Args:
+        tokenizers: dict `{modality_name: tokenizer}`. Tokenizers are Keras
+            layers mapping a modality's input to `(batch, T_m, D)` tokens
+            (or `(batch, D)`), with the same `D`; their `compute_mask()`
+            gives the per-token availability (see `keras_miam.tokenizers`).
+            The dict order is the token order.
+        num_outputs: int. Number of species (multilabel) or classes
+            (multiclass).
+        task: `"multilabel"` or `"multiclass"`. Defaults to `"multilabel"`.
+        strategy: masking strategy of `MIAMMasking`: a name
+            (`"miam"`, `"uniform"`, ...), a config dict or a
+            `keras_miam.strategies.MaskingStrategy`. Defaults to `"miam"`.
+        num_layers: int. Transformer blocks. Defaults to `4` (MaskSDM: 7).
+        num_heads: int. Attention heads. Defaults to `4` (MaskSDM: 8).
+        intermediate_dim: int. Feed-forward size. Defaults to `None`:
+            `2 * D` (MaskSDM: 256 for D = 192).
+        dropout: float. Dropout in attention and feed-forward layers.
+            Defaults to `0.1` (MaskSDM).
+        pooling: `"mean"` (over visible tokens) or `"cls"`. Defaults to
+            `"mean"` (MaskSDM).
+        seed: optional int, seeds the masking draws.
+        layer_norm_epsilon: float. Epsilon of the layer normalisations.
+            Defaults to `1e-5`.
+        **kwargs: other keyword arguments passed to `keras.Model`, such as
+            `name` and `dtype`.
+
+    Call arguments:
+        inputs: dict `{modality_name: tensor}` with exactly the tokenizers'
+            keys, each in the shape its tokenizer expects. Missing values
+            are NaN (or another missing marker, see above).
+        training: bool. Masks at random with the strategy when `True`.
+
+    Returns:
+        Logits, a float32 `(batch, num_outputs)` tensor.
+
+    Example:
+
+    ```python
+    import keras_miam as km
+
+    model = km.models.MultimodalTransformer(
+        tokenizers={
+            "env": km.tokenizers.TabularTokenizer(64),
+            "climate": km.tokenizers.TimeSeriesTokenizer(64, patch_len=12),
+            "image": km.tokenizers.ImagePatchTokenizer(64, patch_size=8),
+        },
+        num_outputs=100,
+    )
+    model.compile()  # AdamW, BCE from logits, macro AUC
+    model.fit(
+        {"env": env, "climate": climate, "image": images},  # NaN = missing
+        presence,
+        callbacks=[km.ModalityDynamics(validation_data=(x_val, y_val))],
+    )
+    model.masking.set_visible(["image"])  # evaluate from the image only
+    model.evaluate(x_test, y_test)
+    model.masking.reset_visible()
+    ```
+
+    Reference:
+     - [Zbinden et al., 2026 (MIAM)](https://openreview.net/forum?id=oljjAkgZN4)
+     - [Zbinden et al., 2025 (MaskSDM)](https://arxiv.org/abs/2503.13057)
+    """
+
+    def __init__(
+        self,
+        tokenizers,
+        num_outputs,
+        task="multilabel",
+        strategy="miam",
+        num_layers=4,
+        num_heads=4,
+        intermediate_dim=None,
+        dropout=0.1,
+        pooling="mean",
+        seed=None,
+        layer_norm_epsilon=1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(tokenizers, dict) or not tokenizers:
+            raise ValueError(
+                "`tokenizers` must be a non-empty dict {modality_name: "
+                f"tokenizer layer}}; received {tokenizers!r}."
+            )
+        for name, tokenizer in tokenizers.items():
+            if not isinstance(name, str):
+                raise ValueError(
+                    f"Modality names must be strings; received {name!r}."
+                )
+            if not isinstance(tokenizer, keras.layers.Layer):
+                raise ValueError(
+                    f"The tokenizer of modality '{name}' must be a Keras "
+                    f"layer; received {tokenizer!r}."
+                )
+        dims = {
+            name: tokenizer.embed_dim
+            for name, tokenizer in tokenizers.items()
+            if getattr(tokenizer, "embed_dim", None) is not None
+        }
+        if len(set(dims.values())) > 1:
+            raise ValueError(
+                "All tokenizers must produce tokens of the same size; "
+                "received embed_dim "
+                + ", ".join(f"{name}: {dim}" for name, dim in dims.items())
+                + ". Use one `embed_dim` for every tokenizer."
+            )
+        if task not in TASKS:
+            raise ValueError(
+                f"`task` must be one of {TASKS}; received {task!r}."
+            )
+        if pooling not in POOLINGS:
+            raise ValueError(
+                f"`pooling` must be one of {POOLINGS}; received {pooling!r}."
+            )
+        if isinstance(num_outputs, bool) or not isinstance(num_outputs, int):
+            raise ValueError(
+                f"`num_outputs` must be a positive int; received "
+                f"{num_outputs!r}."
+            )
+        if num_outputs <= 0 or num_layers < 1 or num_heads < 1:
+            raise ValueError(
+                "`num_outputs`, `num_layers` and `num_heads` must be "
+                f"positive; received num_outputs={num_outputs}, "
+                f"num_layers={num_layers}, num_heads={num_heads}."
+            )
+        if not 0 <= dropout < 1:
+            raise ValueError(f"`dropout` must be in [0, 1); received {dropout}.")
+
+        self.tokenizers = dict(tokenizers)
+        self.modalities = list(tokenizers)
+        self.num_outputs = num_outputs
+        self.task = task
+        self.num_layers = int(num_layers)
+        self.num_heads = int(num_heads)
+        self.intermediate_dim = intermediate_dim
+        self.dropout = float(dropout)
+        self.pooling = pooling
+        self.seed = seed
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.masking = MIAMMasking(
+            modalities=self.modalities,
+            strategy=strategy,
+            seed=seed,
+            dtype=self.dtype_policy,
+            name="masking",
+        )
+        self.strategy = self.masking.strategy
+        self.encoder_layers = []
+        self.final_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon,
+            dtype=self.dtype_policy,
+            name="final_norm",
+        )
+        # Logits in float32 under mixed precision (stable losses and metrics).
+        self.head = keras.layers.Dense(
+            num_outputs, dtype=self.dtype_policy.variable_dtype, name="head"
+        )
+
+    @property
+    def input_dtype(self):
+        # Float inputs reach the tokenizers at full precision: they find the
+        # missing values before casting to the compute dtype.
+        return self.variable_dtype
+
+    def _check_inputs(self, inputs, what="inputs"):
+        if not isinstance(inputs, dict):
+            raise ValueError(
+                f"MultimodalTransformer expects {what} as a dict "
+                f"{{modality_name: tensor}} with the keys {self.modalities}; "
+                f"received {type(inputs).__name__}."
+            )
+        missing = [name for name in self.modalities if name not in inputs]
+        extra = sorted(str(name) for name in inputs if name not in self.tokenizers)
+        if missing or extra:
+            raise ValueError(
+                f"MultimodalTransformer expects {what} for exactly the "
+                f"modalities {self.modalities}; missing: {missing}, "
+                f"unexpected: {extra}. Pass NaN for a modality that is "
+                "missing, do not leave its key out."
+            )
+        return [inputs[name] for name in self.modalities]
+
+    def build(self, inputs_shape):
+        shapes = self._check_inputs(inputs_shape, what="input shapes")
+        token_shapes = {}
+        for name, shape in zip(self.modalities, shapes):
+            tokenizer = self.tokenizers[name]
+            shape = (None,) + tuple(shape)[1:]
+            if not tokenizer.built:
+                tokenizer.build(shape)
+            spec = tokenizer.compute_output_spec(
+                keras.KerasTensor(shape, dtype=tokenizer.compute_dtype)
+            )
+            token_shapes[name] = tuple(spec.shape)
+        self.masking.build(token_shapes)
+        self.embed_dim = self.masking.embed_dim
+        num_tokens = self.masking.num_tokens
+        if self.pooling == "cls":
+            self.cls_token = self.add_weight(
+                shape=(self.embed_dim,),
+                initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+                name="cls_token",
+            )
+            num_tokens += 1
+        intermediate_dim = self.intermediate_dim or 2 * self.embed_dim
+        self.encoder_layers = []
+        for i in range(self.num_layers):
+            layer = keras_hub.layers.TransformerEncoder(
+                intermediate_dim=intermediate_dim,
+                num_heads=self.num_heads,
+                dropout=self.dropout,
+                layer_norm_epsilon=self.layer_norm_epsilon,
+                normalize_first=True,
+                dtype=self.dtype_policy,
+                name=f"transformer_layer_{i}",
+            )
+            layer.build((None, num_tokens, self.embed_dim))
+            self.encoder_layers.append(layer)
+        self.final_norm.build((None, self.embed_dim))
+        self.head.build((None, self.embed_dim))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        values = self._check_inputs(inputs)
+        tokens, availability = {}, {}
+        for name, x in zip(self.modalities, values):
+            tokenizer = self.tokenizers[name]
+            tokens[name] = tokenizer(x)
+            availability[name] = tokenizer.compute_mask(x, None)
+        x, keep = self.masking(tokens, mask=availability, training=training)
+        if self.pooling == "cls":
+            cls = ops.cast(self.cls_token, x.dtype)
+            cls = ops.broadcast_to(cls, (ops.shape(x)[0], 1, self.embed_dim))
+            x = ops.concatenate([cls, x], axis=1)
+        for layer in self.encoder_layers:
+            x = layer(x, training=training)
+        if self.pooling == "cls":
+            pooled = x[:, 0]
+        else:
+            pooled = self._visible_mean(x, keep)
+        pooled = ops.relu(self.final_norm(pooled))
+        return self.head(pooled)
+
+    @staticmethod
+    def _visible_mean(x, keep):
+        """Mean over visible tokens; over all tokens where none is visible."""
+        x = ops.cast(x, "float32")
+        weights = ops.cast(keep, "float32")
+        any_visible = ops.any(keep, axis=1, keepdims=True)
+        weights = ops.where(any_visible, weights, ops.ones_like(weights))
+        total = ops.sum(x * weights[:, :, None], axis=1)
+        return total / ops.sum(weights, axis=1, keepdims=True)
+
+    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
+        """Configures the model for training, with task defaults.
+
+        Args:
+            optimizer: `"auto"` (default) for `AdamW(learning_rate=1e-3,
+                weight_decay=0.01)`, or any optimizer `keras.Model.compile`
+                accepts.
+            loss: `"auto"` (default) for `BinaryCrossentropy(from_logits=True)`
+                (multilabel) or `SparseCategoricalCrossentropy(
+                from_logits=True)` (multiclass), or any loss.
+            metrics: `"auto"` (default) for `AUC(multi_label=True,
+                from_logits=True)` (multilabel) or
+                `SparseCategoricalAccuracy` (multiclass), or any metrics.
+            **kwargs: other `keras.Model.compile` arguments, such as
+                `jit_compile`.
+        """
+        if _is_auto(optimizer):
+            optimizer = keras.optimizers.AdamW(
+                learning_rate=1e-3, weight_decay=0.01
+            )
+        multilabel = self.task == "multilabel"
+        if _is_auto(loss):
+            loss = (
+                keras.losses.BinaryCrossentropy(from_logits=True)
+                if multilabel
+                else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            )
+        if _is_auto(metrics):
+            metrics = [
+                keras.metrics.AUC(
+                    multi_label=True,
+                    num_labels=self.num_outputs,
+                    from_logits=True,
+                    name="auc",
+                )
+                if multilabel
+                else keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+            ]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "tokenizers": {
+                    name: keras.saving.serialize_keras_object(tokenizer)
+                    for name, tokenizer in self.tokenizers.items()
+                },
+                "num_outputs": self.num_outputs,
+                "task": self.task,
+                "strategy": self.masking.get_config()["strategy"],
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "dropout": self.dropout,
+                "pooling": self.pooling,
+                "seed": self.seed,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["tokenizers"] = {
+            name: keras.saving.deserialize_keras_object(tokenizer)
+            for name, tokenizer in config["tokenizers"].items()
+        }
+        return cls(**config)

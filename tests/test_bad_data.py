@@ -1,0 +1,339 @@
+"""Bad data: a finite loss or a clear error, never a NaN loss or an obscure crash.
+
+Two models are exercised, each built once per module:
+
+- "functional": a user's functional model, `keras_miam.tokenizers` ->
+  `MIAMMasking` -> mean pooling -> Dense logits (the availability reaches the
+  masking through the tokenizers' Keras masks);
+- "transformer": `keras_miam.models.MultimodalTransformer`.
+
+Every batch has 16 examples (one compiled shape per model and dtype
+signature). The table of inputs and outcomes is in docs/robustness.md.
+"""
+
+import functools
+import re
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_miam as km
+from keras_miam import tokenizers as tk
+from tests.conftest import JIT
+
+BACKEND = keras.backend.backend()
+N, BATCH, D = 64, 16, 8
+MODALITIES = ("env", "series", "image")
+NODATA = -3.4e38
+
+
+def make_data(n=N, seed=0):
+    """Each label reads one modality."""
+    rng = np.random.default_rng(seed)
+    x = {
+        "env": rng.normal(size=(n, 5)).astype("float32"),
+        "series": rng.normal(size=(n, 8, 2)).astype("float32"),
+        "image": rng.normal(size=(n, 8, 8, 3)).astype("float32"),
+    }
+    y = np.stack([
+        x["env"][:, 0] > 0,
+        x["series"][:, :, 0].mean(1) > 0,
+        x["image"][..., 1].mean((1, 2)) > 0,
+    ], axis=1).astype("float32")
+    return x, y
+
+
+def with_bad_values(x, seed=1):
+    """NaN, +-inf and nodata (-3.4e38, 1e20) anywhere; examples 0-3 have no
+    data at all, examples 4-7 lack the image entirely."""
+    rng = np.random.default_rng(seed)
+    x = {k: v.copy() for k, v in x.items()}
+    for name, v in x.items():
+        u = rng.uniform(size=v.shape)
+        v[u < 0.2] = np.nan
+        v[(u >= 0.2) & (u < 0.25)] = np.inf
+        v[(u >= 0.25) & (u < 0.3)] = -np.inf
+        v[(u >= 0.3) & (u < 0.35)] = NODATA
+        v[(u >= 0.35) & (u < 0.4)] = 1e20
+        v[:4] = np.nan
+    x["image"][4:8] = NODATA
+    return x
+
+
+def tokenizers():
+    return {
+        "env": tk.TabularTokenizer(D, num_frequencies=4, name="env_tokens"),
+        "series": tk.TimeSeriesTokenizer(D, patch_len=2, name="series_tokens"),
+        "image": tk.ImagePatchTokenizer(D, patch_size=4, name="image_tokens"),
+    }
+
+
+def build_functional():
+    inputs = {
+        "env": keras.Input((5,), name="env"),
+        "series": keras.Input((8, 2), name="series"),
+        "image": keras.Input((8, 8, 3), name="image"),
+    }
+    toks = {m: layer(inputs[m]) for m, layer in tokenizers().items()}
+    x, _ = km.MIAMMasking(list(MODALITIES), seed=0, name="masking")(toks)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    outputs = keras.layers.Dense(3, name="logits")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        keras.optimizers.Adam(1e-2),
+        keras.losses.BinaryCrossentropy(from_logits=True),
+        jit_compile=JIT,
+    )
+    return model
+
+
+def build_transformer():
+    model = km.models.MultimodalTransformer(
+        tokenizers(), num_outputs=3, num_layers=1, num_heads=2, dropout=0.0, seed=0
+    )
+    model.compile(jit_compile=JIT)
+    return model
+
+
+BUILDERS = {"functional": build_functional, "transformer": build_transformer}
+SHAPES = {"env": (None, 5), "series": (None, 8, 2), "image": (None, 8, 8, 3)}
+
+
+def fresh(kind):
+    """A built, untrained model. Tests whose call raises use a fresh one: on
+    JAX, Keras 3.15 loses a model's weights when `predict` raises (see
+    test_a_refused_batch_leaves_the_model_usable)."""
+    model = BUILDERS[kind]()
+    if not model.built:
+        model.build(SHAPES)
+    return model
+
+
+@functools.lru_cache(maxsize=None)
+def train(kind):
+    """A model trained for 2 epochs on data full of missing markers."""
+    keras.utils.set_random_seed(0)
+    model = BUILDERS[kind]()
+    x, y = make_data()
+    history = model.fit(with_bad_values(x), y, batch_size=BATCH, epochs=2, verbose=0)
+    return kind, model, history.history
+
+
+@pytest.fixture(scope="module", params=list(BUILDERS))
+def trained(request):
+    return train(request.param)
+
+
+def weights_finite(model):
+    return all(
+        np.all(np.isfinite(ops.convert_to_numpy(v)))
+        for v in model.weights + model.optimizer.variables
+        if "float" in v.dtype
+    )
+
+
+def predict(model, x):
+    return model.predict(x, batch_size=BATCH, verbose=0)
+
+
+def test_missing_markers_anywhere_train_to_a_finite_loss(trained):
+    _, model, history = trained
+    assert len(history["loss"]) == 2
+    assert np.all(np.isfinite(history["loss"])), history["loss"]
+    assert weights_finite(model)
+    x, _ = make_data(BATCH, seed=2)
+    assert np.all(np.isfinite(predict(model, with_bad_values(x))))
+
+
+def test_every_modality_missing_gives_one_finite_no_information_prediction(trained):
+    _, model, _ = trained
+    x, _ = make_data(BATCH, seed=3)
+    # Examples 0-3 hold no data, each with another marker.
+    for i, marker in enumerate([np.nan, np.inf, -np.inf, NODATA]):
+        for name in x:
+            x[name][i] = marker
+    x["env"][4, :] = [np.nan, np.inf, NODATA, 1e20, -np.inf]  # a mix
+    x["series"][4] = np.nan
+    x["image"][4] = 1e11
+    logits = predict(model, x)
+    assert np.all(np.isfinite(logits))
+    for i in range(1, 5):
+        np.testing.assert_allclose(logits[i], logits[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(logits[5], logits[0], atol=1e-4)  # data changes it
+
+
+def test_integer_and_float64_inputs_give_the_float32_prediction(trained):
+    _, model, _ = trained
+    rng = np.random.default_rng(4)
+    x = {
+        "env": rng.integers(-3, 4, size=(BATCH, 5)).astype("int32"),
+        "series": rng.normal(size=(BATCH, 8, 2)),  # float64
+        "image": rng.integers(0, 256, size=(BATCH, 8, 8, 3)).astype("uint8"),
+    }
+    as_float32 = {k: v.astype("float32") for k, v in x.items()}
+    logits = predict(model, x)
+    assert np.all(np.isfinite(logits))
+    np.testing.assert_allclose(logits, predict(model, as_float32), rtol=1e-5, atol=1e-5)
+
+
+def test_an_empty_batch_gives_an_empty_prediction(trained):
+    _, model, _ = trained
+    x, _ = make_data(BATCH)
+    empty = {k: v[:0] for k, v in x.items()}
+    logits = ops.convert_to_numpy(model(empty, training=False))
+    assert logits.shape == (0, 3)
+    tokens = {m: np.zeros((0, t, D), "float32") for m, t in (("a", 2), ("b", 1))}
+    masked, keep = km.MIAMMasking(["a", "b"], seed=0)(tokens, training=True)
+    assert tuple(masked.shape) == (0, 3, D) and tuple(keep.shape) == (0, 3)
+
+
+# (change, message of the transformer's tokenizers, message of Keras' functional
+# input check): both name the input and the shapes.
+WRONG_SHAPES = {
+    "features": (
+        lambda x: {**x, "env": x["env"][:, :4]},
+        r"built for 5 features; received shape \(16, 4\)",
+        r"'env'.*expected shape=\(None, 5\), found shape=\(16, 4\)",
+    ),
+    "rank": (
+        lambda x: {**x, "env": np.stack([x["env"]] * 2, axis=-1)},
+        r"expects a 2-D input.*\(16, 5, 2\)",
+        r"name 'env'.*Expected shape \(None, 5\).*incompatible shape\D*16, 5, 2\D",
+    ),
+    "series_length": (
+        lambda x: {**x, "series": x["series"][:, :6]},
+        r"built for series of shape \(batch, 8, 2\); received shape \(16, 6, 2\)",
+        r"'series'.*expected shape=\(None, 8, 2\), found shape=\(16, 6, 2\)",
+    ),
+    "image_layout": (
+        lambda x: {**x, "image": np.transpose(x["image"], (0, 3, 1, 2))},
+        r"channels-last.*\(16, 3, 8, 8\)",
+        r"'image'.*expected shape=\(None, 8, 8, 3\), found shape=\(16, 3, 8, 8\)",
+    ),
+    "missing_modality": (
+        lambda x: {k: x[k] for k in ("env", "series")},
+        r"missing: \['image'\]",
+        # TF, torch: 'Missing data for input "image"'; JAX: an input-shape
+        # error that names 'image' (Keras pairs the dict entries by position).
+        r"Missing data for input \"image\"|name 'image'",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(BUILDERS))
+@pytest.mark.parametrize("case", list(WRONG_SHAPES))
+def test_wrong_shapes_raise_errors_naming_the_input(kind, case):
+    name, model = kind, fresh(kind)
+    change, transformer_message, functional_message = WRONG_SHAPES[case]
+    x, _ = make_data(BATCH)
+    # The functional model's inputs are checked by Keras (TF, torch) or, on
+    # JAX, reach the tokenizers first: either message names the input.
+    message = transformer_message if name == "transformer" else (
+        f"{transformer_message}|{functional_message}"
+    )
+    with pytest.raises(ValueError, match=re.compile(message, re.S)):
+        model.predict(change(x), batch_size=BATCH, verbose=0)
+
+
+@pytest.mark.parametrize("kind", list(BUILDERS))
+def test_strings_are_refused_with_the_dtype_named(kind):
+    model = fresh(kind)
+    x, _ = make_data(BATCH)
+    with pytest.raises((ValueError, TypeError), match="dtype|str|string"):
+        model.predict({**x, "env": x["env"].astype(str)}, batch_size=BATCH, verbose=0)
+
+
+@pytest.mark.xfail(
+    BACKEND != "tensorflow",
+    strict=True,
+    reason="library gap (reported): on JAX and torch a wrong label width reaches "
+    "Keras' AUC(multi_label=True, num_labels=3) metric first, which fails inside "
+    "vmap ('vmap got inconsistent sizes' / 'Expected all tensors to have the same "
+    "size'); MultimodalTransformer should check targets against num_outputs",
+)
+@pytest.mark.parametrize("width", [4, 2])
+def test_labels_of_the_wrong_width_raise_a_clear_error_transformer(width):
+    model = build_transformer()
+    x, _ = make_data(BATCH)
+    y = np.zeros((BATCH, width), "float32")
+    with pytest.raises(ValueError, match=rf"\(\d+, {width}\).*\(\d+, 3\)|num_outputs"):
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("width", [4, 2])
+def test_labels_of_the_wrong_width_raise_a_clear_error_functional(width):
+    model = build_functional()
+    x, _ = make_data(BATCH)
+    y = np.zeros((BATCH, width), "float32")
+    # Keras names both shapes (torch writes them torch.Size([16, w])).
+    with pytest.raises(ValueError, match=rf"target.shape=\D*16, {width}\D.*output.shape=\D*16, 3\D"):
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("kind", list(BUILDERS))
+def test_batch_sizes_that_disagree_across_modalities_raise_a_clear_error(kind):
+    model = fresh(kind)
+    x, y = make_data(BATCH)
+    with pytest.raises(ValueError, match="cardinality|sizes"):
+        model.fit({**x, "env": x["env"][:8]}, y, batch_size=BATCH, epochs=1, verbose=0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="library gap (reported): NaN targets (e.g. unsurveyed species) give a "
+    "NaN loss and NaN weights; MultimodalTransformer's default loss should ignore "
+    "non-finite targets (or refuse them)",
+)
+def test_nan_labels_do_not_give_a_nan_loss_transformer():
+    _, model, _ = train("transformer")  # the compiled train step is reused
+    saved = [ops.convert_to_numpy(v) for v in model.weights + model.optimizer.variables]
+    x, y = make_data(BATCH)
+    y[np.random.default_rng(5).uniform(size=y.shape) < 0.2] = np.nan
+    try:
+        history = model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+        assert np.all(np.isfinite(history.history["loss"])) and weights_finite(model)
+    finally:
+        for v, value in zip(model.weights + model.optimizer.variables, saved):
+            v.assign(value)
+
+
+@pytest.mark.xfail(
+    BACKEND == "jax",
+    strict=True,
+    reason="Keras 3.15 bug (JAX trainer): predict() purges the variables into its "
+    "jit state and does not restore them when the step raises, so the model's "
+    "weights are lost ('NoneType' object is not callable afterwards)",
+)
+def test_a_refused_batch_leaves_the_model_usable():
+    model = fresh("functional")
+    x, _ = make_data(BATCH)
+    before = predict(model, x)
+    with pytest.raises(ValueError, match="env"):
+        model.predict({**x, "env": x["env"][:, :4]}, batch_size=BATCH, verbose=0)
+    np.testing.assert_allclose(predict(model, x), before, rtol=1e-6)
+
+
+def test_limit_nan_fed_to_user_layers_before_the_masking_poisons_them():
+    """The documented limit: MIAMMasking masks non-finite *tokens*, but NaN
+    that enters a user's layer before it (here a Dense "tokenizer") makes
+    that layer's gradient NaN (0 * NaN), silently: afterwards every token of
+    the modality is NaN, hence masked, and predictions stay finite. Clean
+    values first (the keras_miam tokenizers do: missing values are replaced
+    before any arithmetic) - see test_missing_markers_anywhere_... above."""
+    inputs = {"a": keras.Input((4, 3), name="a"), "b": keras.Input((4, 3), name="b")}
+    toks = {m: keras.layers.Dense(D, name=f"dense_{m}")(inputs[m]) for m in inputs}
+    x, _ = km.MIAMMasking(["a", "b"], seed=0)(toks)
+    out = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(x))
+    model = keras.Model(inputs, out)
+    model.compile("adam", "mse", jit_compile=JIT)
+    rng = np.random.default_rng(6)
+    data = {m: rng.normal(size=(BATCH, 4, 3)).astype("float32") for m in inputs}
+    data["b"][0, 0, 0] = np.nan
+    history = model.fit(data, rng.normal(size=(BATCH, 1)), batch_size=BATCH, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])  # the forward pass is protected
+    kernel = ops.convert_to_numpy(model.get_layer("dense_b").kernel)
+    assert not np.all(np.isfinite(kernel))  # ... the upstream layer is not
+    assert np.all(np.isfinite(ops.convert_to_numpy(model.get_layer("dense_a").kernel)))
+    assert np.all(np.isfinite(model.predict(data, verbose=0)))  # silently
