@@ -282,6 +282,33 @@ def test_batch_sizes_that_disagree_across_modalities_raise_a_clear_error(kind):
 
 @pytest.mark.xfail(
     strict=True,
+    reason="library gap (reported): MIAMMasking does not check that the modalities' "
+    "batch sizes agree; the token concatenation fails in the backend without "
+    "naming the modalities",
+)
+def test_masking_with_disagreeing_batch_sizes_names_the_modalities():
+    layer = km.MIAMMasking(["a", "b"], seed=0)
+    tokens = {"a": np.zeros((4, 2, D), "float32"), "b": np.zeros((3, 1, D), "float32")}
+    with pytest.raises(ValueError, match=r"(?s)'a'.*4.*'b'.*3|'b'.*3.*'a'.*4"):
+        layer(tokens, training=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="library gap (reported): MIAMMasking does not check the availability "
+    "masks' shapes; a wrong one fails in the backend's broadcasting without "
+    "naming the modality",
+)
+def test_masking_availability_of_the_wrong_shape_names_the_modality():
+    layer = km.MIAMMasking(["a", "b"], seed=0)
+    tokens = {"a": np.zeros((4, 2, D), "float32"), "b": np.zeros((4, 1, D), "float32")}
+    mask = {"a": np.ones((4, 3), bool), "b": np.ones((4, 1), bool)}
+    with pytest.raises(ValueError, match=r"(?s)'a'.*\(4, 3\)"):
+        layer(tokens, mask=mask, training=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
     reason="library gap (reported): NaN targets (e.g. unsurveyed species) give a "
     "NaN loss and NaN weights; MultimodalTransformer's default loss should ignore "
     "non-finite targets (or refuse them)",

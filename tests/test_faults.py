@@ -49,9 +49,9 @@ SAVE_FREQ = 3  # steps
 INTERRUPT = (2, 5)  # (epoch, batch): mid-epoch, after the backup at batch 3 of epoch 2
 # Final-result tolerance vs the uninterrupted run. The restart replays the
 # first batches of the interrupted epoch and draws other masks, so results
-# differ by about one extra half-epoch of training: measured |delta| of the
-# validation loss 0.01-0.03 and of the unimodal AUCs 0.005-0.025 (see
-# docs/robustness.md).
+# differ by about half an epoch of extra training: measured |delta| of the
+# validation loss 0.032-0.033 (the restarted run lower) and of the unimodal
+# AUCs 0.0005-0.024 on the three backends (see docs/robustness.md).
 FINAL_LOSS_ATOL = 0.08
 FINAL_SCORE_ATOL = 0.06
 
@@ -65,7 +65,7 @@ def make_data(n, seed):
 
 
 X, Y = make_data(BATCH * STEPS, seed=0)
-X_VAL, Y_VAL = make_data(128, seed=1)
+X_VAL, Y_VAL = make_data(512, seed=1)
 
 
 def make_model():

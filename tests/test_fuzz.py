@@ -299,7 +299,7 @@ class StateRates(strategies.MaskingStrategy):
 
 
 # (token counts per modality): the edges of M in 1..6 and of 1..10 tokens.
-STRUCTURE_BANK = ((1,), (10,), (1, 1, 1), (4, 1), (2, 10, 1, 4, 7, 5))
+STRUCTURE_BANK = ((1,), (1, 1, 1), (4, 1), (2, 10, 1, 4, 7, 5))
 DIM = 3
 LAYER_KINDS = ("rates", "rates_no_guarantee", "miam")
 

@@ -206,9 +206,11 @@ def test_save_and_load_predict_identically(trained, tmp_path):
 
 def test_multiclass_with_cls_pooling_and_embeddings():
     rng = np.random.default_rng(0)
+    # 8 features: the projections have the shapes of the series tokenizer's,
+    # whose initialisation is compiled already (JAX builds op by op).
     x = {
-        "audio": rng.normal(size=(64, 6)).astype("float32"),
-        "location": rng.normal(size=(64, 3)).astype("float32"),
+        "audio": rng.normal(size=(64, 8)).astype("float32"),
+        "location": rng.normal(size=(64, 8)).astype("float32"),
     }
     y = (x["location"][:, 0] > 0).astype("int32") + 2 * (x["audio"][:, 0] > 0)
     x["audio"][:4] = np.nan  # no recording

@@ -32,9 +32,10 @@ class Tokenizer(keras.layers.Layer):
       NaN reaches neither the tokens nor the gradients;
     - missing values are detected in the variable dtype (float32 under a
       mixed precision policy), before inputs are cast to the compute dtype,
-      so a large but valid value never becomes a float16 infinity first.
-      Inputs are expected to be standardised (or at least of moderate
-      magnitude), as for any neural network.
+      so a valid value too large for float16 is not taken for a missing
+      one. Inputs are expected to be standardised, as for any neural
+      network: under `"mixed_float16"` a value beyond float16's range
+      (65504) still overflows once cast.
 
     Availability is a `(batch, num_tokens)` boolean tensor (`True` =
     available). It is returned by `compute_availability(inputs)` (explicit
