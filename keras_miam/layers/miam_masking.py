@@ -9,6 +9,13 @@ from keras import ops
 from keras_miam import strategies as strategies_lib
 
 
+def _format_shape(shape, first):
+    """`(4, 3)`, with an unknown first dimension written as `first`."""
+    dims = [first if shape[0] is None else str(shape[0])]
+    dims += ["None" if d is None else str(d) for d in shape[1:]]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
 @keras.saving.register_keras_serializable(package="keras_miam")
 class MIAMMasking(keras.layers.Layer):
     """Masks the tokens of several modalities with rates drawn from a strategy.
@@ -255,15 +262,76 @@ class MIAMMasking(keras.layers.Layer):
             "ready": self.dynamics_ready.value,
         }
 
+    def _check_shapes(self, tokens, masks):
+        """Checks the static shapes of the tokens and availability masks.
+
+        Dimensions unknown at trace time (`None`) are not checked.
+        """
+
+        def differ(received, expected):
+            return len(received) != len(expected) or any(
+                r is not None and e is not None and r != e
+                for r, e in zip(received, expected)
+            )
+
+        batch_sizes = []
+        for i, (name, x, avail) in enumerate(zip(self.modalities, tokens, masks)):
+            shape = tuple(x.shape)
+            if len(shape) not in (2, 3):
+                raise ValueError(
+                    f"Modality '{name}': expected tokens of shape (batch, "
+                    f"tokens, dim) or (batch, dim); received shape {shape}."
+                )
+            if self.built:
+                count = self.token_counts[i]
+                expected = (
+                    (shape[0], count, self.embed_dim)
+                    if len(shape) == 3 or count != 1
+                    else (shape[0], self.embed_dim)
+                )
+                if differ(shape, expected):
+                    raise ValueError(
+                        f"Modality '{name}': MIAMMasking was built for tokens "
+                        f"of shape {_format_shape(expected, 'batch')}; "
+                        f"received shape {shape}."
+                    )
+            num_tokens = shape[1] if len(shape) == 3 else 1
+            if avail is not None:
+                mask_shape = tuple(avail.shape)
+                expected = (shape[0], num_tokens)
+                one_d_ok = num_tokens == 1 and len(mask_shape) == 1
+                if differ(mask_shape, expected[:1] if one_d_ok else expected):
+                    raise ValueError(
+                        f"Modality '{name}': the availability mask must have "
+                        f"shape {_format_shape(expected, 'batch')} (one boolean "
+                        f"per example and token, for tokens of shape {shape}); "
+                        f"received shape {mask_shape}."
+                    )
+            batch_sizes.append(shape[0])
+        known = {
+            name: size
+            for name, size in zip(self.modalities, batch_sizes)
+            if size is not None
+        }
+        if len(set(known.values())) > 1:
+            raise ValueError(
+                "MIAMMasking expects the same batch size for every modality; "
+                "received batch sizes "
+                + ", ".join(f"'{name}': {size}" for name, size in known.items())
+                + "."
+            )
+
     def call(self, inputs, mask=None, training=None, visible=None):
         tokens = self._as_list(inputs, "token tensors")
         masks = self._as_list(mask, "availability masks", allow_none=True)
+        masks = [None if m is None else ops.convert_to_tensor(m) for m in masks]
+        self._check_shapes(tokens, masks)
         parts, available = [], []
         for x, avail in zip(tokens, masks):
             if len(x.shape) == 2:
                 x = ops.expand_dims(x, 1)
-                if avail is not None and len(avail.shape) == 1:
-                    avail = ops.expand_dims(avail, 1)
+            if avail is not None and len(avail.shape) == 1:
+                avail = ops.expand_dims(avail, 1)  # one token: (batch,)
             batch_shape = ops.shape(x)[:2]
             ok = (
                 ops.ones(batch_shape, "bool")
@@ -336,6 +404,9 @@ class MIAMMasking(keras.layers.Layer):
 
     def compute_output_spec(self, inputs, mask=None, training=None, visible=None):
         tokens = self._as_list(inputs, "token tensors")
+        self._check_shapes(
+            tokens, self._as_list(mask, "availability masks", allow_none=True)
+        )
         batch = tokens[0].shape[0]
         dtype = self.compute_dtype
         out = keras.KerasTensor((batch, self.num_tokens, self.embed_dim), dtype)

@@ -14,6 +14,118 @@ def _is_auto(value):
     return isinstance(value, str) and value == "auto"
 
 
+def _observed(y_true, dtype):
+    """`y_true` as `dtype` with NaN entries set to 0, and their 0/1 weights."""
+    y_true = ops.cast(y_true, dtype)
+    observed = ops.logical_not(ops.isnan(y_true))
+    return ops.where(observed, y_true, ops.zeros_like(y_true)), ops.cast(
+        observed, dtype
+    )
+
+
+def _entry_weights(weights, sample_weight):
+    """Multiplies per-entry weights `(batch, K)` by Keras sample weights."""
+    if sample_weight is None:
+        return weights
+    sample_weight = ops.cast(sample_weight, weights.dtype)
+    while len(sample_weight.shape) < len(weights.shape):
+        sample_weight = ops.expand_dims(sample_weight, -1)
+    return weights * sample_weight
+
+
+@keras.saving.register_keras_serializable(package="keras_miam")
+class MaskedBinaryCrossentropy(keras.losses.BinaryCrossentropy):
+    """Binary cross-entropy that ignores NaN targets.
+
+    A NaN target entry (e.g. a species that was not surveyed at a site)
+    gets weight 0, and the loss is the mean over the observed entries:
+    `sum(w_ij * bce_ij) / sum(w_ij)`, with `w_ij` = 0 for a NaN target and
+    1 (or the example's `sample_weight`) otherwise. A batch without any
+    observed target has loss 0 and zero gradients. NaN targets are replaced
+    before any arithmetic, so neither the loss nor the gradients can become
+    NaN through them. Without NaN targets it equals
+    `keras.losses.BinaryCrossentropy` (with the default reduction).
+
+    Args:
+        from_logits: whether `y_pred` are logits (`True` for
+            `MultimodalTransformer`) or probabilities. Defaults to `False`.
+        label_smoothing: float in [0, 1], as in
+            `keras.losses.BinaryCrossentropy`.
+        axis: must be `-1` (the outputs axis). Kept for configuration
+            compatibility with `keras.losses.BinaryCrossentropy`.
+        reduction: Defaults to `"mean_with_sample_weight"`: the weighted mean
+            over observed entries described above. `"sum"` sums the weighted
+            entries; `"sum_over_batch_size"` divides that sum by the number
+            of entries, NaN ones included; `None` returns the weighted
+            `(batch, outputs)` entries (0 where the target is NaN).
+        name: name of the loss. Defaults to `"binary_crossentropy"`.
+        dtype: dtype of the loss computations. Defaults to `None`
+            (`keras.backend.floatx()`).
+    """
+
+    def __init__(
+        self,
+        from_logits=False,
+        label_smoothing=0.0,
+        axis=-1,
+        reduction="mean_with_sample_weight",
+        name="binary_crossentropy",
+        dtype=None,
+    ):
+        if axis != -1:
+            raise ValueError(
+                "MaskedBinaryCrossentropy computes one loss per entry and "
+                f"averages over the observed ones: `axis` must be -1; "
+                f"received axis={axis}."
+            )
+        super().__init__(
+            from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            axis=axis,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
+        y_true, weights = _observed(y_true, self.dtype)
+        if len(y_true.shape) == len(y_pred.shape) - 1:
+            y_true = ops.expand_dims(y_true, -1)  # (batch,) for one output
+            weights = ops.expand_dims(weights, -1)
+        weights = _entry_weights(weights, sample_weight)
+        return super().__call__(y_true, y_pred, sample_weight=weights)
+
+    def call(self, y_true, y_pred):
+        if self.label_smoothing:
+            y_true = y_true * (1.0 - self.label_smoothing)
+            y_true = y_true + 0.5 * self.label_smoothing
+        return ops.binary_crossentropy(
+            y_true, y_pred, from_logits=self.from_logits
+        )
+
+
+@keras.saving.register_keras_serializable(package="keras_miam")
+class MaskedAUC(keras.metrics.AUC):
+    """`keras.metrics.AUC` that ignores NaN targets.
+
+    A NaN target entry gets weight 0 (it enters no confusion matrix), so
+    with `multi_label=True` each output's AUC is computed over the examples
+    where that output was observed. Keras' own `AUC` would instead cast NaN
+    to `True` and count the entry as a positive, silently. Takes the
+    arguments of `keras.metrics.AUC`.
+    """
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, weights = _observed(y_true, self.dtype)
+        y_pred = ops.convert_to_tensor(y_pred)
+        if len(y_true.shape) == len(y_pred.shape) - 1:
+            y_true = ops.expand_dims(y_true, -1)
+            weights = ops.expand_dims(weights, -1)
+        weights = _entry_weights(weights, sample_weight)
+        return super().update_state(y_true, y_pred, sample_weight=weights)
+
+
 @keras.saving.register_keras_serializable(package="keras_miam")
 class MultimodalTransformer(keras.Model):
     """Tokenizers -> `MIAMMasking` -> pre-LN transformer -> pooled head.
@@ -27,18 +139,33 @@ class MultimodalTransformer(keras.Model):
     output. This is the MaskSDM architecture (Zbinden et al., 2025) with the
     MIAM masking strategy (Zbinden et al., 2026), sized for a CPU by default.
 
-    Outputs are **logits** (float32, also under mixed precision): compile
-    with `from_logits=True` losses. `compile()` without arguments does so:
+    Outputs are **logits** (in the variable dtype: float32 also under a
+    mixed precision policy): compile with `from_logits=True` losses.
+    `compile()` without arguments does so:
 
     - `task="multilabel"` (presence/absence of `num_outputs` species):
-      `BinaryCrossentropy(from_logits=True)` and
-      `AUC(multi_label=True, from_logits=True)` (macro-averaged over
-      outputs); targets are `(batch, num_outputs)` 0/1. Probabilities:
-      `keras.ops.sigmoid(model.predict(x))`.
+      `MaskedBinaryCrossentropy(from_logits=True)` and
+      `MaskedAUC(multi_label=True, from_logits=True)` (macro-averaged over
+      outputs); targets are `(batch, num_outputs)` 0/1, and **NaN where a
+      target is unknown** (e.g. a species not surveyed at a site). Both
+      ignore NaN targets: the loss is the mean binary cross-entropy over
+      the observed entries only (a NaN entry has weight 0; a batch with no
+      observed entry has loss 0), and each output's AUC is computed over
+      the examples where that output is observed. With Keras' plain
+      `BinaryCrossentropy` a single NaN target makes the loss and then
+      every weight NaN, and Keras' plain `AUC` counts NaN targets as
+      positives. (`MaskedBinaryCrossentropy` and `MaskedAUC` are defined in
+      `keras_miam.models.multimodal_transformer` and can be used in any
+      model.) Probabilities: `keras.ops.sigmoid(model.predict(x))`.
     - `task="multiclass"` (one of `num_outputs` classes):
       `SparseCategoricalCrossentropy(from_logits=True)` and
-      `SparseCategoricalAccuracy`; targets are integer class ids.
-      Probabilities: `keras.ops.softmax(model.predict(x))`.
+      `SparseCategoricalAccuracy`; targets are integer class ids,
+      `(batch,)` or `(batch, 1)` (use the loss's `ignore_class` for unknown
+      classes). Probabilities: `keras.ops.softmax(model.predict(x))`.
+
+    Targets of the wrong shape (e.g. 7 columns for `num_outputs=5`) raise a
+    `ValueError` naming the expected and received shapes when `fit` or
+    `evaluate` starts, whatever the loss and metrics.
 
     The default optimizer is MaskSDM's `AdamW(1e-3, weight_decay=0.01)`.
 
@@ -82,8 +209,8 @@ class MultimodalTransformer(keras.Model):
         num_heads: int. Attention heads. Defaults to `4` (MaskSDM: 8).
         intermediate_dim: int. Feed-forward size. Defaults to `None`:
             `2 * D` (MaskSDM: 256 for D = 192).
-        dropout: float. Dropout in attention and feed-forward layers.
-            Defaults to `0.1` (MaskSDM).
+        dropout: float. Dropout on the attention weights and after the
+            attention and feed-forward blocks. Defaults to `0.1` (MaskSDM).
         pooling: `"mean"` (over visible tokens) or `"cls"`. Defaults to
             `"mean"` (MaskSDM).
         seed: optional int, seeds the masking draws.
@@ -99,7 +226,8 @@ class MultimodalTransformer(keras.Model):
         training: bool. Masks at random with the strategy when `True`.
 
     Returns:
-        Logits, a float32 `(batch, num_outputs)` tensor.
+        Logits, a `(batch, num_outputs)` float32 tensor (the policy's
+        variable dtype).
 
     Example:
 
@@ -320,6 +448,62 @@ class MultimodalTransformer(keras.Model):
         total = ops.sum(x * weights[:, :, None], axis=1)
         return total / ops.sum(weights, axis=1, keepdims=True)
 
+    def _check_targets(self, y, y_pred):
+        """Static check of the targets' shape against the outputs.
+
+        Runs when `fit` / `evaluate` trace their steps, on every backend
+        (from `compute_loss` and `compute_metrics`), before the loss or a
+        metric sees the targets. Unknown dimensions are not checked.
+        """
+        if y is None or not hasattr(y, "shape") or not hasattr(y_pred, "shape"):
+            return
+        shape, batch = tuple(y.shape), tuple(y_pred.shape)[0]
+        if self.task == "multilabel":
+            expected = f"(batch, {self.num_outputs})"
+            allowed = [(batch, self.num_outputs)]
+            if self.num_outputs == 1:
+                allowed.append((batch,))
+            what = "one 0/1 (or NaN) column per output"
+        else:
+            expected = "(batch,) or (batch, 1)"
+            allowed = [(batch,), (batch, 1)]
+            if not self._sparse_loss():
+                expected += f" (class ids) or (batch, {self.num_outputs})"
+                allowed.append((batch, self.num_outputs))
+            what = "integer class ids"
+
+        def matches(candidate):
+            return len(candidate) == len(shape) and all(
+                a is None or b is None or a == b
+                for a, b in zip(candidate, shape)
+            )
+
+        if not any(matches(candidate) for candidate in allowed):
+            raise ValueError(
+                f"MultimodalTransformer(task='{self.task}', "
+                f"num_outputs={self.num_outputs}) expects targets of shape "
+                f"{expected}, {what}; received targets of shape {shape} "
+                f"for outputs of shape {tuple(y_pred.shape)}."
+            )
+
+    def _sparse_loss(self):
+        loss = getattr(self, "loss", None)
+        if isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
+            return True
+        return isinstance(loss, str) and loss == "sparse_categorical_crossentropy"
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        self._check_targets(y, y_pred)
+        return super().compute_loss(
+            x, y, y_pred, sample_weight=sample_weight, training=training
+        )
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        self._check_targets(y, y_pred)
+        return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
     def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
         """Configures the model for training, with task defaults.
 
@@ -327,11 +511,12 @@ class MultimodalTransformer(keras.Model):
             optimizer: `"auto"` (default) for `AdamW(learning_rate=1e-3,
                 weight_decay=0.01)`, or any optimizer `keras.Model.compile`
                 accepts.
-            loss: `"auto"` (default) for `BinaryCrossentropy(from_logits=True)`
-                (multilabel) or `SparseCategoricalCrossentropy(
+            loss: `"auto"` (default) for
+                `MaskedBinaryCrossentropy(from_logits=True)` (multilabel:
+                NaN targets are ignored) or `SparseCategoricalCrossentropy(
                 from_logits=True)` (multiclass), or any loss.
-            metrics: `"auto"` (default) for `AUC(multi_label=True,
-                from_logits=True)` (multilabel) or
+            metrics: `"auto"` (default) for `MaskedAUC(multi_label=True,
+                from_logits=True)` (multilabel: NaN targets are ignored) or
                 `SparseCategoricalAccuracy` (multiclass), or any metrics.
             **kwargs: other `keras.Model.compile` arguments, such as
                 `jit_compile`.
@@ -343,13 +528,13 @@ class MultimodalTransformer(keras.Model):
         multilabel = self.task == "multilabel"
         if _is_auto(loss):
             loss = (
-                keras.losses.BinaryCrossentropy(from_logits=True)
+                MaskedBinaryCrossentropy(from_logits=True)
                 if multilabel
                 else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
             )
         if _is_auto(metrics):
             metrics = [
-                keras.metrics.AUC(
+                MaskedAUC(
                     multi_label=True,
                     num_labels=self.num_outputs,
                     from_logits=True,
