@@ -11,6 +11,7 @@ from keras_miam.datasets.geoplant_layout import GeoPlantLayout
 from keras_miam.datasets.geoplant_utils import CLIMATE_VARIABLES
 from keras_miam.datasets.geoplant_utils import IMAGE_CHANNELS
 from keras_miam.datasets.geoplant_utils import LANDSAT_BANDS
+from keras_miam.datasets.geoplant_utils import check_modalities
 from keras_miam.datasets.geoplant_utils import clean_values
 from keras_miam.datasets.geoplant_utils import find_patch
 from keras_miam.datasets.geoplant_utils import index_cubes
@@ -148,7 +149,7 @@ def load_geoplant(
         Picek et al., "GeoPlant: Spatial Plant Species Prediction Dataset",
         NeurIPS 2024 Datasets and Benchmarks.
     """
-    modalities = _check_modalities(modalities)
+    modalities = check_modalities(modalities, GEOPLANT_MODALITIES)
     if series_source not in SERIES_SOURCES:
         raise ValueError(
             f"Unknown series_source '{series_source}'; expected one of "
@@ -241,6 +242,53 @@ def load_geoplant(
     dataset.surveys = surveys
     dataset.env_columns = sources.get("env_columns")
     return dataset
+
+
+def available_modalities(root, split="train"):
+    """The modalities a GeoPlant release has files for, in a split.
+
+    Looks for the file families `load_geoplant` reads, without reading
+    them: environmental CSVs ("env"), the bioclimatic monthly series as CSV
+    or cubes ("climate"), the six Landsat band CSVs or the Landsat cubes
+    ("landsat") and Sentinel-2 patch folders holding at least one patch
+    ("image"). Use it to pick `modalities` for releases that ship only
+    some of them.
+
+    Args:
+        root: path of the release folder, or a `GeoPlantLayout`.
+        split: a split of the release ("train", "val", "test", ...); its
+            feature files are those of its family (e.g. "test_iid" reads the
+            "test" files, "val" the "train" ones).
+
+    Returns:
+        A tuple of names among "env", "climate", "landsat", "image", in that
+        order (empty when none has files).
+
+    Example:
+
+    ```python
+    available_modalities("/data/geoplant")
+    # ('env', 'climate', 'landsat', 'image')
+    ```
+    """
+    layout = root if isinstance(root, GeoPlantLayout) else GeoPlantLayout(root)
+    family = _feature_family(split, layout)
+    found = []
+    if layout.env_files(family):
+        found.append("env")
+    if layout.climate_csvs(family) or layout.cube_folders("climate", family):
+        found.append("climate")
+    bands = layout.landsat_csvs(family)
+    if all(b in bands for b in LANDSAT_BANDS) or layout.cube_folders(
+        "landsat", family
+    ):
+        found.append("landsat")
+    if any(
+        find_patch(folder)[0] is not None
+        for _, folder in layout.image_folders(family)
+    ):
+        found.append("image")
+    return tuple(found)
 
 
 # ---------------------------------------------------------------- metadata
@@ -579,21 +627,6 @@ def _check_stats(stats, modalities):
             "load_geoplant(root, 'train', modalities=...) using the same "
             "modalities and pass its `.stats`."
         )
-
-
-def _check_modalities(modalities):
-    if isinstance(modalities, str):
-        modalities = (modalities,)
-    modalities = tuple(modalities)
-    unknown = [m for m in modalities if m not in GEOPLANT_MODALITIES]
-    if unknown or not modalities:
-        raise ValueError(
-            f"Unknown modality name(s) {unknown or modalities}. Expected a "
-            f"non-empty subset of {list(GEOPLANT_MODALITIES)}."
-        )
-    if len(set(modalities)) != len(modalities):
-        raise ValueError(f"`modalities` has duplicates: {list(modalities)}.")
-    return modalities
 
 
 def _positive_int(value, name):

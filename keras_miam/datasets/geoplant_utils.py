@@ -38,6 +38,46 @@ def is_presence_only(path):
     return PRESENCE_ONLY_RE.search(normalise(path)) is not None
 
 
+def check_modalities(modalities, known):
+    """Validates a selection of modality names against the known ones.
+
+    Shared by the dataset loaders: a single name is read as a one-element
+    selection, and the order of `modalities` is kept.
+
+    Args:
+        modalities: a modality name, or a sequence of names.
+        known: sequence of the names the loader supports.
+
+    Returns:
+        The tuple of selected names.
+
+    Raises:
+        ValueError: when a name is unknown, the selection is empty or it has
+            duplicates.
+
+    Example:
+
+    >>> check_modalities("image", ("env", "image"))
+    ('image',)
+    >>> check_modalities(["env", "sound"], ("env", "image"))
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown modality name(s) ['sound']. Expected a non-empty subset of ['env', 'image'].
+    """
+    if isinstance(modalities, str):
+        modalities = (modalities,)
+    modalities = tuple(modalities)
+    unknown = [m for m in modalities if m not in known]
+    if unknown or not modalities:
+        raise ValueError(
+            f"Unknown modality name(s) {unknown or modalities}. Expected a "
+            f"non-empty subset of {list(known)}."
+        )
+    if len(set(modalities)) != len(modalities):
+        raise ValueError(f"`modalities` has duplicates: {list(modalities)}.")
+    return modalities
+
+
 def sniff_separator(path):
     """Reads the header line and returns ';', '\\t' or ','."""
     with open(path, "r", encoding="utf-8", errors="replace") as f:

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_miam.datasets.geoplant_utils import check_modalities
+
 TAXABENCH_MODALITIES = (
     "location",
     "environment",
@@ -88,7 +90,7 @@ def load_taxabench(
         Sastry et al., "TaxaBind: A Unified Embedding Space for Ecological
         Applications", WACV 2025.
     """
-    modalities = _check_modalities(modalities)
+    modalities = check_modalities(modalities, TAXABENCH_MODALITIES)
     if isinstance(source, dict):
         arrays = {str(k).lower(): (lambda v=v: v) for k, v in source.items()}
         sources = {k: "arrays" for k in arrays}
@@ -267,18 +269,3 @@ def _check_labels(labels, num_classes):
             f"num_classes={num_classes}."
         )
     return labels
-
-
-def _check_modalities(modalities):
-    if isinstance(modalities, str):
-        modalities = (modalities,)
-    modalities = tuple(modalities)
-    unknown = [m for m in modalities if m not in TAXABENCH_MODALITIES]
-    if unknown or not modalities:
-        raise ValueError(
-            f"Unknown modality name(s) {unknown or modalities}. Expected a "
-            f"non-empty subset of {list(TAXABENCH_MODALITIES)}."
-        )
-    if len(set(modalities)) != len(modalities):
-        raise ValueError(f"`modalities` has duplicates: {list(modalities)}.")
-    return modalities

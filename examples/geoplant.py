@@ -1,0 +1,384 @@
+"""MIAM against a baseline on GeoPlant / GeoLifeCLEF 2024-2025 surveys.
+
+Loads a presence-absence release with `keras_miam.datasets.load_geoplant`
+(the K most frequent species of the training surveys as labels, the
+environmental table, the monthly climate and quarterly Landsat series and the
+Sentinel-2 patches as modalities; every modality the release has files for by
+default), holds out training surveys for validation, tests on a labelled test
+split of the release (or on held-out training surveys when it has none),
+trains the same `MultimodalTransformer` under each masking strategy while
+streaming the training surveys from disk, evaluates every subset of
+modalities on the test surveys, prints the per-subset table and writes
+figures and a results JSON.
+
+    KERAS_BACKEND=jax python examples/geoplant.py --root /data/geoplant
+    python examples/geoplant.py --root /data/geoplant --species 200 \\
+        --modalities env climate image --strategies uniform opm miam --epochs 20
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+MODALITIES = ("env", "climate", "landsat", "image")
+TEST_SPLIT_ORDER = ("test_iid", "test", "test_ood", "test_glc25")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except None and False ones."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--root", required=True,
+                        help="folder of a GeoPlant / GeoLifeCLEF 2024-2025 "
+                             "presence-absence release")
+    parser.add_argument("--species", type=int, default=100,
+                        help="predict the K most frequent species of the "
+                             "training surveys (0: every species)")
+    parser.add_argument("--modalities", nargs="+", default=None, choices=MODALITIES,
+                        help="modalities to use (default: every one the release "
+                             "has files for)")
+    parser.add_argument("--strategies", nargs="+", default=["uniform", "miam"],
+                        help="masking strategies to compare (names of keras_miam.strategies)")
+    parser.add_argument("--strategy", default=None,
+                        help="train a single strategy (shortcut for --strategies NAME)")
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs per strategy")
+    parser.add_argument("--batch-size", type=int, default=128, help="examples per training step")
+    parser.add_argument("--learning-rate", type=float, default=1e-3,
+                        help="AdamW learning rate (weight decay 0.01)")
+    parser.add_argument("--embed-dim", type=int, default=64,
+                        help="token size of the MultimodalTransformer")
+    parser.add_argument("--num-layers", type=int, default=2, help="transformer blocks")
+    parser.add_argument("--validation-fraction", type=float, default=0.1,
+                        help="part of the training surveys held out for "
+                             "validation (twice that when the test surveys "
+                             "are held out too)")
+    parser.add_argument("--test-split", default="auto",
+                        help="labelled split of the release to test on (e.g. "
+                             "test_iid); 'auto' takes one if the release has "
+                             "one, 'none' tests on held-out training surveys")
+    parser.add_argument("--workers", type=int, default=4,
+                        help="threads reading the training files")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the splits, the weights and the masking")
+    parser.add_argument("--output", default="outputs/geoplant", help="output folder")
+    parser.add_argument("--no-explain", action="store_true",
+                        help="skip the Shapley contributions (faster)")
+    args = parser.parse_args(argv)
+    for name in ("epochs", "batch_size", "embed_dim", "num_layers", "workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1; "
+                         f"received {getattr(args, name)}.")
+    if args.species < 0:
+        parser.error(f"--species must be >= 0; received {args.species}.")
+    if not 0.0 < args.validation_fraction < 0.5:
+        parser.error("--validation-fraction must be in (0, 0.5); received "
+                     f"{args.validation_fraction}.")
+    if args.modalities is not None and len(set(args.modalities)) < 2:
+        parser.error("MIAM balances several modalities: pass at least two "
+                     f"distinct --modalities; received {args.modalities}.")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import keras
+
+    import keras_miam as km
+    from keras_miam.datasets.geoplant import available_modalities
+
+    start = time.perf_counter()
+    strategies = [args.strategy] if args.strategy else list(dict.fromkeys(args.strategies))
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"keras_miam {km.__version__} on Keras {keras.__version__}, "
+          f"backend {keras.backend.backend()}; writing to {out}/")
+
+    # The release, its modalities and the surveys to test on.
+    try:
+        layout = km.datasets.GeoPlantLayout(args.root)
+        modalities = tuple(args.modalities or available_modalities(layout, "train"))
+        train_ids = np.unique(layout.read_metadata("train")["surveyId"].dropna())
+        test_split = _choose_test_split(layout, args.test_split)
+        # GeoPlant has no validation split: "val" is carved from "train".
+        held_what = ("'val' split surveys" if "val" in layout.splits()
+                     else "held-out training surveys")
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from error
+    if len(modalities) < 2:
+        raise SystemExit(
+            f"error: the release under '{args.root}' has training files for "
+            f"{list(modalities) or 'no modality'}; MIAM needs at least two of "
+            f"{list(MODALITIES)}."
+        )
+    needed = 2 if test_split else 3
+    if len(train_ids) < needed:
+        raise SystemExit(
+            f"error: the training split has {len(train_ids)} survey(s); at least "
+            f"{needed} are needed (to train, validate"
+            f"{'' if test_split else ' and test on held-out surveys'})."
+        )
+    # With no test split, twice the validation part is held out and halved.
+    fraction = args.validation_fraction
+    if not test_split:
+        fraction = min(max(2 * fraction, 2.0 / len(train_ids)), 1.0 - 1.0 / len(train_ids))
+
+    common = dict(modalities=modalities, validation_fraction=fraction, seed=args.seed)
+    try:
+        train = km.datasets.load_geoplant(
+            args.root, "train", num_species=args.species or None,
+            batch_size=args.batch_size, workers=args.workers, **common,
+        )
+        held = km.datasets.load_geoplant(
+            args.root, "val", stats=train.stats, batch_size=256, **common
+        )
+        held_x, held_y = _read_arrays(held, held_what)
+        if test_split:
+            validation = (held_x, held_y)
+            test_set = km.datasets.load_geoplant(
+                args.root, test_split, stats=train.stats, batch_size=256, **common
+            )
+            test = _read_arrays(test_set, f"'{test_split}' surveys")
+        else:
+            validation, test = _halve((held_x, held_y), args.seed)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from error
+    if min(len(validation[1]), len(test[1])) < 1:
+        raise SystemExit(
+            f"error: {len(held_y)} {held_what} cannot be split into validation "
+            "and test surveys; pass --test-split with a labelled test split."
+        )
+    if len(train.survey_ids) >= args.batch_size:
+        train.drop_remainder = True  # One batch shape: one compiled train step.
+    species = train.species
+    num_val, num_test = len(validation[1]), len(test[1])
+    test_source = test_split or held_what
+    print(f"{len(train.survey_ids)} training, {num_val} validation and {num_test} test "
+          f"surveys (test: {repr(test_split) + ' split' if test_split else held_what}); "
+          f"{len(species)} species; modalities "
+          + ", ".join(f"{k} {v}" for k, v in train.input_shapes.items()))
+    print("Test surveys with data: " + ", ".join(
+        f"{k} {100 * _available(v):.0f}%" for k, v in test[0].items()))
+
+    # AUC needs species both present and absent; tiny splits may have none.
+    val_metric = "auc" if _auc_defined(validation[1], len(modalities)) else "loss"
+    if val_metric == "loss":
+        print(f"Note: no species is both present and absent in the {num_val} "
+              "validation surveys, so the unimodal validation scores that drive "
+              "the masking use the loss (1 / (1 + loss)) instead of the AUC.")
+    both = _species_with_both_classes(test[1])
+    test_metric = "auc" if both else "accuracy"
+    if both:
+        print(f"Test macro AUC over the {both} of {len(species)} species both "
+              f"present and absent in the {num_test} test surveys.")
+    else:
+        print(f"Note: no species is both present and absent in the {num_test} test "
+              "surveys, so AUC is undefined; reporting the binary accuracy instead.")
+
+    runs = []
+    for name in strategies:
+        keras.utils.set_random_seed(args.seed)
+        shapes = {k: np.zeros((1,) + tuple(s), "float32") for k, s in train.input_shapes.items()}
+        model = km.models.MultimodalTransformer(
+            km.experiments.default_tokenizers(shapes, embed_dim=args.embed_dim),
+            num_outputs=len(species), task="multilabel", strategy=name,
+            num_layers=args.num_layers, seed=args.seed,
+        )
+        model.compile(
+            optimizer=keras.optimizers.AdamW(args.learning_rate, weight_decay=0.01),
+            jit_compile="auto",
+        )
+        fit_start = time.perf_counter()
+        history = model.fit(
+            train, validation_data=validation, epochs=args.epochs,
+            callbacks=[km.ModalityDynamics(validation, metric=val_metric)], verbose=1,
+        )
+        fit_seconds = time.perf_counter() - fit_start
+        frame = km.evaluation.evaluate_subsets(model, test, metric=test_metric, verbose=0)
+        scores = _subset_scores(frame, modalities)
+        print(f"[{name} seed {args.seed}] average {scores['average']:.4f} "
+              f"({fit_seconds:.0f} s)", flush=True)
+        runs.append({
+            "strategy": name, "model": model, "subsets": frame, "scores": scores,
+            "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+            "fit_seconds": fit_seconds,
+        })
+
+    metric = runs[0]["subsets"].attrs["metric"]
+    table = pd.DataFrame({run["strategy"]: run["scores"] for run in runs})
+    print(f"\nTest {'macro AUC' if metric == 'auc' else metric} per subset of "
+          "modalities (columns: strategies):")
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    if {"uniform", "miam"} <= set(table.columns):
+        gain = table["miam"] - table["uniform"]
+        line = f"\nMIAM - Uniform: average {100 * gain['average']:+.2f} points"
+        if "image" in table.index:
+            line += f", image alone {100 * gain['image']:+.2f} points"
+        print(line)
+
+    # Figures.
+    km.plotting.plot_subsets({run["strategy"]: run["subsets"] for run in runs},
+                             path=out / "subsets.png")
+    for run in runs:
+        km.plotting.plot_dynamics(run["history"], path=out / f"dynamics_{run['strategy']}.png")
+    last = next((run for run in runs if run["strategy"] == "miam"), runs[-1])
+    km.plotting.plot_hypercube(last["model"].masking,
+                               path=out / f"hypercube_{last['strategy']}_trained.png")
+    results = {
+        "config": vars(args),
+        "backend": keras.backend.backend(),
+        "modalities": list(modalities),
+        "species": [int(s) for s in species],
+        "num_surveys": {"train": int(len(train.survey_ids)), "validation": num_val,
+                        "test": num_test},
+        "test_source": test_source,
+        "metric": metric,
+        "validation_metric": val_metric,
+        "table": [
+            {"subset": label, "modalities": label.split("+"), "size": len(label.split("+")),
+             **{s: _finite(v) for s, v in row.items()}}
+            for label, row in table.drop(index="average").iterrows()
+        ],
+        "average": {s: _finite(v) for s, v in table.loc["average"].items()},
+        "fit_seconds": {run["strategy"]: run["fit_seconds"] for run in runs},
+        "final_mask_ratios": {run["strategy"]: run["model"].masking.mask_ratios().tolist()
+                              for run in runs},
+        "history": {run["strategy"]: run["history"] for run in runs},
+    }
+    if not args.no_explain:
+        shapley = km.explain.modality_shapley(last["model"], test, metric=test_metric, verbose=0)
+        km.plotting.plot_shapley(shapley, path=out / "modality_shapley.png")
+        print(f"\nModality Shapley values ({last['strategy']}, test {metric}):")
+        print(shapley.to_string())
+        results["modality_shapley"] = {k: _finite(v) for k, v in shapley["value"].items()}
+    results["total_seconds"] = time.perf_counter() - start
+    (out / "results.json").write_text(json.dumps(_jsonable(results), indent=2, default=str))
+    print(f"\nWrote {sorted(p.name for p in out.iterdir())} to {out}/ "
+          f"in {results['total_seconds']:.0f} s")
+    return results
+
+
+def _choose_test_split(layout, requested):
+    """The labelled split to test on, or None to hold out training surveys."""
+    if requested == "none":
+        return None
+    candidates = [s for s in layout.splits() if s not in ("train", "val")]
+    if requested != "auto":
+        if requested not in candidates:
+            raise ValueError(
+                f"--test-split '{requested}' is not a test split of the release "
+                f"under '{layout.root}'; it has {candidates or 'none'} (or pass "
+                "'none' to test on held-out training surveys)."
+            )
+        if not _labelled(layout, requested):
+            raise ValueError(
+                f"The '{requested}' metadata has no speciesId (the labels of "
+                "challenge test splits are hidden); pass --test-split none to "
+                "test on held-out training surveys."
+            )
+        return requested
+    rank = {name: i for i, name in enumerate(TEST_SPLIT_ORDER)}
+    for name in sorted(candidates, key=lambda s: (rank.get(s, len(rank)), s)):
+        if _labelled(layout, name):
+            return name
+    return None
+
+
+def _labelled(layout, split):
+    rows = layout.read_metadata(split)
+    return "speciesId" in rows.columns and bool(rows["speciesId"].notna().any())
+
+
+def _read_arrays(dataset, what):
+    """Reads every batch of a GeoPlantDataset into `(x, y)` arrays."""
+    import keras
+
+    print(f"Reading {len(dataset.survey_ids)} {what}:")
+    progbar = keras.utils.Progbar(len(dataset), unit_name="batch")
+    xs, ys = [], []
+    for i in range(len(dataset)):
+        x, y = dataset[i]
+        xs.append(x)
+        ys.append(y)
+        progbar.add(1)
+    x = {k: np.concatenate([b[k] for b in xs]) for k in xs[0]}
+    return x, np.concatenate(ys)
+
+
+def _halve(data, seed):
+    """Splits held-out surveys into validation and test halves (seeded)."""
+    x, y = data
+    order = np.random.default_rng([seed, 2]).permutation(len(y))
+    cut = len(y) // 2
+    parts = []
+    for index in (np.sort(order[:cut]), np.sort(order[cut:])):
+        parts.append(({k: v[index] for k, v in x.items()}, y[index]))
+    return tuple(parts)
+
+
+def _available(values):
+    """Fraction of examples with at least one finite value."""
+    flat = values.reshape(len(values), -1)
+    return float(np.isfinite(flat).any(axis=1).mean()) if len(flat) else 0.0
+
+
+def _species_with_both_classes(y):
+    positives = y.sum(axis=0)
+    return int(np.sum((positives > 0) & (positives < len(y))))
+
+
+def _auc_defined(y, num_modalities, batch_size=256):
+    """AUC is defined on the labels and on the callback's first block."""
+    block = max(1, batch_size // num_modalities)
+    return bool(_species_with_both_classes(y) and _species_with_both_classes(y[:block]))
+
+
+def _subset_scores(frame, modalities):
+    """{'env+image': metric, ..., 'average': mean} from evaluate_subsets."""
+    import keras_miam as km
+
+    rows = frame[frame["kind"] == "subset"]
+    metric = frame.attrs["metric"]
+    scores = {}
+    for _, row in rows.iterrows():
+        subset = [m for m in modalities if bool(row[m])]
+        scores[km.experiments.subset_label(subset)] = float(row[metric])
+    scores["average"] = float(np.mean(list(scores.values())))
+    return scores
+
+
+def _finite(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _jsonable(value):
+    """NaN and inf as null, numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return _finite(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,257 @@
+"""MIAM against a baseline on TaxaBench-8k style precomputed embeddings.
+
+Loads one precomputed embedding per modality (location, environment, ground
+image, audio, satellite: one token each) and the species labels with
+`keras_miam.datasets.load_taxabench`, from the release's train / val / test
+splits (or a seeded 70/15/15 split of a single set), trains the same
+`MultimodalTransformer` classifier under each masking strategy, evaluates the
+top-1 accuracy for every subset of modalities on the test split, prints the
+per-subset table and writes figures and a results JSON.
+
+    KERAS_BACKEND=jax python examples/taxabench.py --root /data/taxabench
+    python examples/taxabench.py --root /data/taxabench --strategies uniform dirichlet opm miam
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+MODALITIES = ("location", "environment", "image", "audio", "satellite")
+SPLIT_NAMES = {
+    "train": ("train", "training"),
+    "val": ("val", "validation", "valid", "dev"),
+    "test": ("test",),
+}
+BUNDLE_SUFFIXES = (".npz", ".pt", ".pth")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except None and False ones."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--root", required=True,
+                        help="TaxaBench folder: train/ val/ test/ subfolders (or "
+                             "train.npz ...) of {modality}.npy + labels.npy, or a "
+                             "single set (folder, .npz or .pt) split 70/15/15")
+    parser.add_argument("--modalities", nargs="+", default=list(MODALITIES),
+                        choices=MODALITIES, help="modalities to use (one token each)")
+    parser.add_argument("--strategies", nargs="+", default=["uniform", "miam"],
+                        help="masking strategies to compare (names of keras_miam.strategies)")
+    parser.add_argument("--strategy", default=None,
+                        help="train a single strategy (shortcut for --strategies NAME)")
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs per strategy")
+    parser.add_argument("--batch-size", type=int, default=256, help="examples per training step")
+    parser.add_argument("--learning-rate", type=float, default=1e-3,
+                        help="AdamW learning rate (weight decay 0.01)")
+    parser.add_argument("--embed-dim", type=int, default=64,
+                        help="token size of the MultimodalTransformer")
+    parser.add_argument("--num-layers", type=int, default=2, help="transformer blocks")
+    parser.add_argument("--zero-rows-as-missing", action="store_true",
+                        help="read all-zero embedding rows as missing")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the splits, the weights and the masking")
+    parser.add_argument("--output", default="outputs/taxabench", help="output folder")
+    parser.add_argument("--no-explain", action="store_true",
+                        help="skip the Shapley contributions (faster)")
+    args = parser.parse_args(argv)
+    for name in ("epochs", "batch_size", "embed_dim", "num_layers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1; "
+                         f"received {getattr(args, name)}.")
+    if len(set(args.modalities)) < 2:
+        parser.error("MIAM balances several modalities: pass at least two "
+                     f"distinct --modalities; received {args.modalities}.")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import keras
+
+    import keras_miam as km
+
+    start = time.perf_counter()
+    strategies = [args.strategy] if args.strategy else list(dict.fromkeys(args.strategies))
+    modalities = list(dict.fromkeys(args.modalities))
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"keras_miam {km.__version__} on Keras {keras.__version__}, "
+          f"backend {keras.backend.backend()}; writing to {out}/")
+
+    try:
+        parts, origin = _load_splits(args, modalities)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from error
+    train, val, test = parts["train"], parts["val"], parts["test"]
+    num_classes = int(train[1].max()) + 1
+    for name in ("val", "test"):
+        x, y = parts[name]
+        seen = np.isin(y, np.unique(train[1]))
+        if not seen.all():
+            print(f"Note: {np.sum(~seen)} {name} example(s) of classes never seen in "
+                  "training are left out (the model has no output for them).")
+            parts[name] = ({k: v[seen] for k, v in x.items()}, y[seen])
+            if not seen.any():
+                raise SystemExit(f"error: no {name} example has a class seen in training.")
+    train, val, test = parts["train"], parts["val"], parts["test"]
+    print(f"{sum(len(p[1]) for p in parts.values())} observations ({origin}), "
+          f"{len(np.unique(train[1]))} species in training; train/val/test "
+          f"{len(train[1])}/{len(val[1])}/{len(test[1])}; embeddings "
+          + ", ".join(f"{k} {v.shape[1]}" for k, v in train[0].items()))
+    print("Missing (NaN rows) in training: " + ", ".join(
+        f"{k} {100 * np.isnan(v).all(axis=1).mean():.0f}%" for k, v in train[0].items()))
+
+    table, runs = km.experiments.compare_strategies(
+        train, val, test, strategies=strategies, seeds=[args.seed],
+        epochs=args.epochs, batch_size=args.batch_size, task="multiclass",
+        learning_rate=args.learning_rate,
+        model_kwargs={"num_layers": args.num_layers},
+        tokenizers=lambda xs: km.experiments.default_tokenizers(
+            xs, embed_dim=args.embed_dim, embedding_modalities=tuple(xs)),
+    )
+    mean = table.attrs["mean"]
+    metric = runs[0]["subsets"].attrs["metric"]
+    print(f"\nTest top-1 {metric} per subset of modalities (columns: strategies):")
+    print(mean.T.to_string(float_format=lambda v: f"{v:.4f}"))
+    if {"uniform", "miam"} <= set(mean.index):
+        gain = mean.loc["miam"] - mean.loc["uniform"]
+        alone = ", ".join(f"{m} {100 * gain[m]:+.2f}" for m in modalities)
+        print(f"\nMIAM - Uniform: average {100 * gain['average']:+.2f} points; "
+              f"single modalities: {alone}")
+
+    # Figures.
+    frames = {run["strategy"]: run["subsets"] for run in runs}
+    km.plotting.plot_subsets(frames, path=out / "subsets.png")
+    for run in runs:
+        km.plotting.plot_dynamics(run["history"], path=out / f"dynamics_{run['strategy']}.png")
+    last = next((run for run in runs if run["strategy"] == "miam"), runs[-1])
+    km.plotting.plot_hypercube(last["model"].masking,
+                               path=out / f"hypercube_{last['strategy']}_trained.png")
+    subsets = [c for c in mean.columns if c != "average"]
+    results = {
+        "config": vars(args),
+        "backend": keras.backend.backend(),
+        "data": origin,
+        "modalities": modalities,
+        "num_classes": num_classes,
+        "num_examples": {k: int(len(v[1])) for k, v in parts.items()},
+        "metric": metric,
+        "table": [
+            {"subset": label, "modalities": label.split("+"), "size": len(label.split("+")),
+             **{s: _finite(mean.loc[s, label]) for s in mean.index}}
+            for label in subsets
+        ],
+        "average": {s: _finite(v) for s, v in mean["average"].items()},
+        "fit_seconds": {run["strategy"]: run["fit_seconds"] for run in runs},
+        "final_mask_ratios": {run["strategy"]: run["model"].masking.mask_ratios().tolist()
+                              for run in runs},
+        "history": {run["strategy"]: run["history"] for run in runs},
+    }
+    if not args.no_explain:
+        shapley = km.explain.modality_shapley(last["model"], test, verbose=0)
+        km.plotting.plot_shapley(shapley, path=out / "modality_shapley.png")
+        print(f"\nModality Shapley values ({last['strategy']}, test {metric}):")
+        print(shapley.to_string())
+        results["modality_shapley"] = {k: _finite(v) for k, v in shapley["value"].items()}
+    results["total_seconds"] = time.perf_counter() - start
+    (out / "results.json").write_text(json.dumps(_jsonable(results), indent=2, default=str))
+    print(f"\nWrote {sorted(p.name for p in out.iterdir())} to {out}/ "
+          f"in {results['total_seconds']:.0f} s")
+    return results
+
+
+def _load_splits(args, modalities):
+    """{"train", "val", "test": (x, y)} and a description of where they came from."""
+    import keras_miam as km
+
+    root = Path(args.root).expanduser()
+    found = _find_splits(root)
+    kwargs = dict(modalities=modalities, zero_rows_as_missing=args.zero_rows_as_missing)
+    if "train" not in found:
+        if found:
+            raise ValueError(
+                f"'{root}' has the split(s) {sorted(found.values())} but no "
+                f"training split (one of {list(SPLIT_NAMES['train'])})."
+            )
+        x, y, _ = km.datasets.load_taxabench(root, **kwargs)
+        if len(y) < 3:
+            raise ValueError(f"'{root}' holds {len(y)} example(s); at least 3 are "
+                             "needed for a train/validation/test split.")
+        train, val, test = km.datasets.split_dataset(x, y, seed=args.seed)
+        return {"train": train, "val": val, "test": test}, "one set, split 70/15/15"
+    parts = {}
+    for part, name in found.items():
+        x, y, _ = km.datasets.load_taxabench(root, split=name, **kwargs)
+        parts[part] = (x, y)
+    carved = [p for p in ("val", "test") if p not in parts]
+    if carved:
+        x, y = parts["train"]
+        fractions = [0.15] * len(carved)
+        if len(y) < len(carved) + 1:
+            raise ValueError(
+                f"The training split has {len(y)} example(s); too few to hold out "
+                f"{' and '.join(carved)} examples."
+            )
+        pieces = km.datasets.split_dataset(
+            x, y, fractions=[1.0 - sum(fractions)] + fractions, seed=args.seed
+        )
+        parts["train"] = pieces[0]
+        for part, piece in zip(carved, pieces[1:]):
+            parts[part] = piece
+    origin = "splits " + ", ".join(f"{k}={found[k]}" for k in found)
+    if carved:
+        origin += f"; {' and '.join(carved)} held out from training (15% each)"
+    return parts, origin
+
+
+def _find_splits(root):
+    """{"train"/"val"/"test": split name} of the splits found under `root`."""
+    if not root.is_dir():
+        return {}
+    names = {}
+    for entry in root.iterdir():
+        if entry.is_dir() or entry.suffix in BUNDLE_SUFFIXES:
+            names.setdefault(entry.stem.lower(), entry.stem if entry.is_file() else entry.name)
+    found = {}
+    for part, aliases in SPLIT_NAMES.items():
+        match = next((names[a] for a in aliases if a in names), None)
+        if match is not None:
+            found[part] = match
+    return found
+
+
+def _finite(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _jsonable(value):
+    """NaN and inf as null, numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return _finite(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
