@@ -18,7 +18,6 @@ figures and a results JSON.
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -210,7 +209,7 @@ def main(argv=None):
         )
         fit_seconds = time.perf_counter() - fit_start
         frame = km.evaluation.evaluate_subsets(model, test, metric=test_metric, verbose=0)
-        scores = _subset_scores(frame, modalities)
+        scores = km.experiments.subset_scores(frame, modalities)
         print(f"[{name} seed {args.seed}] average {scores['average']:.4f} "
               f"({fit_seconds:.0f} s)", flush=True)
         runs.append({
@@ -251,10 +250,10 @@ def main(argv=None):
         "validation_metric": val_metric,
         "table": [
             {"subset": label, "modalities": label.split("+"), "size": len(label.split("+")),
-             **{s: _finite(v) for s, v in row.items()}}
+             **{s: km.experiments.jsonable(v) for s, v in row.items()}}
             for label, row in table.drop(index="average").iterrows()
         ],
-        "average": {s: _finite(v) for s, v in table.loc["average"].items()},
+        "average": {s: km.experiments.jsonable(v) for s, v in table.loc["average"].items()},
         "fit_seconds": {run["strategy"]: run["fit_seconds"] for run in runs},
         "final_mask_ratios": {run["strategy"]: run["model"].masking.mask_ratios().tolist()
                               for run in runs},
@@ -265,9 +264,9 @@ def main(argv=None):
         km.plotting.plot_shapley(shapley, path=out / "modality_shapley.png")
         print(f"\nModality Shapley values ({last['strategy']}, test {metric}):")
         print(shapley.to_string())
-        results["modality_shapley"] = {k: _finite(v) for k, v in shapley["value"].items()}
+        results["modality_shapley"] = {k: km.experiments.jsonable(v) for k, v in shapley["value"].items()}
     results["total_seconds"] = time.perf_counter() - start
-    (out / "results.json").write_text(json.dumps(_jsonable(results), indent=2, default=str))
+    (out / "results.json").write_text(json.dumps(km.experiments.jsonable(results), indent=2, default=str))
     print(f"\nWrote {sorted(p.name for p in out.iterdir())} to {out}/ "
           f"in {results['total_seconds']:.0f} s")
     return results
@@ -346,38 +345,6 @@ def _auc_defined(y, num_modalities, batch_size=256):
     """AUC is defined on the labels and on the callback's first block."""
     block = max(1, batch_size // num_modalities)
     return bool(_species_with_both_classes(y) and _species_with_both_classes(y[:block]))
-
-
-def _subset_scores(frame, modalities):
-    """{'env+image': metric, ..., 'average': mean} from evaluate_subsets."""
-    import keras_miam as km
-
-    rows = frame[frame["kind"] == "subset"]
-    metric = frame.attrs["metric"]
-    scores = {}
-    for _, row in rows.iterrows():
-        subset = [m for m in modalities if bool(row[m])]
-        scores[km.experiments.subset_label(subset)] = float(row[metric])
-    scores["average"] = float(np.mean(list(scores.values())))
-    return scores
-
-
-def _finite(value):
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _jsonable(value):
-    """NaN and inf as null, numpy scalars as Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return _finite(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 if __name__ == "__main__":

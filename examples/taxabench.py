@@ -14,7 +14,6 @@ per-subset table and writes figures and a results JSON.
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -153,10 +152,10 @@ def main(argv=None):
         "metric": metric,
         "table": [
             {"subset": label, "modalities": label.split("+"), "size": len(label.split("+")),
-             **{s: _finite(mean.loc[s, label]) for s in mean.index}}
+             **{s: km.experiments.jsonable(mean.loc[s, label]) for s in mean.index}}
             for label in subsets
         ],
-        "average": {s: _finite(v) for s, v in mean["average"].items()},
+        "average": {s: km.experiments.jsonable(v) for s, v in mean["average"].items()},
         "fit_seconds": {run["strategy"]: run["fit_seconds"] for run in runs},
         "final_mask_ratios": {run["strategy"]: run["model"].masking.mask_ratios().tolist()
                               for run in runs},
@@ -167,9 +166,9 @@ def main(argv=None):
         km.plotting.plot_shapley(shapley, path=out / "modality_shapley.png")
         print(f"\nModality Shapley values ({last['strategy']}, test {metric}):")
         print(shapley.to_string())
-        results["modality_shapley"] = {k: _finite(v) for k, v in shapley["value"].items()}
+        results["modality_shapley"] = {k: km.experiments.jsonable(v) for k, v in shapley["value"].items()}
     results["total_seconds"] = time.perf_counter() - start
-    (out / "results.json").write_text(json.dumps(_jsonable(results), indent=2, default=str))
+    (out / "results.json").write_text(json.dumps(km.experiments.jsonable(results), indent=2, default=str))
     print(f"\nWrote {sorted(p.name for p in out.iterdir())} to {out}/ "
           f"in {results['total_seconds']:.0f} s")
     return results
@@ -233,24 +232,6 @@ def _find_splits(root):
         if match is not None:
             found[part] = match
     return found
-
-
-def _finite(value):
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _jsonable(value):
-    """NaN and inf as null, numpy scalars as Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return _finite(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from keras_miam.experiments.results import subset_scores
 from keras_miam.experiments.train_and_evaluate import train_and_evaluate
 
 
@@ -58,7 +59,7 @@ def compare_strategies(
                 train, validation, test, strategy=strategy, seed=seed,
                 verbose=fit_verbose, **kwargs,
             )
-            scores = _subset_scores(result["subsets"], modalities)
+            scores = subset_scores(result["subsets"], modalities)
             runs.append({"strategy": name, "seed": seed, **result})
             rows.append({"strategy": name, "seed": seed, **scores})
             if verbose:
@@ -72,7 +73,7 @@ def compare_strategies(
                         train, validation, test, visible=list(subset), seed=seed,
                         verbose=0, **kwargs,
                     )
-                    scores.update(_subset_scores(result["subsets"], modalities, summary=False))
+                    scores.update(subset_scores(result["subsets"], modalities, summary=False))
                     runs.append({"strategy": "oracle", "seed": seed, "subset": subset, **result})
             scores["average"] = float(np.mean([v for k, v in scores.items()]))
             rows.append({"strategy": "oracle", "seed": seed, **scores})
@@ -86,21 +87,3 @@ def compare_strategies(
     table = mean.map(lambda v: f"{v:.4f}") + " +- " + std.map(lambda v: f"{v:.4f}")
     table.attrs["mean"], table.attrs["std"], table.attrs["raw"] = mean, std, raw
     return table, runs
-
-
-def subset_label(subset):
-    """The column name of a subset of modalities, e.g. 'env+image'."""
-    return "+".join(subset)
-
-
-def _subset_scores(frame, modalities, summary=True):
-    """{subset label: metric} from an evaluate_subsets frame, plus the average."""
-    rows = frame[frame["kind"] == "subset"]
-    metric = frame.attrs["metric"]
-    scores = {}
-    for _, row in rows.iterrows():
-        subset = [m for m in modalities if bool(row[m])]
-        scores[subset_label(subset)] = float(row[metric])
-    if summary:
-        scores["average"] = float(np.mean(list(scores.values())))
-    return scores

@@ -1,6 +1,7 @@
 """Training dynamics of MIAM: unimodal scores, derivatives and mask ratios."""
 
 import numpy as np
+from matplotlib import ticker
 
 from keras_miam.plotting._figure import finish
 from keras_miam.plotting._figure import new_figure
@@ -98,7 +99,17 @@ def plot_dynamics(history, modalities=None, metric=None, path=None):
             finite = np.concatenate(list(series.values()))
             finite = finite[np.isfinite(finite)]
             if finite.size and finite.min() > 0:
+                # Symmetric around r = 1, at least [1/2, 2], plain numbers
+                # (the default log labels read "10 x 10^-1" on a narrow range).
+                span = max(2.0, finite.max(), 1.0 / finite.min())
                 ax.set_yscale("log")
+                ax.set_ylim(1.0 / span ** 1.1, span ** 1.1)
+                plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")
+                ax.yaxis.set_major_formatter(plain)
+                ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+                ax.yaxis.set_major_locator(
+                    ticker.LogLocator(base=2.0 if span < 16 else 10.0)
+                )
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
     axes[0].legend(fontsize="small")
