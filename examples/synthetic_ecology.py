@@ -31,7 +31,8 @@ def parse_args():
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--num-examples", type=int, default=10000)
-    parser.add_argument("--imbalance", default="strong", help="'strong', 'mild' or a ratio")
+    parser.add_argument("--imbalance", default="mild",
+                        help="'strong', 'mild' or a ratio (env : image effect scale)")
     parser.add_argument("--embed-dim", type=int, default=48)
     parser.add_argument("--num-layers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)

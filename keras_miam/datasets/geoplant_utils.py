@@ -67,11 +67,15 @@ def check_modalities(modalities, known):
     if isinstance(modalities, str):
         modalities = (modalities,)
     modalities = tuple(modalities)
-    unknown = [m for m in modalities if m not in known]
-    if unknown or not modalities:
+    if not modalities:
         raise ValueError(
-            f"Unknown modality name(s) {unknown or modalities}. Expected a "
-            f"non-empty subset of {list(known)}."
+            f"`modalities` is empty. Expected a non-empty subset of {list(known)}."
+        )
+    unknown = [m for m in modalities if m not in known]
+    if unknown:
+        raise ValueError(
+            f"Unknown modality name(s) {unknown}. Expected a non-empty subset "
+            f"of {list(known)}."
         )
     if len(set(modalities)) != len(modalities):
         raise ValueError(f"`modalities` has duplicates: {list(modalities)}.")

@@ -5,6 +5,8 @@ import numbers
 import numpy as np
 from scipy import ndimage
 
+from keras_miam.datasets.geoplant_utils import check_modalities
+
 MODALITIES = ("env", "climate", "landsat", "image")
 LATENTS = ("temperature", "moisture", "soil", "land_use")
 UNIQUE_LATENT = "habitat_texture"
@@ -21,7 +23,12 @@ TOTAL_EFFECT = 2.5
 ENV_NOISE = 0.4
 CLIMATE_LOADINGS = {"tas": ("temperature", 0.8), "pr": ("moisture", 0.7)}
 LANDSAT_VIGOUR = {"moisture": 0.6, "land_use": -0.6}
-IMAGE_COLOUR = (0.6, 0.4, 0.5, -0.7)  # land-use loading of R, G, B, NIR means
+# Channel means (R, G, B, NIR) of an image: a land-cover colour driven by
+# land use and a vegetation-greenness colour driven by moisture, each seen
+# through per-site noise (weight, noise sd).
+IMAGE_COLOUR = (0.6, 0.4, 0.5, -0.7)  # land-cover direction
+IMAGE_GREENNESS = (-0.2, 0.7, -0.5, 0.4)  # vegetation direction
+IMAGE_COLOUR_SIGNAL = {"land_use": (0.8, 0.5), "moisture": (0.7, 0.5)}
 IMAGE_TEXTURE_GAIN = (-0.5, 0.3, 0.0, 1.0)  # texture weight per channel
 IMAGE_PIXEL_NOISE = 0.3
 IMAGE_CLUTTER = 0.4
@@ -89,8 +96,12 @@ def make_synthetic_ecology(
       amplitude; swir1/swir2 track moisture (and land use); per-step noise
       N(0, 0.5^2). Redundant with env, moderately informative.
     - "image" `(N, image_size, image_size, 4)` patches (red, green, blue,
-      nir), the weak but unique modality: the channel means carry a weak
-      land-use signal (`0.5 land_use + N(0, 0.8^2)`), and a sinusoidal
+      nir), the weak but unique modality: the channel means carry a
+      land-cover colour (`0.8 land_use + N(0, 0.5^2)` along
+      `IMAGE_COLOUR`) and a vegetation greenness (`0.7 moisture +
+      N(0, 0.5^2)` along `IMAGE_GREENNESS`), noisier views of two latents
+      that env measures better (so alone the image is informative, but a
+      joint model can ignore it), and a sinusoidal
       grating (hedgerow-like pattern) with random orientation, phase and
       frequency (0.18-0.32 cycles/pixel) is added with contrast `0.15 + 0.85
       sigmoid(1.7 h)`, mostly in NIR. The habitat latent is only visible
@@ -156,7 +167,7 @@ def make_synthetic_ecology(
     climate_steps = _positive_int(climate_steps, "climate_steps")
     landsat_steps = _positive_int(landsat_steps, "landsat_steps")
     image_size = _positive_int(image_size, "image_size", 4)
-    modalities = _check_modalities(modalities)
+    modalities = check_modalities(modalities, MODALITIES)
     ratio, imbalance_name = _check_imbalance(imbalance)
     rates = _check_missing(missing, modalities)
     if not 0.0 <= float(image_species_fraction) <= 1.0:
@@ -402,9 +413,13 @@ def _render_landsat(rng, z, steps):
 
 def _render_image(rng, z, h, size):
     n = z.shape[0]
-    land_use = z[:, LATENTS.index("land_use")]
-    colour = 0.5 * land_use + 0.8 * rng.standard_normal(n)
-    means = colour[:, None] * np.asarray(IMAGE_COLOUR)[None, :]
+    means = 0.0
+    for (latent, (weight, noise)), direction in zip(
+        IMAGE_COLOUR_SIGNAL.items(), (IMAGE_COLOUR, IMAGE_GREENNESS)
+    ):
+        colour = weight * z[:, LATENTS.index(latent)]
+        colour = colour + noise * rng.standard_normal(n)
+        means = means + colour[:, None] * np.asarray(direction)[None, :]
 
     theta = rng.uniform(0.0, np.pi, n)
     phase = rng.uniform(0.0, 2 * np.pi, n)
@@ -427,12 +442,17 @@ def _render_image(rng, z, h, size):
     details = {
         "kind": "image",
         "channels": list(IMAGE_CHANNELS),
-        "reveals": ["land_use", UNIQUE_LATENT],
+        "reveals": list(IMAGE_COLOUR_SIGNAL) + [UNIQUE_LATENT],
         "unique": True,
         "unique_latent": UNIQUE_LATENT,
         "colour_loadings": dict(zip(IMAGE_CHANNELS, IMAGE_COLOUR)),
-        "colour_land_use_weight": 0.5,
-        "colour_noise_sd": 0.8,
+        "colour_signal": {
+            latent: {"weight": w, "noise_sd": sd, "direction": dict(
+                zip(IMAGE_CHANNELS, direction))}
+            for (latent, (w, sd)), direction in zip(
+                IMAGE_COLOUR_SIGNAL.items(), (IMAGE_COLOUR, IMAGE_GREENNESS)
+            )
+        },
         "texture": {
             "pattern": "sinusoidal grating, random orientation and phase",
             "frequency_range": [0.18, 0.32],
@@ -510,25 +530,6 @@ def _positive_int(value, name, minimum=1):
             f"`{name}` must be an integer >= {minimum}; received {value!r}."
         )
     return int(value)
-
-
-def _check_modalities(modalities):
-    if isinstance(modalities, str):
-        modalities = (modalities,)
-    modalities = tuple(modalities)
-    unknown = [m for m in modalities if m not in MODALITIES]
-    if unknown:
-        raise ValueError(
-            f"Unknown modality name(s) {unknown}. Expected a subset of "
-            f"{list(MODALITIES)}."
-        )
-    if not modalities:
-        raise ValueError(
-            f"`modalities` is empty. Expected a subset of {list(MODALITIES)}."
-        )
-    if len(set(modalities)) != len(modalities):
-        raise ValueError(f"`modalities` has duplicates: {list(modalities)}.")
-    return modalities
 
 
 def _check_imbalance(imbalance):
