@@ -583,13 +583,8 @@ def test_visible_pattern_matches_the_selection(selection):
 
 
 # ----------------------------------------------------------------------------
-# Known limits found by the fuzzer (targeted regressions).
+# Limits found by the fuzzer, fixed (targeted regressions).
 # ----------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: MIAM.mean() computes a / (a + 1) = inf / inf = NaN when "
-    "kappa * r**lambda overflows float32 (reported to the lead)",
-)
 def test_miam_mean_with_overflowing_beta_parameters():
     """kappa * r**lambda beyond float32 (valid kappa and lambda): the mean
     must stay finite (E[Beta(a, 1)] = a / (a + 1) -> 1 as a -> inf)."""
@@ -601,11 +596,6 @@ def test_miam_mean_with_overflowing_beta_parameters():
     assert np.all(np.isfinite(mean)), mean
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: update_dynamics checks finiteness in float64 and then "
-    "stores float32, so 1e39 is stored as inf (reported to the lead)",
-)
 def test_update_dynamics_refuses_scores_beyond_float32():
     """A finite float64 score above the float32 maximum becomes inf when
     stored; it must be refused like any other non-finite score."""

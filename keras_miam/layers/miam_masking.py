@@ -431,8 +431,12 @@ class MIAMMasking(keras.layers.Layer):
                 f"({self.num_modalities}: {self.modalities}); received "
                 f"{values.size} values."
             )
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"`{name}` must be finite; received {values.tolist()}.")
+        # Checked as stored (float32): 1e39 is finite in float64 only.
+        if not np.all(np.isfinite(values.astype("float32"))):
+            raise ValueError(
+                f"`{name}` must be finite in float32 (|x| < 3.4e38); received "
+                f"{values.tolist()}."
+            )
         if np.any(values < 0):
             raise ValueError(
                 f"`{name}` must be >= 0 (higher score = better); received "

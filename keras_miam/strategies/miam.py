@@ -193,7 +193,9 @@ class MIAM(MaskingStrategy):
         w_zeros, w_ones, w_other = corner_weights(m, single_token)
         p_one = w_ones + w_other * (2 ** (m - 1) - 1)
         a, b = self.beta_parameters(m, state)
-        return p_one * a / (a + 1.0) + (1.0 - p_one) / (1.0 + b)
+        # E[Beta(a, 1)] = a / (a + 1), written 1 / (1 + 1 / a) so that an
+        # overflowing a (kappa * r^lambda beyond float32) gives 1, not NaN.
+        return p_one / (1.0 + 1.0 / a) + (1.0 - p_one) / (1.0 + b)
 
     def get_config(self):
         return {
