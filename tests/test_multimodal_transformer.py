@@ -9,7 +9,7 @@ import pytest
 
 import keras_miam as km
 from keras_miam.models import MultimodalTransformer
-from keras_miam.models.multimodal_transformer import MaskedBinaryCrossentropy
+from keras_miam.models import MaskedBinaryCrossentropy
 from tests.conftest import JIT
 from keras_miam.tokenizers import EmbeddingTokenizer
 from keras_miam.tokenizers import ImagePatchTokenizer

@@ -5,6 +5,8 @@ import keras_hub
 from keras import ops
 
 from keras_miam.layers.miam_masking import MIAMMasking
+from keras_miam.models.masked_auc import MaskedAUC
+from keras_miam.models.masked_binary_crossentropy import MaskedBinaryCrossentropy
 
 TASKS = ("multilabel", "multiclass")
 POOLINGS = ("mean", "cls")
@@ -12,118 +14,6 @@ POOLINGS = ("mean", "cls")
 
 def _is_auto(value):
     return isinstance(value, str) and value == "auto"
-
-
-def _observed(y_true, dtype):
-    """`y_true` as `dtype` with NaN entries set to 0, and their 0/1 weights."""
-    y_true = ops.cast(y_true, dtype)
-    observed = ops.logical_not(ops.isnan(y_true))
-    return ops.where(observed, y_true, ops.zeros_like(y_true)), ops.cast(
-        observed, dtype
-    )
-
-
-def _entry_weights(weights, sample_weight):
-    """Multiplies per-entry weights `(batch, K)` by Keras sample weights."""
-    if sample_weight is None:
-        return weights
-    sample_weight = ops.cast(sample_weight, weights.dtype)
-    while len(sample_weight.shape) < len(weights.shape):
-        sample_weight = ops.expand_dims(sample_weight, -1)
-    return weights * sample_weight
-
-
-@keras.saving.register_keras_serializable(package="keras_miam")
-class MaskedBinaryCrossentropy(keras.losses.BinaryCrossentropy):
-    """Binary cross-entropy that ignores NaN targets.
-
-    A NaN target entry (e.g. a species that was not surveyed at a site)
-    gets weight 0, and the loss is the mean over the observed entries:
-    `sum(w_ij * bce_ij) / sum(w_ij)`, with `w_ij` = 0 for a NaN target and
-    1 (or the example's `sample_weight`) otherwise. A batch without any
-    observed target has loss 0 and zero gradients. NaN targets are replaced
-    before any arithmetic, so neither the loss nor the gradients can become
-    NaN through them. Without NaN targets it equals
-    `keras.losses.BinaryCrossentropy` (with the default reduction).
-
-    Args:
-        from_logits: whether `y_pred` are logits (`True` for
-            `MultimodalTransformer`) or probabilities. Defaults to `False`.
-        label_smoothing: float in [0, 1], as in
-            `keras.losses.BinaryCrossentropy`.
-        axis: must be `-1` (the outputs axis). Kept for configuration
-            compatibility with `keras.losses.BinaryCrossentropy`.
-        reduction: Defaults to `"mean_with_sample_weight"`: the weighted mean
-            over observed entries described above. `"sum"` sums the weighted
-            entries; `"sum_over_batch_size"` divides that sum by the number
-            of entries, NaN ones included; `None` returns the weighted
-            `(batch, outputs)` entries (0 where the target is NaN).
-        name: name of the loss. Defaults to `"binary_crossentropy"`.
-        dtype: dtype of the loss computations. Defaults to `None`
-            (`keras.backend.floatx()`).
-    """
-
-    def __init__(
-        self,
-        from_logits=False,
-        label_smoothing=0.0,
-        axis=-1,
-        reduction="mean_with_sample_weight",
-        name="binary_crossentropy",
-        dtype=None,
-    ):
-        if axis != -1:
-            raise ValueError(
-                "MaskedBinaryCrossentropy computes one loss per entry and "
-                f"averages over the observed ones: `axis` must be -1; "
-                f"received axis={axis}."
-            )
-        super().__init__(
-            from_logits=from_logits,
-            label_smoothing=label_smoothing,
-            axis=axis,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
-        y_true, weights = _observed(y_true, self.dtype)
-        if len(y_true.shape) == len(y_pred.shape) - 1:
-            y_true = ops.expand_dims(y_true, -1)  # (batch,) for one output
-            weights = ops.expand_dims(weights, -1)
-        weights = _entry_weights(weights, sample_weight)
-        return super().__call__(y_true, y_pred, sample_weight=weights)
-
-    def call(self, y_true, y_pred):
-        if self.label_smoothing:
-            y_true = y_true * (1.0 - self.label_smoothing)
-            y_true = y_true + 0.5 * self.label_smoothing
-        return ops.binary_crossentropy(
-            y_true, y_pred, from_logits=self.from_logits
-        )
-
-
-@keras.saving.register_keras_serializable(package="keras_miam")
-class MaskedAUC(keras.metrics.AUC):
-    """`keras.metrics.AUC` that ignores NaN targets.
-
-    A NaN target entry gets weight 0 (it enters no confusion matrix), so
-    with `multi_label=True` each output's AUC is computed over the examples
-    where that output was observed. Keras' own `AUC` would instead cast NaN
-    to `True` and count the entry as a positive, silently. Takes the
-    arguments of `keras.metrics.AUC`.
-    """
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true, weights = _observed(y_true, self.dtype)
-        y_pred = ops.convert_to_tensor(y_pred)
-        if len(y_true.shape) == len(y_pred.shape) - 1:
-            y_true = ops.expand_dims(y_true, -1)
-            weights = ops.expand_dims(weights, -1)
-        weights = _entry_weights(weights, sample_weight)
-        return super().update_state(y_true, y_pred, sample_weight=weights)
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
