@@ -12,11 +12,12 @@ variables, a climate series, a Landsat series, image patches):
   (the AUC of a few examples).
 
 The subset model has 19 tokens so that its 15 x 10,000 forward passes fit a
-shared 2-core CPU. The N-example timings are medians of `--repeats`
-interleaved rounds (15 plain predict passes, the loop, `evaluate_subsets`),
-after warm-ups on slices with the same batch shapes, so compilation is not
-counted. Writes
-`benchmarks/results/evaluation_cost.md`.
+shared 2-core CPU. The N-example timings are `--repeats` interleaved rounds
+(15 plain predict passes, the loop, `evaluate_subsets`), each with the
+1-minute load average after it, after warm-ups on slices with the same batch
+shapes, so compilation is not counted. Updates this backend's section of
+`benchmarks/results/evaluation_cost.md` (the other backends' sections are
+kept).
 
     KERAS_BACKEND=jax python benchmarks/evaluation_cost.py
 """
@@ -34,6 +35,7 @@ import numpy as np
 import keras_miam as km
 from keras_miam.evaluation import evaluate_subsets
 from keras_miam.explain import token_shapley
+from keras_miam.utils import model_utils
 
 RESULTS = pathlib.Path(__file__).parent / "results" / "evaluation_cost.md"
 
@@ -84,11 +86,44 @@ def describe(layer):
     )
 
 
+PREAMBLE = """# Cost of subset evaluation and token Shapley values
+
+`python benchmarks/evaluation_cost.py`, one section per backend (each run
+replaces its backend's section). Models: `MultimodalTransformer`, D = 32,
+2 blocks, 2 heads, 20 outputs, M = 4 modalities. The machine is a 2-core CPU
+shared with other jobs: the load average next to each figure says how
+loaded it was; compare figures of the same round.
+
+How `evaluate_subsets` runs (`keras_miam.utils.iter_view_predictions`): V
+subsets per forward pass, b = batch_size // V examples tiled V times inside
+the compiled function (`MIAMMasking.views`), the first batch and the padded
+last batch through `predict_on_batch`, every batch in between through one
+`predict` call per group of subsets (asynchronous dispatch, the model state
+gathered once per call); then the exact AUC (sorting, ties averaged).
+"""
+
+
+def write_section(path, backend, text):
+    """Replaces (or appends) this backend's section of the results file."""
+    begin, end = f"<!-- {backend}: begin -->", f"<!-- {backend}: end -->"
+    block = f"{begin}\n{text}\n{end}"
+    old = path.read_text() if path.exists() else ""
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + block + rest.split(end, 1)[1]
+    elif "<!-- " in old:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    else:  # No section yet (or the old single-backend format).
+        new = PREAMBLE + "\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--permutations", type=int, default=64)
     parser.add_argument("--global-examples", type=int, default=32)
     parser.add_argument("--output", type=pathlib.Path, default=RESULTS)
@@ -101,14 +136,17 @@ def main():
     num_subsets = 2**layer.num_modalities - 1
     b = args.batch_size
 
-    def head(size):
+    def head(size, batches=1):
         """A slice with the batch shapes of the full data, for warm-ups."""
-        stop = args.examples % size + size
+        stop = min(args.examples % size + batches * size, args.examples)
         return {k: v[:stop] for k, v in x.items()}, y[:stop]
 
     x_head, _ = head(b)
-    # evaluate_subsets: 15 views of b // 15 examples per forward pass.
-    subsets_head = head(max(1, b // num_subsets))
+    # evaluate_subsets: 15 views of b // 15 examples per forward pass; enough
+    # batches to go through `predict` as on the full data.
+    subsets_head = head(
+        max(1, b // num_subsets), model_utils.MIN_PREDICT_BATCHES + 2
+    )
     print(
         f"backend {keras.backend.backend()}, {layer.num_tokens} tokens "
         f"{dict(zip(layer.modalities, layer.token_counts))}, N = {args.examples}"
@@ -139,11 +177,13 @@ def main():
     evaluate_subsets(model, subsets_head, batch_size=b, verbose=0)
     # Interleaved rounds, so that a change of load hits every variant.
     times = {name: [] for name in runs}
+    loads = {name: [] for name in runs}
     for _ in range(args.repeats):
         for name, run in runs.items():
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
+            loads[name].append(os.getloadavg()[0])
     ratios = np.array(times["subsets"]) / np.array(times["predict"])
     ratio = float(np.median(ratios))
     print(f"{num_subsets} plain predict passes: {times['predict']} s")
@@ -167,6 +207,7 @@ def main():
         ),
         1,
     )
+    local_load = os.getloadavg()[0]
     tokens = layer_large.num_tokens
     coalitions = args.permutations * (tokens - 1) + 2
     print(
@@ -181,40 +222,43 @@ def main():
         ),
         1,
     )
+    global_load = os.getloadavg()[0]
     global_coalitions = global_permutations * (tokens - 1) + 2
     print(
         f"token_shapley global (AUC on {g} examples), {global_permutations} "
         f"permutations (<= {global_coalitions} coalitions): {global_time:.2f} s"
     )
 
+    backend = keras.backend.backend()
     rounds = range(1, args.repeats + 1)
     names = {
         "predict": f"{num_subsets} plain `predict` passes",
         "loop": f"`set_visible` + `predict`, once per subset ({num_subsets})",
         "subsets": f"`evaluate_subsets` ({num_subsets} subsets, exact AUC)",
     }
-    header = " | ".join(f"round {r} (s)" for r in rounds)
+    header = " | ".join(f"round {r}: s (load)" for r in rounds)
+    threads = os.environ.get("OMP_NUM_THREADS")
     lines = [
-        "# Cost of subset evaluation and token Shapley values",
+        f"## Backend `{backend}`",
         "",
-        f"Backend `{keras.backend.backend()}`, keras {keras.__version__}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}, keras {keras.__version__}, "
         f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other "
-        f"jobs (load average {os.getloadavg()[0]:.1f} at the end of the run). "
-        "`python benchmarks/evaluation_cost.py`.",
+        "jobs" + (f", OMP_NUM_THREADS={threads}" if threads else "") + ". "
+        f"`KERAS_BACKEND={backend} python benchmarks/evaluation_cost.py`.",
         "",
-        "Models: `MultimodalTransformer`, D = 32, 2 blocks, 2 heads, 20 "
-        f"outputs, M = {layer.num_modalities} modalities.",
-        "",
-        f"## All {num_subsets} subsets, N = {args.examples} examples",
+        f"### All {num_subsets} subsets, N = {args.examples} examples",
         "",
         f"{layer.num_tokens} tokens ({describe(layer)}), batch size {b}; "
-        f"interleaved rounds after warm-ups (compilation not counted).",
+        "interleaved rounds after warm-ups (compilation not counted); wall "
+        "seconds, with the 1-minute load average at the end of each run.",
         "",
         f"| run | {header} |",
         "|---|" + "---:|" * args.repeats,
     ]
     for key, name in names.items():
-        cells = " | ".join(f"{t:.2f}" for t in times[key])
+        cells = " | ".join(
+            f"{t:.2f} ({load:.1f})" for t, load in zip(times[key], loads[key])
+        )
         lines.append(f"| {name} | {cells} |")
     cells = " | ".join(f"**{r:.2f}**" for r in ratios)
     lines += [
@@ -223,20 +267,20 @@ def main():
         f"Median ratio: **{ratio:.2f} x** {num_subsets} predict passes "
         "(target: <= 1.2 x).",
         "",
-        f"## `token_shapley`, {tokens} tokens ({describe(layer_large)})",
+        f"### `token_shapley`, {tokens} tokens ({describe(layer_large)})",
         "",
         "One run after a warm-up run.",
         "",
-        "| run | coalitions | seconds |",
+        "| run | coalitions | seconds (load) |",
         "|---|---:|---:|",
         f"| local (one prediction), {args.permutations} antithetic "
-        f"permutations | <= {coalitions} | {local:.2f} |",
+        f"permutations | <= {coalitions} | {local:.2f} ({local_load:.1f}) |",
         f"| global (AUC of {g} examples), {global_permutations} antithetic "
-        f"permutations | <= {global_coalitions} | {global_time:.2f} |",
+        f"permutations | <= {global_coalitions} | {global_time:.2f} "
+        f"({global_load:.1f}) |",
         "",
     ]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("\n".join(lines))
+    write_section(args.output, backend, "\n".join(lines))
     print(f"wrote {args.output}")
     print(frames[-1].to_string())
 

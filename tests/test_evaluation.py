@@ -12,25 +12,19 @@ from keras_miam import MIAMMasking
 from keras_miam.evaluation import evaluate_selections
 from keras_miam.evaluation import evaluate_subsets
 from keras_miam.evaluation import macro_auc
+from keras_miam.utils import model_utils
+
+import readout_models
+from readout_models import mean_prediction
+from readout_models import shown
 
 COUNTS = {"a": 2, "b": 3, "c": 1}
 
 
 def build_model(readout, counts=COUNTS, dim=2, max_views=64):
-    """Inputs -> MIAMMasking -> readout(tokens, keep, layer), on keras.ops."""
-    inputs = {m: keras.Input((t, dim), name=m) for m, t in counts.items()}
-    layer = MIAMMasking(list(counts), strategy="uniform", max_views=max_views)
-    tokens, keep = layer(inputs)
-    outputs = keras.layers.Lambda(lambda args: readout(*args, layer))(
-        (tokens, keep)
+    return readout_models.build_model(
+        readout, counts, dim=dim, max_views=max_views
     )
-    return keras.Model(inputs, outputs), layer
-
-
-def shown(keep, layer, modality):
-    """1.0 where any token of `modality` is visible, per example."""
-    start, stop = layer.token_slices[modality]
-    return ops.max(ops.cast(keep[:, start:stop], "float32"), axis=1)
 
 
 def token_sum(tokens, keep, layer, outputs=1):
@@ -42,14 +36,7 @@ def token_sum(tokens, keep, layer, outputs=1):
 
 
 def random_inputs(rng, n, counts=COUNTS, dim=2):
-    return {
-        m: rng.normal(size=(n, t, dim)).astype("float32")
-        for m, t in counts.items()
-    }
-
-
-def mean_prediction(y_true, y_pred):
-    return np.mean(y_pred)
+    return readout_models.random_inputs(rng, n, counts, dim)
 
 
 def subset_rows(frame):
@@ -270,6 +257,107 @@ def test_visibility_is_restored_after_an_error(rng):
     assert float(ops.convert_to_numpy(layer.num_views)) == 1.0
 
 
+def scored_by_hand(model, layer, x, selections):
+    """Predictions per selection: set_visible + predict."""
+    try:
+        outputs = []
+        for selection in selections:
+            layer.set_visible(selection)
+            outputs.append(model.predict(x, verbose=0, batch_size=16))
+        return outputs
+    finally:
+        layer.reset_visible()
+
+
+@pytest.mark.parametrize("min_batches, max_bytes", [(2, 1), (100, 1 << 28)])
+def test_view_predictions_in_slabs_match_set_visible(
+    rng, monkeypatch, min_batches, max_bytes
+):
+    # Tiny thresholds: the first batch alone, then `predict` over slabs of 2
+    # batches, then the padded last batch. Large ones: predict_on_batch only.
+    monkeypatch.setattr(model_utils, "MIN_PREDICT_BATCHES", min_batches)
+    monkeypatch.setattr(model_utils, "MAX_PREDICT_BYTES", max_bytes)
+    model, layer = build_model(
+        lambda t, k, layer: token_sum(t, k, layer, outputs=2)
+    )
+    x = random_inputs(rng, 23)
+    selections = ["a", ["b", "c"], {"a": [1], "b": [0, 2]}]
+    passes = []
+    chunks = list(
+        model_utils.iter_view_predictions(
+            model, x, selections, batch_size=6, progress=passes.append
+        )
+    )
+    # b = 6 // 3 = 2 examples per view: 12 passes, the last one padded.
+    assert sum(passes) == 12
+    spans = [(start, stop) for _, start, stop, _ in chunks]
+    if min_batches == 2:
+        assert spans == [(0, 2), (2, 6), (6, 10), (10, 14), (14, 18),
+                         (18, 22), (22, 23)]
+    else:
+        assert spans == [(i, min(i + 2, 23)) for i in range(0, 23, 2)]
+    for view, expected in enumerate(scored_by_hand(model, layer, x, selections)):
+        got = np.concatenate([blocks[view] for _, _, _, blocks in chunks])
+        assert got.shape == (23, 2)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(layer.view_patterns), 1.0
+    )
+
+
+def test_an_error_inside_predict_leaves_the_model_intact(rng, monkeypatch):
+    monkeypatch.setattr(model_utils, "MIN_PREDICT_BATCHES", 2)
+    model, layer = build_model(token_sum)
+    x = random_inputs(rng, 20)
+    weights = [w.copy() for w in model.get_weights()]
+    before = model.predict(x, verbose=0)
+    done = []
+
+    def interrupt(count):
+        done.append(count)
+        if len(done) == 4:  # inside the `predict` call over batches 2-9
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        for _ in model_utils.iter_view_predictions(
+            model, x, ["a", "b"], batch_size=4, progress=interrupt
+        ):
+            pass
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(layer.view_patterns), 1.0
+    )
+    assert float(ops.convert_to_numpy(layer.num_views)) == 1.0
+    for old, new in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(new, old)
+    np.testing.assert_allclose(model.predict(x, verbose=0), before, rtol=1e-6)
+
+
+def test_a_model_evaluated_by_subsets_still_saves(rng, tmp_path):
+    # List inputs, serializable layers: save and reload after the views
+    # model has been cached on the model.
+    counts = {"a": 2, "b": 3}
+    inputs = [keras.Input((t, 4), name=m) for m, t in counts.items()]
+    masking = MIAMMasking(list(counts), return_keep_mask=False, seed=1)
+    pooled = keras.layers.GlobalAveragePooling1D()(masking(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(pooled))
+    x = [rng.normal(size=(40, t, 4)).astype("float32") for t in (2, 3)]
+    y = (rng.random((40, 3)) < 0.5).astype("float32")
+    before = evaluate_subsets(
+        model, (x, y), metric="auc", batch_size=8, verbose=0
+    )
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert len(loaded.weights) == len(model.weights)
+    after = evaluate_subsets(
+        loaded, (x, y), metric="auc", batch_size=8, verbose=0
+    )
+    np.testing.assert_allclose(after["auc"], before["auc"], rtol=1e-6)
+    # AUC by hand for one subset.
+    by_hand_auc = by_hand(model, masking, x, y, ["b"], macro_auc)
+    assert before.loc["b", "auc"] == pytest.approx(by_hand_auc, rel=1e-6)
+
+
 class ArrayBatches(keras.utils.PyDataset):
     def __init__(self, x, y, batch_size):
         super().__init__()
@@ -336,6 +424,13 @@ def test_macro_auc_matches_pairwise_counting(rng):
         ]
         expected.append(np.mean(pairs))
     assert macro_auc(y, scores) == pytest.approx(np.mean(expected))
+    # Ranks in the scores' own dtype: the same value from float32 scores.
+    assert macro_auc(y, scores.astype("float32")) == pytest.approx(
+        np.mean(expected)
+    )
+    # A NaN score leaves its output without an AUC (and the mean too).
+    scores[3, 0] = np.nan
+    assert np.isnan(macro_auc(y, scores))
 
 
 def test_bad_inputs_raise_clear_errors(rng):

@@ -3,34 +3,17 @@
 import itertools
 import math
 
-import keras
 import numpy as np
 import pytest
 from keras import ops
 
-from keras_miam import MIAMMasking
 from keras_miam.explain import modality_shapley
 from keras_miam.explain import token_shapley
 
-
-def build_model(readout, counts, dim=2):
-    """Inputs -> MIAMMasking -> readout(tokens, keep, layer), on keras.ops."""
-    inputs = {m: keras.Input((t, dim), name=m) for m, t in counts.items()}
-    layer = MIAMMasking(list(counts), strategy="uniform")
-    tokens, keep = layer(inputs)
-    outputs = keras.layers.Lambda(lambda args: readout(*args, layer))(
-        (tokens, keep)
-    )
-    return keras.Model(inputs, outputs), layer
-
-
-def shown(keep, layer, modality):
-    start, stop = layer.token_slices[modality]
-    return ops.max(ops.cast(keep[:, start:stop], "float32"), axis=1)
-
-
-def mean_prediction(y_true, y_pred):
-    return np.mean(y_pred)
+from readout_models import build_model
+from readout_models import mean_prediction
+from readout_models import random_inputs
+from readout_models import shown
 
 
 def exact_shapley(value, players):
@@ -70,10 +53,7 @@ def game_value(coalition):
 
 def test_modality_shapley_axioms(rng):
     model, _ = build_model(game, COUNTS)
-    x = {
-        m: rng.normal(size=(10, t, 2)).astype("float32")
-        for m, t in COUNTS.items()
-    }
+    x = random_inputs(rng, 10, COUNTS)
     phi = modality_shapley(
         model, (x, np.zeros(10)), metric=mean_prediction, verbose=0
     )
@@ -137,10 +117,7 @@ def token_values_by_hand(model, layer, x, players, output):
 @pytest.mark.parametrize("sampling", ["antithetic", "stratified", "random"])
 def test_local_token_shapley_converges_to_exact_values(rng, sampling):
     model, layer = build_model(squared_sum, TOKENS)
-    x = {
-        m: rng.normal(size=(4, t, 2)).astype("float32")
-        for m, t in TOKENS.items()
-    }
+    x = random_inputs(rng, 4, TOKENS)
     one = {m: v[2:3] for m, v in x.items()}
     exact = token_values_by_hand(model, layer, one, list(range(5)), output=0)
     small, large = (
@@ -170,10 +147,7 @@ def test_local_token_shapley_converges_to_exact_values(rng, sampling):
 
 def test_global_group_shapley_matches_enumeration(rng):
     model, layer = build_model(squared_sum, TOKENS)
-    x = {
-        m: rng.normal(size=(16, t, 2)).astype("float32")
-        for m, t in TOKENS.items()
-    }
+    x = random_inputs(rng, 16, TOKENS)
     groups = {
         "u01": {"u": [0, 1]},
         "u2": {"u": np.array([False, False, True])},
@@ -210,10 +184,7 @@ def test_global_group_shapley_matches_enumeration(rng):
 
 def test_tokens_outside_groups_can_stay_visible(rng):
     model, _ = build_model(squared_sum, TOKENS)
-    x = {
-        m: rng.normal(size=(3, t, 2)).astype("float32")
-        for m, t in TOKENS.items()
-    }
+    x = random_inputs(rng, 3, TOKENS)
     # With one player, its Shapley value is v(all) - v({}) exactly.
     phi = token_shapley(
         model,
@@ -233,10 +204,7 @@ def test_tokens_outside_groups_can_stay_visible(rng):
 
 def test_bad_inputs_raise_clear_errors(rng):
     model, _ = build_model(squared_sum, TOKENS)
-    x = {
-        m: rng.normal(size=(3, t, 2)).astype("float32")
-        for m, t in TOKENS.items()
-    }
+    x = random_inputs(rng, 3, TOKENS)
     with pytest.raises(ValueError, match="disjoint"):
         token_shapley(
             model, x, target=(0, 0), groups={"u": "u", "u0": {"u": [0]}}

@@ -12,6 +12,9 @@ from keras_miam import plotting
 from keras_miam import strategies
 from keras_miam.evaluation import evaluate_subsets
 
+from readout_models import build_model
+from readout_models import mean_prediction
+
 SIZES = [2, 3, 5]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -93,28 +96,27 @@ def test_plot_dynamics_reads_the_score_keys_of_each_modality():
 
 
 def additive_model(m):
-    inputs = {n: keras.Input((1, 2), name=n) for n in names(m)}
-    tokens, keep = MIAMMasking(names(m))(inputs)
+    """Output: sum over visible modalities i of (i + 1) / m."""
     weights = ops.arange(1, m + 1, dtype="float32") / m
-    outputs = keras.layers.Lambda(
-        lambda k: ops.sum(
-            ops.cast(k, "float32") * weights, axis=1, keepdims=True
-        )
-    )(keep)
-    return keras.Model(inputs, outputs)
+    model, _ = build_model(
+        lambda tokens, keep, layer: ops.sum(
+            ops.cast(keep, "float32") * weights, axis=1, keepdims=True
+        ),
+        {n: 1 for n in names(m)},
+    )
+    return model
 
 
 @pytest.mark.parametrize("m", SIZES)
 def test_plot_subsets(tmp_path, m):
     model = additive_model(m)
     x = {n: np.zeros((4, 1, 2), "float32") for n in names(m)}
-
-    def mean_prediction(y_true, y_pred):
-        return np.mean(y_pred)
-
     frame = evaluate_subsets(
         model, (x, np.zeros(4)), metric=mean_prediction, verbose=0
     )
+    rows = frame[frame["kind"] == "subset"]
+    expected = rows[names(m)].to_numpy(bool) @ (np.arange(1, m + 1) / m)
+    np.testing.assert_allclose(rows["mean_prediction"], expected, rtol=1e-6)
     path = tmp_path / "one.png"
     assert_png(plotting.plot_subsets(frame, path=path), path)
     shifted = frame.copy()

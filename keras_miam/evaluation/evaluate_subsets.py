@@ -37,12 +37,15 @@ def evaluate_subsets(
     variables).
 
     Evaluation is batched (`keras_miam.utils.iter_view_predictions`): a
-    block of `batch_size // V` examples is tiled V times and scored under V
-    subsets in one forward pass of about `batch_size` examples
-    (`MIAMMasking.views`), with V = `views_per_pass`; a short last group of
-    subsets is padded to V views, so every pass has the same shape and
-    compiles once. The cost is that of one `predict` pass per subset. The
-    layer's visibility is restored on exit, also after an error.
+    block of `batch_size // V` examples is tiled V times (inside the
+    compiled function) and scored under V subsets in one forward pass of
+    about `batch_size` examples (`MIAMMasking.views`), with V =
+    `views_per_pass`; a short last group of subsets is padded to V views,
+    so every pass has the same shape and compiles once. Long runs of
+    batches go through `predict` (asynchronous, no per-batch state
+    round-trip), so the cost is about that of one `predict` pass per subset
+    (`benchmarks/evaluation_cost.py`). The layer's visibility is restored
+    on exit, also after an error.
 
     Args:
         model: a Keras model with one `MIAMMasking` layer (e.g.
@@ -209,7 +212,12 @@ def evaluate_selections(
             padded = chunk + chunk[-1:] * (len(chunks[0]) - len(chunk))
             accumulators = None
             passes = model_utils.iter_view_predictions(
-                model, x, padded, masking=layer, batch_size=batch_size
+                model,
+                x,
+                padded,
+                masking=layer,
+                batch_size=batch_size,
+                progress=progbar.add if verbose else None,
             )
             with contextlib.closing(passes):
                 for _, start, stop, outputs in passes:
@@ -233,7 +241,6 @@ def evaluate_selections(
                         accumulators = [resolved.accumulator() for _ in chunk]
                     for accumulator, output in zip(accumulators, outputs):
                         accumulator.update(y_block, output)
-                    progbar.add(1)
             values.extend(accumulator.result() for accumulator in accumulators)
     return np.asarray(values, "float64"), resolved.name
 

@@ -9,8 +9,10 @@ three things, implemented once here:
   `num_examples()`, `take_examples()`);
 - score V token selections in one compiled forward pass per batch
   (`iter_view_predictions()`, `predict_views()`): each batch of b examples is
-  tiled V times, `MIAMMasking.views()` makes block v of the tiled batch see
-  selection v, and the outputs are split back into V blocks.
+  tiled V times inside the compiled function, `MIAMMasking.views()` makes
+  block v of the tiled batch see selection v, and the outputs are split back
+  into V blocks; long runs of batches go through `predict`, so scoring V
+  selections costs about V plain `predict` passes.
 
 Everything works inside `fit` (from a callback) and outside it, on the
 TensorFlow, JAX and PyTorch backends.
@@ -298,17 +300,157 @@ def sync_model_state(model):
         sync()
 
 
-def iter_view_predictions(model, x, selections, masking=None, batch_size=256):
+# A `predict` call has a fixed cost (TensorFlow builds a tf.data pipeline for
+# it: about 0.1 s on a CPU), so it is used for runs of at least this many
+# batches; shorter runs go through `predict_on_batch`.
+MIN_PREDICT_BATCHES = 16
+# Outputs held at once by one `predict` call, in bytes (its slab of examples
+# is sized from the first batch's outputs).
+MAX_PREDICT_BYTES = 1 << 28
+_CACHE_ATTRIBUTE = "_keras_miam_views_models"
+
+
+class _TiledViews(keras.Model):
+    """Scores a batch under `num_views` selections in one compiled call.
+
+    The batch is tiled `num_views` times inside the compiled function (so
+    the host sends b examples, not V * b), the model sees V contiguous
+    blocks (which `MIAMMasking.views()` shows different tokens), and the
+    outputs come back as `(b, V, ...)`: `predict` can then run the whole
+    data as usual, asynchronously and with the model state gathered once.
+    It has no weights of its own: they are the model's.
+    """
+
+    def __init__(self, model, num_views, **kwargs):
+        # autocast=False: the inputs reach the model untouched.
+        super().__init__(autocast=False, **kwargs)
+        self.inner_model = model
+        self.num_views = int(num_views)
+
+    def call(self, inputs):
+        v = self.num_views
+        tiled = keras.tree.map_structure(
+            lambda leaf: keras.ops.concatenate([leaf] * v, axis=0), inputs
+        )
+        outputs = self.inner_model(tiled, training=False)
+
+        def split(output):
+            shape = (v, -1) + tuple(keras.ops.shape(output)[1:])
+            return keras.ops.moveaxis(keras.ops.reshape(output, shape), 0, 1)
+
+        return keras.tree.map_structure(split, outputs)
+
+
+class _ViewsModels:
+    """The `_TiledViews` of a model, by number of views (a plain object, so
+    Keras neither tracks nor saves it)."""
+
+    def __init__(self):
+        self.models = {}
+
+
+def _views_model(model, num_views):
+    """The cached `_TiledViews(model, num_views)`, compiled once per shape."""
+    cache = getattr(model, _CACHE_ATTRIBUTE, None)
+    if not isinstance(cache, _ViewsModels):
+        cache = _ViewsModels()
+        setattr(model, _CACHE_ATTRIBUTE, cache)
+    jit_compile = getattr(model, "jit_compile", "auto")
+    run_eagerly = bool(getattr(model, "run_eagerly", False))
+    key = (int(num_views), jit_compile, run_eagerly)
+    views_model = cache.models.get(key)
+    if views_model is None:
+        views_model = _TiledViews(
+            model, num_views, name=f"{model.name}_views_{num_views}"
+        )
+        views_model.jit_compile = jit_compile
+        views_model.run_eagerly = run_eagerly
+        cache.models[key] = views_model
+    return views_model
+
+
+class _PassCounter(keras.callbacks.Callback):
+    """Reports each finished batch of a `predict` call to `progress`."""
+
+    async_safe = True  # Like Keras' progress bar: no sync per batch.
+
+    def __init__(self, progress):
+        super().__init__()
+        self.progress = progress
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self.progress(1)
+
+
+def _predict_slabs(views_model, x, n, b, progress):
+    """Yields `(start, stop, outputs)` for all n examples, b per pass.
+
+    The first batch goes through `predict_on_batch` (it checks the inputs,
+    compiles, and sizes the slabs); the remaining full batches through
+    `predict`, a slab at a time, when there are at least
+    `MIN_PREDICT_BATCHES` of them; the last, partial batch is padded to b
+    examples (one compiled shape for every pass).
+    """
+
+    def on_batch(start, stop):
+        if stop - start == b:
+            batch = take_examples(x, slice(start, stop))
+        else:
+            index = np.concatenate(
+                [np.arange(start, stop), np.full(b - (stop - start), start)]
+            )
+            batch = take_examples(x, index)
+        outputs = views_model.predict_on_batch(batch)
+        if progress is not None:
+            progress(1)
+        return keras.tree.map_structure(
+            lambda out: np.asarray(out)[: stop - start], outputs
+        )
+
+    full = n // b * b
+    outputs = on_batch(0, b)
+    yield 0, b, outputs
+    if (full - b) // b >= MIN_PREDICT_BATCHES:
+        batch_bytes = sum(out.nbytes for out in keras.tree.flatten(outputs))
+        slab = max(MIN_PREDICT_BATCHES, MAX_PREDICT_BYTES // batch_bytes) * b
+        callbacks = [_PassCounter(progress)] if progress is not None else []
+        for start in range(b, full, slab):
+            stop = min(start + slab, full)
+            try:
+                outputs = views_model.predict(
+                    take_examples(x, slice(start, stop)),
+                    batch_size=b,
+                    verbose=0,
+                    callbacks=callbacks,
+                )
+            finally:
+                # JAX: `predict` detaches the variables while it runs; after
+                # an interruption, put back the last state it computed.
+                sync_model_state(views_model)
+            yield start, stop, outputs
+    else:
+        for start in range(b, full, b):
+            yield start, start + b, on_batch(start, start + b)
+    if full < n:
+        yield full, n, on_batch(full, n)
+
+
+def iter_view_predictions(
+    model, x, selections, masking=None, batch_size=256, progress=None
+):
     """Yields the model's predictions under several token selections.
 
     The V selections (at most `masking.max_views` at once; more are done in
     groups) are scored together: each forward pass holds about `batch_size`
-    examples, b = max(1, batch_size // V) validation examples tiled V times,
-    and `masking.views(selections)` makes block v see selection v. One
-    compiled `predict_on_batch` call per tiled batch scores every selection.
-    The last batch is padded to the full size, so one compiled function
-    serves every batch. The views are reset when the iteration ends or is
-    closed (`close()`, or garbage collection of an abandoned generator).
+    examples, b = max(1, batch_size // V) examples tiled V times (inside the
+    compiled function), and `masking.views(selections)` makes block v see
+    selection v. So the cost is that of one `predict` pass per selection.
+    Long runs of batches go through `model.predict`-style calls
+    (asynchronous dispatch, the model state gathered once per call), short
+    ones through `predict_on_batch`; the last batch is padded to the full
+    size, so one compiled function serves every pass. The views are reset
+    when the iteration ends or is closed (`close()`, or garbage collection
+    of an abandoned generator).
 
     Args:
         model: the Keras model.
@@ -319,12 +461,15 @@ def iter_view_predictions(model, x, selections, masking=None, batch_size=256):
         masking: the `MIAMMasking` layer, its name, or None (see
             `get_masking_layer()`).
         batch_size: examples per forward pass, tiled copies included.
+        progress: optional callable, called with 1 after each forward pass
+            (e.g. `keras.utils.Progbar.add`).
 
     Yields:
         `(views, start, stop, outputs)`: `views` a `range` of selection
-        indices, `[start, stop)` the examples, and `outputs` a list with,
-        for each view in `views`, the predictions (a numpy structure like
-        the model's outputs) for those examples.
+        indices, `[start, stop)` the examples (one batch, or a slab of
+        batches), and `outputs` a list with, for each view in `views`, the
+        predictions (a numpy structure like the model's outputs) for those
+        examples.
     """
     layer = masking if isinstance(masking, MIAMMasking) else (
         get_masking_layer(model, masking)
@@ -341,23 +486,13 @@ def iter_view_predictions(model, x, selections, masking=None, batch_size=256):
         views = range(first, first + len(group))
         v = len(group)
         b = min(views_batch_size(batch_size, v), n)
+        views_model = _views_model(model, v)
         with layer.views(group):
-            for start in range(0, n, b):
-                stop = min(start + b, n)
-                if stop - start == b:
-                    batch = take_examples(x, slice(start, stop))
-                else:  # pad the last batch: one compiled shape for all
-                    index = np.concatenate(
-                        [np.arange(start, stop), np.full(b - (stop - start), start)]
-                    )
-                    batch = take_examples(x, index)
-                outputs = model.predict_on_batch(tile_examples(batch, v))
-                count = stop - start
+            for start, stop, outputs in _predict_slabs(
+                views_model, x, n, b, progress
+            ):
                 blocks = [
-                    keras.tree.map_structure(
-                        lambda out, i=i: np.asarray(out)[i * b: i * b + count],
-                        outputs,
-                    )
+                    keras.tree.map_structure(lambda out, i=i: out[:, i], outputs)
                     for i in range(v)
                 ]
                 yield views, start, stop, blocks
