@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+from scipy import stats
 
 AUC_NAMES = ("auc", "macro_auc")
 ACCURACY_NAMES = ("accuracy", "acc")
@@ -53,36 +54,16 @@ def macro_auc(y_true, y_score):
             "AUC is undefined: no output has both positive and negative "
             f"examples among these {len(y_true)} examples."
         )
-    # One row per output, contiguous: sorting along rows is much faster than
-    # along the strided example axis. Ranks of the scores in their own dtype
-    # (a cast to float64 would not change their order).
+    # One row per output, contiguous (ranking along rows is faster than along
+    # the strided example axis); scores ranked in their own dtype (a cast to
+    # float64 would not change their order). Ties share their average rank.
     scores = np.ascontiguousarray(y_score[:, valid].T)
     labels = np.ascontiguousarray(y_true[:, valid].T)
-    rank_sums = _positive_rank_sums(scores, labels)
+    rank_sums = np.sum(stats.rankdata(scores, axis=1) * labels, axis=1)
     pos, neg = positives[valid], negatives[valid]
     auc = (rank_sums - pos * (pos + 1) / 2) / (pos * neg)
     auc[np.isnan(scores).any(axis=1)] = np.nan  # NaN scores: no AUC.
     return float(np.mean(auc))
-
-
-def _positive_rank_sums(scores, labels):
-    """Per row, the sum of the 1-based ranks of the positives (ties share
-    their average rank, as in the Mann-Whitney statistic)."""
-    rows, n = scores.shape
-    order = np.argsort(scores, axis=1)
-    ordered = np.take_along_axis(scores, order, axis=1)
-    position = np.broadcast_to(np.arange(n), (rows, n))
-    # A tie group runs from its first to its last position in sorted order.
-    starts = np.ones((rows, n), bool)
-    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=starts[:, 1:])
-    ends = np.ones((rows, n), bool)
-    ends[:, :-1] = starts[:, 1:]
-    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
-    last = np.minimum.accumulate(
-        np.where(ends, position, n)[:, ::-1], axis=1
-    )[:, ::-1]
-    ranks = (first + last) / 2 + 1
-    return np.sum(ranks * np.take_along_axis(labels, order, axis=1), axis=1)
 
 
 def accuracy(y_true, y_pred, threshold=0.5):
