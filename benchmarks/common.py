@@ -66,9 +66,10 @@ def median_step_seconds(model, x, y, batch_size, steps, warmup_steps=3, repeats=
     return float(np.median(medians))
 
 
-def write_markdown(name, title, lines):
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.md"
+def write_markdown(name, title, lines, folder=RESULTS):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.md"
     path.write_text(f"# {title}\n\n" + "\n".join(lines) + "\n")
     print(f"wrote {path}")
     return path

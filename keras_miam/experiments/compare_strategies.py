@@ -1,10 +1,17 @@
 """The paper's comparison: several strategies (and oracles), several seeds."""
 
+import io
 import itertools
+import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from keras_miam import strategies as strategies_lib
+from keras_miam.experiments.results import jsonable
+from keras_miam.experiments.results import subset_label
 from keras_miam.experiments.results import subset_scores
 from keras_miam.experiments.train_and_evaluate import train_and_evaluate
 
@@ -17,6 +24,7 @@ def compare_strategies(
     seeds=(0,),
     oracle=False,
     verbose=1,
+    cache_dir=None,
     **kwargs,
 ):
     """Trains every strategy (and optionally the per-subset oracle) per seed.
@@ -29,6 +37,16 @@ def compare_strategies(
             only (2^M - 1 models per seed).
         verbose: 0 silent, 1 one line per run plus Keras progress bars,
             2 only the lines.
+        cache_dir: optional folder of finished runs. Each run (strategy or
+            oracle subset, seed) is written there as one JSON file (its
+            test table, history, fit time and settings) as soon as it
+            ends, and a run already there is read back instead of trained.
+            A long comparison can so be resumed after an interruption, or
+            split across processes or machines (e.g. one seed each) that
+            share the folder, then assembled by a last call that trains
+            nothing. A file written with other settings (epochs, strategy
+            config, data shapes, ...) raises a `ValueError`. Runs read
+            back have `model=None`.
         **kwargs: passed to `train_and_evaluate` (epochs, batch_size, ...).
 
     Returns:
@@ -44,6 +62,9 @@ def compare_strategies(
     >>> table, runs = compare_strategies(train, val, test,
     ...                                  strategies=["uniform", "miam"], epochs=5)
     >>> print(table.to_string())
+    >>> # Resumable, or split across processes sharing the folder:
+    >>> table, runs = compare_strategies(train, val, test, seeds=[0, 1, 2],
+    ...                                  epochs=5, cache_dir="runs/")
 
     Reference:
         Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
@@ -51,27 +72,48 @@ def compare_strategies(
     """
     modalities = list(train[0])
     fit_verbose = 1 if verbose == 1 else 0
+    names = [strategy_name(strategy) for strategy in strategies]
+    if len(set(names)) != len(names) or "oracle" in names:
+        raise ValueError(
+            f"Each strategy needs its own name (the table's rows), other than "
+            f"'oracle'; received names {names}."
+        )
+    data_shapes = {
+        split: {k: list(np.shape(v)) for k, v in {**xy[0], "y": xy[1]}.items()}
+        for split, xy in (("train", train), ("validation", validation), ("test", test))
+    }
+    cache = None if cache_dir is None else _RunCache(cache_dir, data_shapes, kwargs)
+
+    def run(label, seed, **run_kwargs):
+        if cache is not None:
+            cached = cache.load(label, seed, run_kwargs)
+            if cached is not None:
+                return cached
+        result = train_and_evaluate(
+            train, validation, test, seed=seed, **run_kwargs, **kwargs
+        )
+        if cache is not None:
+            cache.save(label, seed, run_kwargs, result)
+        return {**result, "cached": False}
+
     runs, rows = [], []
     for seed in seeds:
-        for strategy in strategies:
-            name = strategy if isinstance(strategy, str) else getattr(strategy, "name", str(strategy))
-            result = train_and_evaluate(
-                train, validation, test, strategy=strategy, seed=seed,
-                verbose=fit_verbose, **kwargs,
-            )
+        for name, strategy in zip(names, strategies):
+            result = run(name, seed, strategy=strategy, verbose=fit_verbose)
             scores = subset_scores(result["subsets"], modalities)
             runs.append({"strategy": name, "seed": seed, **result})
             rows.append({"strategy": name, "seed": seed, **scores})
             if verbose:
+                origin = "read from cache" if result["cached"] else f"{result['fit_seconds']:.0f} s"
                 print(f"[{name} seed {seed}] average {scores['average']:.4f} "
-                      f"({result['fit_seconds']:.0f} s)", flush=True)
+                      f"({origin})", flush=True)
         if oracle:
             scores = {}
             for size in range(1, len(modalities) + 1):
                 for subset in itertools.combinations(modalities, size):
-                    result = train_and_evaluate(
-                        train, validation, test, visible=list(subset), seed=seed,
-                        verbose=0, **kwargs,
+                    result = run(
+                        f"oracle_{subset_label(subset)}", seed,
+                        visible=list(subset), verbose=0,
                     )
                     scores.update(subset_scores(result["subsets"], modalities, summary=False))
                     runs.append({"strategy": "oracle", "seed": seed, "subset": subset, **result})
@@ -87,3 +129,73 @@ def compare_strategies(
     table = mean.map(lambda v: f"{v:.4f}") + " +- " + std.map(lambda v: f"{v:.4f}")
     table.attrs["mean"], table.attrs["std"], table.attrs["raw"] = mean, std, raw
     return table, runs
+
+
+def strategy_name(strategy):
+    """The row label of a strategy: its name, or the name in its config."""
+    if isinstance(strategy, str):
+        return strategy
+    if isinstance(strategy, dict):
+        return str(strategy.get("name", strategy))
+    return getattr(strategy, "name", str(strategy))
+
+
+class _RunCache:
+    """One JSON file per finished run; refuses files made with other settings."""
+
+    def __init__(self, folder, data_shapes, kwargs):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # Callables (tokenizer factories) cannot be compared; everything
+        # else that shapes a run is.
+        self.common = jsonable({
+            "data_shapes": data_shapes,
+            **{k: v for k, v in kwargs.items() if not callable(v)},
+        })
+
+    def path(self, label, seed):
+        safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", label)
+        return self.folder / f"{safe}_seed{seed}.json"
+
+    def settings(self, seed, run_kwargs):
+        strategy = run_kwargs.get("strategy")
+        if strategy is not None:
+            strategy = strategies_lib.serialize(strategies_lib.get(strategy))
+        return jsonable({**self.common, "seed": seed,
+                         "visible": run_kwargs.get("visible"),
+                         "strategy": strategy})
+
+    def load(self, label, seed, run_kwargs):
+        path = self.path(label, seed)
+        if not path.exists():
+            return None
+        record = json.loads(path.read_text())
+        expected = self.settings(seed, run_kwargs)
+        if record.get("settings") != expected:
+            differ = sorted(
+                k for k in set(expected) | set(record.get("settings", {}))
+                if expected.get(k) != record.get("settings", {}).get(k)
+            )
+            raise ValueError(
+                f"The cached run {path} was made with other settings "
+                f"(they differ in {differ}). Delete it, or pass another "
+                "`cache_dir`."
+            )
+        frame = pd.read_json(io.StringIO(record["subsets"]), orient="table")
+        frame.attrs["metric"] = record["metric"]
+        return {"model": None, "history": record["history"], "subsets": frame,
+                "fit_seconds": record["fit_seconds"], "cached": True}
+
+    def save(self, label, seed, run_kwargs, result):
+        frame = result["subsets"]
+        record = {
+            "settings": self.settings(seed, run_kwargs),
+            "metric": frame.attrs["metric"],
+            "subsets": frame.to_json(orient="table"),
+            "history": jsonable(result["history"]),
+            "fit_seconds": result["fit_seconds"],
+        }
+        path = self.path(label, seed)
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(record))
+        partial.replace(path)  # atomic: a killed run leaves no half file

@@ -1,0 +1,111 @@
+"""The experiment runners: compare_strategies' table and its resumable cache."""
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import keras_miam as km
+
+# The module, not the function the package re-exports under the same name.
+compare_module = sys.modules["keras_miam.experiments.compare_strategies"]
+
+
+def tiny_tokenizers(x):
+    return km.experiments.default_tokenizers(x, embed_dim=8, max_tokens=2)
+
+
+SETTINGS = dict(
+    epochs=1, batch_size=64, tokenizers=tiny_tokenizers,
+    model_kwargs={"num_layers": 1, "num_heads": 1},
+)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    x, y, _ = km.datasets.make_synthetic_ecology(
+        240, num_species=4, modalities=("env", "image"), num_env_features=4,
+        image_size=8, seed=3,
+    )
+    return km.datasets.split_dataset(x, y, seed=0)
+
+
+def test_table_runs_and_cache_round_trip(splits, tmp_path, monkeypatch, capsys):
+    train, val, test = splits
+    table, runs = km.experiments.compare_strategies(
+        train, val, test, strategies=["uniform"], seeds=[0], oracle=True,
+        verbose=2, cache_dir=tmp_path, **SETTINGS,
+    )
+    mean = table.attrs["mean"]
+    assert list(mean.index) == ["uniform", "oracle"]
+    assert list(mean.columns) == ["env", "image", "env+image", "average"]
+    values = mean.to_numpy()
+    assert np.all((values > 0) & (values < 1))
+    # The average is the mean of the subset columns; one seed: std 0.
+    np.testing.assert_allclose(
+        mean["average"], mean[["env", "image", "env+image"]].mean(axis=1)
+    )
+    assert np.all(table.attrs["std"].to_numpy() == 0)
+    # One oracle model per subset, each scored on its own subset only.
+    oracles = [r for r in runs if r["strategy"] == "oracle"]
+    assert [r["subset"] for r in oracles] == [("env",), ("image",), ("env", "image")]
+    assert not any(r["cached"] for r in runs)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == [
+        "oracle_env+image_seed0.json", "oracle_env_seed0.json",
+        "oracle_image_seed0.json", "uniform_seed0.json",
+    ]
+
+    # A second call trains nothing: every run is read back, same numbers.
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached run was trained again")
+
+    monkeypatch.setattr(compare_module, "train_and_evaluate", no_training)
+    capsys.readouterr()
+    again, cached = km.experiments.compare_strategies(
+        train, val, test, strategies=["uniform"], seeds=[0], oracle=True,
+        verbose=2, cache_dir=tmp_path, **SETTINGS,
+    )
+    assert "read from cache" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(again.attrs["mean"], mean)
+    assert all(r["cached"] and r["model"] is None for r in cached)
+    first = runs[0]["subsets"]
+    pd.testing.assert_frame_equal(cached[0]["subsets"], first, check_dtype=False)
+    assert cached[0]["subsets"].attrs["metric"] == first.attrs["metric"]
+    assert cached[0]["history"] == runs[0]["history"]
+    # The figures read cached tables like fresh ones.
+    figure = km.plotting.plot_subsets({"uniform": cached[0]["subsets"]})
+    assert figure.axes
+
+    # Other settings: refused, naming what differs.
+    with pytest.raises(ValueError, match=r"other settings.*epochs"):
+        km.experiments.compare_strategies(
+            train, val, test, strategies=["uniform"], seeds=[0],
+            cache_dir=tmp_path, **{**SETTINGS, "epochs": 2},
+        )
+    x_test, y_test = test
+    shorter = ({k: v[:-1] for k, v in x_test.items()}, y_test[:-1])
+    with pytest.raises(ValueError, match=r"other settings.*data_shapes"):
+        km.experiments.compare_strategies(
+            train, val, shorter, strategies=["uniform"], seeds=[0],
+            cache_dir=tmp_path, **SETTINGS,
+        )
+    # A record is plain JSON with its settings.
+    record = json.loads((tmp_path / "uniform_seed0.json").read_text())
+    assert record["settings"]["epochs"] == 1
+    assert record["settings"]["strategy"]["class_name"] == "Uniform"
+
+
+def test_strategy_names_must_be_distinct(splits):
+    train, val, test = splits
+    with pytest.raises(ValueError, match="its own name"):
+        km.experiments.compare_strategies(
+            train, val, test,
+            strategies=["miam", {"name": "miam", "kappa": 5.0}], **SETTINGS,
+        )
+    with pytest.raises(ValueError, match="its own name"):
+        km.experiments.compare_strategies(
+            train, val, test, strategies=["oracle"], **SETTINGS,
+        )
