@@ -4,8 +4,9 @@ Trains the same `MultimodalTransformer` under each masking strategy (Constant,
 Uniform, Dirichlet, ModalityDropout, OPM, UniformHypercube, BetaHypercube, MIAM)
 and the per-subset oracle (one model per modality subset, trained on that subset
 only), over several seeds and scenarios (strong and mild imbalance with M = 3,
-mild imbalance with M = 4; `--quick` runs mild M = 3 only); evaluates every model on every subset of a held-out test
-split; writes the paper-style table (rows = strategies + oracle, columns =
+mild imbalance with M = 4, and strong imbalance with few sites trained to
+convergence; `--quick` runs mild M = 3 only); evaluates every model on every
+subset of a held-out test split; writes the paper-style table (rows = strategies + oracle, columns =
 subsets + average, mean +- std over seeds), the ablation curves (the dominated
 modality's unimodal validation AUC over epochs for Uniform -> UniformHypercube
 -> BetaHypercube -> MIAM) and a kappa/lambda sensitivity table for MIAM, chosen
@@ -38,17 +39,22 @@ ALL = ["constant", "uniform", "dirichlet", "modality_dropout", "opm",
        "uniform_hypercube", "beta_hypercube", "miam"]
 ABLATION = ["uniform", "uniform_hypercube", "beta_hypercube", "miam"]
 SCENARIOS = {
-    # name: (generator imbalance, modalities); the image is the dominated one.
-    "strong_M3": ("strong", ("env", "landsat", "image")),
-    "mild_M3": ("mild", ("env", "landsat", "image")),
-    "mild_M4": ("mild", ("env", "climate", "landsat", "image")),
+    # name: (generator imbalance, modalities, settings replacing the mode's);
+    # the image is the dominated modality.
+    "strong_M3": ("strong", ("env", "landsat", "image"), {}),
+    "mild_M3": ("mild", ("env", "landsat", "image"), {}),
+    "mild_M4": ("mild", ("env", "climate", "landsat", "image"), {}),
+    # Few sites, trained until the validation AUC has long stopped rising:
+    # the data-limited, converged regime of the paper's GeoPlant runs.
+    "strong_M3_small": ("strong", ("env", "landsat", "image"),
+                        {"num_examples": 2000, "epochs": 40}),
 }
 MODES = {
     "quick": dict(num_examples=3000, epochs=6, seeds=[0], embed_dim=32, oracle=True,
                   scenarios=["mild_M3"], strategies=ALL, grid=[(10.0, 1.0), (5.0, 1.0), (10.0, 2.0)]),
     "full": dict(num_examples=10000, epochs=15, seeds=[0, 1, 2], embed_dim=48, oracle=True,
                  scenarios=list(SCENARIOS), strategies=ALL,
-                 grid=[(k, l) for k in (5.0, 10.0, 20.0) for l in (0.5, 1.0, 2.0)]),
+                 grid=[(10.0, 1.0), (5.0, 1.0), (20.0, 1.0), (10.0, 0.5), (10.0, 2.0)]),
 }
 WEAK = "image"
 
@@ -58,10 +64,11 @@ def run(mode, out, overrides=None, sweep=True):
 
     import keras_miam as km
 
-    cfg = {**MODES[mode], **(overrides or {})}
+    cfg = {**MODES[mode], **(overrides or {}), "overridden": sorted(overrides or {})}
     cache = out / "strategies_runs" / mode
     report = [common.machine_line(), "",
-              f"Mode `{mode}`: {cfg['num_examples']} sites (70/15/15 split), "
+              f"Mode `{mode}` (each scenario may set its own sites and epochs): "
+              f"{cfg['num_examples']} sites (70/15/15 split), "
               f"{cfg['epochs']} epochs, D = {cfg['embed_dim']}, 2 blocks, seeds {cfg['seeds']} (model weights, masking and shuffling; one dataset, generated with seed 0). "
               "Metric: test macro AUC over species (x100). Defaults (kappa = 10, lambda = 1) "
               "are the paper's; the sensitivity sweep below is on the validation split.", ""]
@@ -71,13 +78,14 @@ def run(mode, out, overrides=None, sweep=True):
     common_kwargs = dict(epochs=cfg["epochs"], batch_size=128, tokenizers=tokenizers,
                          model_kwargs={"num_layers": 2})
     for scenario in cfg["scenarios"]:
-        imbalance, modalities = SCENARIOS[scenario]
+        imbalance, modalities, num_examples, epochs = scenario_settings(scenario, cfg)
         x, y, _ = km.datasets.make_synthetic_ecology(
-            cfg["num_examples"], imbalance=imbalance, modalities=modalities, seed=0)
+            num_examples, imbalance=imbalance, modalities=modalities, seed=0)
         train, val, test = km.datasets.split_dataset(x, y, seed=0)
         table, runs = km.experiments.compare_strategies(
             train, val, test, strategies=cfg["strategies"], seeds=cfg["seeds"],
-            oracle=cfg["oracle"], verbose=2, cache_dir=cache / scenario, **common_kwargs)
+            oracle=cfg["oracle"], verbose=2, cache_dir=cache / scenario,
+            **{**common_kwargs, "epochs": epochs})
         seconds = sum(r["fit_seconds"] for r in runs)
         fit_times = (pd.DataFrame([{"strategy": r["strategy"], "fit": r["fit_seconds"]}
                                    for r in runs if r["strategy"] != "oracle"])
@@ -87,7 +95,7 @@ def run(mode, out, overrides=None, sweep=True):
         print(f"\n== {scenario} ({seconds:.0f} s)\n{shown.to_string()}", flush=True)
         checks = target_checks(mean)
         report += [f"## Scenario `{scenario}` (imbalance {imbalance}, modalities {', '.join(modalities)})",
-                   "", f"Training time {seconds:.0f} s for {len(runs)} models (sum of fits; "
+                   "", f"{num_examples} sites, {epochs} epochs. Training time {seconds:.0f} s for {len(runs)} models (sum of fits; "
                    "mean per model: " + ", ".join(f"{k} {v:.0f} s" for k, v in fit_times.items())
                    + ").", "", "```", shown.to_string(), "```", "", describe_checks(checks), ""]
         # Ablation: the dominated modality's unimodal validation curve.
@@ -106,6 +114,15 @@ def run(mode, out, overrides=None, sweep=True):
         json.dumps(km.experiments.jsonable(results), indent=2))
     common.write_markdown(f"strategies_{mode}" if mode != "full" else "strategies",
                           "Masking strategies on the synthetic benchmark", report, folder=out)
+
+
+def scenario_settings(scenario, cfg):
+    """(imbalance, modalities, sites, epochs): the scenario's own settings
+    win over the mode's, options given on the command line over both."""
+    imbalance, modalities, own = SCENARIOS[scenario]
+    own = {k: v for k, v in own.items() if k not in cfg["overridden"]}
+    return (imbalance, modalities, own.get("num_examples", cfg["num_examples"]),
+            own.get("epochs", cfg["epochs"]))
 
 
 def target_checks(mean):
@@ -138,9 +155,10 @@ def describe_checks(checks):
 
 def sensitivity(km, cfg, common_kwargs, cache, results):
     """kappa / lambda sweep for MIAM, scored on VALIDATION data (first scenario)."""
-    imbalance, modalities = SCENARIOS[cfg["scenarios"][0]]
+    imbalance, modalities, num_examples, epochs = scenario_settings(cfg["scenarios"][0], cfg)
     x, y, _ = km.datasets.make_synthetic_ecology(
-        cfg["num_examples"], imbalance=imbalance, modalities=modalities, seed=0)
+        num_examples, imbalance=imbalance, modalities=modalities, seed=0)
+    common_kwargs = {**common_kwargs, "epochs": epochs}
     train, val, _ = km.datasets.split_dataset(x, y, seed=0)
     rows = ["| kappa | lambda | val average AUC | val image-alone AUC |", "|---|---|---|---|"]
     sweep = []
@@ -180,7 +198,9 @@ def main(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Scenarios: " + ", ".join(
-            f"{k} ({v[0]} imbalance; {', '.join(v[1])})" for k, v in SCENARIOS.items()))
+            f"{k} ({v[0]} imbalance; {', '.join(v[1])}"
+            + "".join(f"; {a} {b}" for a, b in v[2].items()) + ")"
+            for k, v in SCENARIOS.items()))
     parser.add_argument("--quick", action="store_true", help="the <= 15 min mode")
     parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS),
                         help="scenarios to run (default: the mode's)")

@@ -17,6 +17,7 @@ import re
 import keras
 import numpy as np
 import pytest
+from scipy import stats
 from keras import ops
 
 import keras_miam as km
@@ -392,6 +393,16 @@ def test_nan_labels_are_left_out_of_the_default_loss_and_auc():
         auc.update_state(y[observed[:, j], j], logits[observed[:, j], j])
         aucs.append(float(auc.result()))
     np.testing.assert_allclose(results["auc"], np.mean(aucs), rtol=1e-5)
+    # evaluate_subsets' exact AUC leaves the unobserved entries out too.
+    frame = km.evaluation.evaluate_subsets(model, (x, y), verbose=0)
+    rows = frame[frame["kind"] == "subset"]
+    full = rows[rows["size"] == rows["size"].max()].iloc[0]
+    exact = []
+    for j in range(y.shape[1]):
+        yj, pj = y[observed[:, j], j], logits[observed[:, j], j]
+        u = stats.mannwhitneyu(pj[yj == 1], pj[yj == 0]).statistic
+        exact.append(u / ((yj == 1).sum() * (yj == 0).sum()))
+    assert full[frame.attrs["metric"]] == pytest.approx(np.mean(exact), abs=1e-5)
 
 
 def test_limit_keras_auc_counts_nan_targets_as_positives():

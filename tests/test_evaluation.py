@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from keras import ops
 
 from keras_miam import MIAMMasking
@@ -431,6 +432,32 @@ def test_macro_auc_matches_pairwise_counting(rng):
     # A NaN score leaves its output without an AUC (and the mean too).
     scores[3, 0] = np.nan
     assert np.isnan(macro_auc(y, scores))
+
+
+def test_macro_auc_leaves_out_unobserved_targets(rng):
+    y = rng.integers(0, 2, size=(40, 3)).astype("float64")
+    scores = np.round(rng.normal(size=(40, 3)) + y, 1)  # with ties
+    y[rng.uniform(size=y.shape) < 0.3] = np.nan
+    y[:, 2] = np.where(np.isnan(y[:, 2]), np.nan, 1.0)  # one class observed
+    expected = []
+    for k in range(2):
+        seen = ~np.isnan(y[:, k])
+        yk, sk = y[seen, k], scores[seen, k]
+        expected.append(
+            stats.mannwhitneyu(sk[yk == 1], sk[yk == 0]).statistic
+            / ((yk == 1).sum() * (yk == 0).sum())
+        )
+    assert macro_auc(y, scores) == pytest.approx(np.mean(expected), abs=1e-12)
+    # Scores of unobserved targets do not matter, even NaN ones...
+    scores[np.isnan(y)] = np.nan
+    assert macro_auc(y, scores) == pytest.approx(np.mean(expected), abs=1e-12)
+    # ... but a NaN score for an observed target gives no AUC.
+    scores[np.flatnonzero(~np.isnan(y[:, 0]))[0], 0] = np.nan
+    assert np.isnan(macro_auc(y, scores))
+    with pytest.raises(ValueError, match="0/1 targets"):
+        macro_auc([[0.5], [1.0]], [[0.1], [0.2]])
+    with pytest.raises(ValueError, match="undefined"):
+        macro_auc([[np.nan], [1.0]], [[0.1], [0.2]])
 
 
 def test_bad_inputs_raise_clear_errors(rng):

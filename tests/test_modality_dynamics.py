@@ -6,7 +6,6 @@ import pytest
 from scipy import stats
 
 import keras_miam as km
-from keras_miam.callbacks.modality_dynamics import macro_auc
 from keras_miam.utils import model_utils
 
 MODALITIES = ("strong", "weak")
@@ -172,20 +171,6 @@ def test_derivative_estimator_on_known_sequences():
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         km.ModalityDynamics((X_VAL, Y_VAL), **kwargs)
-
-
-def test_macro_auc_matches_mann_whitney():
-    rng = np.random.default_rng(0)
-    n = 300
-    labels = rng.random((n, 4)) < [0.3, 0.5, 0.05, 0.0]  # last: no positives
-    scores = np.round(rng.normal(size=(n, 4)) + labels, 1)  # many ties
-    expected = []
-    for j in range(3):
-        pos, neg = scores[labels[:, j], j], scores[~labels[:, j], j]
-        u = stats.mannwhitneyu(pos, neg).statistic
-        expected.append(u / (len(pos) * len(neg)))
-    assert macro_auc(labels, scores) == pytest.approx(np.mean(expected), abs=1e-12)
-    assert np.isnan(macro_auc(np.zeros((5, 2), bool), np.ones((5, 2))))
 
 
 # ----------------------------------------------------------------------------
@@ -456,6 +441,27 @@ def test_last_batch_is_padded_and_views_match_set_visible(miam_run):
         np.testing.assert_allclose(view, preds[m], atol=1e-5)
     layer = model.get_layer("masking")
     assert float(keras.ops.convert_to_numpy(layer.num_views)) == 1.0
+
+
+def test_nan_validation_labels_are_left_out_of_the_auc(miam_run):
+    """Unobserved labels (NaN) are left out of each output's AUC; other
+    metrics refuse them with a clear error."""
+    model = miam_run[0]
+    preds = reference_predictions(model, X_VAL)
+    y_val = Y_VAL.copy()
+    y_val[np.random.default_rng(5).uniform(size=y_val.shape) < 0.3] = np.nan
+    logs = measure(km.ModalityDynamics((X_VAL, y_val)), model)
+    for m in MODALITIES:
+        p = preds[m]
+        expected = []
+        for j in range(2):
+            seen = ~np.isnan(y_val[:, j])
+            yj, pj = y_val[seen, j], p[seen, j]
+            u = stats.mannwhitneyu(pj[yj == 1], pj[yj == 0]).statistic
+            expected.append(u / ((yj == 1).sum() * (yj == 0).sum()))
+        assert logs[f"val_{m}_auc"] == pytest.approx(np.mean(expected), abs=1e-6)
+    with pytest.raises(ValueError, match="hold NaN"):
+        measure(km.ModalityDynamics((X_VAL, y_val), metric="binary_accuracy"), model)
 
 
 def test_default_metric_from_the_head(miam_run):

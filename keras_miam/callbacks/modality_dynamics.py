@@ -6,8 +6,8 @@ import warnings
 
 import keras
 import numpy as np
-from scipy import stats
 
+from keras_miam.evaluation import metrics
 from keras_miam.utils import model_utils
 
 # Keras metrics where lower is better: a score s_m must grow with quality.
@@ -81,7 +81,9 @@ class ModalityDynamics(keras.callbacks.Callback):
     activation, else the outputs themselves): multi-label / binary heads get
     `"auc"` (exact, rank-based, macro-averaged over the outputs that have
     both positives and negatives in the validation data, so species absent
-    from it are skipped), softmax / multi-class heads get `"accuracy"`
+    from it are skipped; NaN labels, e.g. species not surveyed at a site,
+    are left out of their output's AUC), softmax / multi-class heads get
+    `"accuracy"`
     (top-1); `"accuracy"` on a multi-label head is the binary accuracy over
     all outputs. Outputs may be logits: AUC ranks, accuracy uses the argmax,
     or a threshold of 0 instead of 0.5 when the compiled loss has
@@ -519,8 +521,12 @@ def _infer_head(model, outputs):
     return task, from_logits
 
 
-def _binary_labels(y, outputs, metric):
-    """0/1 labels shaped like the 2-D outputs, or a ValueError."""
+def _binary_labels(y, outputs, metric, allow_nan=False):
+    """0/1 labels shaped like the 2-D outputs, or a ValueError.
+
+    With `allow_nan` (AUC), NaN labels (unobserved) are kept: float labels
+    are returned; otherwise booleans.
+    """
     y = np.asarray(y)
     width = outputs.shape[-1] if outputs.ndim == 2 else 1
     if y.ndim == 1 and width == 1:
@@ -531,13 +537,20 @@ def _binary_labels(y, outputs, metric):
             f"{width} outputs of the model; the labels have shape "
             f"{y.shape}."
         )
-    if not np.all(np.isin(y, (0, 1))):
+    unobserved = np.isnan(y) if np.issubdtype(y.dtype, np.floating) else False
+    if np.any(unobserved) and not allow_nan:
+        raise ValueError(
+            f"The metric '{metric}' needs 0/1 labels; the validation labels "
+            "hold NaN (unobserved entries), which only metric='auc' (the "
+            "default for multi-label heads) leaves out."
+        )
+    if not np.all(np.isin(y[~unobserved], (0, 1))):
         raise ValueError(
             f"The metric '{metric}' needs 0/1 labels; the validation labels "
             f"hold other values (e.g. {np.unique(y)[:5].tolist()}). For a "
             "regression head use metric='loss'."
         )
-    return y.astype(bool)
+    return y.astype("float64") if allow_nan else y.astype(bool)
 
 
 def _class_labels(y, outputs, metric):
@@ -566,31 +579,6 @@ def _class_labels(y, outputs, metric):
 # ----------------------------------------------------------------------------
 # Scorers: one accumulator per modality, filled batch by batch.
 # ----------------------------------------------------------------------------
-def macro_auc(labels, scores):
-    """Exact ROC AUC per column (Mann-Whitney, ties averaged), macro mean.
-
-    Columns without both classes are skipped.
-
-    Args:
-        labels: (N, L) booleans.
-        scores: (N, L) predictions (probabilities or logits).
-
-    Returns:
-        The mean AUC over the valid columns (NaN if there are none).
-    """
-    labels = np.asarray(labels, bool)
-    n_pos = labels.sum(axis=0)
-    n_neg = labels.shape[0] - n_pos
-    valid = (n_pos > 0) & (n_neg > 0)
-    if not np.any(valid):
-        return float("nan")
-    ranks = stats.rankdata(np.asarray(scores)[:, valid], axis=0)
-    pos = labels[:, valid]
-    n_pos, n_neg = n_pos[valid], n_neg[valid]
-    u = (ranks * pos).sum(axis=0) - n_pos * (n_pos + 1) / 2.0
-    return float(np.mean(u / (n_pos * n_neg)))
-
-
 class _Scorer:
     """One score from the validation labels and predictions, batch by batch.
 
@@ -634,7 +622,7 @@ class _AUCScorer(_Scorer):
                 parts.append(np.asarray(outputs).reshape(stop - start, -1))
 
             def result(self):
-                return macro_auc(labels, np.concatenate(parts, axis=0))
+                return metrics.macro_auc(labels, np.concatenate(parts, axis=0))
 
         return Accumulator()
 
@@ -830,11 +818,13 @@ def _builtin_scorer(name, task, from_logits, y, outputs):
         def prepare(y_, o_):
             if one_vs_rest:
                 ids = _class_labels(y_, o_, name)
-                return np.eye(o_.shape[-1], dtype=bool)[ids]
-            return _binary_labels(y_, o_, name)
+                return np.eye(o_.shape[-1])[ids]
+            return _binary_labels(y_, o_, name, allow_nan=True)
 
         scorer = _AUCScorer("auc", y, outputs, prepare)
-        if not np.any(scorer.labels.any(0) & ~scorer.labels.all(0)):
+        if not np.any(
+            np.any(scorer.labels == 1, axis=0) & np.any(scorer.labels == 0, axis=0)
+        ):
             raise ValueError(
                 "metric 'auc' needs, for at least one output, both positive "
                 "and negative examples in `validation_data`; none has both."

@@ -16,10 +16,13 @@ def macro_auc(y_true, y_score):
     probabilities. Outputs where every example is positive, or every
     example negative, have no AUC and are left out of the average, as in
     MaskSDM and MIAM ("macro-averaged over species present in the evaluated
-    split").
+    split"). A NaN target means "not observed" (e.g. a species not surveyed
+    at a site): each output's AUC is computed over the examples where it is
+    observed. A NaN score for an observed target leaves its output, and so
+    the average, NaN.
 
     Args:
-        y_true: 0/1 targets, `(N,)` or `(N, K)`.
+        y_true: 0/1 targets (NaN: unobserved), `(N,)` or `(N, K)`.
         y_score: scores of the same shape (or `(N, 1)` for `(N,)` targets).
 
     Returns:
@@ -30,6 +33,8 @@ def macro_auc(y_true, y_score):
     >>> y_true = [[1, 0], [0, 0], [1, 1]]
     >>> macro_auc(y_true, [[0.9, 0.2], [0.1, 0.4], [0.8, 0.3]])
     0.75
+    >>> macro_auc([[1, 0], [0, np.nan], [1, 1]], [[0.9, 0.2], [0.1, 0.4], [0.8, 0.3]])
+    1.0
 
     Reference:
         Hanley and McNeil, "The meaning and use of the area under a ROC
@@ -46,8 +51,14 @@ def macro_auc(y_true, y_score):
             "`y_true` and `y_score` must have the same shape; received "
             f"{y_true.shape} and {y_score.shape}."
         )
-    positives = y_true.sum(axis=0)
-    negatives = len(y_true) - positives
+    observed = ~np.isnan(y_true)
+    if not np.all(np.isin(y_true[observed], (0.0, 1.0))):
+        raise ValueError(
+            "AUC needs 0/1 targets (NaN for unobserved ones); received "
+            f"values {np.unique(y_true[observed])[:5].tolist()}..."
+        )
+    positives = np.sum(y_true == 1.0, axis=0)
+    negatives = np.sum(y_true == 0.0, axis=0)
     valid = (positives > 0) & (negatives > 0)
     if not np.any(valid):
         raise ValueError(
@@ -59,10 +70,18 @@ def macro_auc(y_true, y_score):
     # float64 would not change their order). Ties share their average rank.
     scores = np.ascontiguousarray(y_score[:, valid].T)
     labels = np.ascontiguousarray(y_true[:, valid].T)
-    rank_sums = np.sum(stats.rankdata(scores, axis=1) * labels, axis=1)
+    seen = observed[:, valid].T
+    bad = np.any(np.isnan(scores) & seen, axis=1)  # NaN scores: no AUC.
+    if np.all(seen):
+        ranks = stats.rankdata(scores, axis=1)
+    else:  # unobserved targets take no rank
+        ranks = stats.rankdata(
+            np.where(seen, scores, np.nan), axis=1, nan_policy="omit"
+        )
+    rank_sums = np.sum(np.where(labels == 1.0, ranks, 0.0), axis=1)
     pos, neg = positives[valid], negatives[valid]
     auc = (rank_sums - pos * (pos + 1) / 2) / (pos * neg)
-    auc[np.isnan(scores).any(axis=1)] = np.nan  # NaN scores: no AUC.
+    auc[bad] = np.nan
     return float(np.mean(auc))
 
 
@@ -98,6 +117,11 @@ def accuracy(y_true, y_pred, threshold=0.5):
 
 def _is_binary(values):
     return bool(np.all((values == 0) | (values == 1)))
+
+
+def _is_binary_or_unobserved(values):
+    """0/1 targets where NaN (unobserved) is allowed: presence/absence."""
+    return bool(np.all((values == 0) | (values == 1) | np.isnan(values)))
 
 
 def _is_integer(values):
@@ -241,9 +265,10 @@ def _check_auc(y_true, y_pred):
             f"multi-label or binary head); received targets of shape "
             f"{np.shape(y_true)} for outputs of shape {np.shape(y_pred)}.{hint}"
         )
-    if not _is_binary(y):
+    if not _is_binary_or_unobserved(np.asarray(y, "float64")):
         raise ValueError(
-            "AUC needs 0/1 targets (presence/absence); received values such "
+            "AUC needs 0/1 targets (presence/absence; NaN for unobserved "
+            "ones); received values such "
             f"as {np.unique(y)[:5].tolist()}."
         )
 
@@ -297,7 +322,9 @@ def default_metric_name(y_true, y_pred, task=None):
     if task == "multiclass":
         return "accuracy"
     y, p = np.asarray(y_true), _as_2d(y_pred)
-    if _as_2d(y).shape == p.shape and _is_binary(y):
+    if _as_2d(y).shape == p.shape and _is_binary_or_unobserved(
+        np.asarray(y, "float64")
+    ):
         one_hot = p.shape[1] > 1 and np.all(_as_2d(y).sum(axis=1) == 1)
         return "accuracy" if one_hot else "auc"
     if p.shape[1] > 1 and y.size == len(p) and _is_integer(y):
