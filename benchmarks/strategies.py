@@ -23,9 +23,13 @@ can be resumed, or split between processes and assembled at the end:
     python benchmarks/strategies.py --scenarios strong_M3 --seeds 0 --no-sweep &
     python benchmarks/strategies.py --scenarios strong_M3 --seeds 1 --no-sweep &
     wait; python benchmarks/strategies.py --scenarios strong_M3 --seeds 0 1
+
+`--assemble` trains nothing: it tabulates, per scenario, the seeds whose runs
+are all saved (e.g. after copying the folders of several machines together).
 """
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -50,9 +54,9 @@ SCENARIOS = {
                         {"num_examples": 2000, "epochs": 40}),
 }
 MODES = {
-    "quick": dict(num_examples=3000, epochs=6, seeds=[0], embed_dim=32, oracle=True,
+    "quick": dict(assemble=False, num_examples=3000, epochs=6, seeds=[0], embed_dim=32, oracle=True,
                   scenarios=["mild_M3"], strategies=ALL, grid=[(10.0, 1.0), (5.0, 1.0), (10.0, 2.0)]),
-    "full": dict(num_examples=10000, epochs=15, seeds=[0, 1, 2], embed_dim=48, oracle=True,
+    "full": dict(assemble=False, num_examples=10000, epochs=15, seeds=[0, 1, 2], embed_dim=48, oracle=True,
                  scenarios=list(SCENARIOS), strategies=ALL,
                  grid=[(10.0, 1.0), (5.0, 1.0), (20.0, 1.0), (10.0, 0.5), (10.0, 2.0)]),
 }
@@ -82,10 +86,18 @@ def run(mode, out, overrides=None, sweep=True):
         x, y, _ = km.datasets.make_synthetic_ecology(
             num_examples, imbalance=imbalance, modalities=modalities, seed=0)
         train, val, test = km.datasets.split_dataset(x, y, seed=0)
-        table, runs = km.experiments.compare_strategies(
-            train, val, test, strategies=cfg["strategies"], seeds=cfg["seeds"],
-            oracle=cfg["oracle"], verbose=2, cache_dir=cache / scenario,
+        compare = functools.partial(
+            km.experiments.compare_strategies, train, val, test,
+            strategies=cfg["strategies"], oracle=cfg["oracle"], verbose=2,
+            cache_dir=cache / scenario, cached_only=cfg["assemble"],
             **{**common_kwargs, "epochs": epochs})
+        seeds = cfg["seeds"]
+        if cfg["assemble"]:  # the seeds whose runs are all in the folder
+            seeds = [seed for seed in seeds if complete(compare, seed)]
+            if not seeds:
+                print(f"\n== {scenario}: no complete seed in {cache / scenario}, skipped")
+                continue
+        table, runs = compare(seeds=seeds)
         seconds = sum(r["fit_seconds"] for r in runs)
         fit_times = (pd.DataFrame([{"strategy": r["strategy"], "fit": r["fit_seconds"]}
                                    for r in runs if r["strategy"] != "oracle"])
@@ -95,17 +107,17 @@ def run(mode, out, overrides=None, sweep=True):
         print(f"\n== {scenario} ({seconds:.0f} s)\n{shown.to_string()}", flush=True)
         checks = target_checks(mean)
         report += [f"## Scenario `{scenario}` (imbalance {imbalance}, modalities {', '.join(modalities)})",
-                   "", f"{num_examples} sites, {epochs} epochs. Training time {seconds:.0f} s for {len(runs)} models (sum of fits; "
+                   "", f"{num_examples} sites, {epochs} epochs, seeds {seeds}. Training time {seconds:.0f} s for {len(runs)} models (sum of fits; "
                    "mean per model: " + ", ".join(f"{k} {v:.0f} s" for k, v in fit_times.items())
                    + ").", "", "```", shown.to_string(), "```", "", describe_checks(checks), ""]
         # Ablation: the dominated modality's unimodal validation curve.
         curves = {r["strategy"]: r["history"].get(f"val_{WEAK}_auc") for r in runs
-                  if r["strategy"] in ABLATION and r["seed"] == cfg["seeds"][0]}
+                  if r["strategy"] in ABLATION and r["seed"] == seeds[0]}
         plot_ablation(curves, out / f"strategies_ablation_{scenario}.png")
         km.plotting.plot_subsets({r["strategy"]: r["subsets"] for r in runs
-                                  if r["strategy"] != "oracle" and r["seed"] == cfg["seeds"][0]},
+                                  if r["strategy"] != "oracle" and r["seed"] == seeds[0]},
                                  path=out / f"strategies_subsets_{scenario}.png")
-        results["scenarios"][scenario] = {"mean": mean.to_dict(), "std": std.to_dict(),
+        results["scenarios"][scenario] = {"seeds": seeds, "mean": mean.to_dict(), "std": std.to_dict(),
                                           "seconds": seconds, "checks": checks,
                                           "ablation_curves": curves}
     if sweep:
@@ -114,6 +126,14 @@ def run(mode, out, overrides=None, sweep=True):
         json.dumps(km.experiments.jsonable(results), indent=2))
     common.write_markdown(f"strategies_{mode}" if mode != "full" else "strategies",
                           "Masking strategies on the synthetic benchmark", report, folder=out)
+
+
+def complete(compare, seed):
+    try:
+        compare(seeds=[seed], verbose=0)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def scenario_settings(scenario, cfg):
@@ -211,6 +231,8 @@ def main(argv=None):
     parser.add_argument("--num-examples", type=int, help="sites generated (default: the mode's)")
     parser.add_argument("--no-oracle", action="store_true", help="skip the per-subset oracle")
     parser.add_argument("--no-sweep", action="store_true", help="skip the kappa/lambda sweep")
+    parser.add_argument("--assemble", action="store_true",
+                        help="train nothing: tabulate the seeds whose runs are all saved")
     parser.add_argument("--output", type=Path, default=common.RESULTS,
                         help="results folder (default: benchmarks/results)")
     args = parser.parse_args(argv)
@@ -220,6 +242,7 @@ def main(argv=None):
     }.items() if value is not None}
     if args.no_oracle:
         overrides["oracle"] = False
+    overrides["assemble"] = args.assemble
     args.output.mkdir(parents=True, exist_ok=True)
     run("quick" if args.quick else "full", args.output, overrides, sweep=not args.no_sweep)
 

@@ -79,6 +79,17 @@ def test_table_runs_and_cache_round_trip(splits, tmp_path, monkeypatch, capsys):
     figure = km.plotting.plot_subsets({"uniform": cached[0]["subsets"]})
     assert figure.axes
 
+    # Assembling from the folder only: a missing run is an error, not a fit.
+    with pytest.raises(FileNotFoundError, match="seed 1"):
+        km.experiments.compare_strategies(
+            train, val, test, strategies=["uniform"], seeds=[0, 1],
+            cache_dir=tmp_path, cached_only=True, **SETTINGS,
+        )
+    with pytest.raises(ValueError, match="needs a `cache_dir`"):
+        km.experiments.compare_strategies(
+            train, val, test, strategies=["uniform"], cached_only=True, **SETTINGS,
+        )
+
     # Other settings: refused, naming what differs.
     with pytest.raises(ValueError, match=r"other settings.*epochs"):
         km.experiments.compare_strategies(

@@ -25,6 +25,7 @@ def compare_strategies(
     oracle=False,
     verbose=1,
     cache_dir=None,
+    cached_only=False,
     **kwargs,
 ):
     """Trains every strategy (and optionally the per-subset oracle) per seed.
@@ -47,6 +48,9 @@ def compare_strategies(
             nothing. A file written with other settings (epochs, strategy
             config, data shapes, ...) raises a `ValueError`. Runs read
             back have `model=None`.
+        cached_only: with `cache_dir`, train nothing: a run missing from
+            the folder raises `FileNotFoundError` (to assemble the table of
+            runs made elsewhere).
         **kwargs: passed to `train_and_evaluate` (epochs, batch_size, ...).
 
     Returns:
@@ -82,6 +86,8 @@ def compare_strategies(
         split: {k: list(np.shape(v)) for k, v in {**xy[0], "y": xy[1]}.items()}
         for split, xy in (("train", train), ("validation", validation), ("test", test))
     }
+    if cached_only and cache_dir is None:
+        raise ValueError("`cached_only=True` needs a `cache_dir` to read runs from.")
     cache = None if cache_dir is None else _RunCache(cache_dir, data_shapes, kwargs)
 
     def run(label, seed, **run_kwargs):
@@ -89,6 +95,11 @@ def compare_strategies(
             cached = cache.load(label, seed, run_kwargs)
             if cached is not None:
                 return cached
+            if cached_only:
+                raise FileNotFoundError(
+                    f"No run '{label}' (seed {seed}) in {cache.folder}; "
+                    "`cached_only=True` trains nothing."
+                )
         result = train_and_evaluate(
             train, validation, test, seed=seed, **run_kwargs, **kwargs
         )
