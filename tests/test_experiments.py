@@ -120,3 +120,27 @@ def test_strategy_names_must_be_distinct(splits):
         km.experiments.compare_strategies(
             train, val, test, strategies=["oracle"], **SETTINGS,
         )
+
+
+def test_cache_key_stands_for_the_callables(splits, tmp_path, monkeypatch):
+    """A tokenizer factory cannot be compared; `cache_key` describes it."""
+    train, val, test = splits
+    kwargs = dict(strategies=["uniform"], seeds=[0], verbose=0,
+                  cache_dir=tmp_path, **SETTINGS)
+    table, _ = km.experiments.compare_strategies(
+        train, val, test, cache_key={"embed_dim": 8}, **kwargs)
+    record = json.loads((tmp_path / "uniform_seed0.json").read_text())
+    assert record["settings"]["cache_key"] == {"embed_dim": 8}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached run was trained again")
+
+    monkeypatch.setattr(compare_module, "train_and_evaluate", no_training)
+    again, _ = km.experiments.compare_strategies(
+        train, val, test, cache_key={"embed_dim": 8}, **kwargs)
+    pd.testing.assert_frame_equal(again.attrs["mean"], table.attrs["mean"])
+    # Another key (another tokenizer width), or none at all: refused.
+    for key in ({"embed_dim": 16}, None):
+        with pytest.raises(ValueError, match=r"other settings.*cache_key"):
+            km.experiments.compare_strategies(
+                train, val, test, cache_key=key, **kwargs)

@@ -26,6 +26,7 @@ def compare_strategies(
     verbose=1,
     cache_dir=None,
     cached_only=False,
+    cache_key=None,
     **kwargs,
 ):
     """Trains every strategy (and optionally the per-subset oracle) per seed.
@@ -51,6 +52,11 @@ def compare_strategies(
         cached_only: with `cache_dir`, train nothing: a run missing from
             the folder raises `FileNotFoundError` (to assemble the table of
             runs made elsewhere).
+        cache_key: optional JSON-able value (e.g. a dict) saved with every
+            run and compared like the other settings. Callables such as a
+            `tokenizers` factory cannot be compared, so describe here what
+            they depend on (e.g. `{"embed_dim": 48}`): a cached run made
+            with another key then raises instead of being reused.
         **kwargs: passed to `train_and_evaluate` (epochs, batch_size, ...).
 
     Returns:
@@ -68,7 +74,8 @@ def compare_strategies(
     >>> print(table.to_string())
     >>> # Resumable, or split across processes sharing the folder:
     >>> table, runs = compare_strategies(train, val, test, seeds=[0, 1, 2],
-    ...                                  epochs=5, cache_dir="runs/")
+    ...                                  epochs=5, cache_dir="runs/",
+    ...                                  cache_key={"embed_dim": 64})
 
     Reference:
         Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
@@ -88,7 +95,9 @@ def compare_strategies(
     }
     if cached_only and cache_dir is None:
         raise ValueError("`cached_only=True` needs a `cache_dir` to read runs from.")
-    cache = None if cache_dir is None else _RunCache(cache_dir, data_shapes, kwargs)
+    cache = None
+    if cache_dir is not None:
+        cache = _RunCache(cache_dir, data_shapes, kwargs, cache_key)
 
     def run(label, seed, **run_kwargs):
         if cache is not None:
@@ -154,15 +163,18 @@ def strategy_name(strategy):
 class _RunCache:
     """One JSON file per finished run; refuses files made with other settings."""
 
-    def __init__(self, folder, data_shapes, kwargs):
+    def __init__(self, folder, data_shapes, kwargs, cache_key=None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         # Callables (tokenizer factories) cannot be compared; everything
-        # else that shapes a run is.
-        self.common = jsonable({
+        # else that shapes a run is, and `cache_key` stands for them.
+        common = {
             "data_shapes": data_shapes,
             **{k: v for k, v in kwargs.items() if not callable(v)},
-        })
+        }
+        if cache_key is not None:  # absent otherwise: older files still match
+            common["cache_key"] = cache_key
+        self.common = jsonable(common)
 
     def path(self, label, seed):
         safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", label)
