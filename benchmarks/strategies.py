@@ -223,6 +223,19 @@ def plot_ablation(curves, path):
     fig.savefig(path, dpi=120)
 
 
+def grid_point(text):
+    """'KAPPA:LAMBDA' -> (kappa, lambda), both numbers."""
+    try:
+        kappa, lam = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected KAPPA:LAMBDA such as 10:1, received {text!r}") from None
+    if not (kappa > 0 and lam >= 0):
+        raise argparse.ArgumentTypeError(
+            f"expected kappa > 0 and lambda >= 0, received {text!r}")
+    return kappa, lam
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -241,6 +254,9 @@ def main(argv=None):
     parser.add_argument("--num-examples", type=int, help="sites generated (default: the mode's)")
     parser.add_argument("--no-oracle", action="store_true", help="skip the per-subset oracle")
     parser.add_argument("--no-sweep", action="store_true", help="skip the kappa/lambda sweep")
+    parser.add_argument("--grid", nargs="+", type=grid_point, metavar="KAPPA:LAMBDA",
+                        help="kappa/lambda points of the sweep, on the first scenario's "
+                             "validation split (default: the mode's), e.g. 10:1 10:3")
     parser.add_argument("--assemble", action="store_true",
                         help="train nothing: tabulate the seeds whose runs are all saved")
     parser.add_argument("--output", type=Path, default=common.RESULTS,
@@ -248,7 +264,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     overrides = {key: value for key, value in {
         "scenarios": args.scenarios, "seeds": args.seeds, "strategies": args.strategies,
-        "epochs": args.epochs, "num_examples": args.num_examples,
+        "epochs": args.epochs, "num_examples": args.num_examples, "grid": args.grid,
     }.items() if value is not None}
     if args.no_oracle:
         overrides["oracle"] = False

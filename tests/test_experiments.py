@@ -144,3 +144,20 @@ def test_cache_key_stands_for_the_callables(splits, tmp_path, monkeypatch):
         with pytest.raises(ValueError, match=r"other settings.*cache_key"):
             km.experiments.compare_strategies(
                 train, val, test, cache_key=key, **kwargs)
+
+
+def test_strategies_labelled_by_a_dict(splits, tmp_path):
+    """Two configurations of one strategy, each in its own row and file."""
+    train, val, test = splits
+    table, runs = km.experiments.compare_strategies(
+        train, val, test, verbose=0, cache_dir=tmp_path,
+        strategies={"miam": "miam", "miam_lambda3": {"name": "miam", "lambda_": 3.0}},
+        **SETTINGS,
+    )
+    assert list(table.index) == ["miam", "miam_lambda3"]
+    assert [r["strategy"] for r in runs] == ["miam", "miam_lambda3"]
+    records = {p.name: json.loads(p.read_text()) for p in tmp_path.iterdir()}
+    assert sorted(records) == ["miam_lambda3_seed0.json", "miam_seed0.json"]
+    lambdas = {name: r["settings"]["strategy"]["config"]["lambda_"]
+               for name, r in records.items()}
+    assert lambdas == {"miam_seed0.json": 1.0, "miam_lambda3_seed0.json": 3.0}

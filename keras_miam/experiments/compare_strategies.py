@@ -33,7 +33,11 @@ def compare_strategies(
 
     Args:
         train, validation, test: `(x, y)` tuples, x a dict of arrays.
-        strategies: names (or configs) of the strategies to compare.
+        strategies: names (or configs, or instances) of the strategies to
+            compare, each row labelled by its name; or a dict
+            `{label: strategy}` to label them yourself (e.g. two MIAM
+            configurations: `{"miam": "miam", "miam_lambda3":
+            {"name": "miam", "lambda_": 3.0}}`).
         seeds: one model per strategy and seed.
         oracle: also train one model per modality subset, on that subset
             only (2^M - 1 models per seed).
@@ -83,7 +87,11 @@ def compare_strategies(
     """
     modalities = list(train[0])
     fit_verbose = 1 if verbose == 1 else 0
-    names = [strategy_name(strategy) for strategy in strategies]
+    if isinstance(strategies, dict):
+        names, strategies = [str(k) for k in strategies], list(strategies.values())
+    else:
+        strategies = list(strategies)
+        names = [strategy_name(strategy) for strategy in strategies]
     if len(set(names)) != len(names) or "oracle" in names:
         raise ValueError(
             f"Each strategy needs its own name (the table's rows), other than "
