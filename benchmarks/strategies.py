@@ -9,8 +9,11 @@ convergence; `--quick` runs mild M = 3 only); evaluates every model on every
 subset of a held-out test split; writes the paper-style table (rows = strategies + oracle, columns =
 subsets + average, mean +- std over seeds), the ablation curves (the dominated
 modality's unimodal validation AUC over epochs for Uniform -> UniformHypercube
--> BetaHypercube -> MIAM) and a kappa/lambda sensitivity table for MIAM, chosen
-on VALIDATION data (the test split is never used to choose anything).
+-> BetaHypercube -> MIAM, and the kappa = 3 rows) and a kappa/lambda
+sensitivity table for MIAM per swept scenario, scored on VALIDATION data (the
+test split is never used to choose anything). The full mode adds two labelled
+rows, `miam_kappa3` (the sweep's choice) and `beta_hypercube_kappa3` (the same
+kappa without the dynamics), beside the paper's kappa = 10.
 
     python benchmarks/strategies.py --quick        # <= 15 min on a 2-core CPU
     python benchmarks/strategies.py                # the full mode
@@ -34,6 +37,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -57,12 +61,25 @@ SCENARIOS = {
     # not; this asks whether that cost persists once they have had the time.
     "mild_M3_long": ("mild", ("env", "landsat", "image"), {"epochs": 30}),
 }
+# Labelled configurations beside the eight strategies, each its own row.
+# kappa = 3 was chosen on the VALIDATION split by the sweep below (see the
+# README); Beta hypercube at the same kappa is its control (MIAM without the
+# dynamics), so a gain can be told apart from the change of kappa.
+VARIANTS = {
+    "miam_kappa3": {"name": "miam", "kappa": 3.0},
+    "beta_hypercube_kappa3": {"name": "beta_hypercube", "kappa": 3.0},
+}
 MODES = {
     "quick": dict(assemble=False, num_examples=3000, epochs=6, seeds=[0], embed_dim=32, oracle=True,
-                  scenarios=["mild_M3"], strategies=ALL, grid=[(10.0, 1.0), (5.0, 1.0), (10.0, 2.0)]),
+                  scenarios=["mild_M3"], strategies=ALL, sweep_seeds=[0],
+                  sweep={"mild_M3": [(10.0, 1.0), (5.0, 1.0), (10.0, 2.0)]}),
     "full": dict(assemble=False, num_examples=10000, epochs=15, seeds=[0, 1, 2], embed_dim=48, oracle=True,
-                 scenarios=list(SCENARIOS), strategies=ALL,
-                 grid=[(10.0, 1.0), (5.0, 1.0), (20.0, 1.0), (10.0, 0.5), (10.0, 2.0)]),
+                 scenarios=list(SCENARIOS), strategies=ALL + list(VARIANTS), sweep_seeds=[0, 1],
+                 # scenario: kappa/lambda points, each scored on validation
+                 sweep={"strong_M3": [(10.0, 1.0), (5.0, 1.0), (20.0, 1.0), (10.0, 0.5),
+                                      (10.0, 2.0), (3.0, 1.0)],
+                        "mild_M3_long": [(10.0, 1.0), (3.0, 1.0), (5.0, 1.0), (30.0, 1.0),
+                                         (10.0, 3.0), (10.0, 5.0), (30.0, 3.0)]}),
 }
 WEAK = "image"
 
@@ -78,8 +95,9 @@ def run(mode, out, overrides=None, sweep=True):
               f"Mode `{mode}` (each scenario may set its own sites and epochs): "
               f"{cfg['num_examples']} sites (70/15/15 split), "
               f"{cfg['epochs']} epochs, D = {cfg['embed_dim']}, 2 blocks, seeds {cfg['seeds']} (model weights, masking and shuffling; one dataset, generated with seed 0). "
-              "Metric: test macro AUC over species (x100). Defaults (kappa = 10, lambda = 1) "
-              "are the paper's; the sensitivity sweep below is on the validation split.", ""]
+              "Metric: test macro AUC over species (x100). `miam` and `beta_hypercube` use "
+              "the paper's kappa = 10 (lambda = 1); the `_kappa3` rows use kappa = 3, chosen "
+              "on the validation split by the sensitivity sweep below.", ""]
     results = {"mode": mode, "config": cfg, "scenarios": {}}
     tokenizers = lambda xs: km.experiments.default_tokenizers(
         xs, embed_dim=cfg["embed_dim"], max_tokens=8)
@@ -92,7 +110,8 @@ def run(mode, out, overrides=None, sweep=True):
         train, val, test = km.datasets.split_dataset(x, y, seed=0)
         compare = functools.partial(
             km.experiments.compare_strategies, train, val, test,
-            strategies=cfg["strategies"], oracle=cfg["oracle"], verbose=2,
+            strategies={name: VARIANTS.get(name, name) for name in cfg["strategies"]},
+            oracle=cfg["oracle"], verbose=2,
             cache_dir=cache / scenario, cached_only=cfg["assemble"],
             **{**common_kwargs, "epochs": epochs})
         seeds = cfg["seeds"]
@@ -116,7 +135,7 @@ def run(mode, out, overrides=None, sweep=True):
                    + ").", "", "```", shown.to_string(), "```", "", describe_checks(checks), ""]
         # Ablation: the dominated modality's unimodal validation curve.
         curves = {r["strategy"]: r["history"].get(f"val_{WEAK}_auc") for r in runs
-                  if r["strategy"] in ABLATION and r["seed"] == seeds[0]}
+                  if r["strategy"] in ABLATION + list(VARIANTS) and r["seed"] == seeds[0]}
         # The full mode's figures keep the plain names; other modes say theirs.
         tag = scenario if mode == "full" else f"{mode}_{scenario}"
         plot_ablation(curves, out / f"strategies_ablation_{tag}.png")
@@ -152,61 +171,91 @@ def scenario_settings(scenario, cfg):
 
 
 def target_checks(mean):
-    """The issue's targets, in AUC points, from the table of means (x100)."""
+    """The issue's targets, in AUC points, from the table of means (x100),
+    for every MIAM row (`miam` and its labelled variants). The baselines are
+    every other row but the oracle, the Beta hypercube controls included."""
     checks = {}
-    if "miam" not in mean.index:
-        return checks
-    baselines = mean.drop(index=["miam", "oracle"], errors="ignore")
-    if len(baselines):
-        checks["miam_minus_best_baseline_avg"] = float(
-            mean.loc["miam", "average"] - baselines["average"].max())
-    if "uniform" in mean.index:
-        checks["miam_minus_uniform_weak_alone"] = float(
-            mean.loc["miam", WEAK] - mean.loc["uniform", WEAK])
-    if "oracle" in mean.index:
-        checks["oracle_minus_miam_avg"] = float(
-            mean.loc["oracle", "average"] - mean.loc["miam", "average"])
+    miams = [row for row in mean.index if row.startswith("miam")]
+    baselines = mean.drop(index=miams + ["oracle"], errors="ignore")
+    for row in miams:
+        tag = "" if row == "miam" else f"{row}:"
+        if len(baselines):
+            checks[f"{tag}miam_minus_best_baseline_avg"] = float(
+                mean.loc[row, "average"] - baselines["average"].max())
+        if "uniform" in mean.index:
+            checks[f"{tag}miam_minus_uniform_weak_alone"] = float(
+                mean.loc[row, WEAK] - mean.loc["uniform", WEAK])
+        if "oracle" in mean.index:
+            checks[f"{tag}oracle_minus_miam_avg"] = float(
+                mean.loc["oracle", "average"] - mean.loc[row, "average"])
     return checks
 
 
 def describe_checks(checks):
     labels = {
-        "miam_minus_best_baseline_avg": ("MIAM's average minus the best baseline's", ">= +1"),
-        "miam_minus_uniform_weak_alone": (f"MIAM minus Uniform, {WEAK} alone", ">= +3"),
-        "oracle_minus_miam_avg": ("the oracle's average minus MIAM's", "<= 1.5"),
+        "miam_minus_best_baseline_avg": ("{}'s average minus the best baseline's", ">= +1"),
+        "miam_minus_uniform_weak_alone": (f"{{}} minus Uniform, {WEAK} alone", ">= +3"),
+        "oracle_minus_miam_avg": ("the oracle's average minus {}'s", "<= 1.5"),
     }
-    parts = [f"{labels[k][0]}: {v:+.2f} (target {labels[k][1]})" for k, v in checks.items()]
+    parts = []
+    for key, value in checks.items():
+        row, _, check = key.rpartition(":")
+        text, target = labels[check]
+        parts.append(f"{text.format(row or 'MIAM')}: {value:+.2f} (target {target})")
     return "Targets, in AUC points: " + "; ".join(parts) + "." if parts else ""
 
 
+def sweep_plan(cfg):
+    """{scenario: kappa/lambda points}: the mode's swept scenarios among those
+    run (else the first one run), `--grid` replacing their points."""
+    plan = {s: grid for s, grid in cfg["sweep"].items() if s in cfg["scenarios"]}
+    if not plan:
+        plan = {cfg["scenarios"][0]: next(iter(cfg["sweep"].values()))}
+    if cfg.get("grid"):
+        plan = {scenario: cfg["grid"] for scenario in plan}
+    return plan
+
+
 def sensitivity(km, cfg, common_kwargs, cache, results):
-    """kappa / lambda sweep for MIAM, scored on VALIDATION data (first scenario)."""
-    imbalance, modalities, num_examples, epochs = scenario_settings(cfg["scenarios"][0], cfg)
-    x, y, _ = km.datasets.make_synthetic_ecology(
-        num_examples, imbalance=imbalance, modalities=modalities, seed=0)
-    common_kwargs = {**common_kwargs, "epochs": epochs}
-    train, val, _ = km.datasets.split_dataset(x, y, seed=0)
-    rows = ["| kappa | lambda | val average AUC | val image-alone AUC |", "|---|---|---|---|"]
+    """kappa / lambda sweep for MIAM, scored on VALIDATION data, per swept
+    scenario; each point is the mean over the sweep seeds that were run."""
+    rows = ["| scenario | kappa | lambda | seeds | val average AUC | val image-alone AUC |",
+            "|---|---|---|---|---|---|"]
     sweep = []
-    for kappa, lam in cfg["grid"]:
-        try:
-            _, runs = km.experiments.compare_strategies(
-                train, val, val, strategies=[{"name": "miam", "kappa": kappa, "lambda_": lam}],
-                seeds=cfg["seeds"][:1], verbose=0, cached_only=cfg["assemble"],
-                cache_dir=cache / f"sweep_{cfg['scenarios'][0]}_kappa{kappa:g}_lambda{lam:g}",
-                **common_kwargs)
-        except FileNotFoundError:  # --assemble: a grid point not run
-            rows.append(f"| {kappa:g} | {lam:g} | not run | not run |")
-            continue
-        frame = runs[0]["subsets"]
-        avg = float(frame.loc["mean (all subsets)", frame.attrs["metric"]]) * 100
-        weak = float(frame.loc[WEAK, frame.attrs["metric"]]) * 100
-        sweep.append({"kappa": kappa, "lambda": lam, "val_average": avg, "val_image": weak})
-        rows.append(f"| {kappa:g} | {lam:g} | {avg:.2f} | {weak:.2f} |")
-        print(f"kappa={kappa:g} lambda={lam:g}: val average {avg:.2f}, image {weak:.2f}", flush=True)
+    for scenario, grid in sweep_plan(cfg).items():
+        imbalance, modalities, num_examples, epochs = scenario_settings(scenario, cfg)
+        x, y, _ = km.datasets.make_synthetic_ecology(
+            num_examples, imbalance=imbalance, modalities=modalities, seed=0)
+        train, val, _ = km.datasets.split_dataset(x, y, seed=0)
+        for kappa, lam in grid:
+            scores = []
+            for seed in cfg["sweep_seeds"]:
+                try:
+                    _, runs = km.experiments.compare_strategies(
+                        train, val, val, strategies=[{"name": "miam", "kappa": kappa, "lambda_": lam}],
+                        seeds=[seed], verbose=0, cached_only=cfg["assemble"],
+                        cache_dir=cache / f"sweep_{scenario}_kappa{kappa:g}_lambda{lam:g}",
+                        **{**common_kwargs, "epochs": epochs})
+                except FileNotFoundError:  # --assemble: a seed or point not run
+                    continue
+                frame = runs[0]["subsets"]
+                metric = frame.attrs["metric"]
+                scores.append((seed, float(frame.loc["mean (all subsets)", metric]) * 100,
+                               float(frame.loc[WEAK, metric]) * 100))
+            if not scores:
+                rows.append(f"| {scenario} | {kappa:g} | {lam:g} | not run | | |")
+                continue
+            seeds, avg, weak = zip(*scores)
+            sweep.append({"scenario": scenario, "kappa": kappa, "lambda": lam, "seeds": list(seeds),
+                          "val_average": float(np.mean(avg)), "val_image": float(np.mean(weak)),
+                          "val_average_per_seed": list(avg), "val_image_per_seed": list(weak)})
+            rows.append(f"| {scenario} | {kappa:g} | {lam:g} | {', '.join(map(str, seeds))} | "
+                        f"{np.mean(avg):.2f} | {np.mean(weak):.2f} |")
+            print(f"{scenario} kappa={kappa:g} lambda={lam:g} seeds {list(seeds)}: "
+                  f"val average {np.mean(avg):.2f}, image {np.mean(weak):.2f}", flush=True)
     results["sensitivity"] = sweep
-    return ["## MIAM kappa / lambda sensitivity (validation split, scenario "
-            f"`{cfg['scenarios'][0]}`, seed {cfg['seeds'][0]})", ""] + rows
+    return ["## MIAM kappa / lambda sensitivity (validation split; mean over the seeds listed)",
+            ""] + rows
 
 
 def plot_ablation(curves, path):
@@ -248,15 +297,19 @@ def main(argv=None):
     parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS),
                         help="scenarios to run (default: the mode's)")
     parser.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the mode's)")
-    parser.add_argument("--strategies", nargs="+", choices=ALL,
-                        help="strategies to train (default: all eight)")
+    parser.add_argument("--strategies", nargs="+", choices=ALL + list(VARIANTS),
+                        help="strategies to train (default: the mode's; the full mode "
+                             "adds " + ", ".join(f"{k} = {v}" for k, v in VARIANTS.items())
+                             + ")")
     parser.add_argument("--epochs", type=int, help="epochs per model (default: the mode's)")
     parser.add_argument("--num-examples", type=int, help="sites generated (default: the mode's)")
     parser.add_argument("--no-oracle", action="store_true", help="skip the per-subset oracle")
     parser.add_argument("--no-sweep", action="store_true", help="skip the kappa/lambda sweep")
     parser.add_argument("--grid", nargs="+", type=grid_point, metavar="KAPPA:LAMBDA",
-                        help="kappa/lambda points of the sweep, on the first scenario's "
-                             "validation split (default: the mode's), e.g. 10:1 10:3")
+                        help="kappa/lambda points of the sweep, on the validation split of "
+                             "each swept scenario run (default: the mode's), e.g. 10:1 10:3")
+    parser.add_argument("--sweep-seeds", nargs="+", type=int,
+                        help="seeds of each sweep point (default: the mode's)")
     parser.add_argument("--assemble", action="store_true",
                         help="train nothing: tabulate the seeds whose runs are all saved")
     parser.add_argument("--output", type=Path, default=common.RESULTS,
@@ -265,6 +318,7 @@ def main(argv=None):
     overrides = {key: value for key, value in {
         "scenarios": args.scenarios, "seeds": args.seeds, "strategies": args.strategies,
         "epochs": args.epochs, "num_examples": args.num_examples, "grid": args.grid,
+        "sweep_seeds": args.sweep_seeds,
     }.items() if value is not None}
     if args.no_oracle:
         overrides["oracle"] = False
