@@ -110,17 +110,14 @@ def run(mode, out, overrides=None, sweep=True):
     common_kwargs = dict(epochs=cfg["epochs"], batch_size=128, tokenizers=tokenizers,
                          model_kwargs={"num_layers": 2})
     for scenario in cfg["scenarios"]:
-        imbalance, modalities, num_examples, epochs = scenario_settings(scenario, cfg)
-        strategies, oracle = scenario_models(scenario, cfg)
-        x, y, _ = km.datasets.make_synthetic_ecology(
-            num_examples, imbalance=imbalance, modalities=modalities, seed=0)
-        train, val, test = km.datasets.split_dataset(x, y, seed=0)
+        settings = scenario_settings(scenario, cfg)
+        train, val, test = scenario_data(km, settings)
         compare = functools.partial(
             km.experiments.compare_strategies, train, val, test,
-            strategies={name: VARIANTS.get(name, name) for name in strategies},
-            oracle=oracle, verbose=2,
+            strategies={name: VARIANTS.get(name, name) for name in settings["strategies"]},
+            oracle=settings["oracle"], verbose=2,
             cache_dir=cache / scenario, cached_only=cfg["assemble"],
-            **{**common_kwargs, "epochs": epochs})
+            **{**common_kwargs, "epochs": settings["epochs"]})
         seeds = cfg["seeds"]
         if cfg["assemble"]:  # the seeds whose runs are all in the folder
             seeds = [seed for seed in seeds if complete(compare, seed)]
@@ -136,8 +133,9 @@ def run(mode, out, overrides=None, sweep=True):
         shown = mean.round(2).astype(str) + " +- " + std.round(2).astype(str)
         print(f"\n== {scenario} ({seconds:.0f} s)\n{shown.to_string()}", flush=True)
         checks = target_checks(mean)
-        report += [f"## Scenario `{scenario}` (imbalance {imbalance}, modalities {', '.join(modalities)})",
-                   "", f"{num_examples} sites, {epochs} epochs, seeds {seeds}. Training time {seconds:.0f} s for {len(runs)} models (sum of fits; "
+        report += [f"## Scenario `{scenario}` (imbalance {settings['imbalance']}, "
+                   f"modalities {', '.join(settings['modalities'])})",
+                   "", f"{settings['num_examples']} sites, {settings['epochs']} epochs, seeds {seeds}. Training time {seconds:.0f} s for {len(runs)} models (sum of fits; "
                    "mean per model: " + ", ".join(f"{k} {v:.0f} s" for k, v in fit_times.items())
                    + ").", "", "```", shown.to_string(), "```", "", describe_checks(checks), ""]
         # Ablation: the dominated modality's unimodal validation curve.
@@ -168,39 +166,43 @@ def complete(compare, seed):
         return False
 
 
-def scenario_models(scenario, cfg):
-    """(strategies, oracle) of a scenario: its own choice, else the mode's;
-    options given on the command line win over both."""
-    own = {k: v for k, v in SCENARIOS[scenario][2].items() if k not in cfg["overridden"]}
-    return own.get("strategies", cfg["strategies"]), own.get("oracle", cfg["oracle"])
-
-
 def scenario_settings(scenario, cfg):
-    """(imbalance, modalities, sites, epochs): the scenario's own settings
-    win over the mode's, options given on the command line over both."""
+    """A scenario's imbalance, modalities, num_examples, epochs, strategies
+    and oracle: its own settings win over the mode's, options given on the
+    command line over both."""
     imbalance, modalities, own = SCENARIOS[scenario]
     own = {k: v for k, v in own.items() if k not in cfg["overridden"]}
-    return (imbalance, modalities, own.get("num_examples", cfg["num_examples"]),
-            own.get("epochs", cfg["epochs"]))
+    return {"imbalance": imbalance, "modalities": modalities,
+            **{key: own.get(key, cfg[key])
+               for key in ("num_examples", "epochs", "strategies", "oracle")}}
+
+
+def scenario_data(km, settings):
+    """(train, val, test) of a scenario: one dataset, generated with seed 0."""
+    x, y, _ = km.datasets.make_synthetic_ecology(
+        settings["num_examples"], imbalance=settings["imbalance"],
+        modalities=settings["modalities"], seed=0)
+    return km.datasets.split_dataset(x, y, seed=0)
 
 
 def target_checks(mean):
-    """The issue's targets, in AUC points, from the table of means (x100),
-    for every MIAM row (`miam` and its labelled variants). The baselines are
-    every other row but the oracle, the Beta hypercube controls included."""
+    """The issue's targets, in AUC points, from the table of means (x100):
+    `{miam row: {check: value}}` for `miam` and its labelled variants. The
+    baselines are every other row but the oracle, the Beta hypercube
+    controls included."""
     checks = {}
     miams = [row for row in mean.index if row.startswith("miam")]
     baselines = mean.drop(index=miams + ["oracle"], errors="ignore")
     for row in miams:
-        tag = "" if row == "miam" else f"{row}:"
+        checks[row] = row_checks = {}
         if len(baselines):
-            checks[f"{tag}miam_minus_best_baseline_avg"] = float(
+            row_checks["miam_minus_best_baseline_avg"] = float(
                 mean.loc[row, "average"] - baselines["average"].max())
         if "uniform" in mean.index:
-            checks[f"{tag}miam_minus_uniform_weak_alone"] = float(
+            row_checks["miam_minus_uniform_weak_alone"] = float(
                 mean.loc[row, WEAK] - mean.loc["uniform", WEAK])
         if "oracle" in mean.index:
-            checks[f"{tag}oracle_minus_miam_avg"] = float(
+            row_checks["oracle_minus_miam_avg"] = float(
                 mean.loc["oracle", "average"] - mean.loc[row, "average"])
     return checks
 
@@ -211,11 +213,9 @@ def describe_checks(checks):
         "miam_minus_uniform_weak_alone": (f"{{}} minus Uniform, {WEAK} alone", ">= +3"),
         "oracle_minus_miam_avg": ("the oracle's average minus {}'s", "<= 1.5"),
     }
-    parts = []
-    for key, value in checks.items():
-        row, _, check = key.rpartition(":")
-        text, target = labels[check]
-        parts.append(f"{text.format(row or 'MIAM')}: {value:+.2f} (target {target})")
+    parts = [f"{labels[check][0].format('MIAM' if row == 'miam' else row)}: {value:+.2f} "
+             f"(target {labels[check][1]})"
+             for row, row_checks in checks.items() for check, value in row_checks.items()]
     return "Targets, in AUC points: " + "; ".join(parts) + "." if parts else ""
 
 
@@ -237,10 +237,8 @@ def sensitivity(km, cfg, common_kwargs, cache, results):
             "|---|---|---|---|---|---|"]
     sweep = []
     for scenario, grid in sweep_plan(cfg).items():
-        imbalance, modalities, num_examples, epochs = scenario_settings(scenario, cfg)
-        x, y, _ = km.datasets.make_synthetic_ecology(
-            num_examples, imbalance=imbalance, modalities=modalities, seed=0)
-        train, val, _ = km.datasets.split_dataset(x, y, seed=0)
+        settings = scenario_settings(scenario, cfg)
+        train, val, _ = scenario_data(km, settings)
         for kappa, lam in grid:
             scores = []
             for seed in cfg["sweep_seeds"]:
@@ -249,13 +247,11 @@ def sensitivity(km, cfg, common_kwargs, cache, results):
                         train, val, val, strategies=[{"name": "miam", "kappa": kappa, "lambda_": lam}],
                         seeds=[seed], verbose=0, cached_only=cfg["assemble"],
                         cache_dir=cache / f"sweep_{scenario}_kappa{kappa:g}_lambda{lam:g}",
-                        **{**common_kwargs, "epochs": epochs})
+                        **{**common_kwargs, "epochs": settings["epochs"]})
                 except FileNotFoundError:  # --assemble: a seed or point not run
                     continue
-                frame = runs[0]["subsets"]
-                metric = frame.attrs["metric"]
-                scores.append((seed, float(frame.loc["mean (all subsets)", metric]) * 100,
-                               float(frame.loc[WEAK, metric]) * 100))
+                subsets = km.experiments.subset_scores(runs[0]["subsets"], settings["modalities"])
+                scores.append((seed, subsets["average"] * 100, subsets[WEAK] * 100))
             if not scores:
                 rows.append(f"| {scenario} | {kappa:g} | {lam:g} | not run | | |")
                 continue
