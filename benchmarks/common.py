@@ -20,13 +20,15 @@ def run_per_backend(script, backends, args=()):
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
         proc = subprocess.run(
             [sys.executable, script, "--worker", *args],
-            env=env, capture_output=True, text=True,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
             print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
             raise RuntimeError(f"{script} failed on {backend}")
-        results[backend] = json.loads(lines[-1][len("RESULT "):])
+        results[backend] = json.loads(lines[-1][len("RESULT ") :])
         print(f"  {backend}: {results[backend]}", flush=True)
     return results
 
@@ -55,13 +57,21 @@ class StepTimer:
 
 def median_step_seconds(model, x, y, batch_size, steps, warmup_steps=3, repeats=3):
     """Median train-step time of `model.fit` (after compile and warm-up)."""
-    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0,
-              steps_per_epoch=warmup_steps)
+    model.fit(
+        x, y, batch_size=batch_size, epochs=1, verbose=0, steps_per_epoch=warmup_steps
+    )
     medians = []
     for _ in range(repeats):
         timer = StepTimer()
-        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0,
-                  callbacks=[timer], steps_per_epoch=steps)
+        model.fit(
+            x,
+            y,
+            batch_size=batch_size,
+            epochs=1,
+            verbose=0,
+            callbacks=[timer],
+            steps_per_epoch=steps,
+        )
         medians.append(float(np.median(np.diff(timer.times))))
     return float(np.median(medians))
 

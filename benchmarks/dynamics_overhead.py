@@ -36,8 +36,9 @@ def make_data(num_examples, num_modalities, args, seed=0):
     """Time series per modality; labels from a random model of all of them."""
     rng = np.random.default_rng(seed)
     shape = (num_examples, args.steps, args.channels)
-    x = {f"m{i}": rng.normal(size=shape).astype("float32")
-         for i in range(num_modalities)}
+    x = {
+        f"m{i}": rng.normal(size=shape).astype("float32") for i in range(num_modalities)
+    }
     features = np.concatenate([v.mean(axis=1) for v in x.values()], axis=1)
     weights = rng.normal(size=(features.shape[1], args.outputs))
     logits = features @ weights * 2.0
@@ -51,8 +52,11 @@ def make_model(num_modalities, args):
         for i in range(num_modalities)
     }
     model = km.models.MultimodalTransformer(
-        tokenizers, num_outputs=args.outputs, num_layers=args.layers,
-        num_heads=args.heads, seed=0,
+        tokenizers,
+        num_outputs=args.outputs,
+        num_layers=args.layers,
+        num_heads=args.heads,
+        seed=0,
     )
     model.compile()
     return model
@@ -97,8 +101,14 @@ def timed_fit(model, x, y, args, dynamics=None):
         start = Stopwatch()
         stop = Stopwatch(start)
         callbacks = [start, dynamics, stop, timer]
-    model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=0,
-              callbacks=callbacks)
+    model.fit(
+        x,
+        y,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        verbose=0,
+        callbacks=callbacks,
+    )
     # Drop the first epoch of every fit (compilation, caches).
     return timer.times[1:], (stop.times[1:] if stop else [])
 
@@ -187,8 +197,11 @@ def part_scaling(args, lines):
         # cost on a shared machine.
         update_s, plain_s = min(updates[1:]), min(plains[1:])
         rows.append((m, m * (args.steps // args.patch), plain_s, update_s))
-        print(f"M={m}: plain pass {plain_s:.3f}s, update {update_s:.3f}s "
-              f"({update_s / plain_s:.2f} passes)", flush=True)
+        print(
+            f"M={m}: plain pass {plain_s:.3f}s, update {update_s:.3f}s "
+            f"({update_s / plain_s:.2f} passes)",
+            flush=True,
+        )
     ms = np.array([r[0] for r in rows], float)
     ratios = np.array([r[3] / r[2] for r in rows])
     slope, intercept = np.polyfit(ms, ratios, 1)
@@ -242,8 +255,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--update-repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes, to check that the script runs")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes, to check that the script runs"
+    )
     parser.add_argument("--output", default=RESULTS)
     args = parser.parse_args()
     if args.quick:

@@ -81,9 +81,7 @@ def best_time(fn, repeats, warm_up=None):
 
 
 def describe(layer):
-    return ", ".join(
-        f"{m} {c}" for m, c in zip(layer.modalities, layer.token_counts)
-    )
+    return ", ".join(f"{m} {c}" for m, c in zip(layer.modalities, layer.token_counts))
 
 
 PREAMBLE = """# Cost of subset evaluation and token Shapley values
@@ -144,9 +142,7 @@ def main():
     x_head, _ = head(b)
     # evaluate_subsets: 15 views of b // 15 examples per forward pass; enough
     # batches to go through `predict` as on the full data.
-    subsets_head = head(
-        max(1, b // num_subsets), model_utils.MIN_PREDICT_BATCHES + 2
-    )
+    subsets_head = head(max(1, b // num_subsets), model_utils.MIN_PREDICT_BATCHES + 2)
     print(
         f"backend {keras.backend.backend()}, {layer.num_tokens} tokens "
         f"{dict(zip(layer.modalities, layer.token_counts))}, N = {args.examples}"
@@ -189,9 +185,7 @@ def main():
     print(f"{num_subsets} plain predict passes: {times['predict']} s")
     print(f"set_visible + predict loop: {times['loop']} s")
     print(f"evaluate_subsets: {times['subsets']} s")
-    print(
-        f"ratio per round: {np.round(ratios, 2).tolist()}, median {ratio:.2f}"
-    )
+    print(f"ratio per round: {np.round(ratios, 2).tolist()}, median {ratio:.2f}")
 
     model = build_model(large_shape)
     layer_large = model.masking

@@ -49,8 +49,7 @@ ENV_GROUPS = {
     "Elevation": ["Elevation"],
     "LandCover": [f"LandCover-{i}" for i in range(1, 14)],
     "SoilGrids": [
-        f"Soilgrid-{n}"
-        for n in ("bdod", "cec", "clay", "phh2o", "sand", "silt", "soc")
+        f"Soilgrid-{n}" for n in ("bdod", "cec", "clay", "phh2o", "sand", "silt", "soc")
     ],
 }
 SPECIES = 200
@@ -73,9 +72,7 @@ def write_geoplant_sample(root, num_surveys=2000, image_size=64, seed=0):
 
     root = Path(root)
     rng = np.random.default_rng(seed)
-    ids = np.sort(
-        rng.choice(np.arange(100_000, 4_000_000), num_surveys, replace=False)
-    )
+    ids = np.sort(rng.choice(np.arange(100_000, 4_000_000), num_surveys, replace=False))
     # Metadata: ~15 present species per survey, long format.
     counts = rng.integers(5, 25, num_surveys)
     survey_col = np.repeat(ids, counts)
@@ -94,18 +91,14 @@ def write_geoplant_sample(root, num_surveys=2000, image_size=64, seed=0):
         }
     ).drop_duplicates(["surveyId", "speciesId"])
     (root / "PresenceAbsenceSurveys").mkdir(parents=True, exist_ok=True)
-    meta.to_csv(
-        root / "PresenceAbsenceSurveys/PA_metadata_train.csv", index=False
-    )
+    meta.to_csv(root / "PresenceAbsenceSurveys/PA_metadata_train.csv", index=False)
     # Environmental CSVs, one per variable group.
     for group, columns in ENV_GROUPS.items():
         frame = pd.DataFrame(
             rng.normal(size=(num_surveys, len(columns))), columns=columns
         )
         frame.insert(0, "surveyId", ids)
-        path = (
-            root / f"EnvironmentalValues/{group}/PA-train-{group.lower()}.csv"
-        )
+        path = root / f"EnvironmentalValues/{group}/PA-train-{group.lower()}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(path, index=False)
     # Per-survey cubes and patches.
@@ -130,16 +123,10 @@ def write_geoplant_sample(root, num_surveys=2000, image_size=64, seed=0):
         )
         text = str(survey)
         path = (
-            root
-            / "SatelitePatches/PA-train"
-            / text[-2:]
-            / text[-4:-2]
-            / f"{text}.tiff"
+            root / "SatelitePatches/PA-train" / text[-2:] / text[-4:-2] / f"{text}.tiff"
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        patch = rng.integers(0, 4000, (image_size, image_size, 4)).astype(
-            "int16"
-        )
+        patch = rng.integers(0, 4000, (image_size, image_size, 4)).astype("int16")
         tifffile.imwrite(path, patch, compression=compression, metadata=None)
     return {
         "root": str(root),
@@ -230,14 +217,10 @@ def loader_figures(root, batch_size=128, workers=2, repeats=1):
         timed(
             "thread pool",
             workers,
-            lambda: sum(
-                pool.map(lambda i: _fetch(dataset, i), range(num_batches))
-            ),
+            lambda: sum(pool.map(lambda i: _fetch(dataset, i), range(num_batches))),
         )
     context = multiprocessing.get_context("fork")
-    with context.Pool(
-        workers, initializer=_process_init, initargs=(dataset,)
-    ) as pool:
+    with context.Pool(workers, initializer=_process_init, initargs=(dataset,)) as pool:
         timed(
             "process pool",
             workers,
@@ -253,9 +236,7 @@ def loader_figures(root, batch_size=128, workers=2, repeats=1):
         stats=dataset.stats,
         workers=workers,
     )
-    inputs = {
-        k: keras.Input(shape=v, name=k) for k, v in dataset.input_shapes.items()
-    }
+    inputs = {k: keras.Input(shape=v, name=k) for k, v in dataset.input_shapes.items()}
     means = [
         keras.ops.mean(
             keras.layers.Flatten()(keras.ops.nan_to_num(v)),
@@ -265,9 +246,7 @@ def loader_figures(root, batch_size=128, workers=2, repeats=1):
         for v in inputs.values()
     ]
     model = keras.Model(inputs, keras.layers.Concatenate()(means))
-    model.predict(
-        keras_dataset, verbose=0, steps=1
-    )  # compile outside the timing
+    model.predict(keras_dataset, verbose=0, steps=1)  # compile outside the timing
     timed(
         f"keras predict (workers={workers})",
         workers,
@@ -276,9 +255,7 @@ def loader_figures(root, batch_size=128, workers=2, repeats=1):
     return figures
 
 
-def train_step_figures(
-    batch_size=128, steps=3, image_size=64, num_species=SPECIES
-):
+def train_step_figures(batch_size=128, steps=3, image_size=64, num_species=SPECIES):
     """Times the MultimodalTransformer train step at the GeoPlant-like config.
 
     Args:
@@ -321,9 +298,7 @@ def train_step_figures(
         "env": rng.normal(size=(n, 40)).astype("float32"),
         "climate": rng.normal(size=(n, 228, 4)).astype("float32"),
         "landsat": rng.normal(size=(n, 84, 6)).astype("float32"),
-        "image": rng.normal(size=(n, image_size, image_size, 4)).astype(
-            "float32"
-        ),
+        "image": rng.normal(size=(n, image_size, image_size, 4)).astype("float32"),
     }
     y = (rng.random((n, num_species)) < 0.1).astype("float32")
     first = {k: v[:batch_size] for k, v in x.items()}
@@ -372,9 +347,7 @@ def _markdown(sample, loader, train, args, load):
         "|---|---|---|---|---|",
     ]
     for f in loader:
-        rate = (
-            "" if np.isnan(f["examples_per_s"]) else _rate(f["examples_per_s"])
-        )
+        rate = "" if np.isnan(f["examples_per_s"]) else _rate(f["examples_per_s"])
         lines.append(
             f"| {f['setting']} | {f['workers']} | {f['examples']} | "
             f"{f['seconds']:.2f} | {rate} |"
@@ -386,9 +359,7 @@ def _markdown(sample, loader, train, args, load):
             "(or `--train-steps 0`); not measured."
         )
     elif "error" in train:
-        lines.append(
-            f"Train step: failed with `{train['error']}`; not measured."
-        )
+        lines.append(f"Train step: failed with `{train['error']}`; not measured.")
     else:
         lines += [
             "## Train step, for comparison",
@@ -405,9 +376,7 @@ def _markdown(sample, loader, train, args, load):
             f"{_rate(train['examples_per_s'])} |",
         ]
         best = max(
-            f["examples_per_s"]
-            for f in loader
-            if not np.isnan(f["examples_per_s"])
+            f["examples_per_s"] for f in loader if not np.isnan(f["examples_per_s"])
         )
         lines += [
             "",
@@ -440,9 +409,7 @@ def main():
             f"(tiff compression: {sample['compression']})"
         )
         load = [os.getloadavg()[0]]
-        loader = loader_figures(
-            tmp, args.batch_size, args.workers, args.repeats
-        )
+        loader = loader_figures(tmp, args.batch_size, args.workers, args.repeats)
     for f in loader:
         print(
             f"{f['setting']:32s} workers={f['workers']} "

@@ -37,7 +37,9 @@ def build(masked):
         )(tokens)
     out = keras.layers.Dense(20)(keras.layers.GlobalAveragePooling1D()(tokens))
     model = keras.Model(inputs, out)
-    model.compile(keras.optimizers.AdamW(1e-3), keras.losses.BinaryCrossentropy(from_logits=True))
+    model.compile(
+        keras.optimizers.AdamW(1e-3), keras.losses.BinaryCrossentropy(from_logits=True)
+    )
     return model
 
 
@@ -65,19 +67,25 @@ def main():
     if args.worker:
         return worker(args.steps)
     print(f"Masking overhead: {COUNTS}, d={DIM}, batch={BATCH}, steps={args.steps}")
-    results = common.run_per_backend(__file__, args.backends, ["--steps", str(args.steps)])
+    results = common.run_per_backend(
+        __file__, args.backends, ["--steps", str(args.steps)]
+    )
     lines = [
-        common.machine_line(), "",
+        common.machine_line(),
+        "",
         f"Model: 3 modalities ({sum(COUNTS.values())} tokens), d = {DIM}, 2 pre-LN "
         f"transformer blocks, batch {BATCH}; median train-step time over {args.steps} "
         "steps after warm-up, best of two interleaved builds. Torch runs eagerly "
-        "(jit_compile='auto'); TensorFlow and JAX run XLA-compiled.", "",
+        "(jit_compile='auto'); TensorFlow and JAX run XLA-compiled.",
+        "",
         "| backend | masking off (ms) | MIAMMasking (ms) | ratio | target <= 1.05 |",
         "|---|---|---|---|---|",
     ]
     for backend, r in results.items():
         ok = "yes" if r["ratio"] <= 1.05 else "NO"
-        lines.append(f"| {backend} | {r['off_ms']:.1f} | {r['on_ms']:.1f} | {r['ratio']:.3f} | {ok} |")
+        lines.append(
+            f"| {backend} | {r['off_ms']:.1f} | {r['on_ms']:.1f} | {r['ratio']:.3f} | {ok} |"
+        )
     print("\n".join(lines))
     common.write_markdown("masking_overhead", "MIAMMasking train-step overhead", lines)
 

@@ -61,7 +61,10 @@ def full_model(tokens):
 
     model = km.models.MultimodalTransformer(
         {m: km.tokenizers.TimeSeriesTokenizer(D) for m in MODALITIES},
-        num_outputs=20, num_layers=2, num_heads=4, seed=0,
+        num_outputs=20,
+        num_layers=2,
+        num_heads=4,
+        seed=0,
     )
     model.build({m: (None, tokens // 3, FEATURES) for m in MODALITIES})
     return model
@@ -87,7 +90,9 @@ def step_memory(kind, tokens, batch):
     loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
 
     def compute_loss(trainable, non_trainable, x, y):
-        logits, non_trainable = model.stateless_call(trainable, non_trainable, x, training=True)
+        logits, non_trainable = model.stateless_call(
+            trainable, non_trainable, x, training=True
+        )
         return loss_fn(y, logits), non_trainable
 
     grad_fn = jax.value_and_grad(compute_loss, has_aux=True)
@@ -102,13 +107,20 @@ def step_memory(kind, tokens, batch):
         [v.value for v in model.non_trainable_variables],
         [v.value for v in optimizer.variables],
     )
-    x = {m: jax.ShapeDtypeStruct(s, "float32") for m, s in input_shapes(kind, tokens, batch).items()}
+    x = {
+        m: jax.ShapeDtypeStruct(s, "float32")
+        for m, s in input_shapes(kind, tokens, batch).items()
+    }
     y = jax.ShapeDtypeStruct((batch, 20), "float32")
-    compiled = jax.jit(train_step, donate_argnums=(0, 1, 2)).lower(*state, x, y).compile()
+    compiled = (
+        jax.jit(train_step, donate_argnums=(0, 1, 2)).lower(*state, x, y).compile()
+    )
     analysis = compiled.memory_analysis()
     weights = sum(int(np.prod(v.shape)) * 4 for v in model.trainable_variables)
     result = {
-        "kind": kind, "tokens": tokens, "batch": batch,
+        "kind": kind,
+        "tokens": tokens,
+        "batch": batch,
         "arguments": int(analysis.argument_size_in_bytes),
         "outputs": int(analysis.output_size_in_bytes),
         "temporaries": int(analysis.temp_size_in_bytes),
@@ -117,7 +129,10 @@ def step_memory(kind, tokens, batch):
         "token_tensor_bytes": batch * tokens * D * 4,
     }
     result["peak"] = (
-        result["arguments"] + result["outputs"] + result["temporaries"] - result["aliased"]
+        result["arguments"]
+        + result["outputs"]
+        + result["temporaries"]
+        - result["aliased"]
     )
     del ops
     return result
@@ -155,28 +170,37 @@ def mib(b):
 
 def report(rows, quick):
     lines = [
-        common.machine_line(), "",
+        common.machine_line(),
+        "",
         "Backend: JAX (XLA CPU), float32. One jitted train step (forward, backward, "
         "AdamW update), compiled and measured by XLA's buffer assignment "
         "(`jax.jit(step).lower(...).compile().memory_analysis()`): exact for the "
         "compiled program, nothing is run. `peak` = arguments + outputs + "
         "temporaries - aliased (donated weights and optimizer state), an upper "
         f"bound of the step's live memory. D = {D}, three modalities with T/3 "
-        "tokens each.", "",
-        "- masking path: precomputed tokens -> `MIAMMasking(\"miam\")` -> mean "
+        "tokens each.",
+        "",
+        '- masking path: precomputed tokens -> `MIAMMasking("miam")` -> mean '
         "pooling -> Dense(20) (no attention);",
         "- full model: `MultimodalTransformer` (`TimeSeriesTokenizer` per "
         f"modality, one token per time step of {FEATURES} features, 2 pre-LN "
-        "blocks, 4 heads, FFN 128).", "",
+        "blocks, 4 heads, FFN 128).",
+        "",
     ]
     for kind, title in (("masking", "Masking path"), ("full", "Full model")):
-        by_tokens = [r for r in rows if r["kind"] == kind and r["batch"] == TOKEN_SWEEP_BATCH]
-        by_batch = [r for r in rows if r["kind"] == kind and r["tokens"] == BATCH_SWEEP_TOKENS]
+        by_tokens = [
+            r for r in rows if r["kind"] == kind and r["batch"] == TOKEN_SWEEP_BATCH
+        ]
+        by_batch = [
+            r for r in rows if r["kind"] == kind and r["tokens"] == BATCH_SWEEP_TOKENS
+        ]
         by_tokens.sort(key=lambda r: r["tokens"])
         by_batch.sort(key=lambda r: r["batch"])
         lines += [
-            f"## {title}", "",
-            f"Tokens T at batch {TOKEN_SWEEP_BATCH}:", "",
+            f"## {title}",
+            "",
+            f"Tokens T at batch {TOKEN_SWEEP_BATCH}:",
+            "",
             "| T | peak (MiB) | temporaries (MiB) | arguments (MiB) | token tensor B*T*D*4 (MiB) |",
             "|---|---|---|---|---|",
         ]
@@ -196,8 +220,11 @@ def report(rows, quick):
             f"a = {mib(intercept):.2f} MiB, R^2 = {r2:.6f}.",
         ]
         if kind == "masking":
-            base = {r["tokens"]: r["peak"] for r in rows
-                    if r["kind"] == "baseline" and r["batch"] == TOKEN_SWEEP_BATCH}
+            base = {
+                r["tokens"]: r["peak"]
+                for r in rows
+                if r["kind"] == "baseline" and r["batch"] == TOKEN_SWEEP_BATCH
+            }
             extra = [p - base[k] for k, p in zip(t, peak)]
             (eslope, _), er2 = fit(t, extra, 1)
             lines.append(
@@ -215,16 +242,24 @@ def report(rows, quick):
                 f"quadratic term is {100 * c2 * t[-1] ** 2 / peak[-1]:.0f}% of the peak at T = {t[-1]}."
             )
         lines += [
-            "", f"Batch B at T = {BATCH_SWEEP_TOKENS}:", "",
-            "| B | peak (MiB) | temporaries (MiB) |", "|---|---|---|",
+            "",
+            f"Batch B at T = {BATCH_SWEEP_TOKENS}:",
+            "",
+            "| B | peak (MiB) | temporaries (MiB) |",
+            "|---|---|---|",
         ]
         for r in by_batch:
-            lines.append(f"| {r['batch']} | {mib(r['peak']):.2f} | {mib(r['temporaries']):.2f} |")
-        (bslope, bintercept), br2 = fit([r["batch"] for r in by_batch], [r["peak"] for r in by_batch], 1)
+            lines.append(
+                f"| {r['batch']} | {mib(r['peak']):.2f} | {mib(r['temporaries']):.2f} |"
+            )
+        (bslope, bintercept), br2 = fit(
+            [r["batch"] for r in by_batch], [r["peak"] for r in by_batch], 1
+        )
         lines += [
             "",
             f"Linear fit peak = a + b B: b = {bslope / 1024:.1f} KiB per example, "
-            f"intercept a = {mib(bintercept):.2f} MiB, R^2 = {br2:.6f}.", "",
+            f"intercept a = {mib(bintercept):.2f} MiB, R^2 = {br2:.6f}.",
+            "",
         ]
     if quick:
         lines.append("(Quick grid.)")

@@ -94,17 +94,25 @@ def build_model():
             k = c["num_frequencies"]
             bound = 1 / math.sqrt(2 * k)
             self.frequencies = nn.Parameter(
-                nn.init.trunc_normal_(torch.empty(num_features, k), std=0.01, a=-0.02, b=0.02)
+                nn.init.trunc_normal_(
+                    torch.empty(num_features, k), std=0.01, a=-0.02, b=0.02
+                )
             )
-            self.kernel = nn.Parameter(torch.empty(num_features, 2 * k, d).uniform_(-bound, bound))
-            self.bias = nn.Parameter(torch.empty(num_features, d).uniform_(-bound, bound))
+            self.kernel = nn.Parameter(
+                torch.empty(num_features, 2 * k, d).uniform_(-bound, bound)
+            )
+            self.bias = nn.Parameter(
+                torch.empty(num_features, d).uniform_(-bound, bound)
+            )
             self.position = embedding(num_features, d)
             self.modality = embedding(d)
 
         def forward(self, x):
             x, available = clean(x)
             v = 2 * math.pi * self.frequencies * x[..., None]
-            h = torch.einsum("bfk,fkd->bfd", torch.cat([v.cos(), v.sin()], -1), self.kernel)
+            h = torch.einsum(
+                "bfk,fkd->bfd", torch.cat([v.cos(), v.sin()], -1), self.kernel
+            )
             tokens = torch.relu(h + self.bias) + self.position + self.modality
             return tokens, available
 
@@ -158,19 +166,26 @@ def build_model():
                 (c["image_shape"][0] // c["image_patch_size"]) ** 2,
             ]
             self.register_buffer(
-                "token_modality", torch.repeat_interleave(torch.arange(4), torch.tensor(counts))
+                "token_modality",
+                torch.repeat_interleave(torch.arange(4), torch.tensor(counts)),
             )
             self.mask_token = embedding(d)
             self.slot_embedding = nn.Parameter(torch.zeros(sum(counts), d))
             layer = nn.TransformerEncoderLayer(
-                d, c["num_heads"], c["intermediate_dim"], c["dropout"],
-                batch_first=True, norm_first=True,
+                d,
+                c["num_heads"],
+                c["intermediate_dim"],
+                c["dropout"],
+                batch_first=True,
+                norm_first=True,
             )
             # keras_hub's TransformerEncoder has no dropout inside its
             # feed-forward block (only on attention weights and after each
             # sub-block): drop PyTorch's extra one so both do the same work.
             layer.dropout = nn.Identity()
-            self.encoder = nn.TransformerEncoder(layer, c["num_layers"], enable_nested_tensor=False)
+            self.encoder = nn.TransformerEncoder(
+                layer, c["num_layers"], enable_nested_tensor=False
+            )
             self.norm = nn.LayerNorm(d)
             self.head = nn.Linear(d, c["num_outputs"])
 
@@ -185,21 +200,28 @@ def build_model():
             return torch.where(chosen > 0.5, u, 1 - u)
 
         def forward(self, inputs):
-            tokens, available = zip(*(self.tokenizers[m](inputs[m]) for m in self.tokenizers))
+            tokens, available = zip(
+                *(self.tokenizers[m](inputs[m]) for m in self.tokenizers)
+            )
             x, available = torch.cat(tokens, 1), torch.cat(available, 1)
             if self.training:
                 p = self.sample_rates(x.shape[0], len(tokens))[:, self.token_modality]
                 u = torch.rand_like(p)
                 keep = (u >= p) & available
                 slack = torch.where(available, u - p, torch.full_like(p, -2.0))
-                rescue = nn.functional.one_hot(slack.argmax(1), x.shape[1]).bool() & available
+                rescue = (
+                    nn.functional.one_hot(slack.argmax(1), x.shape[1]).bool()
+                    & available
+                )
                 keep = torch.where(keep.any(1, keepdim=True), keep, rescue)
             else:
                 keep = available
             x = torch.where(keep[..., None], x, self.mask_token + self.slot_embedding)
             x = self.encoder(x)
             weights = keep.float()
-            weights = torch.where(weights.sum(1, keepdim=True) > 0, weights, torch.ones_like(weights))
+            weights = torch.where(
+                weights.sum(1, keepdim=True) > 0, weights, torch.ones_like(weights)
+            )
             pooled = (x * weights[..., None]).sum(1) / weights.sum(1, keepdim=True)
             return self.head(torch.relu(self.norm(pooled)))
 
@@ -278,8 +300,11 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--serve", action="store_true",
-                        help="worker mode for throughput.py (see `serve`)")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="worker mode for throughput.py (see `serve`)",
+    )
     args = parser.parse_args(argv)
     if args.warmup < 1 or args.steps < 1:
         parser.error("--warmup and --steps must be >= 1")
@@ -288,9 +313,11 @@ def main(argv=None):
         return serve(step, info, args.warmup)
     timed_steps(step, 0, args.warmup)
     seconds = float(np.median(timed_steps(step, args.warmup, args.steps)))
-    print(f"plain PyTorch (eager): {1e3 * seconds:.1f} ms / step (median of "
-          f"{args.steps}), {args.batch_size / seconds:.1f} examples/s, "
-          f"{info()['params']:,} trainable parameters")
+    print(
+        f"plain PyTorch (eager): {1e3 * seconds:.1f} ms / step (median of "
+        f"{args.steps}), {args.batch_size / seconds:.1f} examples/s, "
+        f"{info()['params']:,} trainable parameters"
+    )
 
 
 if __name__ == "__main__":

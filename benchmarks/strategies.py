@@ -43,8 +43,16 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-ALL = ["constant", "uniform", "dirichlet", "modality_dropout", "opm",
-       "uniform_hypercube", "beta_hypercube", "miam"]
+ALL = [
+    "constant",
+    "uniform",
+    "dirichlet",
+    "modality_dropout",
+    "opm",
+    "uniform_hypercube",
+    "beta_hypercube",
+    "miam",
+]
 ABLATION = ["uniform", "uniform_hypercube", "beta_hypercube", "miam"]
 SCENARIOS = {
     # name: (generator imbalance, modalities, settings replacing the mode's);
@@ -54,8 +62,11 @@ SCENARIOS = {
     "mild_M4": ("mild", ("env", "climate", "landsat", "image"), {}),
     # Few sites, trained until the validation AUC has long stopped rising:
     # the data-limited, converged regime of the paper's GeoPlant runs.
-    "strong_M3_small": ("strong", ("env", "landsat", "image"),
-                        {"num_examples": 2000, "epochs": 40}),
+    "strong_M3_small": (
+        "strong",
+        ("env", "landsat", "image"),
+        {"num_examples": 2000, "epochs": 40},
+    ),
     # Mild imbalance trained twice as long: at 15 epochs the image-only
     # oracle finds the habitat texture (epochs 9-14) and the joint models do
     # not; this asks whether that cost persists once they have had the time.
@@ -63,9 +74,15 @@ SCENARIOS = {
     # Longer still, for the leaders of mild_M3_long and MIAM's control only
     # (about 5.5 min per model on one core): is MIAM's lead at kappa = 3 over
     # its control one of speed, and does Dirichlet keep its lead?
-    "mild_M3_45": ("mild", ("env", "landsat", "image"),
-                   {"epochs": 45, "oracle": False,
-                    "strategies": ["dirichlet", "miam", "miam_kappa3", "beta_hypercube_kappa3"]}),
+    "mild_M3_45": (
+        "mild",
+        ("env", "landsat", "image"),
+        {
+            "epochs": 45,
+            "oracle": False,
+            "strategies": ["dirichlet", "miam", "miam_kappa3", "beta_hypercube_kappa3"],
+        },
+    ),
 }
 # Labelled configurations beside the eight strategies, each its own row.
 # kappa = 3 was chosen on the VALIDATION split by the sweep below (see the
@@ -76,16 +93,49 @@ VARIANTS = {
     "beta_hypercube_kappa3": {"name": "beta_hypercube", "kappa": 3.0},
 }
 MODES = {
-    "quick": dict(assemble=False, num_examples=3000, epochs=6, seeds=[0], embed_dim=32, oracle=True,
-                  scenarios=["mild_M3"], strategies=ALL, sweep_seeds=[0],
-                  sweep={"mild_M3": [(10.0, 1.0), (5.0, 1.0), (10.0, 2.0)]}),
-    "full": dict(assemble=False, num_examples=10000, epochs=15, seeds=[0, 1, 2], embed_dim=48, oracle=True,
-                 scenarios=list(SCENARIOS), strategies=ALL + list(VARIANTS), sweep_seeds=[0, 1],
-                 # scenario: kappa/lambda points, each scored on validation
-                 sweep={"strong_M3": [(10.0, 1.0), (5.0, 1.0), (20.0, 1.0), (10.0, 0.5),
-                                      (10.0, 2.0), (3.0, 1.0)],
-                        "mild_M3_long": [(10.0, 1.0), (3.0, 1.0), (5.0, 1.0), (30.0, 1.0),
-                                         (10.0, 3.0), (10.0, 5.0), (30.0, 3.0)]}),
+    "quick": dict(
+        assemble=False,
+        num_examples=3000,
+        epochs=6,
+        seeds=[0],
+        embed_dim=32,
+        oracle=True,
+        scenarios=["mild_M3"],
+        strategies=ALL,
+        sweep_seeds=[0],
+        sweep={"mild_M3": [(10.0, 1.0), (5.0, 1.0), (10.0, 2.0)]},
+    ),
+    "full": dict(
+        assemble=False,
+        num_examples=10000,
+        epochs=15,
+        seeds=[0, 1, 2],
+        embed_dim=48,
+        oracle=True,
+        scenarios=list(SCENARIOS),
+        strategies=ALL + list(VARIANTS),
+        sweep_seeds=[0, 1],
+        # scenario: kappa/lambda points, each scored on validation
+        sweep={
+            "strong_M3": [
+                (10.0, 1.0),
+                (5.0, 1.0),
+                (20.0, 1.0),
+                (10.0, 0.5),
+                (10.0, 2.0),
+                (3.0, 1.0),
+            ],
+            "mild_M3_long": [
+                (10.0, 1.0),
+                (3.0, 1.0),
+                (5.0, 1.0),
+                (30.0, 1.0),
+                (10.0, 3.0),
+                (10.0, 5.0),
+                (30.0, 3.0),
+            ],
+        },
+    ),
 }
 WEAK = "image"
 
@@ -97,65 +147,121 @@ def run(mode, out, overrides=None, sweep=True):
 
     cfg = {**MODES[mode], **(overrides or {}), "overridden": sorted(overrides or {})}
     cache = out / "strategies_runs" / mode
-    report = [common.machine_line(), "",
-              f"Mode `{mode}` (each scenario may set its own sites and epochs): "
-              f"{cfg['num_examples']} sites (70/15/15 split), "
-              f"{cfg['epochs']} epochs, D = {cfg['embed_dim']}, 2 blocks, seeds {cfg['seeds']} (model weights, masking and shuffling; one dataset, generated with seed 0). "
-              "Metric: test macro AUC over species (x100). `miam` and `beta_hypercube` use "
-              "the paper's kappa = 10 (lambda = 1); the `_kappa3` rows use kappa = 3, chosen "
-              "on the validation split by the sensitivity sweep below.", ""]
+    report = [
+        common.machine_line(),
+        "",
+        f"Mode `{mode}` (each scenario may set its own sites and epochs): "
+        f"{cfg['num_examples']} sites (70/15/15 split), "
+        f"{cfg['epochs']} epochs, D = {cfg['embed_dim']}, 2 blocks, seeds {cfg['seeds']} (model weights, masking and shuffling; one dataset, generated with seed 0). "
+        "Metric: test macro AUC over species (x100). `miam` and `beta_hypercube` use "
+        "the paper's kappa = 10 (lambda = 1); the `_kappa3` rows use kappa = 3, chosen "
+        "on the validation split by the sensitivity sweep below.",
+        "",
+    ]
     results = {"mode": mode, "config": cfg, "scenarios": {}}
     tokenizers = lambda xs: km.experiments.default_tokenizers(
-        xs, embed_dim=cfg["embed_dim"], max_tokens=8)
-    common_kwargs = dict(epochs=cfg["epochs"], batch_size=128, tokenizers=tokenizers,
-                         model_kwargs={"num_layers": 2})
+        xs, embed_dim=cfg["embed_dim"], max_tokens=8
+    )
+    common_kwargs = dict(
+        epochs=cfg["epochs"],
+        batch_size=128,
+        tokenizers=tokenizers,
+        model_kwargs={"num_layers": 2},
+    )
     for scenario in cfg["scenarios"]:
         settings = scenario_settings(scenario, cfg)
         train, val, test = scenario_data(km, settings)
         compare = functools.partial(
-            km.experiments.compare_strategies, train, val, test,
-            strategies={name: VARIANTS.get(name, name) for name in settings["strategies"]},
-            oracle=settings["oracle"], verbose=2,
-            cache_dir=cache / scenario, cached_only=cfg["assemble"],
-            **{**common_kwargs, "epochs": settings["epochs"]})
+            km.experiments.compare_strategies,
+            train,
+            val,
+            test,
+            strategies={
+                name: VARIANTS.get(name, name) for name in settings["strategies"]
+            },
+            oracle=settings["oracle"],
+            verbose=2,
+            cache_dir=cache / scenario,
+            cached_only=cfg["assemble"],
+            **{**common_kwargs, "epochs": settings["epochs"]},
+        )
         seeds = cfg["seeds"]
         if cfg["assemble"]:  # the seeds whose runs are all in the folder
             seeds = [seed for seed in seeds if complete(compare, seed)]
             if not seeds:
-                print(f"\n== {scenario}: no complete seed in {cache / scenario}, skipped")
+                print(
+                    f"\n== {scenario}: no complete seed in {cache / scenario}, skipped"
+                )
                 continue
         table, runs = compare(seeds=seeds)
         seconds = sum(r["fit_seconds"] for r in runs)
-        fit_times = (pd.DataFrame([{"strategy": r["strategy"], "fit": r["fit_seconds"]}
-                                   for r in runs if r["strategy"] != "oracle"])
-                     .groupby("strategy", sort=False)["fit"].mean())
+        fit_times = (
+            pd.DataFrame(
+                [
+                    {"strategy": r["strategy"], "fit": r["fit_seconds"]}
+                    for r in runs
+                    if r["strategy"] != "oracle"
+                ]
+            )
+            .groupby("strategy", sort=False)["fit"]
+            .mean()
+        )
         mean, std = table.attrs["mean"] * 100, table.attrs["std"] * 100
         shown = mean.round(2).astype(str) + " +- " + std.round(2).astype(str)
         print(f"\n== {scenario} ({seconds:.0f} s)\n{shown.to_string()}", flush=True)
         checks = target_checks(mean)
-        report += [f"## Scenario `{scenario}` (imbalance {settings['imbalance']}, "
-                   f"modalities {', '.join(settings['modalities'])})",
-                   "", f"{settings['num_examples']} sites, {settings['epochs']} epochs, seeds {seeds}. Training time {seconds:.0f} s for {len(runs)} models (sum of fits; "
-                   "mean per model: " + ", ".join(f"{k} {v:.0f} s" for k, v in fit_times.items())
-                   + ").", "", "```", shown.to_string(), "```", "", describe_checks(checks), ""]
+        report += [
+            f"## Scenario `{scenario}` (imbalance {settings['imbalance']}, "
+            f"modalities {', '.join(settings['modalities'])})",
+            "",
+            f"{settings['num_examples']} sites, {settings['epochs']} epochs, seeds {seeds}. Training time {seconds:.0f} s for {len(runs)} models (sum of fits; "
+            "mean per model: "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in fit_times.items())
+            + ").",
+            "",
+            "```",
+            shown.to_string(),
+            "```",
+            "",
+            describe_checks(checks),
+            "",
+        ]
         # Ablation: the dominated modality's unimodal validation curve.
-        curves = {r["strategy"]: r["history"].get(f"val_{WEAK}_auc") for r in runs
-                  if r["strategy"] in ABLATION + list(VARIANTS) and r["seed"] == seeds[0]}
+        curves = {
+            r["strategy"]: r["history"].get(f"val_{WEAK}_auc")
+            for r in runs
+            if r["strategy"] in ABLATION + list(VARIANTS) and r["seed"] == seeds[0]
+        }
         # The full mode's figures keep the plain names; other modes say theirs.
         tag = scenario if mode == "full" else f"{mode}_{scenario}"
         plot_ablation(curves, out / f"strategies_ablation_{tag}.png")
-        km.plotting.plot_subsets({r["strategy"]: r["subsets"] for r in runs
-                                  if r["strategy"] != "oracle" and r["seed"] == seeds[0]},
-                                 path=out / f"strategies_subsets_{tag}.png")
-        results["scenarios"][scenario] = {"seeds": seeds, "mean": mean.to_dict(), "std": std.to_dict(),
-                                          "seconds": seconds, "checks": checks,
-                                          "ablation_curves": curves}
+        km.plotting.plot_subsets(
+            {
+                r["strategy"]: r["subsets"]
+                for r in runs
+                if r["strategy"] != "oracle" and r["seed"] == seeds[0]
+            },
+            path=out / f"strategies_subsets_{tag}.png",
+        )
+        results["scenarios"][scenario] = {
+            "seeds": seeds,
+            "mean": mean.to_dict(),
+            "std": std.to_dict(),
+            "seconds": seconds,
+            "checks": checks,
+            "ablation_curves": curves,
+        }
     if sweep:
         report += sensitivity(km, cfg, common_kwargs, cache, results)
     (out / f"strategies_{mode}.json").write_text(
-        json.dumps(km.experiments.jsonable(results), indent=2))
-    common.write_markdown(f"strategies_{mode}" if mode != "full" else "strategies",
-                          "Masking strategies on the synthetic benchmark", report, folder=out)
+        json.dumps(km.experiments.jsonable(results), indent=2)
+    )
+    common.write_markdown(
+        f"strategies_{mode}" if mode != "full" else "strategies",
+        "Masking strategies on the synthetic benchmark",
+        report,
+        folder=out,
+    )
 
 
 def complete(compare, seed):
@@ -172,16 +278,24 @@ def scenario_settings(scenario, cfg):
     command line over both."""
     imbalance, modalities, own = SCENARIOS[scenario]
     own = {k: v for k, v in own.items() if k not in cfg["overridden"]}
-    return {"imbalance": imbalance, "modalities": modalities,
-            **{key: own.get(key, cfg[key])
-               for key in ("num_examples", "epochs", "strategies", "oracle")}}
+    return {
+        "imbalance": imbalance,
+        "modalities": modalities,
+        **{
+            key: own.get(key, cfg[key])
+            for key in ("num_examples", "epochs", "strategies", "oracle")
+        },
+    }
 
 
 def scenario_data(km, settings):
     """(train, val, test) of a scenario: one dataset, generated with seed 0."""
     x, y, _ = km.datasets.make_synthetic_ecology(
-        settings["num_examples"], imbalance=settings["imbalance"],
-        modalities=settings["modalities"], seed=0)
+        settings["num_examples"],
+        imbalance=settings["imbalance"],
+        modalities=settings["modalities"],
+        seed=0,
+    )
     return km.datasets.split_dataset(x, y, seed=0)
 
 
@@ -197,25 +311,34 @@ def target_checks(mean):
         checks[row] = row_checks = {}
         if len(baselines):
             row_checks["miam_minus_best_baseline_avg"] = float(
-                mean.loc[row, "average"] - baselines["average"].max())
+                mean.loc[row, "average"] - baselines["average"].max()
+            )
         if "uniform" in mean.index:
             row_checks["miam_minus_uniform_weak_alone"] = float(
-                mean.loc[row, WEAK] - mean.loc["uniform", WEAK])
+                mean.loc[row, WEAK] - mean.loc["uniform", WEAK]
+            )
         if "oracle" in mean.index:
             row_checks["oracle_minus_miam_avg"] = float(
-                mean.loc["oracle", "average"] - mean.loc[row, "average"])
+                mean.loc["oracle", "average"] - mean.loc[row, "average"]
+            )
     return checks
 
 
 def describe_checks(checks):
     labels = {
-        "miam_minus_best_baseline_avg": ("{}'s average minus the best baseline's", ">= +1"),
+        "miam_minus_best_baseline_avg": (
+            "{}'s average minus the best baseline's",
+            ">= +1",
+        ),
         "miam_minus_uniform_weak_alone": (f"{{}} minus Uniform, {WEAK} alone", ">= +3"),
         "oracle_minus_miam_avg": ("the oracle's average minus {}'s", "<= 1.5"),
     }
-    parts = [f"{labels[check][0].format('MIAM' if row == 'miam' else row)}: {value:+.2f} "
-             f"(target {labels[check][1]})"
-             for row, row_checks in checks.items() for check, value in row_checks.items()]
+    parts = [
+        f"{labels[check][0].format('MIAM' if row == 'miam' else row)}: {value:+.2f} "
+        f"(target {labels[check][1]})"
+        for row, row_checks in checks.items()
+        for check, value in row_checks.items()
+    ]
     return "Targets, in AUC points: " + "; ".join(parts) + "." if parts else ""
 
 
@@ -233,8 +356,10 @@ def sweep_plan(cfg):
 def sensitivity(km, cfg, common_kwargs, cache, results):
     """kappa / lambda sweep for MIAM, scored on VALIDATION data, per swept
     scenario; each point is the mean over the sweep seeds that were run."""
-    rows = ["| scenario | kappa | lambda | seeds | val average AUC | val image-alone AUC |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| scenario | kappa | lambda | seeds | val average AUC | val image-alone AUC |",
+        "|---|---|---|---|---|---|",
+    ]
     sweep = []
     for scenario, grid in sweep_plan(cfg).items():
         settings = scenario_settings(scenario, cfg)
@@ -244,28 +369,53 @@ def sensitivity(km, cfg, common_kwargs, cache, results):
             for seed in cfg["sweep_seeds"]:
                 try:
                     _, runs = km.experiments.compare_strategies(
-                        train, val, val, strategies=[{"name": "miam", "kappa": kappa, "lambda_": lam}],
-                        seeds=[seed], verbose=0, cached_only=cfg["assemble"],
-                        cache_dir=cache / f"sweep_{scenario}_kappa{kappa:g}_lambda{lam:g}",
-                        **{**common_kwargs, "epochs": settings["epochs"]})
+                        train,
+                        val,
+                        val,
+                        strategies=[{"name": "miam", "kappa": kappa, "lambda_": lam}],
+                        seeds=[seed],
+                        verbose=0,
+                        cached_only=cfg["assemble"],
+                        cache_dir=cache
+                        / f"sweep_{scenario}_kappa{kappa:g}_lambda{lam:g}",
+                        **{**common_kwargs, "epochs": settings["epochs"]},
+                    )
                 except FileNotFoundError:  # --assemble: a seed or point not run
                     continue
-                subsets = km.experiments.subset_scores(runs[0]["subsets"], settings["modalities"])
+                subsets = km.experiments.subset_scores(
+                    runs[0]["subsets"], settings["modalities"]
+                )
                 scores.append((seed, subsets["average"] * 100, subsets[WEAK] * 100))
             if not scores:
                 rows.append(f"| {scenario} | {kappa:g} | {lam:g} | not run | | |")
                 continue
             seeds, avg, weak = zip(*scores)
-            sweep.append({"scenario": scenario, "kappa": kappa, "lambda": lam, "seeds": list(seeds),
-                          "val_average": float(np.mean(avg)), "val_image": float(np.mean(weak)),
-                          "val_average_per_seed": list(avg), "val_image_per_seed": list(weak)})
-            rows.append(f"| {scenario} | {kappa:g} | {lam:g} | {', '.join(map(str, seeds))} | "
-                        f"{np.mean(avg):.2f} | {np.mean(weak):.2f} |")
-            print(f"{scenario} kappa={kappa:g} lambda={lam:g} seeds {list(seeds)}: "
-                  f"val average {np.mean(avg):.2f}, image {np.mean(weak):.2f}", flush=True)
+            sweep.append(
+                {
+                    "scenario": scenario,
+                    "kappa": kappa,
+                    "lambda": lam,
+                    "seeds": list(seeds),
+                    "val_average": float(np.mean(avg)),
+                    "val_image": float(np.mean(weak)),
+                    "val_average_per_seed": list(avg),
+                    "val_image_per_seed": list(weak),
+                }
+            )
+            rows.append(
+                f"| {scenario} | {kappa:g} | {lam:g} | {', '.join(map(str, seeds))} | "
+                f"{np.mean(avg):.2f} | {np.mean(weak):.2f} |"
+            )
+            print(
+                f"{scenario} kappa={kappa:g} lambda={lam:g} seeds {list(seeds)}: "
+                f"val average {np.mean(avg):.2f}, image {np.mean(weak):.2f}",
+                flush=True,
+            )
     results["sensitivity"] = sweep
-    return ["## MIAM kappa / lambda sensitivity (validation split; mean over the seeds listed)",
-            ""] + rows
+    return [
+        "## MIAM kappa / lambda sensitivity (validation split; mean over the seeds listed)",
+        "",
+    ] + rows
 
 
 def plot_ablation(curves, path):
@@ -276,8 +426,11 @@ def plot_ablation(curves, path):
     for name, values in curves.items():
         if values:
             ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
-    ax.set(xlabel="epoch", ylabel=f"validation AUC, {WEAK} alone",
-           title="Ablation: the dominated modality's unimodal curve")
+    ax.set(
+        xlabel="epoch",
+        ylabel=f"validation AUC, {WEAK} alone",
+        title="Ablation: the dominated modality's unimodal curve",
+    )
     ax.legend()
     fig.savefig(path, dpi=120)
 
@@ -288,10 +441,12 @@ def grid_point(text):
         kappa, lam = (float(v) for v in text.split(":"))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected KAPPA:LAMBDA such as 10:1, received {text!r}") from None
+            f"expected KAPPA:LAMBDA such as 10:1, received {text!r}"
+        ) from None
     if not (kappa > 0 and lam >= 0):
         raise argparse.ArgumentTypeError(
-            f"expected kappa > 0 and lambda >= 0, received {text!r}")
+            f"expected kappa > 0 and lambda >= 0, received {text!r}"
+        )
     return kappa, lam
 
 
@@ -299,42 +454,92 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Scenarios: " + ", ".join(
+        epilog="Scenarios: "
+        + ", ".join(
             f"{k} ({v[0]} imbalance; {', '.join(v[1])}"
-            + "".join(f"; {a} {b}" for a, b in v[2].items()) + ")"
-            for k, v in SCENARIOS.items()))
+            + "".join(f"; {a} {b}" for a, b in v[2].items())
+            + ")"
+            for k, v in SCENARIOS.items()
+        ),
+    )
     parser.add_argument("--quick", action="store_true", help="the <= 15 min mode")
-    parser.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS),
-                        help="scenarios to run (default: the mode's)")
-    parser.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the mode's)")
-    parser.add_argument("--strategies", nargs="+", choices=ALL + list(VARIANTS),
-                        help="strategies to train (default: the mode's; the full mode "
-                             "adds " + ", ".join(f"{k} = {v}" for k, v in VARIANTS.items())
-                             + ")")
-    parser.add_argument("--epochs", type=int, help="epochs per model (default: the mode's)")
-    parser.add_argument("--num-examples", type=int, help="sites generated (default: the mode's)")
-    parser.add_argument("--no-oracle", action="store_true", help="skip the per-subset oracle")
-    parser.add_argument("--no-sweep", action="store_true", help="skip the kappa/lambda sweep")
-    parser.add_argument("--grid", nargs="+", type=grid_point, metavar="KAPPA:LAMBDA",
-                        help="kappa/lambda points of the sweep, on the validation split of "
-                             "each swept scenario run (default: the mode's), e.g. 10:1 10:3")
-    parser.add_argument("--sweep-seeds", nargs="+", type=int,
-                        help="seeds of each sweep point (default: the mode's)")
-    parser.add_argument("--assemble", action="store_true",
-                        help="train nothing: tabulate the seeds whose runs are all saved")
-    parser.add_argument("--output", type=Path, default=common.RESULTS,
-                        help="results folder (default: benchmarks/results)")
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        choices=list(SCENARIOS),
+        help="scenarios to run (default: the mode's)",
+    )
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, help="seeds (default: the mode's)"
+    )
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        choices=ALL + list(VARIANTS),
+        help="strategies to train (default: the mode's; the full mode "
+        "adds " + ", ".join(f"{k} = {v}" for k, v in VARIANTS.items()) + ")",
+    )
+    parser.add_argument(
+        "--epochs", type=int, help="epochs per model (default: the mode's)"
+    )
+    parser.add_argument(
+        "--num-examples", type=int, help="sites generated (default: the mode's)"
+    )
+    parser.add_argument(
+        "--no-oracle", action="store_true", help="skip the per-subset oracle"
+    )
+    parser.add_argument(
+        "--no-sweep", action="store_true", help="skip the kappa/lambda sweep"
+    )
+    parser.add_argument(
+        "--grid",
+        nargs="+",
+        type=grid_point,
+        metavar="KAPPA:LAMBDA",
+        help="kappa/lambda points of the sweep, on the validation split of "
+        "each swept scenario run (default: the mode's), e.g. 10:1 10:3",
+    )
+    parser.add_argument(
+        "--sweep-seeds",
+        nargs="+",
+        type=int,
+        help="seeds of each sweep point (default: the mode's)",
+    )
+    parser.add_argument(
+        "--assemble",
+        action="store_true",
+        help="train nothing: tabulate the seeds whose runs are all saved",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=common.RESULTS,
+        help="results folder (default: benchmarks/results)",
+    )
     args = parser.parse_args(argv)
-    overrides = {key: value for key, value in {
-        "scenarios": args.scenarios, "seeds": args.seeds, "strategies": args.strategies,
-        "epochs": args.epochs, "num_examples": args.num_examples, "grid": args.grid,
-        "sweep_seeds": args.sweep_seeds,
-    }.items() if value is not None}
+    overrides = {
+        key: value
+        for key, value in {
+            "scenarios": args.scenarios,
+            "seeds": args.seeds,
+            "strategies": args.strategies,
+            "epochs": args.epochs,
+            "num_examples": args.num_examples,
+            "grid": args.grid,
+            "sweep_seeds": args.sweep_seeds,
+        }.items()
+        if value is not None
+    }
     if args.no_oracle:
         overrides["oracle"] = False
     overrides["assemble"] = args.assemble
     args.output.mkdir(parents=True, exist_ok=True)
-    run("quick" if args.quick else "full", args.output, overrides, sweep=not args.no_sweep)
+    run(
+        "quick" if args.quick else "full",
+        args.output,
+        overrides,
+        sweep=not args.no_sweep,
+    )
 
 
 if __name__ == "__main__":

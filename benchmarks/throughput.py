@@ -65,10 +65,18 @@ def build_model(jit_compile):
     d = c["embed_dim"]
     model = km.models.MultimodalTransformer(
         tokenizers={
-            "env": km.tokenizers.TabularTokenizer(d, num_frequencies=c["num_frequencies"]),
-            "climate": km.tokenizers.TimeSeriesTokenizer(d, patch_len=c["climate_patch_len"]),
-            "landsat": km.tokenizers.TimeSeriesTokenizer(d, patch_len=c["landsat_patch_len"]),
-            "image": km.tokenizers.ImagePatchTokenizer(d, patch_size=c["image_patch_size"]),
+            "env": km.tokenizers.TabularTokenizer(
+                d, num_frequencies=c["num_frequencies"]
+            ),
+            "climate": km.tokenizers.TimeSeriesTokenizer(
+                d, patch_len=c["climate_patch_len"]
+            ),
+            "landsat": km.tokenizers.TimeSeriesTokenizer(
+                d, patch_len=c["landsat_patch_len"]
+            ),
+            "image": km.tokenizers.ImagePatchTokenizer(
+                d, patch_size=c["image_patch_size"]
+            ),
         },
         num_outputs=c["num_outputs"],
         strategy="miam",
@@ -107,7 +115,13 @@ class Worker:
     def __init__(self, name, args):
         self.name = name
         self.log = tempfile.TemporaryFile(mode="w+")
-        flags = ["--serve", "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
+        flags = [
+            "--serve",
+            "--warmup",
+            str(args.warmup),
+            "--batch-size",
+            str(args.batch_size),
+        ]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         if name == REFERENCE:
             command = [sys.executable, reference_torch.__file__, *flags]
@@ -116,17 +130,24 @@ class Worker:
             env["KERAS_BACKEND"] = backend
             command = [sys.executable, __file__, "--worker", name, *flags]
         self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.log, text=True, env=env,
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env=env,
         )
         self.info = json.loads(self._read("READY"))
-        print(f"  {name}: ready, first step {self.info['first_step_s']:.1f} s "
-              f"({self.info['mode']})", flush=True)
+        print(
+            f"  {name}: ready, first step {self.info['first_step_s']:.1f} s "
+            f"({self.info['mode']})",
+            flush=True,
+        )
 
     def _read(self, prefix):
         for line in self.process.stdout:
             if line.startswith(prefix + " "):
-                return line[len(prefix) + 1:]
+                return line[len(prefix) + 1 :]
         self.log.seek(0)
         raise RuntimeError(f"worker {self.name} failed:\n{self.log.read()[-4000:]}")
 
@@ -165,7 +186,6 @@ def measure(names, args):
 def report(results, args):
     c = reference_torch.CONFIG
     ref_info, ref_rounds = results[REFERENCE]
-    ref_median = float(np.median(np.concatenate(ref_rounds)))
     rows, speedups = [], {}
     for name, (info, rounds) in results.items():
         median = float(np.median(np.concatenate(rounds)))
@@ -178,7 +198,8 @@ def report(results, args):
             f"{info['first_step_s']:.0f} | {info['params']:,} |"
         )
     lines = [
-        common.machine_line(), "",
+        common.machine_line(),
+        "",
         f"Model: MultimodalTransformer, GeoPlant-like: {c['num_features']} tabular "
         f"variables ({c['num_features']} tokens), climate {c['climate_shape']} with "
         f"patch_len {c['climate_patch_len']} (19 tokens), Landsat {c['landsat_shape']} "
@@ -225,7 +246,9 @@ def report(results, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--backends", nargs="+", default=["tensorflow", "tensorflow-graph", "jax", "torch"],
+        "--backends",
+        nargs="+",
+        default=["tensorflow", "tensorflow-graph", "jax", "torch"],
         choices=sorted(IMPLEMENTATIONS),
         help="keras_miam implementations to measure (plain PyTorch always runs)",
     )
@@ -233,9 +256,14 @@ def main():
     parser.add_argument("--steps", type=int, default=4, help="timed steps per round")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--no-write", action="store_true",
-                        help="print only; do not write benchmarks/results/throughput.md")
-    parser.add_argument("--worker", choices=sorted(IMPLEMENTATIONS), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-write",
+        action="store_true",
+        help="print only; do not write benchmarks/results/throughput.md",
+    )
+    parser.add_argument(
+        "--worker", choices=sorted(IMPLEMENTATIONS), help=argparse.SUPPRESS
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if min(args.rounds, args.steps, args.warmup) < 1:
@@ -245,12 +273,17 @@ def main():
         step, info = make_keras_step(jit_compile, args.batch_size)
         return reference_torch.serve(step, info, args.warmup)
 
-    print(f"Throughput: batch {args.batch_size}; {args.rounds} rounds of "
-          f"{args.steps} steps after {args.warmup} warm-up steps", flush=True)
+    print(
+        f"Throughput: batch {args.batch_size}; {args.rounds} rounds of "
+        f"{args.steps} steps after {args.warmup} warm-up steps",
+        flush=True,
+    )
     lines = report(measure(args.backends, args), args)
     print("\n".join(lines))
     if not args.no_write:
-        common.write_markdown("throughput", "MultimodalTransformer train-step throughput", lines)
+        common.write_markdown(
+            "throughput", "MultimodalTransformer train-step throughput", lines
+        )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,11 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--num-examples", type=int, default=4000)
     parser.add_argument("--num-species", type=int, default=10)
-    parser.add_argument("--strategy", default="miam",
-                        help="masking strategy (a name in keras_miam.strategies)")
+    parser.add_argument(
+        "--strategy",
+        default="miam",
+        help="masking strategy (a name in keras_miam.strategies)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -131,8 +134,10 @@ def main(argv=None):
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.AUC(multi_label=True, from_logits=True, name="auc")],
     )
-    print(f"Backend {keras.backend.backend()}; strategy {args.strategy}; "
-          f"{len(y_train)} training and {len(y_val)} validation examples.")
+    print(
+        f"Backend {keras.backend.backend()}; strategy {args.strategy}; "
+        f"{len(y_train)} training and {len(y_val)} validation examples."
+    )
     model.fit(
         x_train,
         y_train,

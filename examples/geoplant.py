@@ -43,54 +43,104 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=_HelpFormatter,
     )
-    parser.add_argument("--root", required=True,
-                        help="folder of a GeoPlant / GeoLifeCLEF 2024-2025 "
-                             "presence-absence release")
-    parser.add_argument("--species", type=int, default=100,
-                        help="predict the K most frequent species of the "
-                             "training surveys (0: every species)")
-    parser.add_argument("--modalities", nargs="+", default=None, choices=MODALITIES,
-                        help="modalities to use (default: every one the release "
-                             "has files for)")
-    parser.add_argument("--strategies", nargs="+", default=["uniform", "miam"],
-                        help="masking strategies to compare (names of keras_miam.strategies)")
-    parser.add_argument("--strategy", default=None,
-                        help="train a single strategy (shortcut for --strategies NAME)")
-    parser.add_argument("--epochs", type=int, default=10, help="training epochs per strategy")
-    parser.add_argument("--batch-size", type=int, default=128, help="examples per training step")
-    parser.add_argument("--learning-rate", type=float, default=1e-3,
-                        help="AdamW learning rate (weight decay 0.01)")
-    parser.add_argument("--embed-dim", type=int, default=64,
-                        help="token size of the MultimodalTransformer")
+    parser.add_argument(
+        "--root",
+        required=True,
+        help="folder of a GeoPlant / GeoLifeCLEF 2024-2025 presence-absence release",
+    )
+    parser.add_argument(
+        "--species",
+        type=int,
+        default=100,
+        help="predict the K most frequent species of the "
+        "training surveys (0: every species)",
+    )
+    parser.add_argument(
+        "--modalities",
+        nargs="+",
+        default=None,
+        choices=MODALITIES,
+        help="modalities to use (default: every one the release has files for)",
+    )
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        default=["uniform", "miam"],
+        help="masking strategies to compare (names of keras_miam.strategies)",
+    )
+    parser.add_argument(
+        "--strategy",
+        default=None,
+        help="train a single strategy (shortcut for --strategies NAME)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=10, help="training epochs per strategy"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=128, help="examples per training step"
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-3,
+        help="AdamW learning rate (weight decay 0.01)",
+    )
+    parser.add_argument(
+        "--embed-dim",
+        type=int,
+        default=64,
+        help="token size of the MultimodalTransformer",
+    )
     parser.add_argument("--num-layers", type=int, default=2, help="transformer blocks")
-    parser.add_argument("--validation-fraction", type=float, default=0.1,
-                        help="part of the training surveys held out for "
-                             "validation (twice that when the test surveys "
-                             "are held out too)")
-    parser.add_argument("--test-split", default="auto",
-                        help="labelled split of the release to test on (e.g. "
-                             "test_iid); 'auto' takes one if the release has "
-                             "one, 'none' tests on held-out training surveys")
-    parser.add_argument("--workers", type=int, default=4,
-                        help="threads reading the training files")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seeds the splits, the weights and the masking")
+    parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.1,
+        help="part of the training surveys held out for "
+        "validation (twice that when the test surveys "
+        "are held out too)",
+    )
+    parser.add_argument(
+        "--test-split",
+        default="auto",
+        help="labelled split of the release to test on (e.g. "
+        "test_iid); 'auto' takes one if the release has "
+        "one, 'none' tests on held-out training surveys",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=4, help="threads reading the training files"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the splits, the weights and the masking",
+    )
     parser.add_argument("--output", default="outputs/geoplant", help="output folder")
-    parser.add_argument("--no-explain", action="store_true",
-                        help="skip the Shapley contributions (faster)")
+    parser.add_argument(
+        "--no-explain",
+        action="store_true",
+        help="skip the Shapley contributions (faster)",
+    )
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "embed_dim", "num_layers", "workers"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1; "
-                         f"received {getattr(args, name)}.")
+            parser.error(
+                f"--{name.replace('_', '-')} must be >= 1; "
+                f"received {getattr(args, name)}."
+            )
     if args.species < 0:
         parser.error(f"--species must be >= 0; received {args.species}.")
     if not 0.0 < args.validation_fraction < 0.5:
-        parser.error("--validation-fraction must be in (0, 0.5); received "
-                     f"{args.validation_fraction}.")
+        parser.error(
+            "--validation-fraction must be in (0, 0.5); received "
+            f"{args.validation_fraction}."
+        )
     if args.modalities is not None and len(set(args.modalities)) < 2:
-        parser.error("MIAM balances several modalities: pass at least two "
-                     f"distinct --modalities; received {args.modalities}.")
+        parser.error(
+            "MIAM balances several modalities: pass at least two "
+            f"distinct --modalities; received {args.modalities}."
+        )
     return args
 
 
@@ -102,11 +152,15 @@ def main(argv=None):
     from keras_miam.datasets.geoplant import available_modalities
 
     start = time.perf_counter()
-    strategies = [args.strategy] if args.strategy else list(dict.fromkeys(args.strategies))
+    strategies = (
+        [args.strategy] if args.strategy else list(dict.fromkeys(args.strategies))
+    )
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"keras_miam {km.__version__} on Keras {keras.__version__}, "
-          f"backend {keras.backend.backend()}; writing to {out}/")
+    print(
+        f"keras_miam {km.__version__} on Keras {keras.__version__}, "
+        f"backend {keras.backend.backend()}; writing to {out}/"
+    )
 
     # The release, its modalities and the surveys to test on.
     try:
@@ -115,8 +169,11 @@ def main(argv=None):
         train_ids = np.unique(layout.read_metadata("train")["surveyId"].dropna())
         test_split = _choose_test_split(layout, args.test_split)
         # GeoPlant has no validation split: "val" is carved from "train".
-        held_what = ("'val' split surveys" if "val" in layout.splits()
-                     else "held-out training surveys")
+        held_what = (
+            "'val' split surveys"
+            if "val" in layout.splits()
+            else "held-out training surveys"
+        )
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from error
     if len(modalities) < 2:
@@ -135,13 +192,19 @@ def main(argv=None):
     # With no test split, twice the validation part is held out and halved.
     fraction = args.validation_fraction
     if not test_split:
-        fraction = min(max(2 * fraction, 2.0 / len(train_ids)), 1.0 - 1.0 / len(train_ids))
+        fraction = min(
+            max(2 * fraction, 2.0 / len(train_ids)), 1.0 - 1.0 / len(train_ids)
+        )
 
     common = dict(modalities=modalities, validation_fraction=fraction, seed=args.seed)
     try:
         train = km.datasets.load_geoplant(
-            args.root, "train", num_species=args.species or None,
-            batch_size=args.batch_size, workers=args.workers, **common,
+            args.root,
+            "train",
+            num_species=args.species or None,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            **common,
         )
         held = km.datasets.load_geoplant(
             args.root, "val", stats=train.stats, batch_size=256, **common
@@ -167,36 +230,52 @@ def main(argv=None):
     species = train.species
     num_val, num_test = len(validation[1]), len(test[1])
     test_source = test_split or held_what
-    print(f"{len(train.survey_ids)} training, {num_val} validation and {num_test} test "
-          f"surveys (test: {repr(test_split) + ' split' if test_split else held_what}); "
-          f"{len(species)} species; modalities "
-          + ", ".join(f"{k} {v}" for k, v in train.input_shapes.items()))
-    print("Test surveys with data: " + ", ".join(
-        f"{k} {100 * _available(v):.0f}%" for k, v in test[0].items()))
+    print(
+        f"{len(train.survey_ids)} training, {num_val} validation and {num_test} test "
+        f"surveys (test: {repr(test_split) + ' split' if test_split else held_what}); "
+        f"{len(species)} species; modalities "
+        + ", ".join(f"{k} {v}" for k, v in train.input_shapes.items())
+    )
+    print(
+        "Test surveys with data: "
+        + ", ".join(f"{k} {100 * _available(v):.0f}%" for k, v in test[0].items())
+    )
 
     # AUC needs species both present and absent; tiny splits may have none.
     val_metric = "auc" if _auc_defined(validation[1], len(modalities)) else "loss"
     if val_metric == "loss":
-        print(f"Note: no species is both present and absent in the {num_val} "
-              "validation surveys, so the unimodal validation scores that drive "
-              "the masking use the loss (1 / (1 + loss)) instead of the AUC.")
+        print(
+            f"Note: no species is both present and absent in the {num_val} "
+            "validation surveys, so the unimodal validation scores that drive "
+            "the masking use the loss (1 / (1 + loss)) instead of the AUC."
+        )
     both = _species_with_both_classes(test[1])
     test_metric = "auc" if both else "accuracy"
     if both:
-        print(f"Test macro AUC over the {both} of {len(species)} species both "
-              f"present and absent in the {num_test} test surveys.")
+        print(
+            f"Test macro AUC over the {both} of {len(species)} species both "
+            f"present and absent in the {num_test} test surveys."
+        )
     else:
-        print(f"Note: no species is both present and absent in the {num_test} test "
-              "surveys, so AUC is undefined; reporting the binary accuracy instead.")
+        print(
+            f"Note: no species is both present and absent in the {num_test} test "
+            "surveys, so AUC is undefined; reporting the binary accuracy instead."
+        )
 
     runs = []
     for name in strategies:
         keras.utils.set_random_seed(args.seed)
-        shapes = {k: np.zeros((1,) + tuple(s), "float32") for k, s in train.input_shapes.items()}
+        shapes = {
+            k: np.zeros((1,) + tuple(s), "float32")
+            for k, s in train.input_shapes.items()
+        }
         model = km.models.MultimodalTransformer(
             km.experiments.default_tokenizers(shapes, embed_dim=args.embed_dim),
-            num_outputs=len(species), task="multilabel", strategy=name,
-            num_layers=args.num_layers, seed=args.seed,
+            num_outputs=len(species),
+            task="multilabel",
+            strategy=name,
+            num_layers=args.num_layers,
+            seed=args.seed,
         )
         model.compile(
             optimizer=keras.optimizers.AdamW(args.learning_rate, weight_decay=0.01),
@@ -204,24 +283,41 @@ def main(argv=None):
         )
         fit_start = time.perf_counter()
         history = model.fit(
-            train, validation_data=validation, epochs=args.epochs,
-            callbacks=[km.ModalityDynamics(validation, metric=val_metric)], verbose=1,
+            train,
+            validation_data=validation,
+            epochs=args.epochs,
+            callbacks=[km.ModalityDynamics(validation, metric=val_metric)],
+            verbose=1,
         )
         fit_seconds = time.perf_counter() - fit_start
-        frame = km.evaluation.evaluate_subsets(model, test, metric=test_metric, verbose=0)
+        frame = km.evaluation.evaluate_subsets(
+            model, test, metric=test_metric, verbose=0
+        )
         scores = km.experiments.subset_scores(frame, modalities)
-        print(f"[{name} seed {args.seed}] average {scores['average']:.4f} "
-              f"({fit_seconds:.0f} s)", flush=True)
-        runs.append({
-            "strategy": name, "model": model, "subsets": frame, "scores": scores,
-            "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
-            "fit_seconds": fit_seconds,
-        })
+        print(
+            f"[{name} seed {args.seed}] average {scores['average']:.4f} "
+            f"({fit_seconds:.0f} s)",
+            flush=True,
+        )
+        runs.append(
+            {
+                "strategy": name,
+                "model": model,
+                "subsets": frame,
+                "scores": scores,
+                "history": {
+                    k: [float(v) for v in vals] for k, vals in history.history.items()
+                },
+                "fit_seconds": fit_seconds,
+            }
+        )
 
     metric = runs[0]["subsets"].attrs["metric"]
     table = pd.DataFrame({run["strategy"]: run["scores"] for run in runs})
-    print(f"\nTest {'macro AUC' if metric == 'auc' else metric} per subset of "
-          "modalities (columns: strategies):")
+    print(
+        f"\nTest {'macro AUC' if metric == 'auc' else metric} per subset of "
+        "modalities (columns: strategies):"
+    )
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     if {"uniform", "miam"} <= set(table.columns):
         gain = table["miam"] - table["uniform"]
@@ -231,44 +327,66 @@ def main(argv=None):
         print(line)
 
     # Figures.
-    km.plotting.plot_subsets({run["strategy"]: run["subsets"] for run in runs},
-                             path=out / "subsets.png")
+    km.plotting.plot_subsets(
+        {run["strategy"]: run["subsets"] for run in runs}, path=out / "subsets.png"
+    )
     for run in runs:
-        km.plotting.plot_dynamics(run["history"], path=out / f"dynamics_{run['strategy']}.png")
+        km.plotting.plot_dynamics(
+            run["history"], path=out / f"dynamics_{run['strategy']}.png"
+        )
     last = next((run for run in runs if run["strategy"] == "miam"), runs[-1])
-    km.plotting.plot_hypercube(last["model"].masking,
-                               path=out / f"hypercube_{last['strategy']}_trained.png")
+    km.plotting.plot_hypercube(
+        last["model"].masking, path=out / f"hypercube_{last['strategy']}_trained.png"
+    )
     results = {
         "config": vars(args),
         "backend": keras.backend.backend(),
         "modalities": list(modalities),
         "species": [int(s) for s in species],
-        "num_surveys": {"train": int(len(train.survey_ids)), "validation": num_val,
-                        "test": num_test},
+        "num_surveys": {
+            "train": int(len(train.survey_ids)),
+            "validation": num_val,
+            "test": num_test,
+        },
         "test_source": test_source,
         "metric": metric,
         "validation_metric": val_metric,
         "table": [
-            {"subset": label, "modalities": label.split("+"), "size": len(label.split("+")),
-             **{s: km.experiments.jsonable(v) for s, v in row.items()}}
+            {
+                "subset": label,
+                "modalities": label.split("+"),
+                "size": len(label.split("+")),
+                **{s: km.experiments.jsonable(v) for s, v in row.items()},
+            }
             for label, row in table.drop(index="average").iterrows()
         ],
-        "average": {s: km.experiments.jsonable(v) for s, v in table.loc["average"].items()},
+        "average": {
+            s: km.experiments.jsonable(v) for s, v in table.loc["average"].items()
+        },
         "fit_seconds": {run["strategy"]: run["fit_seconds"] for run in runs},
-        "final_mask_ratios": {run["strategy"]: run["model"].masking.mask_ratios().tolist()
-                              for run in runs},
+        "final_mask_ratios": {
+            run["strategy"]: run["model"].masking.mask_ratios().tolist() for run in runs
+        },
         "history": {run["strategy"]: run["history"] for run in runs},
     }
     if not args.no_explain:
-        shapley = km.explain.modality_shapley(last["model"], test, metric=test_metric, verbose=0)
+        shapley = km.explain.modality_shapley(
+            last["model"], test, metric=test_metric, verbose=0
+        )
         km.plotting.plot_shapley(shapley, path=out / "modality_shapley.png")
         print(f"\nModality Shapley values ({last['strategy']}, test {metric}):")
         print(shapley.to_string())
-        results["modality_shapley"] = {k: km.experiments.jsonable(v) for k, v in shapley["value"].items()}
+        results["modality_shapley"] = {
+            k: km.experiments.jsonable(v) for k, v in shapley["value"].items()
+        }
     results["total_seconds"] = time.perf_counter() - start
-    (out / "results.json").write_text(json.dumps(km.experiments.jsonable(results), indent=2, default=str))
-    print(f"\nWrote {sorted(p.name for p in out.iterdir())} to {out}/ "
-          f"in {results['total_seconds']:.0f} s")
+    (out / "results.json").write_text(
+        json.dumps(km.experiments.jsonable(results), indent=2, default=str)
+    )
+    print(
+        f"\nWrote {sorted(p.name for p in out.iterdir())} to {out}/ "
+        f"in {results['total_seconds']:.0f} s"
+    )
     return results
 
 

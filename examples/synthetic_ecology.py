@@ -16,29 +16,42 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def parse_args():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--strategies", nargs="+", default=["uniform", "miam"],
-                        help="masking strategies to compare (names of keras_miam.strategies)")
-    parser.add_argument("--strategy", default=None,
-                        help="train a single strategy (shortcut for --strategies NAME)")
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        default=["uniform", "miam"],
+        help="masking strategies to compare (names of keras_miam.strategies)",
+    )
+    parser.add_argument(
+        "--strategy",
+        default=None,
+        help="train a single strategy (shortcut for --strategies NAME)",
+    )
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--num-examples", type=int, default=10000)
-    parser.add_argument("--imbalance", default="mild",
-                        help="'strong', 'mild' or a ratio (env : image effect scale)")
+    parser.add_argument(
+        "--imbalance",
+        default="mild",
+        help="'strong', 'mild' or a ratio (env : image effect scale)",
+    )
     parser.add_argument("--embed-dim", type=int, default=48)
     parser.add_argument("--num-layers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default="outputs/synthetic_ecology", help="output folder")
-    parser.add_argument("--no-explain", action="store_true",
-                        help="skip the Shapley contributions (faster)")
+    parser.add_argument(
+        "--output", default="outputs/synthetic_ecology", help="output folder"
+    )
+    parser.add_argument(
+        "--no-explain",
+        action="store_true",
+        help="skip the Shapley contributions (faster)",
+    )
     return parser.parse_args()
 
 
@@ -57,22 +70,33 @@ def main():
         pass
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"keras_miam {km.__version__} on Keras {keras.__version__}, "
-          f"backend {keras.backend.backend()}; writing to {out}/")
+    print(
+        f"keras_miam {km.__version__} on Keras {keras.__version__}, "
+        f"backend {keras.backend.backend()}; writing to {out}/"
+    )
 
     x, y, info = km.datasets.make_synthetic_ecology(
         args.num_examples, imbalance=imbalance, seed=args.seed
     )
     train, val, test = km.datasets.split_dataset(x, y, seed=args.seed)
-    print(f"{len(y)} sites, {y.shape[1]} species; modalities "
-          + ", ".join(f"{k} {v.shape[1:]}" for k, v in x.items())
-          + f"; train/val/test {len(train[1])}/{len(val[1])}/{len(test[1])}")
+    print(
+        f"{len(y)} sites, {y.shape[1]} species; modalities "
+        + ", ".join(f"{k} {v.shape[1:]}" for k, v in x.items())
+        + f"; train/val/test {len(train[1])}/{len(val[1])}/{len(test[1])}"
+    )
 
     table, runs = km.experiments.compare_strategies(
-        train, val, test, strategies=strategies, seeds=[args.seed],
-        epochs=args.epochs, batch_size=args.batch_size,
+        train,
+        val,
+        test,
+        strategies=strategies,
+        seeds=[args.seed],
+        epochs=args.epochs,
+        batch_size=args.batch_size,
         model_kwargs={"num_layers": args.num_layers},
-        tokenizers=lambda xs: km.experiments.default_tokenizers(xs, embed_dim=args.embed_dim),
+        tokenizers=lambda xs: km.experiments.default_tokenizers(
+            xs, embed_dim=args.embed_dim
+        ),
     )
     mean = table.attrs["mean"]
     print("\nTest macro AUC per subset of modalities (rows: strategies):")
@@ -80,25 +104,37 @@ def main():
     weak = "image"
     if {"uniform", "miam"} <= set(mean.index):
         gain = mean.loc["miam"] - mean.loc["uniform"]
-        print(f"\nMIAM - Uniform: average {100 * gain['average']:+.2f} AUC points, "
-              f"{weak} alone {100 * gain[weak]:+.2f} points")
+        print(
+            f"\nMIAM - Uniform: average {100 * gain['average']:+.2f} AUC points, "
+            f"{weak} alone {100 * gain[weak]:+.2f} points"
+        )
 
     # Figures.
     frames = {run["strategy"]: run["subsets"] for run in runs}
     km.plotting.plot_subsets(frames, path=out / "subsets.png")
     for run in runs:
-        km.plotting.plot_dynamics(run["history"], path=out / f"dynamics_{run['strategy']}.png")
+        km.plotting.plot_dynamics(
+            run["history"], path=out / f"dynamics_{run['strategy']}.png"
+        )
     last = runs[-1]
     masking = last["model"].masking
-    km.plotting.plot_strategies(num_modalities=len(x), path=out / "strategies_hypercube.png")
-    km.plotting.plot_hypercube(masking, path=out / f"hypercube_{last['strategy']}_trained.png")
+    km.plotting.plot_strategies(
+        num_modalities=len(x), path=out / "strategies_hypercube.png"
+    )
+    km.plotting.plot_hypercube(
+        masking, path=out / f"hypercube_{last['strategy']}_trained.png"
+    )
     results = {
         "config": vars(args),
         "backend": keras.backend.backend(),
         "generator": info,
-        "table": {s: {k: float(v) for k, v in row.items()} for s, row in mean.iterrows()},
+        "table": {
+            s: {k: float(v) for k, v in row.items()} for s, row in mean.iterrows()
+        },
         "fit_seconds": {run["strategy"]: run["fit_seconds"] for run in runs},
-        "final_mask_ratios": {run["strategy"]: run["model"].masking.mask_ratios().tolist() for run in runs},
+        "final_mask_ratios": {
+            run["strategy"]: run["model"].masking.mask_ratios().tolist() for run in runs
+        },
     }
     if not args.no_explain:
         model = last["model"]
@@ -106,18 +142,33 @@ def main():
         km.plotting.plot_shapley(shapley, path=out / "modality_shapley.png")
         print(f"\nModality Shapley values ({last['strategy']}, test AUC):")
         print(shapley.to_string())
-        results["modality_shapley"] = {k: float(v) for k, v in shapley["value"].items()} if hasattr(shapley, "columns") else shapley.to_dict()
+        results["modality_shapley"] = (
+            {k: float(v) for k, v in shapley["value"].items()}
+            if hasattr(shapley, "columns")
+            else shapley.to_dict()
+        )
         rows, cols = (x["image"].shape[1] // 4, x["image"].shape[2] // 4)
         sample = (tuple_slice(test[0], 1000), test[1][:1000])
         image_values = km.explain.token_shapley(
-            model, sample, groups={f"patch {i}": {"image": [i]} for i in range(masking.token_counts[list(x).index("image")])},
-            num_permutations=8, seed=args.seed, verbose=0,
+            model,
+            sample,
+            groups={
+                f"patch {i}": {"image": [i]}
+                for i in range(masking.token_counts[list(x).index("image")])
+            },
+            num_permutations=8,
+            seed=args.seed,
+            verbose=0,
         )
-        km.plotting.plot_image_contributions(image_values, (rows, cols), path=out / "image_contributions.png")
+        km.plotting.plot_image_contributions(
+            image_values, (rows, cols), path=out / "image_contributions.png"
+        )
     results["total_seconds"] = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nWrote {sorted(p.name for p in out.iterdir())} to {out}/ "
-          f"in {results['total_seconds']:.0f} s")
+    print(
+        f"\nWrote {sorted(p.name for p in out.iterdir())} to {out}/ "
+        f"in {results['total_seconds']:.0f} s"
+    )
 
 
 def tuple_slice(x, n):

@@ -43,38 +43,79 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=_HelpFormatter,
     )
-    parser.add_argument("--root", required=True,
-                        help="TaxaBench folder: train/ val/ test/ subfolders (or "
-                             "train.npz ...) of {modality}.npy + labels.npy, or a "
-                             "single set (folder, .npz or .pt) split 70/15/15")
-    parser.add_argument("--modalities", nargs="+", default=list(MODALITIES),
-                        choices=MODALITIES, help="modalities to use (one token each)")
-    parser.add_argument("--strategies", nargs="+", default=["uniform", "miam"],
-                        help="masking strategies to compare (names of keras_miam.strategies)")
-    parser.add_argument("--strategy", default=None,
-                        help="train a single strategy (shortcut for --strategies NAME)")
-    parser.add_argument("--epochs", type=int, default=30, help="training epochs per strategy")
-    parser.add_argument("--batch-size", type=int, default=256, help="examples per training step")
-    parser.add_argument("--learning-rate", type=float, default=1e-3,
-                        help="AdamW learning rate (weight decay 0.01)")
-    parser.add_argument("--embed-dim", type=int, default=64,
-                        help="token size of the MultimodalTransformer")
+    parser.add_argument(
+        "--root",
+        required=True,
+        help="TaxaBench folder: train/ val/ test/ subfolders (or "
+        "train.npz ...) of {modality}.npy + labels.npy, or a "
+        "single set (folder, .npz or .pt) split 70/15/15",
+    )
+    parser.add_argument(
+        "--modalities",
+        nargs="+",
+        default=list(MODALITIES),
+        choices=MODALITIES,
+        help="modalities to use (one token each)",
+    )
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        default=["uniform", "miam"],
+        help="masking strategies to compare (names of keras_miam.strategies)",
+    )
+    parser.add_argument(
+        "--strategy",
+        default=None,
+        help="train a single strategy (shortcut for --strategies NAME)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=30, help="training epochs per strategy"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="examples per training step"
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-3,
+        help="AdamW learning rate (weight decay 0.01)",
+    )
+    parser.add_argument(
+        "--embed-dim",
+        type=int,
+        default=64,
+        help="token size of the MultimodalTransformer",
+    )
     parser.add_argument("--num-layers", type=int, default=2, help="transformer blocks")
-    parser.add_argument("--zero-rows-as-missing", action="store_true",
-                        help="read all-zero embedding rows as missing")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seeds the splits, the weights and the masking")
+    parser.add_argument(
+        "--zero-rows-as-missing",
+        action="store_true",
+        help="read all-zero embedding rows as missing",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the splits, the weights and the masking",
+    )
     parser.add_argument("--output", default="outputs/taxabench", help="output folder")
-    parser.add_argument("--no-explain", action="store_true",
-                        help="skip the Shapley contributions (faster)")
+    parser.add_argument(
+        "--no-explain",
+        action="store_true",
+        help="skip the Shapley contributions (faster)",
+    )
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "embed_dim", "num_layers"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1; "
-                         f"received {getattr(args, name)}.")
+            parser.error(
+                f"--{name.replace('_', '-')} must be >= 1; "
+                f"received {getattr(args, name)}."
+            )
     if len(set(args.modalities)) < 2:
-        parser.error("MIAM balances several modalities: pass at least two "
-                     f"distinct --modalities; received {args.modalities}.")
+        parser.error(
+            "MIAM balances several modalities: pass at least two "
+            f"distinct --modalities; received {args.modalities}."
+        )
     return args
 
 
@@ -85,12 +126,16 @@ def main(argv=None):
     import keras_miam as km
 
     start = time.perf_counter()
-    strategies = [args.strategy] if args.strategy else list(dict.fromkeys(args.strategies))
+    strategies = (
+        [args.strategy] if args.strategy else list(dict.fromkeys(args.strategies))
+    )
     modalities = list(dict.fromkeys(args.modalities))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"keras_miam {km.__version__} on Keras {keras.__version__}, "
-          f"backend {keras.backend.backend()}; writing to {out}/")
+    print(
+        f"keras_miam {km.__version__} on Keras {keras.__version__}, "
+        f"backend {keras.backend.backend()}; writing to {out}/"
+    )
 
     try:
         parts, origin = _load_splits(args, modalities)
@@ -102,26 +147,44 @@ def main(argv=None):
         x, y = parts[name]
         seen = np.isin(y, np.unique(train[1]))
         if not seen.all():
-            print(f"Note: {np.sum(~seen)} {name} example(s) of classes never seen in "
-                  "training are left out (the model has no output for them).")
+            print(
+                f"Note: {np.sum(~seen)} {name} example(s) of classes never seen in "
+                "training are left out (the model has no output for them)."
+            )
             parts[name] = ({k: v[seen] for k, v in x.items()}, y[seen])
             if not seen.any():
-                raise SystemExit(f"error: no {name} example has a class seen in training.")
+                raise SystemExit(
+                    f"error: no {name} example has a class seen in training."
+                )
     train, val, test = parts["train"], parts["val"], parts["test"]
-    print(f"{sum(len(p[1]) for p in parts.values())} observations ({origin}), "
-          f"{len(np.unique(train[1]))} species in training; train/val/test "
-          f"{len(train[1])}/{len(val[1])}/{len(test[1])}; embeddings "
-          + ", ".join(f"{k} {v.shape[1]}" for k, v in train[0].items()))
-    print("Missing (NaN rows) in training: " + ", ".join(
-        f"{k} {100 * np.isnan(v).all(axis=1).mean():.0f}%" for k, v in train[0].items()))
+    print(
+        f"{sum(len(p[1]) for p in parts.values())} observations ({origin}), "
+        f"{len(np.unique(train[1]))} species in training; train/val/test "
+        f"{len(train[1])}/{len(val[1])}/{len(test[1])}; embeddings "
+        + ", ".join(f"{k} {v.shape[1]}" for k, v in train[0].items())
+    )
+    print(
+        "Missing (NaN rows) in training: "
+        + ", ".join(
+            f"{k} {100 * np.isnan(v).all(axis=1).mean():.0f}%"
+            for k, v in train[0].items()
+        )
+    )
 
     table, runs = km.experiments.compare_strategies(
-        train, val, test, strategies=strategies, seeds=[args.seed],
-        epochs=args.epochs, batch_size=args.batch_size, task="multiclass",
+        train,
+        val,
+        test,
+        strategies=strategies,
+        seeds=[args.seed],
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        task="multiclass",
         learning_rate=args.learning_rate,
         model_kwargs={"num_layers": args.num_layers},
         tokenizers=lambda xs: km.experiments.default_tokenizers(
-            xs, embed_dim=args.embed_dim, embedding_modalities=tuple(xs)),
+            xs, embed_dim=args.embed_dim, embedding_modalities=tuple(xs)
+        ),
     )
     mean = table.attrs["mean"]
     metric = runs[0]["subsets"].attrs["metric"]
@@ -130,17 +193,22 @@ def main(argv=None):
     if {"uniform", "miam"} <= set(mean.index):
         gain = mean.loc["miam"] - mean.loc["uniform"]
         alone = ", ".join(f"{m} {100 * gain[m]:+.2f}" for m in modalities)
-        print(f"\nMIAM - Uniform: average {100 * gain['average']:+.2f} points; "
-              f"single modalities: {alone}")
+        print(
+            f"\nMIAM - Uniform: average {100 * gain['average']:+.2f} points; "
+            f"single modalities: {alone}"
+        )
 
     # Figures.
     frames = {run["strategy"]: run["subsets"] for run in runs}
     km.plotting.plot_subsets(frames, path=out / "subsets.png")
     for run in runs:
-        km.plotting.plot_dynamics(run["history"], path=out / f"dynamics_{run['strategy']}.png")
+        km.plotting.plot_dynamics(
+            run["history"], path=out / f"dynamics_{run['strategy']}.png"
+        )
     last = next((run for run in runs if run["strategy"] == "miam"), runs[-1])
-    km.plotting.plot_hypercube(last["model"].masking,
-                               path=out / f"hypercube_{last['strategy']}_trained.png")
+    km.plotting.plot_hypercube(
+        last["model"].masking, path=out / f"hypercube_{last['strategy']}_trained.png"
+    )
     subsets = [c for c in mean.columns if c != "average"]
     results = {
         "config": vars(args),
@@ -151,14 +219,19 @@ def main(argv=None):
         "num_examples": {k: int(len(v[1])) for k, v in parts.items()},
         "metric": metric,
         "table": [
-            {"subset": label, "modalities": label.split("+"), "size": len(label.split("+")),
-             **{s: km.experiments.jsonable(mean.loc[s, label]) for s in mean.index}}
+            {
+                "subset": label,
+                "modalities": label.split("+"),
+                "size": len(label.split("+")),
+                **{s: km.experiments.jsonable(mean.loc[s, label]) for s in mean.index},
+            }
             for label in subsets
         ],
         "average": {s: km.experiments.jsonable(v) for s, v in mean["average"].items()},
         "fit_seconds": {run["strategy"]: run["fit_seconds"] for run in runs},
-        "final_mask_ratios": {run["strategy"]: run["model"].masking.mask_ratios().tolist()
-                              for run in runs},
+        "final_mask_ratios": {
+            run["strategy"]: run["model"].masking.mask_ratios().tolist() for run in runs
+        },
         "history": {run["strategy"]: run["history"] for run in runs},
     }
     if not args.no_explain:
@@ -166,11 +239,17 @@ def main(argv=None):
         km.plotting.plot_shapley(shapley, path=out / "modality_shapley.png")
         print(f"\nModality Shapley values ({last['strategy']}, test {metric}):")
         print(shapley.to_string())
-        results["modality_shapley"] = {k: km.experiments.jsonable(v) for k, v in shapley["value"].items()}
+        results["modality_shapley"] = {
+            k: km.experiments.jsonable(v) for k, v in shapley["value"].items()
+        }
     results["total_seconds"] = time.perf_counter() - start
-    (out / "results.json").write_text(json.dumps(km.experiments.jsonable(results), indent=2, default=str))
-    print(f"\nWrote {sorted(p.name for p in out.iterdir())} to {out}/ "
-          f"in {results['total_seconds']:.0f} s")
+    (out / "results.json").write_text(
+        json.dumps(km.experiments.jsonable(results), indent=2, default=str)
+    )
+    print(
+        f"\nWrote {sorted(p.name for p in out.iterdir())} to {out}/ "
+        f"in {results['total_seconds']:.0f} s"
+    )
     return results
 
 
@@ -189,8 +268,10 @@ def _load_splits(args, modalities):
             )
         x, y, _ = km.datasets.load_taxabench(root, **kwargs)
         if len(y) < 3:
-            raise ValueError(f"'{root}' holds {len(y)} example(s); at least 3 are "
-                             "needed for a train/validation/test split.")
+            raise ValueError(
+                f"'{root}' holds {len(y)} example(s); at least 3 are "
+                "needed for a train/validation/test split."
+            )
         train, val, test = km.datasets.split_dataset(x, y, seed=args.seed)
         return {"train": train, "val": val, "test": test}, "one set, split 70/15/15"
     parts = {}
@@ -225,7 +306,9 @@ def _find_splits(root):
     names = {}
     for entry in root.iterdir():
         if entry.is_dir() or entry.suffix in BUNDLE_SUFFIXES:
-            names.setdefault(entry.stem.lower(), entry.stem if entry.is_file() else entry.name)
+            names.setdefault(
+                entry.stem.lower(), entry.stem if entry.is_file() else entry.name
+            )
     found = {}
     for part, aliases in SPLIT_NAMES.items():
         match = next((names[a] for a in aliases if a in names), None)

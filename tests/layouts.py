@@ -41,17 +41,13 @@ def patch_path(folder, survey_id, extension):
 
 def climate_cube(survey_id):
     """Known [4, 19, 12] cube: value encodes (variable, year, month)."""
-    v, y, m = np.meshgrid(
-        np.arange(4), np.arange(19), np.arange(12), indexing="ij"
-    )
+    v, y, m = np.meshgrid(np.arange(4), np.arange(19), np.arange(12), indexing="ij")
     return (1000 * v + 10 * y + m / 12 + survey_id % 97).astype("float32")
 
 
 def landsat_cube(survey_id):
     """Known [6, 4, 21] cube: value encodes (band, quarter, year)."""
-    b, q, y = np.meshgrid(
-        np.arange(6), np.arange(4), np.arange(21), indexing="ij"
-    )
+    b, q, y = np.meshgrid(np.arange(6), np.arange(4), np.arange(21), indexing="ij")
     return (100 * b + 4 * y + q + survey_id % 13).astype("float32")
 
 
@@ -65,9 +61,7 @@ def tiff_patch(survey_id):
 def smooth_patch(survey_id):
     """Smooth uint8 RGB+NIR pattern (jpeg-friendly), distinct per channel."""
     rows, cols = np.meshgrid(np.arange(SIZE), np.arange(SIZE), indexing="ij")
-    channels = [
-        40 * c + 4 * rows + (2 + c) * cols + survey_id % 20 for c in range(4)
-    ]
+    channels = [40 * c + 4 * rows + (2 + c) * cols + survey_id % 20 for c in range(4)]
     return np.stack(channels, axis=-1).astype("uint8")
 
 
@@ -179,9 +173,7 @@ def write_geoplant_release(
                             climate_cube(i)[v_i, y_i, month] for i in ids
                         ]
             frame = pd.DataFrame(columns)
-            frame = frame[
-                ["surveyId"] + sorted(frame.columns[1:], reverse=True)
-            ]
+            frame = frame[["surveyId"] + sorted(frame.columns[1:], reverse=True)]
             path = (
                 root
                 / f"BioclimTimeSeries/values/GLC25-PA-{family}-bioclimatic_monthly.csv"
@@ -205,9 +197,7 @@ def write_geoplant_release(
         if cube_series:
             if style == "glc25":
                 clim_dir = root / f"BioclimTimeSeries/cubes/PA-{family}"
-                land_dir = (
-                    root / f"SateliteTimeSeries-Landsat/cubes/PA-{family}"
-                )
+                land_dir = root / f"SateliteTimeSeries-Landsat/cubes/PA-{family}"
             else:
                 base = root / "TimeSeries-Cubes/TimeSeries-Cubes"
                 clim_dir = base / f"GLC24-PA-{family}-bioclimatic_monthly"
@@ -219,13 +209,11 @@ def write_geoplant_release(
                     continue
                 torch.save(
                     torch.from_numpy(climate_cube(i)),
-                    clim_dir
-                    / f"GLC25-PA-{family}-bioclimatic_monthly_{i}_cube.pt",
+                    clim_dir / f"GLC25-PA-{family}-bioclimatic_monthly_{i}_cube.pt",
                 )
                 torch.save(
                     torch.from_numpy(landsat_cube(i)),
-                    land_dir
-                    / f"GLC25-PA-{family}-landsat-time-series_{i}_cube.pt",
+                    land_dir / f"GLC25-PA-{family}-landsat-time-series_{i}_cube.pt",
                 )
         # Sentinel-2 patches.
         for i in ids:
@@ -234,9 +222,7 @@ def write_geoplant_release(
             if style == "glc25":
                 import tifffile
 
-                path = patch_path(
-                    root / f"SatelitePatches/PA-{family}", i, ".tiff"
-                )
+                path = patch_path(root / f"SatelitePatches/PA-{family}", i, ".tiff")
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tifffile.imwrite(path, tiff_patch(i), metadata=None)
             else:
@@ -244,14 +230,12 @@ def write_geoplant_release(
 
                 patch = smooth_patch(i)
                 rgb = patch_path(
-                    root
-                    / f"PA_{fam}_SatellitePatches_RGB/pa_{family}_patches_rgb",
+                    root / f"PA_{fam}_SatellitePatches_RGB/pa_{family}_patches_rgb",
                     i,
                     ".jpeg",
                 )
                 nir = patch_path(
-                    root
-                    / f"PA_{fam}_SatellitePatches_NIR/pa_{family}_patches_nir",
+                    root / f"PA_{fam}_SatellitePatches_NIR/pa_{family}_patches_nir",
                     i,
                     ".jpeg",
                 )

@@ -30,9 +30,7 @@ def build_model(readout, counts, dim=2, **masking_kwargs):
     inputs = {m: keras.Input((t, dim), name=m) for m, t in counts.items()}
     layer = MIAMMasking(list(counts), **masking_kwargs)
     tokens, keep = layer(inputs)
-    outputs = keras.layers.Lambda(lambda args: readout(*args, layer))(
-        (tokens, keep)
-    )
+    outputs = keras.layers.Lambda(lambda args: readout(*args, layer))((tokens, keep))
     return keras.Model(inputs, outputs), layer
 
 
@@ -45,8 +43,7 @@ def shown(keep, layer, modality):
 def random_inputs(rng, n, counts, dim=2):
     """Normal float32 tokens `{modality: (n, T_m, dim)}`."""
     return {
-        m: rng.normal(size=(n, t, dim)).astype("float32")
-        for m, t in counts.items()
+        m: rng.normal(size=(n, t, dim)).astype("float32") for m, t in counts.items()
     }
 
 

@@ -17,8 +17,8 @@ import re
 import keras
 import numpy as np
 import pytest
-from scipy import stats
 from keras import ops
+from scipy import stats
 
 import keras_miam as km
 from keras_miam import tokenizers as tk
@@ -38,11 +38,14 @@ def make_data(n=N, seed=0):
         "series": rng.normal(size=(n, 8, 2)).astype("float32"),
         "image": rng.normal(size=(n, 8, 8, 3)).astype("float32"),
     }
-    y = np.stack([
-        x["env"][:, 0] > 0,
-        x["series"][:, :, 0].mean(1) > 0,
-        x["image"][..., 1].mean((1, 2)) > 0,
-    ], axis=1).astype("float32")
+    y = np.stack(
+        [
+            x["env"][:, 0] > 0,
+            x["series"][:, :, 0].mean(1) > 0,
+            x["image"][..., 1].mean((1, 2)) > 0,
+        ],
+        axis=1,
+    ).astype("float32")
     return x, y
 
 
@@ -51,7 +54,7 @@ def with_bad_values(x, seed=1):
     data at all, examples 4-7 lack the image entirely."""
     rng = np.random.default_rng(seed)
     x = {k: v.copy() for k, v in x.items()}
-    for name, v in x.items():
+    for v in x.values():
         u = rng.uniform(size=v.shape)
         v[u < 0.2] = np.nan
         v[(u >= 0.2) & (u < 0.25)] = np.inf
@@ -112,7 +115,7 @@ def fresh(kind):
     return model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def train(kind):
     """A model trained for 2 epochs on data full of missing markers."""
     keras.utils.set_random_seed(0)
@@ -231,8 +234,10 @@ def test_wrong_shapes_raise_errors_naming_the_input(kind, case):
     x, _ = make_data(BATCH)
     # The functional model's inputs are checked by Keras (TF, torch) or, on
     # JAX, reach the tokenizers first: either message names the input.
-    message = transformer_message if name == "transformer" else (
-        f"{transformer_message}|{functional_message}"
+    message = (
+        transformer_message
+        if name == "transformer"
+        else (f"{transformer_message}|{functional_message}")
     )
     with pytest.raises(ValueError, match=re.compile(message, re.S)):
         model.predict(change(x), batch_size=BATCH, verbose=0)
@@ -276,7 +281,12 @@ def test_labels_of_the_wrong_width_raise_a_clear_error_in_evaluate():
 
 def test_one_hot_labels_with_the_default_sparse_loss_raise_a_clear_error():
     model = km.models.MultimodalTransformer(
-        tokenizers(), num_outputs=3, task="multiclass", num_layers=1, num_heads=2, seed=0
+        tokenizers(),
+        num_outputs=3,
+        task="multiclass",
+        num_layers=1,
+        num_heads=2,
+        seed=0,
     )
     model.compile(jit_compile=JIT)
     x, y = make_data(BATCH)
@@ -295,7 +305,9 @@ def test_labels_of_the_wrong_width_raise_a_clear_error_functional(width):
     x, _ = make_data(BATCH)
     y = np.zeros((BATCH, width), "float32")
     # Keras names both shapes (torch writes them torch.Size([16, w])).
-    with pytest.raises(ValueError, match=rf"target.shape=\D*16, {width}\D.*output.shape=\D*16, 3\D"):
+    with pytest.raises(
+        ValueError, match=rf"target.shape=\D*16, {width}\D.*output.shape=\D*16, 3\D"
+    ):
         model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
 
 
@@ -352,7 +364,9 @@ def test_masking_tokens_unlike_those_it_was_built_for_raise_a_clear_error():
     layer = km.MIAMMasking(["a", "b"], seed=0)
     tokens = {"a": np.zeros((4, 2, D), "float32"), "b": np.zeros((4, 1, D), "float32")}
     layer(tokens)
-    built_for = r"'{}'.*built for tokens of shape \(4, {}, 8\); received shape \(4, {}, {}\)"
+    built_for = (
+        r"'{}'.*built for tokens of shape \(4, {}, 8\); received shape \(4, {}, {}\)"
+    )
     with pytest.raises(ValueError, match=built_for.format("a", 2, 3, 8)):
         layer({**tokens, "a": np.zeros((4, 3, D), "float32")})
     with pytest.raises(ValueError, match=built_for.format("b", 1, 1, 6)):
@@ -453,7 +467,9 @@ def test_limit_nan_fed_to_user_layers_before_the_masking_poisons_them():
     rng = np.random.default_rng(6)
     data = {m: rng.normal(size=(BATCH, 4, 3)).astype("float32") for m in inputs}
     data["b"][0, 0, 0] = np.nan
-    history = model.fit(data, rng.normal(size=(BATCH, 1)), batch_size=BATCH, epochs=1, verbose=0)
+    history = model.fit(
+        data, rng.normal(size=(BATCH, 1)), batch_size=BATCH, epochs=1, verbose=0
+    )
     assert np.isfinite(history.history["loss"][0])  # the forward pass is protected
     kernel = ops.convert_to_numpy(model.get_layer("dense_b").kernel)
     assert not np.all(np.isfinite(kernel))  # ... the upstream layer is not

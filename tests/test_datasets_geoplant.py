@@ -9,11 +9,6 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-
-from keras_miam.datasets import GeoPlantDataset
-from keras_miam.datasets import load_geoplant
-from keras_miam.datasets import geoplant_utils
-
 from layouts import NO_CUBE
 from layouts import NO_ELEVATION
 from layouts import NO_PATCH
@@ -30,6 +25,10 @@ from layouts import tiff_patch as _patch
 from layouts import write_geoplant_release as _write_release
 from layouts import write_metadata as _write_metadata
 
+from keras_miam.datasets import GeoPlantDataset
+from keras_miam.datasets import geoplant_utils
+from keras_miam.datasets import load_geoplant
+
 
 @pytest.fixture(scope="module")
 def glc25(tmp_path_factory):
@@ -38,9 +37,7 @@ def glc25(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def glc24(tmp_path_factory):
-    return _write_release(
-        tmp_path_factory.mktemp("glc24"), "glc24", csv_series=False
-    )
+    return _write_release(tmp_path_factory.mktemp("glc24"), "glc24", csv_series=False)
 
 
 def _raw(root, split="train", **kwargs):
@@ -60,9 +57,7 @@ def _rows(dataset, survey_ids):
 
 def test_labels_and_species_selection(glc25):
     ds = _raw(glc25, modalities=("env",))
-    counts = pd.Series(
-        [s for i in TRAIN_IDS for s in _species(i)]
-    ).value_counts()
+    counts = pd.Series([s for i in TRAIN_IDS for s in _species(i)]).value_counts()
     expected = sorted(counts.index, key=lambda s: (-counts[s], s))
     assert ds.species == [int(s) for s in expected]
     x, y = ds[0]
@@ -105,9 +100,7 @@ def test_env_join_nan_mapping_and_versions(glc25):
 
 def test_series_csv_and_cubes_agree_in_time_order(glc25):
     csv = _raw(glc25, modalities=("climate", "landsat"), series_source="csv")
-    cubes = _raw(
-        glc25, modalities=("climate", "landsat"), series_source="cubes"
-    )
+    cubes = _raw(glc25, modalities=("climate", "landsat"), series_source="cubes")
     assert csv.input_shapes == {"climate": (228, 4), "landsat": (84, 6)}
     assert cubes.input_shapes == csv.input_shapes
     x_csv, x_cube = csv[0][0], cubes[0][0]
@@ -122,12 +115,8 @@ def test_series_csv_and_cubes_agree_in_time_order(glc25):
             assert np.isnan(x_cube["climate"][row]).all()
             assert np.isnan(x_cube["landsat"][row]).all()
         else:
-            np.testing.assert_array_equal(
-                x_cube["climate"][row], x_csv["climate"][row]
-            )
-            np.testing.assert_array_equal(
-                x_cube["landsat"][row], x_csv["landsat"][row]
-            )
+            np.testing.assert_array_equal(x_cube["climate"][row], x_csv["climate"][row])
+            np.testing.assert_array_equal(x_cube["landsat"][row], x_csv["landsat"][row])
     # Month 1 of 2000 then month 2: pr of Jan, Feb; tas of Jan 2001 at step 12.
     first = _climate(int(csv.survey_ids[0]))
     assert x_csv["climate"][0, 1, 0] == pytest.approx(first[0, 0, 1])
@@ -182,9 +171,7 @@ def test_glc24_jpeg_and_cube_layout(glc24):
 
 
 def test_partial_jpeg_channels(tmp_path):
-    root = _write_release(
-        tmp_path, "glc24", csv_series=False, cube_series=False
-    )
+    root = _write_release(tmp_path, "glc24", csv_series=False, cube_series=False)
     survey = TRAIN_IDS[1]
     os.remove(
         _patch_path(
@@ -225,9 +212,7 @@ def test_normalisation_uses_training_statistics(glc25):
     val = load_geoplant(glc25, "val", stats=train.stats, batch_size=64)
     assert len(val.survey_ids) == 1
     assert not set(val.survey_ids) & set(train.survey_ids)
-    test_given = load_geoplant(
-        glc25, "test_iid", stats=train.stats, batch_size=64
-    )
+    test_given = load_geoplant(glc25, "test_iid", stats=train.stats, batch_size=64)
     test_computed = load_geoplant(glc25, "test_iid", batch_size=64)
     assert test_computed.stats == test_given.stats
     assert test_given.species == train.species
@@ -252,9 +237,7 @@ def test_batches_are_read_lazily(tmp_path, monkeypatch):
         calls.append(survey_id)
         return original(sources, survey_id, size)
 
-    monkeypatch.setattr(
-        "keras_miam.datasets.geoplant_dataset.read_patch", counting
-    )
+    monkeypatch.setattr("keras_miam.datasets.geoplant_dataset.read_patch", counting)
     x, y = ds[1]
     assert calls == [int(i) for i in ds.survey_ids[4:8]]
     assert x["image"].shape == (4, SIZE, SIZE, 4) and y.shape[0] == 4
@@ -285,9 +268,7 @@ def test_shuffle_epochs_and_drop_remainder(glc25):
         np.concatenate([again[i][0]["env"][:, 3] for i in range(len(again))]),
         first,
     )
-    dropped = _raw(
-        glc25, modalities=("env",), batch_size=4, drop_remainder=True
-    )
+    dropped = _raw(glc25, modalities=("env",), batch_size=4, drop_remainder=True)
     assert len(dropped) == len(TRAIN_IDS) // 4
 
 
@@ -319,9 +300,7 @@ def test_keras_predict_with_worker_threads(glc25):
 
 
 def test_test_split_without_species_yields_inputs_only(tmp_path):
-    root = _write_release(
-        tmp_path, "glc25", csv_series=False, cube_series=False
-    )
+    root = _write_release(tmp_path, "glc25", csv_series=False, cube_series=False)
     _write_metadata(
         root / "PresenceAbsenceSurveys/PA_metadata_test_glc25.csv",
         TEST_IDS,
@@ -343,23 +322,17 @@ def test_errors(glc25, tmp_path):
     with pytest.raises(ValueError, match="Unknown split 'holdout'.*test_iid"):
         load_geoplant(glc25, "holdout", modalities=("env",))
     with pytest.raises(ValueError, match="'val' needs validation_fraction"):
-        load_geoplant(
-            glc25, "val", modalities=("env",), validation_fraction=0.0
-        )
+        load_geoplant(glc25, "val", modalities=("env",), validation_fraction=0.0)
     with pytest.raises(ValueError, match="series_source"):
         load_geoplant(glc25, modalities=("climate",), series_source="parquet")
     stats = _raw(glc25, modalities=("env",), normalize=True).stats
     with pytest.raises(ValueError, match=r"no statistics for \['image'\]"):
-        load_geoplant(
-            glc25, "test_iid", modalities=("env", "image"), stats=stats
-        )
+        load_geoplant(glc25, "test_iid", modalities=("env", "image"), stats=stats)
     with pytest.raises(ValueError, match="either `species` or `num_species`"):
         load_geoplant(glc25, species=[1], num_species=3)
     # A requested modality whose files are absent.
     bare = tmp_path / "bare"
-    _write_metadata(
-        bare / "PresenceAbsenceSurveys/PA_metadata_train.csv", TRAIN_IDS
-    )
+    _write_metadata(bare / "PresenceAbsenceSurveys/PA_metadata_train.csv", TRAIN_IDS)
     for name, match in (
         ("env", "No environmental CSVs"),
         ("climate", "No climate time series"),
@@ -380,9 +353,7 @@ def test_patch_path_rule():
     assert geoplant_utils.patch_subpath(212, ".jpeg") == os.path.join(
         "12", "2", "212.jpeg"
     )
-    assert geoplant_utils.patch_subpath(7, ".jpeg") == os.path.join(
-        "7", "7.jpeg"
-    )
+    assert geoplant_utils.patch_subpath(7, ".jpeg") == os.path.join("7", "7.jpeg")
 
 
 # ------------------------------------------------------------ real samples
@@ -396,9 +367,7 @@ def real_samples_dir():
 
 @pytest.mark.real_samples
 def test_real_glc25_tiff_and_cubes(real_samples_dir):
-    pytest.importorskip(
-        "imagecodecs", reason="the GLC25 tiffs are LZW-compressed"
-    )
+    pytest.importorskip("imagecodecs", reason="the GLC25 tiffs are LZW-compressed")
     import tifffile
     import torch
 
@@ -412,9 +381,7 @@ def test_real_glc25_tiff_and_cubes(real_samples_dir):
     row = _rows(ds, [1027998])[0]
     x, y = ds[row // ds.batch_size]
     r = row % ds.batch_size
-    patch = tifffile.imread(
-        root / "SatelitePatches/PA-train/98/79/1027998.tiff"
-    )
+    patch = tifffile.imread(root / "SatelitePatches/PA-train/98/79/1027998.tiff")
     np.testing.assert_array_equal(x["image"][r], patch.astype("float32"))
     cube = torch.load(
         root / "BioclimTimeSeries/cubes/PA-train/"
@@ -439,13 +406,8 @@ def test_real_glc25_tiff_and_cubes(real_samples_dir):
     for i in other:
         xi = ds[i // ds.batch_size][0]
         assert np.isnan(xi["image"][i % ds.batch_size]).all()
-    test = load_geoplant(
-        root, "test", modalities=("image",), validation_fraction=0.0
-    )
-    assert (
-        test.stats["image"]["num_images"] == 1
-        and test.stats["image"]["size"] == 64
-    )
+    test = load_geoplant(root, "test", modalities=("image",), validation_fraction=0.0)
+    assert test.stats["image"]["num_images"] == 1 and test.stats["image"]["size"] == 64
 
 
 @pytest.mark.real_samples
@@ -476,10 +438,7 @@ def test_real_glc24_jpegs_and_cubes(real_samples_dir):
     )
     np.testing.assert_array_equal(x["image"][r, ..., :3], rgb)
     np.testing.assert_array_equal(x["image"][r, ..., 3], nir)
-    assert (
-        np.isfinite(x["climate"][r]).all()
-        and np.isfinite(x["landsat"][r]).all()
-    )
+    assert np.isfinite(x["climate"][r]).all() and np.isfinite(x["landsat"][r]).all()
     # The combined metadata.csv is split by its 'subset' column.
     test = _raw(root, "test", modalities=("landsat",))
     assert 1621686 in set(test.survey_ids)

@@ -46,9 +46,7 @@ def _env_latents(x, info):
 def _texture_energy(x):
     """Log energy of the high-passed NIR channel (the texture contrast)."""
     nir = x["image"][..., 3]
-    filled = np.where(
-        np.isnan(nir), np.nanmean(nir, axis=(1, 2), keepdims=True), nir
-    )
+    filled = np.where(np.isnan(nir), np.nanmean(nir, axis=(1, 2), keepdims=True), nir)
     high = nir - ndimage.uniform_filter(filled, size=(1, 3, 3))
     with np.errstate(all="ignore"):
         return np.log(np.nanvar(high, axis=(1, 2)))
@@ -62,9 +60,7 @@ def _oracle_aucs(x, y, info):
     for s, record in enumerate(info["species"]):
         if not record["image_driven"]:
             continue
-        w = np.array(
-            [record["latent_effects"].get(l, 0.0) for l in info["latents"]]
-        )
+        w = np.array([record["latent_effects"].get(l, 0.0) for l in info["latents"]])
         env_auc = _auc(z @ w, y[:, s])
         image_auc = _auc(np.sign(record["texture_effect"]) * texture, y[:, s])
         pairs.append((env_auc, image_auc))
@@ -123,9 +119,7 @@ def test_nan_rates_near_configured(strong):
     step_nan = np.isnan(x["landsat"]).all(axis=2).mean(axis=1)
     assert ((step_nan > 0) & (step_nan < 1)).mean() > 0.5
     # A time step is missing for all of its channels at once.
-    partial = np.isnan(x["landsat"]).any(axis=2) & ~np.isnan(x["landsat"]).all(
-        axis=2
-    )
+    partial = np.isnan(x["landsat"]).any(axis=2) & ~np.isnan(x["landsat"]).all(axis=2)
     assert not partial.any()
 
 
@@ -138,9 +132,7 @@ def test_missing_options():
 
 
 def test_modality_subset_keeps_labels():
-    x3, y3, info3 = make_synthetic_ecology(
-        500, modalities=("env", "climate", "image")
-    )
+    x3, y3, info3 = make_synthetic_ecology(500, modalities=("env", "climate", "image"))
     x4, y4, _ = make_synthetic_ecology(500)
     assert set(x3) == {"env", "climate", "image"}
     np.testing.assert_array_equal(y3, y4)
@@ -165,9 +157,7 @@ def test_signal_dominant_beats_weak_beats_chance(strong):
     z = _env_latents(x, info)
     env_aucs = []
     for s, record in enumerate(info["species"]):
-        w = np.array(
-            [record["latent_effects"].get(l, 0.0) for l in info["latents"]]
-        )
+        w = np.array([record["latent_effects"].get(l, 0.0) for l in info["latents"]])
         env_aucs.append(_auc(z @ w, y[:, s]))
     assert np.mean(env_aucs) > 0.8
     # Weak modality: the texture carries the habitat signal, above chance.

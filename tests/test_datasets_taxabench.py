@@ -11,9 +11,7 @@ N = 30
 
 def _arrays(seed=0, num_classes=7):
     rng = np.random.default_rng(seed)
-    arrays = {
-        k: rng.normal(size=(N, d)).astype("float32") for k, d in DIMS.items()
-    }
+    arrays = {k: rng.normal(size=(N, d)).astype("float32") for k, d in DIMS.items()}
     arrays["audio"][::3] = np.nan  # missing recordings
     arrays["image"][1, 2] = np.inf
     labels = np.arange(N) % num_classes
@@ -61,9 +59,7 @@ def test_npz_bundle_with_aliases_and_float_labels(tmp_path):
     np.savez(tmp_path / "test.npz", **renamed)
     x, y, info = load_taxabench(tmp_path, split="test")
     _check(x, y, info, arrays, labels)
-    x2, _, _ = load_taxabench(
-        tmp_path / "test.npz", modalities=("image", "audio")
-    )
+    x2, _, _ = load_taxabench(tmp_path / "test.npz", modalities=("image", "audio"))
     assert set(x2) == {"image", "audio"}
 
 
@@ -120,9 +116,7 @@ def test_errors(tmp_path):
         load_taxabench(good, num_classes=3)
     with pytest.raises(ValueError, match="integer class ids"):
         load_taxabench({**good, "labels": labels + 0.5})
-    with pytest.raises(
-        ValueError, match=r"expected \(num_examples, embedding_dim\)"
-    ):
+    with pytest.raises(ValueError, match=r"expected \(num_examples, embedding_dim\)"):
         load_taxabench({**good, "location": arrays["location"][:, 0]})
     empty = tmp_path / "empty"
     empty.mkdir()

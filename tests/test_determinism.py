@@ -16,7 +16,6 @@ Scope and limits (see docs/robustness.md):
 
 import keras
 import numpy as np
-import pytest
 from keras import ops
 
 import keras_miam as km
@@ -32,8 +31,12 @@ def make_data(n, seed):
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(n, 2))
     x = {
-        "a": (z[:, None, :1] + 0.3 * rng.normal(size=(n, TOKENS, FEATURES))).astype("float32"),
-        "b": (z[:, None, 1:] + 0.8 * rng.normal(size=(n, TOKENS, FEATURES))).astype("float32"),
+        "a": (z[:, None, :1] + 0.3 * rng.normal(size=(n, TOKENS, FEATURES))).astype(
+            "float32"
+        ),
+        "b": (z[:, None, 1:] + 0.8 * rng.normal(size=(n, TOKENS, FEATURES))).astype(
+            "float32"
+        ),
     }
     x["b"][rng.uniform(size=(n, TOKENS)) < 0.2] = np.nan  # missing tokens
     y = (z > 0).astype("float32")
@@ -93,8 +96,13 @@ def test_dynamic_state_draws_are_repeatable():
 
 def make_model():
     inputs = {m: keras.Input((TOKENS, FEATURES), name=m) for m in MODALITIES}
-    toks = {m: km.tokenizers.TimeSeriesTokenizer(DIM, name=f"tok_{m}")(inputs[m]) for m in MODALITIES}
-    x, _ = km.MIAMMasking(list(MODALITIES), name="masking")(toks)  # seed from set_random_seed
+    toks = {
+        m: km.tokenizers.TimeSeriesTokenizer(DIM, name=f"tok_{m}")(inputs[m])
+        for m in MODALITIES
+    }
+    x, _ = km.MIAMMasking(list(MODALITIES), name="masking")(
+        toks
+    )  # seed from set_random_seed
     x = keras.layers.GlobalAveragePooling1D()(x)
     x = keras.layers.Dropout(0.2)(x)  # another random layer
     outputs = keras.layers.Dense(2, activation="sigmoid")(x)
@@ -107,7 +115,12 @@ def train(seed):
     keras.utils.set_random_seed(seed)
     model = make_model()
     history = model.fit(
-        X, Y, batch_size=32, epochs=3, shuffle=True, verbose=0,
+        X,
+        Y,
+        batch_size=32,
+        epochs=3,
+        shuffle=True,
+        verbose=0,
         callbacks=[km.ModalityDynamics((X_VAL, Y_VAL))],
     )
     weights = [ops.convert_to_numpy(w) for w in model.weights]
@@ -119,12 +132,16 @@ def test_same_seeds_give_the_same_training_curve():
     history_2, weights_2, state_2 = train(seed=1)
     assert set(history_1) >= {"loss", "val_a_auc", "val_b_auc", "a_mask_ratio"}
     for key in history_1:
-        np.testing.assert_allclose(history_1[key], history_2[key], rtol=LOSS_RTOL, err_msg=key)
+        np.testing.assert_allclose(
+            history_1[key], history_2[key], rtol=LOSS_RTOL, err_msg=key
+        )
     assert len(weights_1) == len(weights_2)
     for w1, w2 in zip(weights_1, weights_2):
         np.testing.assert_allclose(w1, w2, rtol=WEIGHT_RTOL, atol=WEIGHT_ATOL)
     np.testing.assert_allclose(state_1["history"], state_2["history"], rtol=LOSS_RTOL)
-    np.testing.assert_allclose(state_1["derivatives"], state_2["derivatives"], rtol=LOSS_RTOL)
+    np.testing.assert_allclose(
+        state_1["derivatives"], state_2["derivatives"], rtol=LOSS_RTOL
+    )
     assert state_1["num_updates"] == state_2["num_updates"] == 3
     # The curve is not trivially constant: training moved the loss.
     assert history_1["loss"][-1] < history_1["loss"][0]

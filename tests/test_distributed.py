@@ -62,11 +62,17 @@ def worker_model():
 
         def build(self, input_shape):
             self.total = self.add_weight(
-                name="total", shape=(len(MODALITIES),), initializer="zeros",
-                trainable=False, aggregation="mean",
+                name="total",
+                shape=(len(MODALITIES),),
+                initializer="zeros",
+                trainable=False,
+                aggregation="mean",
             )
             self.count = self.add_weight(
-                name="count", shape=(), initializer="zeros", trainable=False,
+                name="count",
+                shape=(),
+                initializer="zeros",
+                trainable=False,
                 aggregation="mean",
             )
 
@@ -87,7 +93,9 @@ def worker_model():
 
     inputs = {m: keras.Input((COUNTS[m], FEATURES), name=m) for m in MODALITIES}
     toks = {m: keras.layers.Dense(DIM, name=f"tok_{m}")(inputs[m]) for m in MODALITIES}
-    masking = km.MIAMMasking(list(MODALITIES), seed=0, ensure_visible=False, name="masking")
+    masking = km.MIAMMasking(
+        list(MODALITIES), seed=0, ensure_visible=False, name="masking"
+    )
     x, keep = masking(toks)
     x = KeepRateProbe(name="probe")([x, keep])
     x = keras.layers.GlobalAveragePooling1D()(x)
@@ -139,7 +147,11 @@ def train(scope):
         model = worker_model()
     logger = RateLogger()
     history = model.fit(
-        x, y, batch_size=GLOBAL_BATCH, epochs=EPOCHS, verbose=0,
+        x,
+        y,
+        batch_size=GLOBAL_BATCH,
+        epochs=EPOCHS,
+        verbose=0,
         callbacks=[km.ModalityDynamics((x_val, y_val), batch_size=64), logger],
     )
     masking = model.get_layer("masking")
@@ -164,15 +176,18 @@ def train(scope):
         masking.set_visible([m])
         alone = model.predict(x_val, batch_size=GLOBAL_BATCH, verbose=0)
         masking.reset_visible()
-        view_error = max(view_error, float(np.abs(np.concatenate(views[m]) - alone).max()))
-        block = through_predict[i * half:(i + 1) * half]
-        predict_view_error = max(predict_view_error, float(np.abs(block - alone[:half]).max()))
+        view_error = max(
+            view_error, float(np.abs(np.concatenate(views[m]) - alone).max())
+        )
+        block = through_predict[i * half : (i + 1) * half]
+        predict_view_error = max(
+            predict_view_error, float(np.abs(block - alone[:half]).max())
+        )
     return {
         "epochs": logger.epochs,
         "loss": [float(v) for v in history.history["loss"]],
-        "scores": history.history.get("val_a_auc", []) and [
-            history.history["val_a_auc"], history.history["val_b_auc"]
-        ],
+        "scores": history.history.get("val_a_auc", [])
+        and [history.history["val_a_auc"], history.history["val_b_auc"]],
         "num_updates": state["num_updates"],
         "ready": state["ready"],
         "history_finite": bool(np.all(np.isfinite(state["history"]))),
@@ -222,7 +237,9 @@ def worker(mode):
 
         result["replicas"] = len(jax.devices())
         result["single"] = train(contextlib.nullcontext)
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=jax.devices())
+        )
         result["distributed"] = train(contextlib.nullcontext)
         keras.distribution.set_distribution(None)
     print("RESULT " + json.dumps(result), flush=True)
@@ -243,20 +260,29 @@ worker(mode)
 
 
 def run_worker(mode):
-    env = dict(os.environ, KERAS_MIAM_ROOT=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3",
-               CUDA_VISIBLE_DEVICES="")
+    env = dict(
+        os.environ,
+        KERAS_MIAM_ROOT=str(ROOT),
+        TF_CPP_MIN_LOG_LEVEL="3",
+        CUDA_VISIBLE_DEVICES="",
+    )
     if mode == "jax":
-        env.update(KERAS_BACKEND="jax",
-                   XLA_FLAGS="--xla_force_host_platform_device_count=2")
+        env.update(
+            KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2"
+        )
     else:
         env.update(KERAS_BACKEND="tensorflow")
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, mode], env=env, cwd=str(ROOT),
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, "-c", SCRIPT, mode],
+        env=env,
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, (proc.stdout[-2000:] + proc.stderr[-4000:])
-    return json.loads(lines[-1][len("RESULT "):])
+    assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 # ----------------------------------------------------------------------------
@@ -279,7 +305,11 @@ def effective_examples(label):
     """Independent examples per epoch. Under tf.distribute the replicas share
     one random stream (see test_replicas_draw_different_masks), so the two
     halves of a global batch draw the same numbers: half as many."""
-    return N_TRAIN // 2 if (label == "two devices" and BACKEND == "tensorflow") else N_TRAIN
+    return (
+        N_TRAIN // 2
+        if (label == "two devices" and BACKEND == "tensorflow")
+        else N_TRAIN
+    )
 
 
 def check_rates(run, label):
@@ -288,7 +318,12 @@ def check_rates(run, label):
         sigma = np.sqrt(np.array(e["variance"]) / effective_examples(label))
         assert e["steps"] == N_TRAIN // GLOBAL_BATCH
         assert np.all(np.abs(measured - expected) < SIGMAS * sigma), (
-            label, epoch, measured, expected, sigma)
+            label,
+            epoch,
+            measured,
+            expected,
+            sigma,
+        )
 
 
 def test_two_devices_are_used(result):
@@ -299,9 +334,13 @@ def test_keep_rates_match_the_analytic_rates_on_one_and_two_devices(result):
     check_rates(result["single"], "single device")
     check_rates(result["distributed"], "two devices")
     # ... and each other, epoch by epoch (same dynamics schedule).
-    for single, dist in zip(result["single"]["epochs"], result["distributed"]["epochs"]):
+    for single, dist in zip(
+        result["single"]["epochs"], result["distributed"]["epochs"]
+    ):
         variance = np.array(single["variance"])
-        sigma = np.sqrt(variance / N_TRAIN + variance / effective_examples("two devices"))
+        sigma = np.sqrt(
+            variance / N_TRAIN + variance / effective_examples("two devices")
+        )
         diff = np.abs(np.array(single["measured"]) - np.array(dist["measured"]))
         assert np.all(diff < SIGMAS * sigma), (single, dist)
         if BACKEND == "jax":
@@ -315,7 +354,10 @@ def test_modality_dynamics_update_the_distributed_masking(result):
     assert len(run["scores"][0]) == EPOCHS
     # The updates changed the masking in force: the analytic rates moved
     # after the first epochs, and the measured rates followed them.
-    first, last = np.array(run["epochs"][0]["expected"]), np.array(run["epochs"][-1]["expected"])
+    first, last = (
+        np.array(run["epochs"][0]["expected"]),
+        np.array(run["epochs"][-1]["expected"]),
+    )
     assert np.abs(first - last).max() > 0.02, (first, last)
     assert np.all(np.isfinite(run["loss"])) and run["loss"][-1] < run["loss"][0]
 
@@ -355,5 +397,7 @@ def test_views_through_a_distributed_predict(result):
 )
 def test_replicas_draw_different_masks(result):
     if BACKEND != "tensorflow":
-        pytest.skip("JAX DataParallel draws one global (sharded) mask: nothing to compare")
+        pytest.skip(
+            "JAX DataParallel draws one global (sharded) mask: nothing to compare"
+        )
     assert result["replica_masks_differ"]

@@ -6,8 +6,11 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+import readout_models
 from keras import ops
+from readout_models import mean_prediction
+from readout_models import shown
+from scipy import stats
 
 from keras_miam import MIAMMasking
 from keras_miam.evaluation import evaluate_selections
@@ -15,24 +18,16 @@ from keras_miam.evaluation import evaluate_subsets
 from keras_miam.evaluation import macro_auc
 from keras_miam.utils import model_utils
 
-import readout_models
-from readout_models import mean_prediction
-from readout_models import shown
-
 COUNTS = {"a": 2, "b": 3, "c": 1}
 
 
 def build_model(readout, counts=COUNTS, dim=2, max_views=64):
-    return readout_models.build_model(
-        readout, counts, dim=dim, max_views=max_views
-    )
+    return readout_models.build_model(readout, counts, dim=dim, max_views=max_views)
 
 
 def token_sum(tokens, keep, layer, outputs=1):
     """Sum of the first feature of the visible tokens, repeated per output."""
-    total = ops.sum(
-        ops.cast(keep, "float32") * tokens[:, :, 0], axis=1, keepdims=True
-    )
+    total = ops.sum(ops.cast(keep, "float32") * tokens[:, :, 0], axis=1, keepdims=True)
     return ops.repeat(total, outputs, axis=1)
 
 
@@ -68,9 +63,7 @@ def test_every_subset_of_an_additive_model(rng):
     assert len(rows) == 7
     for label, row in rows.iterrows():
         members = label.split(" + ")
-        assert row["mean_prediction"] == pytest.approx(
-            sum(coefs[m] for m in members)
-        )
+        assert row["mean_prediction"] == pytest.approx(sum(coefs[m] for m in members))
         assert row["size"] == len(members)
         assert [row[m] for m in "abc"] == [m in members for m in "abc"]
     means = frame[frame["kind"] == "mean"]
@@ -80,9 +73,7 @@ def test_every_subset_of_an_additive_model(rng):
         "mean (size 3)",
         "mean (all subsets)",
     ]
-    assert means["mean_prediction"].tolist() == pytest.approx(
-        [7 / 3, 14 / 3, 7, 4]
-    )
+    assert means["mean_prediction"].tolist() == pytest.approx([7 / 3, 14 / 3, 7, 4])
     assert means[["a", "b", "c"]].isna().all().all()
     assert frame.attrs["metric"] == "mean_prediction"
 
@@ -147,9 +138,7 @@ def test_default_metric_is_macro_auc_on_a_designed_case(rng):
     x = {m: v.astype("float32") for m, v in x.items()}
     # A second output with a single class in the split is left out.
     y = np.stack([labels, np.zeros(n)], axis=1)
-    model, _ = build_model(
-        lambda t, k, layer: token_sum(t, k, layer, outputs=2)
-    )
+    model, _ = build_model(lambda t, k, layer: token_sum(t, k, layer, outputs=2))
     frame = subset_rows(evaluate_subsets(model, (x, y), verbose=0))
     expected = {
         "a": 1.0,
@@ -186,9 +175,7 @@ def test_default_metric_is_accuracy_for_class_ids(rng):
 
     assert frame.attrs["metric"] == "accuracy"
     for selection, value in zip(["a", ["a", "b"]], frame["accuracy"]):
-        assert value == pytest.approx(
-            by_hand(model, layer, x, y, selection, top1)
-        )
+        assert value == pytest.approx(by_hand(model, layer, x, y, selection, top1))
 
 
 def test_keras_metric_is_streamed_per_subset(rng):
@@ -233,14 +220,10 @@ def test_batching_does_not_change_values_and_visibility_is_restored(rng):
     ]
     np.testing.assert_allclose(runs[1], runs[0], rtol=1e-5)
     np.testing.assert_allclose(runs[2], runs[0], rtol=1e-5)
-    np.testing.assert_array_equal(
-        ops.convert_to_numpy(layer.view_patterns), before
-    )
+    np.testing.assert_array_equal(ops.convert_to_numpy(layer.view_patterns), before)
     assert float(ops.convert_to_numpy(layer.num_views)) == 1.0
     with pytest.raises(ValueError, match="views_per_pass"):
-        evaluate_subsets(
-            model, (x, y), metric="mse", views_per_pass=9, verbose=0
-        )
+        evaluate_subsets(model, (x, y), metric="mse", views_per_pass=9, verbose=0)
 
 
 def test_visibility_is_restored_after_an_error(rng):
@@ -252,9 +235,7 @@ def test_visibility_is_restored_after_an_error(rng):
 
     with pytest.raises(ValueError, match="boom"):
         evaluate_subsets(model, (x, y), metric=broken, verbose=0)
-    np.testing.assert_array_equal(
-        ops.convert_to_numpy(layer.view_patterns), 1.0
-    )
+    np.testing.assert_array_equal(ops.convert_to_numpy(layer.view_patterns), 1.0)
     assert float(ops.convert_to_numpy(layer.num_views)) == 1.0
 
 
@@ -278,9 +259,7 @@ def test_view_predictions_in_slabs_match_set_visible(
     # batches, then the padded last batch. Large ones: predict_on_batch only.
     monkeypatch.setattr(model_utils, "MIN_PREDICT_BATCHES", min_batches)
     monkeypatch.setattr(model_utils, "MAX_PREDICT_BYTES", max_bytes)
-    model, layer = build_model(
-        lambda t, k, layer: token_sum(t, k, layer, outputs=2)
-    )
+    model, layer = build_model(lambda t, k, layer: token_sum(t, k, layer, outputs=2))
     x = random_inputs(rng, 23)
     selections = ["a", ["b", "c"], {"a": [1], "b": [0, 2]}]
     passes = []
@@ -293,17 +272,22 @@ def test_view_predictions_in_slabs_match_set_visible(
     assert sum(passes) == 12
     spans = [(start, stop) for _, start, stop, _ in chunks]
     if min_batches == 2:
-        assert spans == [(0, 2), (2, 6), (6, 10), (10, 14), (14, 18),
-                         (18, 22), (22, 23)]
+        assert spans == [
+            (0, 2),
+            (2, 6),
+            (6, 10),
+            (10, 14),
+            (14, 18),
+            (18, 22),
+            (22, 23),
+        ]
     else:
         assert spans == [(i, min(i + 2, 23)) for i in range(0, 23, 2)]
     for view, expected in enumerate(scored_by_hand(model, layer, x, selections)):
         got = np.concatenate([blocks[view] for _, _, _, blocks in chunks])
         assert got.shape == (23, 2)
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(
-        ops.convert_to_numpy(layer.view_patterns), 1.0
-    )
+    np.testing.assert_array_equal(ops.convert_to_numpy(layer.view_patterns), 1.0)
 
 
 def test_an_error_inside_predict_leaves_the_model_intact(rng, monkeypatch):
@@ -324,9 +308,7 @@ def test_an_error_inside_predict_leaves_the_model_intact(rng, monkeypatch):
             model, x, ["a", "b"], batch_size=4, progress=interrupt
         ):
             pass
-    np.testing.assert_array_equal(
-        ops.convert_to_numpy(layer.view_patterns), 1.0
-    )
+    np.testing.assert_array_equal(ops.convert_to_numpy(layer.view_patterns), 1.0)
     assert float(ops.convert_to_numpy(layer.num_views)) == 1.0
     for old, new in zip(weights, model.get_weights()):
         np.testing.assert_array_equal(new, old)
@@ -343,16 +325,12 @@ def test_a_model_evaluated_by_subsets_still_saves(rng, tmp_path):
     model = keras.Model(inputs, keras.layers.Dense(3, name="head")(pooled))
     x = [rng.normal(size=(40, t, 4)).astype("float32") for t in (2, 3)]
     y = (rng.random((40, 3)) < 0.5).astype("float32")
-    before = evaluate_subsets(
-        model, (x, y), metric="auc", batch_size=8, verbose=0
-    )
+    before = evaluate_subsets(model, (x, y), metric="auc", batch_size=8, verbose=0)
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert len(loaded.weights) == len(model.weights)
-    after = evaluate_subsets(
-        loaded, (x, y), metric="auc", batch_size=8, verbose=0
-    )
+    after = evaluate_subsets(loaded, (x, y), metric="auc", batch_size=8, verbose=0)
     np.testing.assert_allclose(after["auc"], before["auc"], rtol=1e-6)
     # AUC by hand for one subset.
     by_hand_auc = by_hand(model, masking, x, y, ["b"], macro_auc)
@@ -420,15 +398,11 @@ def test_macro_auc_matches_pairwise_counting(rng):
     expected = []
     for k in range(2):
         pos, neg = scores[y[:, k] == 1, k], scores[y[:, k] == 0, k]
-        pairs = [
-            (p > q) + 0.5 * (p == q) for p, q in itertools.product(pos, neg)
-        ]
+        pairs = [(p > q) + 0.5 * (p == q) for p, q in itertools.product(pos, neg)]
         expected.append(np.mean(pairs))
     assert macro_auc(y, scores) == pytest.approx(np.mean(expected))
     # Ranks in the scores' own dtype: the same value from float32 scores.
-    assert macro_auc(y, scores.astype("float32")) == pytest.approx(
-        np.mean(expected)
-    )
+    assert macro_auc(y, scores.astype("float32")) == pytest.approx(np.mean(expected))
     # A NaN score leaves its output without an AUC (and the mean too).
     scores[3, 0] = np.nan
     assert np.isnan(macro_auc(y, scores))
@@ -461,17 +435,13 @@ def test_macro_auc_leaves_out_unobserved_targets(rng):
 
 
 def test_bad_inputs_raise_clear_errors(rng):
-    model, _ = build_model(
-        lambda t, k, layer: token_sum(t, k, layer, outputs=3)
-    )
+    model, _ = build_model(lambda t, k, layer: token_sum(t, k, layer, outputs=3))
     x = random_inputs(rng, 12)
     multi_hot = rng.integers(0, 2, size=(12, 3))
     multi_hot[:2] = 1
     class_ids = rng.integers(0, 3, size=12)
     with pytest.raises(ValueError, match="Unknown modality 'image'"):
-        evaluate_subsets(
-            model, (x, multi_hot), subsets=["a", "image"], verbose=0
-        )
+        evaluate_subsets(model, (x, multi_hot), subsets=["a", "image"], verbose=0)
     with pytest.raises(ValueError, match="`subsets` is empty"):
         evaluate_subsets(model, (x, multi_hot), subsets=[], verbose=0)
     with pytest.raises(ValueError, match="Empty selection"):
@@ -497,6 +467,4 @@ def test_bad_inputs_raise_clear_errors(rng):
         evaluate_subsets(model, (x, multi_hot), subsets=["a", ["a"]], verbose=0)
     with pytest.raises(ValueError, match="12 examples but y has 5"):
         evaluate_subsets(model, (x, multi_hot[:5]), verbose=0)
-    assert isinstance(
-        evaluate_subsets(model, (x, multi_hot), verbose=0), pd.DataFrame
-    )
+    assert isinstance(evaluate_subsets(model, (x, multi_hot), verbose=0), pd.DataFrame)

@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from layouts import write_geoplant_release
 from layouts import write_metadata
 from layouts import write_taxabench
@@ -100,13 +99,29 @@ def test_help(name, capsys):
 
 def test_geoplant_end_to_end(geoplant_example, tmp_path, capsys):
     root = write_geoplant_release(
-        tmp_path / "glc25", "glc25", cube_series=False,
-        train_ids=GEOPLANT_TRAIN, test_ids=GEOPLANT_TEST,
+        tmp_path / "glc25",
+        "glc25",
+        cube_series=False,
+        train_ids=GEOPLANT_TRAIN,
+        test_ids=GEOPLANT_TEST,
     )
     out = tmp_path / "out"
     results = geoplant_example.main(
-        ["--root", str(root), "--species", "4", "--strategy", "miam",
-         "--batch-size", "16", "--workers", "1", "--output", str(out)] + TINY
+        [
+            "--root",
+            str(root),
+            "--species",
+            "4",
+            "--strategy",
+            "miam",
+            "--batch-size",
+            "16",
+            "--workers",
+            "1",
+            "--output",
+            str(out),
+        ]
+        + TINY
     )
     text = capsys.readouterr().out
     modalities = ["env", "climate", "landsat", "image"]
@@ -128,14 +143,35 @@ def test_geoplant_held_out_surveys_and_tiny_split_fallbacks(
     # undefined on both held-out parts, and the example falls back to the
     # validation loss (masking dynamics) and the accuracy (test table).
     root = write_geoplant_release(
-        tmp_path / "glc24", "glc24", csv_series=False,
-        train_ids=GEOPLANT_TRAIN, test_ids=GEOPLANT_TEST,
+        tmp_path / "glc24",
+        "glc24",
+        csv_series=False,
+        train_ids=GEOPLANT_TRAIN,
+        test_ids=GEOPLANT_TEST,
     )
     out = tmp_path / "out"
     results = geoplant_example.main(
-        ["--root", str(root), "--species", "1", "--modalities", "landsat", "image",
-         "--strategy", "miam", "--test-split", "none", "--no-explain",
-         "--batch-size", "16", "--workers", "1", "--output", str(out)] + TINY
+        [
+            "--root",
+            str(root),
+            "--species",
+            "1",
+            "--modalities",
+            "landsat",
+            "image",
+            "--strategy",
+            "miam",
+            "--test-split",
+            "none",
+            "--no-explain",
+            "--batch-size",
+            "16",
+            "--workers",
+            "1",
+            "--output",
+            str(out),
+        ]
+        + TINY
     )
     text = capsys.readouterr().out
     assert results["test_source"] == "held-out training surveys"
@@ -155,16 +191,34 @@ def test_geoplant_clear_errors(geoplant_example, tmp_path, capsys):
     tiny = tmp_path / "tiny"
     write_metadata(tiny / "PresenceAbsenceSurveys" / "PA_metadata_train.csv", [7])
     with pytest.raises(SystemExit, match="training split has 1 survey"):
-        geoplant_example.main(["--root", str(tiny), "--modalities", "env", "image",
-                               "--output", str(tmp_path / "o1")])
+        geoplant_example.main(
+            [
+                "--root",
+                str(tiny),
+                "--modalities",
+                "env",
+                "image",
+                "--output",
+                str(tmp_path / "o1"),
+            ]
+        )
     with pytest.raises(SystemExit, match="MIAM needs at least two"):
         geoplant_example.main(["--root", str(tiny), "--output", str(tmp_path / "o2")])
     with pytest.raises(SystemExit, match="not a test split"):
-        geoplant_example.main(["--root", str(tiny), "--test-split", "test_ood",
-                               "--output", str(tmp_path / "o3")])
+        geoplant_example.main(
+            [
+                "--root",
+                str(tiny),
+                "--test-split",
+                "test_ood",
+                "--output",
+                str(tmp_path / "o3"),
+            ]
+        )
     with pytest.raises(SystemExit, match="does not exist"):
-        geoplant_example.main(["--root", str(tmp_path / "absent"),
-                               "--output", str(tmp_path / "o4")])
+        geoplant_example.main(
+            ["--root", str(tmp_path / "absent"), "--output", str(tmp_path / "o4")]
+        )
     with pytest.raises(SystemExit) as info:  # argparse: exit code 2
         geoplant_example.main(["--root", str(tiny), "--modalities", "env"])
     assert info.value.code == 2
@@ -174,12 +228,23 @@ def test_geoplant_clear_errors(geoplant_example, tmp_path, capsys):
 def test_taxabench_end_to_end(taxabench_example, tmp_path, capsys):
     # Test and validation sizes are multiples of the evaluation blocks (16
     # examples x 16 subsets per pass): one compiled prediction shape.
-    root = write_taxabench(tmp_path / "taxabench",
-                           {"train": 64, "val": 32, "test": 32}, num_classes=4)
+    root = write_taxabench(
+        tmp_path / "taxabench", {"train": 64, "val": 32, "test": 32}, num_classes=4
+    )
     out = tmp_path / "out"
     results = taxabench_example.main(
-        ["--root", str(root), "--strategies", "uniform", "miam",
-         "--batch-size", "32", "--output", str(out)] + TINY
+        [
+            "--root",
+            str(root),
+            "--strategies",
+            "uniform",
+            "miam",
+            "--batch-size",
+            "32",
+            "--output",
+            str(out),
+        ]
+        + TINY
     )
     text = capsys.readouterr().out
     modalities = ["location", "environment", "image", "audio", "satellite"]
@@ -206,19 +271,29 @@ def test_taxabench_data_sources(taxabench_example, tmp_path):
     np.savez(bundle, **{p.stem: np.load(p) for p in (root / "all").iterdir()})
     parts, origin = load(bundle)
     assert origin == "one set, split 70/15/15"
-    assert {k: len(v[1]) for k, v in parts.items()} == {"train": 28, "val": 6, "test": 6}
+    assert {k: len(v[1]) for k, v in parts.items()} == {
+        "train": 28,
+        "val": 6,
+        "test": 6,
+    }
     assert set(parts["train"][0]) == {"image", "audio"}
     # train/ and test/ only: validation examples are held out from training.
     root = write_taxabench(tmp_path / "two", {"train": 40, "test": 10})
     parts, origin = load(root)
-    assert {k: len(v[1]) for k, v in parts.items()} == {"train": 34, "test": 10, "val": 6}
+    assert {k: len(v[1]) for k, v in parts.items()} == {
+        "train": 34,
+        "test": 10,
+        "val": 6,
+    }
     assert "val held out from training" in origin
     # No training split.
     only_val = write_taxabench(tmp_path / "val_only", {"val": 10})
     with pytest.raises(ValueError, match="no training split"):
         load(only_val)
     with pytest.raises(SystemExit, match="no training split"):
-        taxabench_example.main(["--root", str(only_val), "--output", str(tmp_path / "o")])
+        taxabench_example.main(
+            ["--root", str(only_val), "--output", str(tmp_path / "o")]
+        )
 
 
 @pytest.mark.real_samples
@@ -229,9 +304,22 @@ def test_geoplant_on_real_glc25_samples(geoplant_example, real_samples_dir, tmp_
     pytest.importorskip("imagecodecs", reason="the GLC25 tiffs are LZW-compressed")
     out = tmp_path / "out"
     results = geoplant_example.main(
-        ["--root", str(real_samples_dir / "glc25-pa"), "--species", "5",
-         "--strategy", "miam", "--no-explain", "--batch-size", "16", "--workers", "1",
-         "--output", str(out)] + TINY
+        [
+            "--root",
+            str(real_samples_dir / "glc25-pa"),
+            "--species",
+            "5",
+            "--strategy",
+            "miam",
+            "--no-explain",
+            "--batch-size",
+            "16",
+            "--workers",
+            "1",
+            "--output",
+            str(out),
+        ]
+        + TINY
     )
     # A few dozen surveys; one per split has files (climate and Landsat
     # cubes, a Sentinel-2 tiff).

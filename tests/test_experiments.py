@@ -18,7 +18,9 @@ def tiny_tokenizers(x):
 
 
 SETTINGS = dict(
-    epochs=1, batch_size=64, tokenizers=tiny_tokenizers,
+    epochs=1,
+    batch_size=64,
+    tokenizers=tiny_tokenizers,
     model_kwargs={"num_layers": 1, "num_heads": 1},
 )
 
@@ -26,8 +28,12 @@ SETTINGS = dict(
 @pytest.fixture(scope="module")
 def splits():
     x, y, _ = km.datasets.make_synthetic_ecology(
-        240, num_species=4, modalities=("env", "image"), num_env_features=4,
-        image_size=8, seed=3,
+        240,
+        num_species=4,
+        modalities=("env", "image"),
+        num_env_features=4,
+        image_size=8,
+        seed=3,
     )
     return km.datasets.split_dataset(x, y, seed=0)
 
@@ -35,8 +41,15 @@ def splits():
 def test_table_runs_and_cache_round_trip(splits, tmp_path, monkeypatch, capsys):
     train, val, test = splits
     table, runs = km.experiments.compare_strategies(
-        train, val, test, strategies=["uniform"], seeds=[0], oracle=True,
-        verbose=2, cache_dir=tmp_path, **SETTINGS,
+        train,
+        val,
+        test,
+        strategies=["uniform"],
+        seeds=[0],
+        oracle=True,
+        verbose=2,
+        cache_dir=tmp_path,
+        **SETTINGS,
     )
     mean = table.attrs["mean"]
     assert list(mean.index) == ["uniform", "oracle"]
@@ -54,8 +67,10 @@ def test_table_runs_and_cache_round_trip(splits, tmp_path, monkeypatch, capsys):
     assert not any(r["cached"] for r in runs)
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == [
-        "oracle_env+image_seed0.json", "oracle_env_seed0.json",
-        "oracle_image_seed0.json", "uniform_seed0.json",
+        "oracle_env+image_seed0.json",
+        "oracle_env_seed0.json",
+        "oracle_image_seed0.json",
+        "uniform_seed0.json",
     ]
 
     # A second call trains nothing: every run is read back, same numbers.
@@ -65,8 +80,15 @@ def test_table_runs_and_cache_round_trip(splits, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(compare_module, "train_and_evaluate", no_training)
     capsys.readouterr()
     again, cached = km.experiments.compare_strategies(
-        train, val, test, strategies=["uniform"], seeds=[0], oracle=True,
-        verbose=2, cache_dir=tmp_path, **SETTINGS,
+        train,
+        val,
+        test,
+        strategies=["uniform"],
+        seeds=[0],
+        oracle=True,
+        verbose=2,
+        cache_dir=tmp_path,
+        **SETTINGS,
     )
     assert "read from cache" in capsys.readouterr().out
     pd.testing.assert_frame_equal(again.attrs["mean"], mean)
@@ -82,26 +104,47 @@ def test_table_runs_and_cache_round_trip(splits, tmp_path, monkeypatch, capsys):
     # Assembling from the folder only: a missing run is an error, not a fit.
     with pytest.raises(FileNotFoundError, match="seed 1"):
         km.experiments.compare_strategies(
-            train, val, test, strategies=["uniform"], seeds=[0, 1],
-            cache_dir=tmp_path, cached_only=True, **SETTINGS,
+            train,
+            val,
+            test,
+            strategies=["uniform"],
+            seeds=[0, 1],
+            cache_dir=tmp_path,
+            cached_only=True,
+            **SETTINGS,
         )
     with pytest.raises(ValueError, match="needs a `cache_dir`"):
         km.experiments.compare_strategies(
-            train, val, test, strategies=["uniform"], cached_only=True, **SETTINGS,
+            train,
+            val,
+            test,
+            strategies=["uniform"],
+            cached_only=True,
+            **SETTINGS,
         )
 
     # Other settings: refused, naming what differs.
     with pytest.raises(ValueError, match=r"other settings.*epochs"):
         km.experiments.compare_strategies(
-            train, val, test, strategies=["uniform"], seeds=[0],
-            cache_dir=tmp_path, **{**SETTINGS, "epochs": 2},
+            train,
+            val,
+            test,
+            strategies=["uniform"],
+            seeds=[0],
+            cache_dir=tmp_path,
+            **{**SETTINGS, "epochs": 2},
         )
     x_test, y_test = test
     shorter = ({k: v[:-1] for k, v in x_test.items()}, y_test[:-1])
     with pytest.raises(ValueError, match=r"other settings.*data_shapes"):
         km.experiments.compare_strategies(
-            train, val, shorter, strategies=["uniform"], seeds=[0],
-            cache_dir=tmp_path, **SETTINGS,
+            train,
+            val,
+            shorter,
+            strategies=["uniform"],
+            seeds=[0],
+            cache_dir=tmp_path,
+            **SETTINGS,
         )
     # A record is plain JSON with its settings.
     record = json.loads((tmp_path / "uniform_seed0.json").read_text())
@@ -113,22 +156,31 @@ def test_strategy_names_must_be_distinct(splits):
     train, val, test = splits
     with pytest.raises(ValueError, match="its own name"):
         km.experiments.compare_strategies(
-            train, val, test,
-            strategies=["miam", {"name": "miam", "kappa": 5.0}], **SETTINGS,
+            train,
+            val,
+            test,
+            strategies=["miam", {"name": "miam", "kappa": 5.0}],
+            **SETTINGS,
         )
     with pytest.raises(ValueError, match="its own name"):
         km.experiments.compare_strategies(
-            train, val, test, strategies=["oracle"], **SETTINGS,
+            train,
+            val,
+            test,
+            strategies=["oracle"],
+            **SETTINGS,
         )
 
 
 def test_cache_key_stands_for_the_callables(splits, tmp_path, monkeypatch):
     """A tokenizer factory cannot be compared; `cache_key` describes it."""
     train, val, test = splits
-    kwargs = dict(strategies=["uniform"], seeds=[0], verbose=0,
-                  cache_dir=tmp_path, **SETTINGS)
+    kwargs = dict(
+        strategies=["uniform"], seeds=[0], verbose=0, cache_dir=tmp_path, **SETTINGS
+    )
     table, _ = km.experiments.compare_strategies(
-        train, val, test, cache_key={"embed_dim": 8}, **kwargs)
+        train, val, test, cache_key={"embed_dim": 8}, **kwargs
+    )
     record = json.loads((tmp_path / "uniform_seed0.json").read_text())
     assert record["settings"]["cache_key"] == {"embed_dim": 8}
 
@@ -137,20 +189,24 @@ def test_cache_key_stands_for_the_callables(splits, tmp_path, monkeypatch):
 
     monkeypatch.setattr(compare_module, "train_and_evaluate", no_training)
     again, _ = km.experiments.compare_strategies(
-        train, val, test, cache_key={"embed_dim": 8}, **kwargs)
+        train, val, test, cache_key={"embed_dim": 8}, **kwargs
+    )
     pd.testing.assert_frame_equal(again.attrs["mean"], table.attrs["mean"])
     # Another key (another tokenizer width), or none at all: refused.
     for key in ({"embed_dim": 16}, None):
         with pytest.raises(ValueError, match=r"other settings.*cache_key"):
-            km.experiments.compare_strategies(
-                train, val, test, cache_key=key, **kwargs)
+            km.experiments.compare_strategies(train, val, test, cache_key=key, **kwargs)
 
 
 def test_strategies_labelled_by_a_dict(splits, tmp_path):
     """Two configurations of one strategy, each in its own row and file."""
     train, val, test = splits
     table, runs = km.experiments.compare_strategies(
-        train, val, test, verbose=0, cache_dir=tmp_path,
+        train,
+        val,
+        test,
+        verbose=0,
+        cache_dir=tmp_path,
         strategies={"miam": "miam", "miam_lambda3": {"name": "miam", "lambda_": 3.0}},
         **SETTINGS,
     )
@@ -158,6 +214,8 @@ def test_strategies_labelled_by_a_dict(splits, tmp_path):
     assert [r["strategy"] for r in runs] == ["miam", "miam_lambda3"]
     records = {p.name: json.loads(p.read_text()) for p in tmp_path.iterdir()}
     assert sorted(records) == ["miam_lambda3_seed0.json", "miam_seed0.json"]
-    lambdas = {name: r["settings"]["strategy"]["config"]["lambda_"]
-               for name, r in records.items()}
+    lambdas = {
+        name: r["settings"]["strategy"]["config"]["lambda_"]
+        for name, r in records.items()
+    }
     assert lambdas == {"miam_seed0.json": 1.0, "miam_lambda3_seed0.json": 3.0}

@@ -6,14 +6,13 @@ import math
 import numpy as np
 import pytest
 from keras import ops
-
-from keras_miam.explain import modality_shapley
-from keras_miam.explain import token_shapley
-
 from readout_models import build_model
 from readout_models import mean_prediction
 from readout_models import random_inputs
 from readout_models import shown
+
+from keras_miam.explain import modality_shapley
+from keras_miam.explain import token_shapley
 
 
 def exact_shapley(value, players):
@@ -45,32 +44,24 @@ def game(tokens, keep, layer):
 
 def game_value(coalition):
     return (
-        2.0 * ("a" in coalition and "b" in coalition)
-        + 1.5 * ("c" in coalition)
-        + 0.25
+        2.0 * ("a" in coalition and "b" in coalition) + 1.5 * ("c" in coalition) + 0.25
     )
 
 
 def test_modality_shapley_axioms(rng):
     model, _ = build_model(game, COUNTS)
     x = random_inputs(rng, 10, COUNTS)
-    phi = modality_shapley(
-        model, (x, np.zeros(10)), metric=mean_prediction, verbose=0
-    )
+    phi = modality_shapley(model, (x, np.zeros(10)), metric=mean_prediction, verbose=0)
     values = phi["value"]
     assert list(phi.index) == ["a", "b", "c", "d"]
     # Known values (additive in c, interaction split between a and b).
-    assert values.to_dict() == pytest.approx(
-        {"a": 1.0, "b": 1.0, "c": 1.5, "d": 0.0}
-    )
+    assert values.to_dict() == pytest.approx({"a": 1.0, "b": 1.0, "c": 1.5, "d": 0.0})
     assert values["a"] == pytest.approx(values["b"])  # symmetry
     assert values["d"] == pytest.approx(0.0, abs=1e-7)  # null player
     # Efficiency, with v({}) evaluated with every token masked.
     assert phi.attrs["v_empty"] == pytest.approx(0.25)
     assert phi.attrs["v_all"] == pytest.approx(3.75)
-    assert values.sum() == pytest.approx(
-        phi.attrs["v_all"] - phi.attrs["v_empty"]
-    )
+    assert values.sum() == pytest.approx(phi.attrs["v_all"] - phi.attrs["v_empty"])
     # A given baseline replaces v({}): only efficiency's total moves (to c).
     given = modality_shapley(
         model,
@@ -103,9 +94,7 @@ def token_values_by_hand(model, layer, x, players, output):
         key = frozenset(coalition)
         if key not in cache:
             pattern = np.isin(np.arange(layer.num_tokens), sorted(key))
-            selection = {
-                m: pattern[a:b] for m, (a, b) in layer.token_slices.items()
-            }
+            selection = {m: pattern[a:b] for m, (a, b) in layer.token_slices.items()}
             layer.set_visible(selection)
             cache[key] = ops.convert_to_numpy(model(x))[:, output].mean()
             layer.reset_visible()
@@ -158,9 +147,7 @@ def test_global_group_shapley_matches_enumeration(rng):
     def value(coalition):
         tokens = sorted(t for g in coalition for t in members[g])
         pattern = np.isin(np.arange(5), tokens)
-        layer.set_visible(
-            {m: pattern[a:b] for m, (a, b) in layer.token_slices.items()}
-        )
+        layer.set_visible({m: pattern[a:b] for m, (a, b) in layer.token_slices.items()})
         out = ops.convert_to_numpy(model(x))[:, 0].mean()
         layer.reset_visible()
         return out
@@ -197,18 +184,14 @@ def test_tokens_outside_groups_can_stay_visible(rng):
     )
     u_sum = x["u"][0, :, 0].sum()
     assert phi.attrs["v_empty"] == pytest.approx(u_sum, rel=1e-5)
-    assert phi.loc["v", "value"] == pytest.approx(
-        x["v"][0, :, 0].sum(), rel=1e-4
-    )
+    assert phi.loc["v", "value"] == pytest.approx(x["v"][0, :, 0].sum(), rel=1e-4)
 
 
 def test_bad_inputs_raise_clear_errors(rng):
     model, _ = build_model(squared_sum, TOKENS)
     x = random_inputs(rng, 3, TOKENS)
     with pytest.raises(ValueError, match="disjoint"):
-        token_shapley(
-            model, x, target=(0, 0), groups={"u": "u", "u0": {"u": [0]}}
-        )
+        token_shapley(model, x, target=(0, 0), groups={"u": "u", "u0": {"u": [0]}})
     with pytest.raises(ValueError, match="selects no token"):
         token_shapley(model, x, target=(0, 0), groups={"none": {"u": False}})
     with pytest.raises(ValueError, match="Unknown modality"):

@@ -59,8 +59,12 @@ FINAL_SCORE_ATOL = 0.06
 def make_data(n, seed):
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(n, 2))
-    strong = (z[:, None, :1] + 0.1 * rng.normal(size=(n, TOKENS, FEATURES))).astype("float32")
-    weak = (0.4 * z[:, None, 1:] + rng.normal(size=(n, TOKENS, FEATURES))).astype("float32")
+    strong = (z[:, None, :1] + 0.1 * rng.normal(size=(n, TOKENS, FEATURES))).astype(
+        "float32"
+    )
+    weak = (0.4 * z[:, None, 1:] + rng.normal(size=(n, TOKENS, FEATURES))).astype(
+        "float32"
+    )
     return {"strong": strong, "weak": weak}, (z > 0).astype("float32")
 
 
@@ -70,7 +74,10 @@ X_VAL, Y_VAL = make_data(512, seed=1)
 
 def make_model():
     inputs = {m: keras.Input((TOKENS, FEATURES), name=m) for m in MODALITIES}
-    toks = {m: km.tokenizers.TimeSeriesTokenizer(DIM, name=f"tok_{m}")(inputs[m]) for m in MODALITIES}
+    toks = {
+        m: km.tokenizers.TimeSeriesTokenizer(DIM, name=f"tok_{m}")(inputs[m])
+        for m in MODALITIES
+    }
     x, _ = km.MIAMMasking(list(MODALITIES), seed=3, name="masking")(toks)
     x = keras.layers.GlobalAveragePooling1D()(x)
     x = keras.layers.Dense(16, activation="relu")(x)
@@ -82,11 +89,16 @@ def make_model():
 
 def snapshot(model):
     """Every saved variable: model weights, optimizer state (MIAM state included)."""
-    values = {f"model/{i}/{v.path}": ops.convert_to_numpy(v) for i, v in enumerate(model.weights)}
-    values.update({
-        f"optimizer/{i}/{v.path}": ops.convert_to_numpy(v)
-        for i, v in enumerate(model.optimizer.variables)
-    })
+    values = {
+        f"model/{i}/{v.path}": ops.convert_to_numpy(v)
+        for i, v in enumerate(model.weights)
+    }
+    values.update(
+        {
+            f"optimizer/{i}/{v.path}": ops.convert_to_numpy(v)
+            for i, v in enumerate(model.optimizer.variables)
+        }
+    )
     return values
 
 
@@ -120,7 +132,12 @@ class RecordRestored(keras.callbacks.Callback):
 
 def fit(model, callbacks):
     return model.fit(
-        X, Y, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0,
+        X,
+        Y,
+        batch_size=BATCH,
+        epochs=EPOCHS,
+        shuffle=False,
+        verbose=0,
         callbacks=[km.ModalityDynamics((X_VAL, Y_VAL)), *callbacks],
     ).history
 
@@ -165,7 +182,10 @@ def runs(tmp_path_factory):
     backup = str(tmp_path_factory.mktemp("backup"))
     interrupt = Interrupt(INTERRUPT, SAVE_FREQ)
     with pytest.raises(RuntimeError, match="simulated preemption"):
-        fit(model, [keras.callbacks.BackupAndRestore(backup, save_freq=SAVE_FREQ), interrupt])
+        fit(
+            model,
+            [keras.callbacks.BackupAndRestore(backup, save_freq=SAVE_FREQ), interrupt],
+        )
     interrupted_state = model.get_layer("masking").dynamics_state()
     scramble(model)
     record = RecordRestored()
@@ -173,9 +193,12 @@ def runs(tmp_path_factory):
         model, [keras.callbacks.BackupAndRestore(backup, save_freq=SAVE_FREQ), record]
     )
     return {
-        "reference": reference, "reference_history": reference_history,
-        "model": model, "resumed_history": resumed_history,
-        "saved": interrupt.saved, "restored": record.restored,
+        "reference": reference,
+        "reference_history": reference_history,
+        "model": model,
+        "resumed_history": resumed_history,
+        "saved": interrupt.saved,
+        "restored": record.restored,
         "interrupted_state": interrupted_state,
     }
 
@@ -185,7 +208,11 @@ def test_restart_restores_weights_optimizer_and_miam_state_exactly(runs):
     assert saved is not None and saved.keys() == restored.keys()
     for key in saved:
         np.testing.assert_array_equal(restored[key], saved[key], err_msg=key)
-    dynamics = [k for k in saved if k.split("/")[-1] in ("score_history", "scores", "num_updates")]
+    dynamics = [
+        k
+        for k in saved
+        if k.split("/")[-1] in ("score_history", "scores", "num_updates")
+    ]
     assert len(dynamics) == 3
     # The backup was taken in epoch 2, after the updates of epochs 0 and 1.
     assert runs["interrupted_state"]["num_updates"] == INTERRUPT[0]
@@ -197,8 +224,12 @@ def test_resumed_dynamics_keep_one_score_per_epoch(runs):
     assert reference["num_updates"] == resumed["num_updates"] == EPOCHS
     # Epochs finished before the backup are bitwise those of the uninterrupted run.
     done = INTERRUPT[0]
-    np.testing.assert_array_equal(resumed["history"][:done], reference["history"][:done])
-    np.testing.assert_array_equal(resumed["history"][:done], runs["interrupted_state"]["history"])
+    np.testing.assert_array_equal(
+        resumed["history"][:done], reference["history"][:done]
+    )
+    np.testing.assert_array_equal(
+        resumed["history"][:done], runs["interrupted_state"]["history"]
+    )
     # The resumed fit ran the remaining epochs only, and logged the dynamics.
     assert len(runs["resumed_history"]["loss"]) == EPOCHS - done
     assert len(runs["resumed_history"]["val_weak_auc"]) == EPOCHS - done
@@ -211,7 +242,9 @@ def test_resumed_run_matches_the_uninterrupted_run_within_tolerance(runs):
     assert abs(ref_loss - loss) < FINAL_LOSS_ATOL, (ref_loss, loss)
     ref_state = runs["reference"]["state"]
     state = model.get_layer("masking").dynamics_state()
-    np.testing.assert_allclose(state["scores"], ref_state["scores"], atol=FINAL_SCORE_ATOL)
+    np.testing.assert_allclose(
+        state["scores"], ref_state["scores"], atol=FINAL_SCORE_ATOL
+    )
     # Both learned (chance: loss 0.69, AUC 0.5). The strong modality alone
     # predicts its label only: macro AUC about 0.75.
     assert ref_loss < 0.45 and loss < 0.45
@@ -280,7 +313,10 @@ def portable_model():
             "series": km.tokenizers.TimeSeriesTokenizer(8, patch_len=2),
             "image": km.tokenizers.ImagePatchTokenizer(8, patch_size=4),
         },
-        num_outputs=3, num_layers=1, num_heads=2, seed=0,
+        num_outputs=3,
+        num_layers=1,
+        num_heads=2,
+        seed=0,
     )
     model.compile()
     model(portable_inputs())
@@ -303,17 +339,38 @@ def exchanged(tmp_path_factory):
     procs = {}
     for backend in OTHER_BACKENDS:
         out = tmp_path_factory.mktemp(f"saved_{backend}")
-        env = dict(os.environ, KERAS_BACKEND=backend, KERAS_MIAM_ROOT=str(ROOT),
-                   TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-        procs[backend] = (out, subprocess.Popen(
-            [sys.executable, "-c", SUBPROCESS_SCRIPT, str(out), str(here / "model.keras")],
-            env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        ))
+        env = dict(
+            os.environ,
+            KERAS_BACKEND=backend,
+            KERAS_MIAM_ROOT=str(ROOT),
+            TF_CPP_MIN_LOG_LEVEL="3",
+            CUDA_VISIBLE_DEVICES="",
+        )
+        procs[backend] = (
+            out,
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    SUBPROCESS_SCRIPT,
+                    str(out),
+                    str(here / "model.keras"),
+                ],
+                env=env,
+                cwd=str(ROOT),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            ),
+        )
     results = {}
     for backend, (out, proc) in procs.items():
         log, _ = proc.communicate(timeout=400)
         assert proc.returncode == 0, f"the {backend} subprocess failed:\n{log[-3000:]}"
-        results[backend] = {"dir": out, "info": json.loads((out / "info.json").read_text())}
+        results[backend] = {
+            "dir": out,
+            "info": json.loads((out / "info.json").read_text()),
+        }
     return {"here": reference, "elsewhere": results}
 
 
@@ -337,7 +394,9 @@ def test_a_model_saved_under_another_backend_predicts_the_same(exchanged, source
     state, expected = loaded.masking.dynamics_state(), here.masking.dynamics_state()
     np.testing.assert_array_equal(state["history"], expected["history"])
     assert state["num_updates"] == 2 and state["ready"]
-    np.testing.assert_allclose(loaded.masking.mask_ratios(), here.masking.mask_ratios(), rtol=1e-6)
+    np.testing.assert_allclose(
+        loaded.masking.mask_ratios(), here.masking.mask_ratios(), rtol=1e-6
+    )
     assert loaded.masking.strategy == here.masking.strategy
     # Example 3 (nothing available) gets the "no information" prediction, not example 4's.
     assert not np.allclose(predictions[3], predictions[4], atol=1e-4)
@@ -356,4 +415,7 @@ def test_load_model_after_import_keras_miam(exchanged):
     registered classes must not wait for a lazy submodule import)."""
     for target, result in exchanged["elsewhere"].items():
         info = result["info"]
-        assert info["loads_after_import_keras_miam_only"], (target, info.get("load_error"))
+        assert info["loads_after_import_keras_miam_only"], (
+            target,
+            info.get("load_error"),
+        )

@@ -43,7 +43,9 @@ import os
 import keras
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 from keras import ops
 
@@ -126,7 +128,9 @@ def numpy(tree):
 
 
 def seed_state(generator, seed):
-    return np.array([seed, 0], dtype=keras.backend.standardize_dtype(generator.state.dtype))
+    return np.array(
+        [seed, 0], dtype=keras.backend.standardize_dtype(generator.state.dtype)
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -159,7 +163,9 @@ PARAMETERS = {
     "constant": {"rate": st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0))},
     "uniform": {},
     "dirichlet": {"alpha": log_uniform(1e-3, 1e3)},
-    "modality_dropout": {"rate": st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0))},
+    "modality_dropout": {
+        "rate": st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0))
+    },
     "opm": {
         "q_base": st.floats(0.0, 1.0),
         "strength": st.floats(0.0, 10.0),
@@ -192,7 +198,7 @@ def strategy_cases(draw):
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def strategy_program(m, batch):
     """Samples every strategy (and its mean) for M = m in one program."""
     generator = keras.random.SeedGenerator(0)
@@ -254,7 +260,9 @@ def test_every_strategy_samples_finite_probabilities(case):
         assert mean.shape == (m,) and np.all(np.isfinite(mean)), (key, mean)
         assert np.all((mean >= 0) & (mean <= 1)), (key, mean)
 
-    np.testing.assert_array_equal(out["constant"], np.float32(params["constant"]["rate"]))
+    np.testing.assert_array_equal(
+        out["constant"], np.float32(params["constant"]["rate"])
+    )
     np.testing.assert_array_equal(out["uniform"], out["uniform"][:, :1].repeat(m, 1))
     np.testing.assert_allclose(out["dirichlet"].sum(1), 1.0, atol=1e-5)
     for name in ("modality_dropout", "opm"):
@@ -274,7 +282,9 @@ def test_every_strategy_samples_finite_probabilities(case):
     if not case["ready"]:
         np.testing.assert_array_equal(ratios, 1.0)
     elif np.all(np.abs(np.log(ratios)) < np.log(max_ratio) - 1e-3):
-        assert abs(np.sum(np.log(ratios))) < 1e-4 * m * (1 + np.abs(np.log(ratios)).max())
+        assert abs(np.sum(np.log(ratios))) < 1e-4 * m * (
+            1 + np.abs(np.log(ratios)).max()
+        )
 
 
 # ----------------------------------------------------------------------------
@@ -290,7 +300,9 @@ class StateRates(strategies.MaskingStrategy):
 
     name = "state_rates"
 
-    def sample(self, batch_size, num_modalities, seed=None, state=None, single_token=False):
+    def sample(
+        self, batch_size, num_modalities, seed=None, state=None, single_token=False
+    ):
         p = ops.minimum(ops.cast(state["scores"], "float32"), 1.0)
         return ops.broadcast_to(p[None, :], (batch_size, num_modalities))
 
@@ -308,13 +320,15 @@ def make_layer(kind, m):
     names = [f"m{i}" for i in range(m)]
     if kind.startswith("rates"):
         return km.MIAMMasking(
-            names, strategy=StateRates(), seed=0,
+            names,
+            strategy=StateRates(),
+            seed=0,
             ensure_visible=kind == "rates",
         )
     return km.MIAMMasking(names, strategy="miam", seed=1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def masking_program(counts, batch):
     """The layers of LAYER_KINDS on one structure, called statelessly."""
     m = len(counts)
@@ -363,9 +377,11 @@ def masking_cases(draw):
         "p_missing_example": draw(st.sampled_from([0.0, 0.2, 1.0])),
         "p_missing_modality": draw(st.sampled_from([0.0, 0.3])),
         "p_bad_value": draw(st.sampled_from([0.0, 0.05, 0.5])),
-        "rates": draw(st.one_of(
-            st.lists(rate, min_size=m, max_size=m), rate.map(lambda v: [v] * m)
-        )),
+        "rates": draw(
+            st.one_of(
+                st.lists(rate, min_size=m, max_size=m), rate.map(lambda v: [v] * m)
+            )
+        ),
         "scores": draw(score_vectors(m)),
         "derivatives": draw(score_vectors(m)),
         "ready": draw(st.booleans()),
@@ -388,7 +404,7 @@ def make_batch(case):
         bad = rng.uniform(size=values.shape) < case["p_bad_value"]
         values[bad] = rng.choice(BAD_VALUES, size=int(bad.sum()))
         ok = rng.uniform(size=(b, c)) >= case["p_missing_token"]
-        ok &= (rng.uniform(size=(b, 1)) >= case["p_missing_modality"])
+        ok &= rng.uniform(size=(b, 1)) >= case["p_missing_modality"]
         ok &= ~example_missing[:, None]
         x[name], avail[name] = values, ok
     return names, x, avail
@@ -417,7 +433,8 @@ def layer_variables(layer, case, kind, rng, selections=None):
         "seed_generator_state": seed_state(layer.seed_generator, case["seed"]),
     }
     trainable = [
-        rng.normal(size=tuple(v.shape)).astype("float32") for v in layer.trainable_variables
+        rng.normal(size=tuple(v.shape)).astype("float32")
+        for v in layer.trainable_variables
     ]
     non_trainable = [state[v.name] for v in layer.non_trainable_variables]
     return trainable, non_trainable
@@ -426,9 +443,16 @@ def layer_variables(layer, case, kind, rng, selections=None):
 def view_selections(layer, rng, views):
     selections = []
     for _ in range(views):
-        chosen = [n for n in layer.modalities if rng.uniform() < 0.6] or [layer.modalities[0]]
-        selections.append({n: rng.uniform(size=layer.token_counts[i]) < 0.7
-                           for i, n in enumerate(layer.modalities) if n in chosen})
+        chosen = [n for n in layer.modalities if rng.uniform() < 0.6] or [
+            layer.modalities[0]
+        ]
+        selections.append(
+            {
+                n: rng.uniform(size=layer.token_counts[i]) < 0.7
+                for i, n in enumerate(layer.modalities)
+                if n in chosen
+            }
+        )
     return selections
 
 
@@ -439,9 +463,13 @@ def test_masking_never_keeps_missing_tokens_and_keeps_one_per_example(case):
     program, layers = masking_program(counts, b)
     names, x, avail = make_batch(case)
     rng = np.random.default_rng(case["seed"])
-    variables = {kind: layer_variables(layer, case, kind, rng) for kind, layer in layers.items()}
+    variables = {
+        kind: layer_variables(layer, case, kind, rng) for kind, layer in layers.items()
+    }
     selections = view_selections(layers["rates"], rng, case["views"])
-    variables["inference"] = layer_variables(layers["rates"], case, "rates", rng, selections)
+    variables["inference"] = layer_variables(
+        layers["rates"], case, "rates", rng, selections
+    )
     out = numpy(program(tensors(variables), tensors(x), tensors(avail)))
 
     clean = np.concatenate([x[n] for n in names], axis=1)
@@ -453,7 +481,9 @@ def test_masking_never_keeps_missing_tokens_and_keeps_one_per_example(case):
 
     for kind, (tokens, keep) in out.items():
         layer = layers["rates" if kind == "inference" else kind]
-        trainable = dict(zip([v.name for v in layer.trainable_variables], variables[kind][0]))
+        trainable = dict(
+            zip([v.name for v in layer.trainable_variables], variables[kind][0])
+        )
         fill = trainable["mask_token"] + trainable["slot_embedding"]
         assert keep.shape == allowed.shape and tokens.shape == clean.shape
         assert not np.any(keep & ~allowed), kind
@@ -495,10 +525,13 @@ raw_value = st.one_of(
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dynamics_layers():
-    tokens = {"a": np.zeros((1, 2, 2), "float32"), "b": np.zeros((1, 1, 2), "float32"),
-              "c": np.zeros((1, 3, 2), "float32")}
+    tokens = {
+        "a": np.zeros((1, 2, 2), "float32"),
+        "b": np.zeros((1, 1, 2), "float32"),
+        "c": np.zeros((1, 3, 2), "float32"),
+    }
     layers = {}
     for name in ("miam", "opm"):
         layer = km.MIAMMasking(["a", "b", "c"], strategy=name, history_size=2)
@@ -513,7 +546,9 @@ def dynamics_layers():
     derivatives=st.lists(raw_value, min_size=3, max_size=3),
     name=st.sampled_from(["miam", "opm"]),
 )
-def test_update_dynamics_refuses_clearly_or_keeps_a_usable_state(scores, derivatives, name):
+def test_update_dynamics_refuses_clearly_or_keeps_a_usable_state(
+    scores, derivatives, name
+):
     layer = dynamics_layers()[name]
     layer.reset_dynamics()
     valid = all(np.isfinite(v) and v >= 0 for v in scores + derivatives)
@@ -530,7 +565,9 @@ def test_update_dynamics_refuses_clearly_or_keeps_a_usable_state(scores, derivat
     ratios = layer.mask_ratios()
     rates = layer.expected_mask_rates()
     # MIAM's r_m > 0; OPM's rho_m >= 0 (about 0 for a modality far behind).
-    assert np.all(np.isfinite(ratios)) and np.all(ratios > 0 if name == "miam" else ratios >= 0)
+    assert np.all(np.isfinite(ratios)) and np.all(
+        ratios > 0 if name == "miam" else ratios >= 0
+    )
     assert np.all(np.isfinite(rates)) and np.all((rates >= 0) & (rates <= 1)), rates
 
 
@@ -540,7 +577,7 @@ def test_update_dynamics_refuses_clearly_or_keeps_a_usable_state(scores, derivat
 PATTERN_COUNTS = {"a": 1, "b": 4, "c": 10}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def pattern_layer():
     layer = km.MIAMMasking(list(PATTERN_COUNTS))
     layer({m: np.zeros((1, c, 2), "float32") for m, c in PATTERN_COUNTS.items()})
@@ -549,15 +586,19 @@ def pattern_layer():
 
 @st.composite
 def selections(draw):
-    chosen = draw(st.lists(st.sampled_from(list(PATTERN_COUNTS)), min_size=1, unique=True))
+    chosen = draw(
+        st.lists(st.sampled_from(list(PATTERN_COUNTS)), min_size=1, unique=True)
+    )
     selection = {}
     for name in chosen:
         count = PATTERN_COUNTS[name]
-        selection[name] = draw(st.one_of(
-            st.booleans(),
-            st.lists(st.booleans(), min_size=count, max_size=count).map(np.array),
-            st.lists(st.integers(0, count - 1), max_size=count),
-        ))
+        selection[name] = draw(
+            st.one_of(
+                st.booleans(),
+                st.lists(st.booleans(), min_size=count, max_size=count).map(np.array),
+                st.lists(st.integers(0, count - 1), max_size=count),
+            )
+        )
     return selection
 
 
@@ -568,7 +609,7 @@ def test_visible_pattern_matches_the_selection(selection):
     pattern = layer.visible_pattern(selection)
     offset = 0
     for name, count in PATTERN_COUNTS.items():
-        part = pattern[offset:offset + count]
+        part = pattern[offset : offset + count]
         offset += count
         value = selection.get(name, False)
         expected = np.zeros(count, bool)

@@ -7,7 +7,8 @@ from keras import ops
 
 import keras_miam as km
 from keras_miam import strategies
-from tests.conftest import JIT, to_numpy
+from tests.conftest import JIT
+from tests.conftest import to_numpy
 
 MODALITIES = ["a", "b", "c"]
 COUNTS = {"a": 8, "b": 4, "c": 6}
@@ -15,12 +16,16 @@ D = 8
 
 
 def make_tokens(batch, rng, counts=COUNTS, dim=D):
-    return {m: rng.normal(size=(batch, t, dim)).astype("float32") for m, t in counts.items()}
+    return {
+        m: rng.normal(size=(batch, t, dim)).astype("float32") for m, t in counts.items()
+    }
 
 
 def modality_keep_rates(layer, keep):
     keep = to_numpy(keep)
-    return np.array([keep[:, slice(*layer.token_slices[m])].mean() for m in layer.modalities])
+    return np.array(
+        [keep[:, slice(*layer.token_slices[m])].mean() for m in layer.modalities]
+    )
 
 
 def test_empirical_masking_rate_equals_expected_rate(rng):
@@ -30,11 +35,15 @@ def test_empirical_masking_rate_equals_expected_rate(rng):
     layer.update_dynamics(scores=[0.9, 0.6, 0.7], derivatives=[0.01, 0.08, 0.03])
     _, keep = layer(x, training=True)
     expected = layer.expected_mask_rates()
-    np.testing.assert_allclose(1 - modality_keep_rates(layer, keep), expected, atol=0.01)
+    np.testing.assert_allclose(
+        1 - modality_keep_rates(layer, keep), expected, atol=0.01
+    )
     assert expected[0] > expected[1]  # the dominant modality is masked more
 
 
-@pytest.mark.parametrize("name", ["uniform", "dirichlet", "modality_dropout", "uniform_hypercube"])
+@pytest.mark.parametrize(
+    "name", ["uniform", "dirichlet", "modality_dropout", "uniform_hypercube"]
+)
 def test_masking_rate_matches_each_strategy(rng, name):
     layer = km.MIAMMasking(MODALITIES, strategy=name, seed=2, ensure_visible=False)
     _, keep = layer(make_tokens(10_000, rng), training=True)
@@ -71,7 +80,9 @@ def test_at_least_one_available_token_stays_visible_even_when_p_is_one(rng):
     np.testing.assert_array_equal(keep.sum(1), has_any.astype(int))
     assert not np.any(keep & ~allowed)
     # Without the guarantee everything is masked.
-    bare = km.MIAMMasking(MODALITIES, strategy=strategies.Constant(rate=1.0), ensure_visible=False)
+    bare = km.MIAMMasking(
+        MODALITIES, strategy=strategies.Constant(rate=1.0), ensure_visible=False
+    )
     assert to_numpy(bare(x, training=True)[1]).sum() == 0
 
 
@@ -82,7 +93,9 @@ def test_nothing_random_happens_at_inference(rng):
     out2, keep2 = layer(x)
     np.testing.assert_array_equal(to_numpy(out1), to_numpy(out2))
     assert to_numpy(keep1).all() and to_numpy(keep2).all()
-    np.testing.assert_allclose(to_numpy(out1), np.concatenate([x[m] for m in MODALITIES], 1), rtol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(out1), np.concatenate([x[m] for m in MODALITIES], 1), rtol=1e-6
+    )
     # ... while training masks at random.
     _, keep3 = layer(x, training=True)
     assert not to_numpy(keep3).all()
@@ -92,7 +105,9 @@ def test_per_batch_draws_share_p(rng):
     x = {"a": rng.normal(size=(256, 64, 4)).astype("float32")}
     rates = {}
     for per_example in (True, False):
-        layer = km.MIAMMasking(["a"], strategy="uniform", seed=6, per_example=per_example)
+        layer = km.MIAMMasking(
+            ["a"], strategy="uniform", seed=6, per_example=per_example
+        )
         rates[per_example] = to_numpy(layer(x, training=True)[1]).mean(1)
     assert rates[True].std() > 0.2
     assert rates[False].std() < 0.1
@@ -109,7 +124,11 @@ def keep_rate_model(strategy="miam", counts=COUNTS, seed=0, jit_compile=JIT):
     layer = km.MIAMMasking(list(counts), strategy=strategy, seed=seed, name="masking")
     tokens, keep = layer(inputs)
     keep = ops.cast(keep, "float32")
-    outputs = {"y": keras.layers.Dense(1, name="y")(keras.layers.GlobalAveragePooling1D()(tokens))}
+    outputs = {
+        "y": keras.layers.Dense(1, name="y")(
+            keras.layers.GlobalAveragePooling1D()(tokens)
+        )
+    }
     for m in counts:
         start, stop = layer.token_slices[m]
         outputs[f"keep_{m}"] = keras.layers.Identity(name=f"keep_{m}")(
@@ -158,7 +177,11 @@ def test_update_dynamics_between_epochs_changes_the_compiled_draws():
     x, y = fit_data(2048)
     scores, derivs = [0.95, 0.3, 0.5], [0.001, 0.2, 0.05]
     history = model.fit(
-        x, y, epochs=2, batch_size=256, verbose=0,
+        x,
+        y,
+        epochs=2,
+        batch_size=256,
+        verbose=0,
         callbacks=[UpdateAt(scores, derivs, epoch=1)],
     )
     mask_rate = {m: 1 - np.array(history.history[f"keep_{m}_rate"]) for m in COUNTS}
@@ -174,8 +197,12 @@ def test_update_dynamics_between_batches_changes_the_compiled_draws():
     rates = {}
     for update in (False, True):
         model, _ = keep_rate_model(seed=3)
-        callbacks = [UpdateAt([0.95, 0.3, 0.5], [0.001, 0.2, 0.05], batch=0)] if update else []
-        history = model.fit(x, y, epochs=1, batch_size=128, verbose=0, callbacks=callbacks)
+        callbacks = (
+            [UpdateAt([0.95, 0.3, 0.5], [0.001, 0.2, 0.05], batch=0)] if update else []
+        )
+        history = model.fit(
+            x, y, epochs=1, batch_size=128, verbose=0, callbacks=callbacks
+        )
         rates[update] = 1 - history.history["keep_a_rate"][0]
     assert rates[True] > rates[False] + 0.15
 
@@ -193,7 +220,9 @@ def test_set_visible_in_compiled_predict(rng):
     layer = km.MIAMMasking(MODALITIES, positional_mask_tokens=False, name="masking")
     tokens, keep = layer(inputs)
     keep_f = ops.cast(ops.expand_dims(keep, -1), tokens.dtype)
-    pooled = ops.sum(tokens * keep_f, axis=1) / ops.maximum(ops.sum(keep_f, axis=1), 1.0)
+    pooled = ops.sum(tokens * keep_f, axis=1) / ops.maximum(
+        ops.sum(keep_f, axis=1), 1.0
+    )
     model = keras.Model(inputs, pooled)
     model.compile(jit_compile=JIT)
     x = make_tokens(96, rng)
@@ -205,7 +234,12 @@ def test_set_visible_in_compiled_predict(rng):
     np.testing.assert_allclose(part, x["a"][:, :2].mean(1), rtol=1e-5, atol=1e-5)
     layer.reset_visible()
     full = model.predict(x, batch_size=32, verbose=0)
-    np.testing.assert_allclose(full, np.concatenate([x[m] for m in MODALITIES], 1).mean(1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        full,
+        np.concatenate([x[m] for m in MODALITIES], 1).mean(1),
+        rtol=1e-5,
+        atol=1e-5,
+    )
     # Several views in one pass: block v of the batch sees selection v.
     tiled = {m: np.concatenate([v, v]) for m, v in x.items()}
     with layer.views([["a"], ["c"]]):
@@ -218,12 +252,14 @@ def test_set_visible_in_compiled_predict(rng):
 def test_sequential_and_subclassed_models(rng):
     x = rng.normal(size=(128, 6, D)).astype("float32")
     y = rng.normal(size=(128, 1)).astype("float32")
-    seq = keras.Sequential([
-        keras.Input((6, D)),
-        km.MIAMMasking(["x"], strategy="uniform", return_keep_mask=False, seed=0),
-        keras.layers.GlobalAveragePooling1D(),
-        keras.layers.Dense(1),
-    ])
+    seq = keras.Sequential(
+        [
+            keras.Input((6, D)),
+            km.MIAMMasking(["x"], strategy="uniform", return_keep_mask=False, seed=0),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(1),
+        ]
+    )
     seq.compile("adam", "mse", jit_compile=JIT)
     seq.fit(x, y, epochs=1, verbose=0)
     assert seq.predict(x, verbose=0).shape == (128, 1)
@@ -265,7 +301,9 @@ def test_serialization_round_trip(rng, tmp_path):
     np.testing.assert_array_equal(
         layer.sample_probabilities(100, seed=1), clone.sample_probabilities(100, seed=1)
     )
-    np.testing.assert_array_equal(to_numpy(layer(x, training=True)[1]), to_numpy(clone(x, training=True)[1]))
+    np.testing.assert_array_equal(
+        to_numpy(layer(x, training=True)[1]), to_numpy(clone(x, training=True)[1])
+    )
     assert clone.strategy == layer.strategy
 
     model, mlayer = keep_rate_model()
@@ -293,7 +331,9 @@ def test_dynamics_helpers(rng):
     np.testing.assert_array_equal(layer.mask_ratios(), [1.0, 1.0])
     for k in range(4):
         layer.update_dynamics([0.5 + 0.1 * k, 0.5], [0.1, 0.1])
-    np.testing.assert_allclose(layer.dynamics_history()[:, 0], [0.6, 0.7, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(
+        layer.dynamics_history()[:, 0], [0.6, 0.7, 0.8], rtol=1e-6
+    )
     p = layer.sample_probabilities(1000, seed=0)
     assert p.shape == (1000, 2) and p.min() >= 0 and p.max() <= 1
     layer.reset_dynamics()

@@ -100,8 +100,9 @@ class BatchCounter(keras.callbacks.Callback):
         self.batches += 1
 
 
-def make_model(strategy="miam", head="sigmoid", seed=1, probe=True,
-               masking_name="masking"):
+def make_model(
+    strategy="miam", head="sigmoid", seed=1, probe=True, masking_name="masking"
+):
     inputs = {m: keras.Input((TOKENS, FEATURES), name=m) for m in MODALITIES}
     tokens = {m: keras.layers.Dense(8, name=f"tok_{m}")(inputs[m]) for m in inputs}
     x, keep = km.MIAMMasking(
@@ -164,9 +165,16 @@ def test_derivative_estimator_on_known_sequences():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"smoothing": 1}, {"epsilon": 0.0}, {"epsilon": float("nan")},
-     {"every": 0}, {"warmup_epochs": -1}, {"batch_size": 0},
-     {"max_validation_samples": 0}, {"verbose": 2}],
+    [
+        {"smoothing": 1},
+        {"epsilon": 0.0},
+        {"epsilon": float("nan")},
+        {"every": 0},
+        {"warmup_epochs": -1},
+        {"batch_size": 0},
+        {"max_validation_samples": 0},
+        {"verbose": 2},
+    ],
 )
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
@@ -180,7 +188,11 @@ def test_bad_arguments(kwargs):
 # ----------------------------------------------------------------------------
 def fit(model, epochs, callbacks, batch_size=64):
     return model.fit(
-        X_TRAIN, Y_TRAIN, batch_size=batch_size, epochs=epochs, verbose=0,
+        X_TRAIN,
+        Y_TRAIN,
+        batch_size=batch_size,
+        epochs=epochs,
+        verbose=0,
         callbacks=callbacks,
     ).history
 
@@ -229,9 +241,12 @@ def test_dominant_modality_is_masked_more_in_the_compiled_train_step(miam_run):
         measured, expected = history[f"keep_{m}"], history[f"expected_keep_{m}"]
         for epoch in range(2, epochs):
             assert measured[epoch] == pytest.approx(expected[epoch], abs=0.08), (
-                epoch, m)
+                epoch,
+                m,
+            )
         assert np.mean(measured[late]) == pytest.approx(
-            np.mean(expected[late]), abs=0.04), m
+            np.mean(expected[late]), abs=0.04
+        ), m
     gap = np.mean(history["keep_weak"][late]) - np.mean(history["keep_strong"][late])
     expected_gap = np.mean(history["expected_keep_weak"][late]) - np.mean(
         history["expected_keep_strong"][late]
@@ -282,8 +297,12 @@ def test_warmup_and_every(miam_run):
 
 def test_opm_reads_the_scores():
     model = make_model(strategy="opm")
-    history = fit(model, 4, [km.ModalityDynamics((X_VAL, Y_VAL)), KeepRateLogger()],
-                  batch_size=128)
+    history = fit(
+        model,
+        4,
+        [km.ModalityDynamics((X_VAL, Y_VAL)), KeepRateLogger()],
+        batch_size=128,
+    )
     s_strong = np.array(history["val_strong_auc"])
     s_weak = np.array(history["val_weak_auc"])
     # OPM's rho from the stored scores, once two scores exist.
@@ -324,8 +343,14 @@ def test_save_reload_and_resume(miam_run, tmp_path):
     assert_same_state(loaded_layer.dynamics_state(), before)
     np.testing.assert_allclose(loaded_layer.mask_ratios(), layer.mask_ratios())
 
-    loaded.fit(X_TRAIN, Y_TRAIN, batch_size=128, epochs=1, verbose=0,
-               callbacks=[km.ModalityDynamics((X_VAL, Y_VAL))])
+    loaded.fit(
+        X_TRAIN,
+        Y_TRAIN,
+        batch_size=128,
+        epochs=1,
+        verbose=0,
+        callbacks=[km.ModalityDynamics((X_VAL, Y_VAL))],
+    )
     after = loaded_layer.dynamics_state()
     assert after["num_updates"] == 3 and after["ready"]
     np.testing.assert_array_equal(after["history"][:2], before["history"])
@@ -352,13 +377,23 @@ def test_backup_and_restore_restores_the_dynamics(miam_run, tmp_path):
     layer.reset_dynamics()
     backup = str(tmp_path / "backup")
     with pytest.raises(RuntimeError, match="interrupted"):
-        fit(model, 3, [km.ModalityDynamics((X_VAL, Y_VAL)),
-                       keras.callbacks.BackupAndRestore(backup), StopAfter(1)])
+        fit(
+            model,
+            3,
+            [
+                km.ModalityDynamics((X_VAL, Y_VAL)),
+                keras.callbacks.BackupAndRestore(backup),
+                StopAfter(1),
+            ],
+        )
     interrupted = layer.dynamics_state()
     assert interrupted["num_updates"] == 2
     layer.reset_dynamics()  # forget; the backup must bring it back
-    history = fit(model, 3, [km.ModalityDynamics((X_VAL, Y_VAL)),
-                             keras.callbacks.BackupAndRestore(backup)])
+    history = fit(
+        model,
+        3,
+        [km.ModalityDynamics((X_VAL, Y_VAL)), keras.callbacks.BackupAndRestore(backup)],
+    )
     assert len(history["val_strong_auc"]) == 1  # resumed at the last epoch
     state = layer.dynamics_state()
     assert state["num_updates"] == 3
@@ -375,10 +410,12 @@ def reference_predictions(model, x, layer=None):
     preds = {}
     for m in layer.modalities:
         layer.set_visible([m])
-        preds[m] = np.concatenate([
-            model.predict_on_batch(model_utils.take_examples(x, slice(i, i + 256)))
-            for i in range(0, model_utils.num_examples(x), 256)
-        ])
+        preds[m] = np.concatenate(
+            [
+                model.predict_on_batch(model_utils.take_examples(x, slice(i, i + 256)))
+                for i in range(0, model_utils.num_examples(x), 256)
+            ]
+        )
         layer.reset_visible()
     return preds
 
@@ -411,12 +448,15 @@ def test_scores_match_one_modality_at_a_time(miam_run):
         for m in MODALITIES:
             p = preds[m]
             if name == "auc":
-                expected = np.mean([
-                    stats.mannwhitneyu(p[Y_VAL[:, j] == 1, j], p[Y_VAL[:, j] == 0, j]
-                                       ).statistic
-                    / (Y_VAL[:, j].sum() * (1 - Y_VAL[:, j]).sum())
-                    for j in range(2)
-                ])
+                expected = np.mean(
+                    [
+                        stats.mannwhitneyu(
+                            p[Y_VAL[:, j] == 1, j], p[Y_VAL[:, j] == 0, j]
+                        ).statistic
+                        / (Y_VAL[:, j].sum() * (1 - Y_VAL[:, j]).sum())
+                        for j in range(2)
+                    ]
+                )
             elif name == "kauc":
                 ref = keras.metrics.AUC(multi_label=True)
                 ref.update_state(Y_VAL, p)
@@ -426,7 +466,9 @@ def test_scores_match_one_modality_at_a_time(miam_run):
             else:
                 expected = 1.0 / (1.0 + bce(Y_VAL, p))
             assert logs[f"val_{m}_{name}"] == pytest.approx(expected, abs=1e-5), (
-                name, m)
+                name,
+                m,
+            )
         assert abs(logs[f"val_strong_{name}"] - logs[f"val_weak_{name}"]) > 1e-2
 
 
@@ -612,14 +654,20 @@ def test_bad_input_raises_at_train_begin(case, kind, match):
     elif kind == "regression":
         y_train = Y_TRAIN[:, :1]
         y_val = Y_VAL[:, :1] if case == "accuracy_on_logits" else Y_REGRESSION
-        kwargs["metric"] = {"auc_on_regression": "auc",
-                            "accuracy_on_regression": "accuracy",
-                            "accuracy_on_logits": "binary_accuracy"}.get(case)
+        kwargs["metric"] = {
+            "auc_on_regression": "auc",
+            "accuracy_on_regression": "accuracy",
+            "accuracy_on_logits": "binary_accuracy",
+        }.get(case)
     counter = BatchCounter()
     weights = [w.copy() for w in model.get_weights()]
     with pytest.raises(ValueError, match=match):
         model.fit(
-            X_TRAIN, y_train, batch_size=256, epochs=1, verbose=0,
+            X_TRAIN,
+            y_train,
+            batch_size=256,
+            epochs=1,
+            verbose=0,
             callbacks=[km.ModalityDynamics((x_val, y_val), **kwargs), counter],
         )
     assert counter.batches == 0
@@ -638,9 +686,10 @@ def test_collect_examples_subsamples_a_fixed_subset_and_reads_iterables():
     np.testing.assert_array_equal(y, y2)
 
     batches = [
-        (model_utils.take_examples(X_VAL, slice(i, i + 64)), Y_VAL[i:i + 64])
+        (model_utils.take_examples(X_VAL, slice(i, i + 64)), Y_VAL[i : i + 64])
         for i in range(0, 256, 64)
     ]
+
     class Batches(keras.utils.PyDataset):
         def __len__(self):
             return len(batches)

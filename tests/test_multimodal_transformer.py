@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import keras_miam as km
-from keras_miam.models import MultimodalTransformer
 from keras_miam.models import MaskedBinaryCrossentropy
-from tests.conftest import JIT
+from keras_miam.models import MultimodalTransformer
 from keras_miam.tokenizers import EmbeddingTokenizer
 from keras_miam.tokenizers import ImagePatchTokenizer
 from keras_miam.tokenizers import TabularTokenizer
 from keras_miam.tokenizers import TimeSeriesTokenizer
+from tests.conftest import JIT
 
 D = 16
 

@@ -6,14 +6,13 @@ import pandas as pd
 import pytest
 from keras import ops
 from matplotlib.figure import Figure
+from readout_models import build_model
+from readout_models import mean_prediction
 
 from keras_miam import MIAMMasking
 from keras_miam import plotting
 from keras_miam import strategies
 from keras_miam.evaluation import evaluate_subsets
-
-from readout_models import build_model
-from readout_models import mean_prediction
 
 SIZES = [2, 3, 5]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -36,9 +35,7 @@ def test_plot_hypercube(tmp_path, m):
     )
     path = tmp_path / "miam.png"
     assert_png(
-        plotting.plot_hypercube(
-            "miam", m, num_samples=200, state=state, path=path
-        ),
+        plotting.plot_hypercube("miam", m, num_samples=200, state=state, path=path),
         path,
     )
     layer = MIAMMasking(names(m), strategy="uniform_hypercube")
@@ -87,8 +84,7 @@ def test_plot_dynamics_reads_the_score_keys_of_each_modality():
     }
     figure = plotting.plot_dynamics(logs)
     scores = {
-        line.get_label(): line.get_ydata().tolist()
-        for line in figure.axes[0].lines
+        line.get_label(): line.get_ydata().tolist() for line in figure.axes[0].lines
     }
     assert scores == {"env": [0.6, 0.7], "env_2": [0.5, 0.55]}
     with pytest.raises(ValueError, match="modalities="):
@@ -111,9 +107,7 @@ def additive_model(m):
 def test_plot_subsets(tmp_path, m):
     model = additive_model(m)
     x = {n: np.zeros((4, 1, 2), "float32") for n in names(m)}
-    frame = evaluate_subsets(
-        model, (x, np.zeros(4)), metric=mean_prediction, verbose=0
-    )
+    frame = evaluate_subsets(model, (x, np.zeros(4)), metric=mean_prediction, verbose=0)
     rows = frame[frame["kind"] == "subset"]
     expected = rows[names(m)].to_numpy(bool) @ (np.arange(1, m + 1) / m)
     np.testing.assert_allclose(rows["mean_prediction"], expected, rtol=1e-6)
@@ -122,9 +116,7 @@ def test_plot_subsets(tmp_path, m):
     shifted = frame.copy()
     shifted["mean_prediction"] += 0.1
     path = tmp_path / "several.png"
-    figure = plotting.plot_subsets(
-        {"uniform": frame, "miam": shifted}, path=path
-    )
+    figure = plotting.plot_subsets({"uniform": frame, "miam": shifted}, path=path)
     assert_png(figure, path)
     heat = figure.axes[0].images[0].get_array()
     assert heat.shape == (2**m, 2)  # every subset + the mean row, per strategy
@@ -147,17 +139,11 @@ def test_plot_shapley(tmp_path, m):
 def test_plot_image_contributions(tmp_path, m):
     values = np.linspace(-1, 1, m * m)
     path = tmp_path / "grid.png"
-    assert_png(
-        plotting.plot_image_contributions(values, (m, m), path=path), path
-    )
-    image = np.random.default_rng(0).normal(
-        size=(8 * m, 8 * m, 4)
-    )  # R, G, B, NIR
+    assert_png(plotting.plot_image_contributions(values, (m, m), path=path), path)
+    image = np.random.default_rng(0).normal(size=(8 * m, 8 * m, 4))  # R, G, B, NIR
     path = tmp_path / "overlay.png"
     assert_png(
-        plotting.plot_image_contributions(
-            values, (m, m), image=image, path=path
-        ),
+        plotting.plot_image_contributions(values, (m, m), image=image, path=path),
         path,
     )
     with pytest.raises(ValueError, match="patch grid"):

@@ -79,7 +79,9 @@ def test_miam_components_are_the_right_betas():
 @pytest.mark.parametrize("single_token", [False, True])
 def test_miam_corner_frequencies_match_weights(single_token):
     # With a very sharp kappa every draw sits next to its corner.
-    p = np_sample(strategies.MIAM(kappa=2000.0), m=3, seed=11, single_token=single_token)
+    p = np_sample(
+        strategies.MIAM(kappa=2000.0), m=3, seed=11, single_token=single_token
+    )
     corners = (p > 0.5).astype(int)
     codes = corners @ (2 ** np.arange(3))
     counts = np.bincount(codes, minlength=8)
@@ -90,7 +92,12 @@ def test_miam_corner_frequencies_match_weights(single_token):
     chi2 = stats.chisquare(counts[nonzero], N * weights[nonzero])
     assert chi2.pvalue > 1e-3, (counts, chi2)
     # A wrong rule (uniform corners) would be rejected.
-    assert stats.chisquare(counts[nonzero], N * np.full(nonzero.sum(), 1 / nonzero.sum())).pvalue < 1e-6
+    assert (
+        stats.chisquare(
+            counts[nonzero], N * np.full(nonzero.sum(), 1 / nonzero.sum())
+        ).pvalue
+        < 1e-6
+    )
 
 
 def test_miam_masks_a_dominant_modality_more():
@@ -151,7 +158,9 @@ def test_single_token_log_prob_integrates_to_one_and_has_no_all_ones_mass():
     assert abs(total - 1.0) < 0.01
     near_ones = np.array([[0.999, 0.999]], "float32")
     near_zeros = np.array([[0.001, 0.001]], "float32")
-    lp = lambda v: float(keras.ops.convert_to_numpy(strategy.log_prob(v, single_token=True))[0])
+    lp = lambda v: float(
+        keras.ops.convert_to_numpy(strategy.log_prob(v, single_token=True))[0]
+    )
     assert lp(near_zeros) > lp(near_ones) + 5
 
 
@@ -189,14 +198,16 @@ def test_tfp_oracle_log_densities():
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(strategy.log_prob(p, state)),
         oracle.log_prob(p.astype("float64")),
-        rtol=2e-4, atol=2e-4,
+        rtol=2e-4,
+        atol=2e-4,
     )
     dirichlet = strategies.Dirichlet(alpha=2.5)
     q = rng.dirichlet([1, 1, 1], size=50).astype("float32")
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(dirichlet.log_prob(q)),
         tfd.Dirichlet([2.5] * 3).log_prob(q.astype("float64")),
-        rtol=1e-3, atol=1e-3,
+        rtol=1e-3,
+        atol=1e-3,
     )
 
 
@@ -219,7 +230,9 @@ def test_simple_strategies_match_their_definitions():
 
 def test_opm_follows_the_drop_rule():
     scores = np.array([0.9, 0.6, 0.75])
-    rho = np.array([np.mean([scores[m] / scores[j] for j in range(3) if j != m]) for m in range(3)])
+    rho = np.array(
+        [np.mean([scores[m] / scores[j] for j in range(3) if j != m]) for m in range(3)]
+    )
     q = np.where(rho > 1, 0.5 * (1 + 0.5 * np.tanh(rho - 1)), 0.0)
     strategy = strategies.OPM()
     state = dynamics_state(3, scores)

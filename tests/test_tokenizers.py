@@ -88,8 +88,7 @@ def test_mixed_precision_dtypes(mixed_policy, case):
     assert np.isfinite(np_(ops.cast(tokens, "float32"))).all()
     x[1].reshape(-1)[0] = 1e5  # beyond float16's range, but a valid value
     assert all(
-        keras.backend.standardize_dtype(w.dtype) == "float32"
-        for w in tokenizer.weights
+        keras.backend.standardize_dtype(w.dtype) == "float32" for w in tokenizer.weights
     )
     available = np_(tokenizer.compute_availability(x))
     assert not available[0].any()

@@ -10,7 +10,10 @@ import keras
 import numpy as np
 import pytest
 
-from tests.test_miam_masking import COUNTS, UpdateAt, fit_data, keep_rate_model
+from tests.test_miam_masking import COUNTS
+from tests.test_miam_masking import UpdateAt
+from tests.test_miam_masking import fit_data
+from tests.test_miam_masking import keep_rate_model
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "torch", reason="torch.compile is torch-only"
@@ -21,7 +24,11 @@ def test_update_dynamics_reaches_the_torch_compiled_step():
     model, layer = keep_rate_model(jit_compile=True)
     x, y = fit_data(1024)
     history = model.fit(
-        x, y, epochs=2, batch_size=256, verbose=0,
+        x,
+        y,
+        epochs=2,
+        batch_size=256,
+        verbose=0,
         callbacks=[UpdateAt([0.95, 0.3, 0.5], [0.001, 0.2, 0.05], epoch=1)],
     )
     mask_rate = {m: 1 - np.array(history.history[f"keep_{m}_rate"]) for m in COUNTS}

@@ -14,22 +14,35 @@ from keras_miam.utils import model_utils
 _ERROR_METRICS = tuple(
     getattr(keras.metrics, name)
     for name in (
-        "MeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError",
-        "MeanSquaredLogarithmicError", "RootMeanSquaredError", "LogCoshError",
-        "Hinge", "SquaredHinge", "CategoricalHinge", "BinaryCrossentropy",
-        "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
-        "KLDivergence", "Poisson",
+        "MeanSquaredError",
+        "MeanAbsoluteError",
+        "MeanAbsolutePercentageError",
+        "MeanSquaredLogarithmicError",
+        "RootMeanSquaredError",
+        "LogCoshError",
+        "Hinge",
+        "SquaredHinge",
+        "CategoricalHinge",
+        "BinaryCrossentropy",
+        "CategoricalCrossentropy",
+        "SparseCategoricalCrossentropy",
+        "KLDivergence",
+        "Poisson",
     )
     if hasattr(keras.metrics, name)
 )
 _TASK_ALIASES = {
-    "multilabel": "multilabel", "multi_label": "multilabel",
-    "binary": "multilabel", "multiclass": "multiclass",
-    "multi_class": "multiclass", "classification": "multiclass",
+    "multilabel": "multilabel",
+    "multi_label": "multilabel",
+    "binary": "multilabel",
+    "multiclass": "multiclass",
+    "multi_class": "multiclass",
+    "classification": "multiclass",
     "regression": "regression",
 }
 _ACCURACY_NAMES = {
-    "accuracy": "accuracy", "acc": "accuracy",
+    "accuracy": "accuracy",
+    "acc": "accuracy",
     "binary_accuracy": "binary_accuracy",
     "categorical_accuracy": "categorical_accuracy",
     "sparse_categorical_accuracy": "sparse_categorical_accuracy",
@@ -234,7 +247,7 @@ class ModalityDynamics(keras.callbacks.Callback):
             )
         if history.shape[0] < 2:
             return np.full(history.shape[1], self.epsilon)
-        window = history[-self.smoothing:]
+        window = history[-self.smoothing :]
         t = np.arange(len(window), dtype="float64") * self.every
         t -= t.mean()
         slope = t @ (window - window.mean(axis=0)) / np.sum(t * t)
@@ -268,7 +281,10 @@ class ModalityDynamics(keras.callbacks.Callback):
             # The first tiled forward pass: checks the inputs, compiles the
             # pass used at every update, and gives outputs to check the metric.
             batches = model_utils.iter_view_predictions(
-                model, x, layer.modalities, masking=layer,
+                model,
+                x,
+                layer.modalities,
+                masking=layer,
                 batch_size=self.batch_size,
             )
             with contextlib.closing(batches):  # resets the views
@@ -341,7 +357,10 @@ class ModalityDynamics(keras.callbacks.Callback):
         layer = self._layer
         accumulators = [self._scorer.accumulator() for _ in layer.modalities]
         batches = model_utils.iter_view_predictions(
-            model, self._x, layer.modalities, masking=layer,
+            model,
+            self._x,
+            layer.modalities,
+            masking=layer,
             batch_size=self.batch_size,
         )
         with contextlib.closing(batches):  # the views are reset on errors too
@@ -512,8 +531,10 @@ def _infer_head(model, outputs):
         task = "multiclass"
     in_unit = bool(np.all((outputs >= 0) & (outputs <= 1)))
     if task is None and in_unit:
-        rows_sum_to_one = outputs.ndim == 2 and outputs.shape[-1] > 1 and bool(
-            np.allclose(outputs.sum(-1), 1.0, atol=1e-3)
+        rows_sum_to_one = (
+            outputs.ndim == 2
+            and outputs.shape[-1] > 1
+            and bool(np.allclose(outputs.sum(-1), 1.0, atol=1e-3))
         )
         task = "multiclass" if rows_sum_to_one else "multilabel"
     if from_logits is None and in_unit:
@@ -565,9 +586,7 @@ def _class_labels(y, outputs, metric):
         y = y[:, 0]
     if y.ndim != 1:
         return None
-    if not np.all(np.equal(np.mod(y, 1), 0)) or np.any(y < 0) or np.any(
-        y >= width
-    ):
+    if not np.all(np.equal(np.mod(y, 1), 0)) or np.any(y < 0) or np.any(y >= width):
         raise ValueError(
             f"The metric '{metric}' needs integer class ids in [0, {width}) "
             f"(or one-hot labels); the validation labels hold "

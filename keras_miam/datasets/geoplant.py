@@ -170,8 +170,7 @@ def load_geoplant(
         num_species = _positive_int(num_species, "num_species")
     if stats is not None and not isinstance(stats, dict):
         raise ValueError(
-            "`stats` must be a dict returned by load_geoplant; received "
-            f"{stats!r}."
+            f"`stats` must be a dict returned by load_geoplant; received {stats!r}."
         )
 
     layout = GeoPlantLayout(root)
@@ -195,9 +194,7 @@ def load_geoplant(
         # Statistics of the training part, before the split is read, so that
         # the split uses the training patch size.
         train_ids = _survey_table(train_rows).index.to_numpy()
-        train_sources = _build_sources(
-            layout, "train", train_ids, modalities, config
-        )
+        train_sources = _build_sources(layout, "train", train_ids, modalities, config)
         stats = _compute_stats(
             train_sources, train_ids, modalities, stats_sample_size, seed
         )
@@ -208,9 +205,7 @@ def load_geoplant(
     sources = _build_sources(layout, family, ids, modalities, config)
     if normalize:
         if stats is None:
-            stats = _compute_stats(
-                sources, ids, modalities, stats_sample_size, seed
-            )
+            stats = _compute_stats(sources, ids, modalities, stats_sample_size, seed)
         if "env" in modalities:
             columns = list(stats["env"]["columns"])
             sources["tables"]["env"] = _align_env(sources["env_frame"], columns)
@@ -279,13 +274,10 @@ def available_modalities(root, split="train"):
     if layout.climate_csvs(family) or layout.cube_folders("climate", family):
         found.append("climate")
     bands = layout.landsat_csvs(family)
-    if all(b in bands for b in LANDSAT_BANDS) or layout.cube_folders(
-        "landsat", family
-    ):
+    if all(b in bands for b in LANDSAT_BANDS) or layout.cube_folders("landsat", family):
         found.append("landsat")
     if any(
-        find_patch(folder)[0] is not None
-        for _, folder in layout.image_folders(family)
+        find_patch(folder)[0] is not None for _, folder in layout.image_folders(family)
     ):
         found.append("image")
     return tuple(found)
@@ -298,9 +290,7 @@ def _split_metadata(layout, split, validation_fraction, seed):
     carve = "val" not in available and validation_fraction > 0.0
     valid = set(available) | ({"val"} if carve else set())
     if split not in valid:
-        hint = (
-            " ('val' needs validation_fraction > 0)" if split == "val" else ""
-        )
+        hint = " ('val' needs validation_fraction > 0)" if split == "val" else ""
         raise ValueError(
             f"Unknown split '{split}'{hint}. Expected one of {sorted(valid)} "
             f"for the release under '{layout.root}'."
@@ -382,9 +372,7 @@ def _multi_hot(rows, ids, species):
     labels = np.zeros((len(ids), len(species)), "float32")
     rows = rows[rows["speciesId"].notna()]
     survey_pos = pd.Index(ids).get_indexer(rows["surveyId"])
-    species_pos = pd.Index(species).get_indexer(
-        rows["speciesId"].astype("int64")
-    )
+    species_pos = pd.Index(species).get_indexer(rows["speciesId"].astype("int64"))
     keep = (survey_pos >= 0) & (species_pos >= 0)
     labels[survey_pos[keep], species_pos[keep]] = 1.0
     return labels
@@ -461,8 +449,7 @@ def _build_sources(layout, family, ids, modalities, config):
                 "*-landsat*_{surveyId}_cube.pt"
             )
             raise FileNotFoundError(
-                f"No {kind} time series ({source}) {where}. Expected "
-                f"{expected}."
+                f"No {kind} time series ({source}) {where}. Expected {expected}."
             )
     if "image" in modalities:
         found, examples = [], []
@@ -533,9 +520,7 @@ def _compute_stats(sources, ids, modalities, sample_size, seed):
     stats = {}
     rng = np.random.default_rng([seed, 1])
     sample = (
-        ids
-        if len(ids) <= sample_size
-        else rng.choice(ids, sample_size, replace=False)
+        ids if len(ids) <= sample_size else rng.choice(ids, sample_size, replace=False)
     )
     sample = np.sort(sample)
     if "env" in modalities:
@@ -611,9 +596,7 @@ def _finalise(total, total_sq, count):
     """Mean and std; 0 and 1 where a variable has no (or constant) values."""
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-        var = np.where(
-            count > 1, total_sq / np.maximum(count, 1) - mean**2, 1.0
-        )
+        var = np.where(count > 1, total_sq / np.maximum(count, 1) - mean**2, 1.0)
     std = np.sqrt(np.maximum(var, 0.0))
     std = np.where(std > 1e-6 * np.maximum(np.abs(mean), 1.0), std, 1.0)
     return [float(v) for v in mean], [float(v) for v in std]
@@ -630,12 +613,6 @@ def _check_stats(stats, modalities):
 
 
 def _positive_int(value, name):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < 1
-    ):
-        raise ValueError(
-            f"`{name}` must be a positive integer; received {value!r}."
-        )
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
     return int(value)

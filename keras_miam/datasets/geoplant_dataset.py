@@ -129,9 +129,7 @@ class GeoPlantDataset(keras.utils.PyDataset):
             raise IndexError(
                 f"Batch index {index} out of range for {len(self)} batches."
             )
-        rows = self._order[
-            index * self.batch_size : (index + 1) * self.batch_size
-        ]
+        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         x = {name: self._modality(name, rows) for name in self.modalities}
         if self.labels is None:
             return x

@@ -56,13 +56,11 @@ class GeoPlantLayout:
         self.root = Path(root).expanduser()
         if not self.root.exists():
             raise FileNotFoundError(
-                f"GeoPlant root '{self.root}' does not exist. Expected "
-                f"{_ROOT_HELP}."
+                f"GeoPlant root '{self.root}' does not exist. Expected {_ROOT_HELP}."
             )
         if not self.root.is_dir():
             raise FileNotFoundError(
-                f"GeoPlant root '{self.root}' is not a folder. Expected "
-                f"{_ROOT_HELP}."
+                f"GeoPlant root '{self.root}' is not a folder. Expected {_ROOT_HELP}."
             )
         self.csv_files = []
         self.cube_dirs = []
@@ -80,9 +78,7 @@ class GeoPlantLayout:
             if digit_dirs:
                 self.image_roots.append(rel)
             # Never descend into the {CD}/{AB} patch trees.
-            dirnames[:] = sorted(
-                d for d in dirnames if not DIGIT_DIR_RE.match(d)
-            )
+            dirnames[:] = sorted(d for d in dirnames if not DIGIT_DIR_RE.match(d))
             if any(CUBE_RE.search(f) for f in filenames):
                 self.cube_dirs.append(rel)
             for f in sorted(filenames):
@@ -145,10 +141,8 @@ class GeoPlantLayout:
 
     def read_metadata(self, split):
         """Long-format metadata rows of one split (as given by the release)."""
-        frames = [
-            read_csv(self.root / rel) for rel in self.metadata.get(split, [])
-        ]
-        for rel, frame in self.combined_metadata():
+        frames = [read_csv(self.root / rel) for rel in self.metadata.get(split, [])]
+        for _, frame in self.combined_metadata():
             if "subset" in frame.columns:
                 frames.append(frame[frame["subset"].astype(str) == split])
             elif split == "train" and not any(
@@ -189,20 +183,12 @@ class GeoPlantLayout:
             # The variable group is the folder below the (last)
             # Environmental* folder: Climate, Elevation, SoilGrids, ...
             top = max(
-                (
-                    i
-                    for i, p in enumerate(parts[:-1])
-                    if "environmental" in p.lower()
-                ),
+                (i for i, p in enumerate(parts[:-1]) if "environmental" in p.lower()),
                 default=-1,
             )
             group = parts[top + 1] if top + 1 < len(parts) - 1 else rel.name
             version = max(
-                [
-                    int(m.group(1))
-                    for p in parts
-                    if (m := VERSION_RE.match(p.lower()))
-                ]
+                [int(m.group(1)) for p in parts if (m := VERSION_RE.match(p.lower()))]
                 or [0]
             )
             groups.setdefault(group, []).append((version, rel))

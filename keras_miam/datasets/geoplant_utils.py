@@ -84,7 +84,7 @@ def check_modalities(modalities, known):
 
 def sniff_separator(path):
     """Reads the header line and returns ';', '\\t' or ','."""
-    with open(path, "r", encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         header = f.readline()
     counts = {sep: header.count(sep) for sep in (";", "\t", ",")}
     return max(counts, key=counts.get) if max(counts.values()) else ","
@@ -111,9 +111,7 @@ def patch_subpath(survey_id, extension):
 
 def read_csv(path, **kwargs):
     """pandas.read_csv with the separator sniffed from the header."""
-    return pd.read_csv(
-        path, sep=sniff_separator(path), low_memory=False, **kwargs
-    )
+    return pd.read_csv(path, sep=sniff_separator(path), low_memory=False, **kwargs)
 
 
 def index_cubes(folders):
@@ -270,9 +268,7 @@ def read_landsat_csvs(band_paths, survey_ids):
             steps = ordered
         columns = [c if c is not None else "__absent__" for c in steps]
         frame = frame.reindex(index=index, columns=columns)
-        bands.append(
-            clean_values(frame.to_numpy(dtype="float64", na_value=np.nan))
-        )
+        bands.append(clean_values(frame.to_numpy(dtype="float64", na_value=np.nan)))
     return np.stack(bands, axis=-1)
 
 

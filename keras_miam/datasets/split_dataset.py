@@ -51,8 +51,7 @@ def split_dataset(x, y=None, fractions=(0.7, 0.15, 0.15), seed=0):
     fractions = [float(f) for f in fractions]
     if len(fractions) < 2 or any(f <= 0 for f in fractions):
         raise ValueError(
-            "`fractions` must hold at least two positive values; received "
-            f"{fractions}."
+            f"`fractions` must hold at least two positive values; received {fractions}."
         )
     if abs(sum(fractions) - 1.0) > 1e-6:
         raise ValueError(
@@ -61,8 +60,7 @@ def split_dataset(x, y=None, fractions=(0.7, 0.15, 0.15), seed=0):
         )
     if n < len(fractions):
         raise ValueError(
-            f"Cannot split {n} examples into {len(fractions)} non-empty "
-            "parts."
+            f"Cannot split {n} examples into {len(fractions)} non-empty parts."
         )
     if not isinstance(seed, numbers.Integral):
         raise ValueError(f"`seed` must be an integer; received {seed!r}.")

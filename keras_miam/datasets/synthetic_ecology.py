@@ -376,9 +376,7 @@ def _render_landsat(rng, z, steps):
     season = np.sin(2 * np.pi * (quarter + 0.5) / 4.0)  # green in Q2-Q3
     moisture = z[:, [LATENTS.index("moisture")]]
     land_use = z[:, [LATENTS.index("land_use")]]
-    vigour = sum(
-        w * z[:, [LATENTS.index(name)]] for name, w in LANDSAT_VIGOUR.items()
-    )
+    vigour = sum(w * z[:, [LATENTS.index(name)]] for name, w in LANDSAT_VIGOUR.items())
     vigour = vigour + 0.6 * rng.standard_normal((n, 1))
     wetness = moisture + 0.6 * rng.standard_normal((n, 1))
 
@@ -429,9 +427,7 @@ def _render_image(rng, z, h, size):
         np.cos(theta)[:, None, None] * cols[None]
         + np.sin(theta)[:, None, None] * rows[None]
     )
-    grating = np.sin(
-        2 * np.pi * freq[:, None, None] * coord + phase[:, None, None]
-    )
+    grating = np.sin(2 * np.pi * freq[:, None, None] * coord + phase[:, None, None])
     contrast = 0.15 + 0.85 * _sigmoid(1.7 * h)
     texture = (contrast[:, None, None] * grating)[..., None]
     texture = texture * np.asarray(IMAGE_TEXTURE_GAIN)
@@ -447,8 +443,11 @@ def _render_image(rng, z, h, size):
         "unique_latent": UNIQUE_LATENT,
         "colour_loadings": dict(zip(IMAGE_CHANNELS, IMAGE_COLOUR)),
         "colour_signal": {
-            latent: {"weight": w, "noise_sd": sd, "direction": dict(
-                zip(IMAGE_CHANNELS, direction))}
+            latent: {
+                "weight": w,
+                "noise_sd": sd,
+                "direction": dict(zip(IMAGE_CHANNELS, direction)),
+            }
             for (latent, (w, sd)), direction in zip(
                 IMAGE_COLOUR_SIGNAL.items(), (IMAGE_COLOUR, IMAGE_GREENNESS)
             )
@@ -503,9 +502,7 @@ def _apply_missing(rng, name, values, rate):
         k = k.astype(int)
         threshold = np.where(
             k < size * size,
-            np.take_along_axis(
-                order, np.minimum(k, size * size - 1)[:, None], 1
-            )[:, 0],
+            np.take_along_axis(order, np.minimum(k, size * size - 1)[:, None], 1)[:, 0],
             np.inf,
         )
         blob = field >= threshold[:, None]

@@ -153,8 +153,7 @@ def load_taxabench(
 def _from_path(path, split):
     if not path.exists():
         raise FileNotFoundError(
-            f"TaxaBench source '{path}' does not exist. Expected "
-            f"{_LAYOUT_HELP}."
+            f"TaxaBench source '{path}' does not exist. Expected {_LAYOUT_HELP}."
         )
     if split is not None:
         if not path.is_dir():
@@ -162,9 +161,7 @@ def _from_path(path, split):
                 f"With split='{split}', '{path}' must be a folder holding "
                 f"{split}/, {split}.npz or {split}.pt."
             )
-        candidates = [path / split] + [
-            path / f"{split}{s}" for s in _BUNDLE_SUFFIXES
-        ]
+        candidates = [path / split] + [path / f"{split}{s}" for s in _BUNDLE_SUFFIXES]
         found = next((c for c in candidates if c.exists()), None)
         if found is None:
             available = sorted(
@@ -207,13 +204,10 @@ def _from_path(path, split):
                 "{modality: tensor, 'labels': tensor}."
             )
         arrays = {
-            str(k).lower(): (lambda v=v: _to_numpy(v))
-            for k, v in content.items()
+            str(k).lower(): (lambda v=v: _to_numpy(v)) for k, v in content.items()
         }
     elif path.suffix == ".npy":
-        raise ValueError(
-            f"'{path}' is a single array; expected {_LAYOUT_HELP}."
-        )
+        raise ValueError(f"'{path}' is a single array; expected {_LAYOUT_HELP}.")
     else:
         raise ValueError(f"Unsupported file '{path}'. Expected {_LAYOUT_HELP}.")
     return arrays, {k: path for k in arrays}
@@ -245,12 +239,8 @@ def _check_labels(labels, num_classes):
         )
     labels = labels.reshape(len(labels))
     as_float = labels.astype("float64")
-    if not np.all(np.isfinite(as_float)) or np.any(
-        as_float != np.round(as_float)
-    ):
-        raise ValueError(
-            "Labels must be integer class ids (no NaN or fractions)."
-        )
+    if not np.all(np.isfinite(as_float)) or np.any(as_float != np.round(as_float)):
+        raise ValueError("Labels must be integer class ids (no NaN or fractions).")
     labels = as_float.astype("int64")
     if num_classes is not None and (
         isinstance(num_classes, bool)
@@ -258,14 +248,12 @@ def _check_labels(labels, num_classes):
         or num_classes < 1
     ):
         raise ValueError(
-            "`num_classes` must be a positive integer; received "
-            f"{num_classes!r}."
+            f"`num_classes` must be a positive integer; received {num_classes!r}."
         )
     if len(labels) and labels.min() < 0:
         raise ValueError(f"Labels must be >= 0; found {labels.min()}.")
     if num_classes is not None and len(labels) and labels.max() >= num_classes:
         raise ValueError(
-            f"Label {labels.max()} is out of range for "
-            f"num_classes={num_classes}."
+            f"Label {labels.max()} is out of range for num_classes={num_classes}."
         )
     return labels

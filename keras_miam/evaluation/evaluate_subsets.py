@@ -259,11 +259,7 @@ def read_data(data, needs_labels=True):
         `(x, y)`, y None when absent.
     """
     if not needs_labels:
-        if (
-            isinstance(data, (tuple, list))
-            and len(data) == 2
-            and data[1] is None
-        ):
+        if isinstance(data, (tuple, list)) and len(data) == 2 and data[1] is None:
             data = data[0]
         if isinstance(data, (np.ndarray, dict)) or hasattr(data, "shape"):
             x = keras.tree.map_structure(np.asarray, data)
@@ -313,9 +309,7 @@ def _parse_subsets(subsets, layer):
             f"{{label: selection}}; received {subsets!r}."
         )
     if not items:
-        raise ValueError(
-            "`subsets` is empty: pass 'all' or at least one selection."
-        )
+        raise ValueError("`subsets` is empty: pass 'all' or at least one selection.")
     labels, selections, patterns = [], [], []
     for label, selection in items:
         if selection is None or (
@@ -329,9 +323,7 @@ def _parse_subsets(subsets, layer):
         if isinstance(selection, tuple):
             selection = list(selection)
         pattern = layer.visible_pattern(selection)
-        labels.append(
-            describe_pattern(layer, pattern) if label is None else str(label)
-        )
+        labels.append(describe_pattern(layer, pattern) if label is None else str(label))
         selections.append(selection)
         patterns.append(pattern)
     duplicated = sorted({label for label in labels if labels.count(label) > 1})
@@ -368,8 +360,7 @@ def _subsets_frame(layer, labels, patterns, values, metric_name, summary):
     clash = sorted(reserved.intersection(layer.modalities))
     if clash:
         raise ValueError(
-            f"Modality names {clash} clash with the table's columns "
-            f"{sorted(reserved)}."
+            f"Modality names {clash} clash with the table's columns {sorted(reserved)}."
         )
     fractions = np.array(
         [
@@ -381,9 +372,7 @@ def _subsets_frame(layer, labels, patterns, values, metric_name, summary):
     columns = {"kind": ["subset"] * len(labels)}
     for j, name in enumerate(layer.modalities):
         column = fractions[:, j] if partial else fractions[:, j] > 0
-        columns[name] = pd.array(
-            column, dtype="Float64" if partial else "boolean"
-        )
+        columns[name] = pd.array(column, dtype="Float64" if partial else "boolean")
     sizes = (fractions > 0).sum(axis=1)
     columns["size"] = pd.array(sizes, dtype="Int64")
     columns[metric_name] = values
@@ -410,9 +399,7 @@ def _subsets_frame(layer, labels, patterns, values, metric_name, summary):
         )
         frame = pd.concat([frame, means])
         for name in layer.modalities:
-            frame[name] = frame[name].astype(
-                "Float64" if partial else "boolean"
-            )
+            frame[name] = frame[name].astype("Float64" if partial else "boolean")
         frame["size"] = frame["size"].astype("Int64")
     frame = frame[["kind", *layer.modalities, "size", metric_name]]
     frame.attrs["metric"] = metric_name

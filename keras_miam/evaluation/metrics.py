@@ -410,9 +410,7 @@ def resolve_metric(metric, y_true, y_pred, task=None, from_logits=False):
                 "callable fn(y_true, y_pred)."
             ) from error
         if isinstance(resolved, keras.metrics.Metric):
-            return SubsetMetric(
-                metric, keras_metric=resolved, user_defined=True
-            )
+            return SubsetMetric(metric, keras_metric=resolved, user_defined=True)
         return SubsetMetric(metric, fn=resolved, user_defined=True)
     if isinstance(metric, keras.metrics.Metric):
         return SubsetMetric(metric.name, keras_metric=metric, user_defined=True)

@@ -132,23 +132,37 @@ def compare_strategies(
             runs.append({"strategy": name, "seed": seed, **result})
             rows.append({"strategy": name, "seed": seed, **scores})
             if verbose:
-                origin = "read from cache" if result["cached"] else f"{result['fit_seconds']:.0f} s"
-                print(f"[{name} seed {seed}] average {scores['average']:.4f} "
-                      f"({origin})", flush=True)
+                origin = (
+                    "read from cache"
+                    if result["cached"]
+                    else f"{result['fit_seconds']:.0f} s"
+                )
+                print(
+                    f"[{name} seed {seed}] average {scores['average']:.4f} ({origin})",
+                    flush=True,
+                )
         if oracle:
             scores = {}
             for size in range(1, len(modalities) + 1):
                 for subset in itertools.combinations(modalities, size):
                     result = run(
-                        f"oracle_{subset_label(subset)}", seed,
-                        visible=list(subset), verbose=0,
+                        f"oracle_{subset_label(subset)}",
+                        seed,
+                        visible=list(subset),
+                        verbose=0,
                     )
-                    scores.update(subset_scores(result["subsets"], modalities, summary=False))
-                    runs.append({"strategy": "oracle", "seed": seed, "subset": subset, **result})
+                    scores.update(
+                        subset_scores(result["subsets"], modalities, summary=False)
+                    )
+                    runs.append(
+                        {"strategy": "oracle", "seed": seed, "subset": subset, **result}
+                    )
             scores["average"] = float(np.mean([v for k, v in scores.items()]))
             rows.append({"strategy": "oracle", "seed": seed, **scores})
             if verbose:
-                print(f"[oracle seed {seed}] average {scores['average']:.4f}", flush=True)
+                print(
+                    f"[oracle seed {seed}] average {scores['average']:.4f}", flush=True
+                )
     raw = pd.DataFrame(rows)
     columns = [c for c in raw.columns if c not in ("strategy", "seed")]
     order = list(dict.fromkeys(raw["strategy"]))
@@ -192,9 +206,14 @@ class _RunCache:
         strategy = run_kwargs.get("strategy")
         if strategy is not None:
             strategy = strategies_lib.serialize(strategies_lib.get(strategy))
-        return jsonable({**self.common, "seed": seed,
-                         "visible": run_kwargs.get("visible"),
-                         "strategy": strategy})
+        return jsonable(
+            {
+                **self.common,
+                "seed": seed,
+                "visible": run_kwargs.get("visible"),
+                "strategy": strategy,
+            }
+        )
 
     def load(self, label, seed, run_kwargs):
         path = self.path(label, seed)
@@ -204,7 +223,8 @@ class _RunCache:
         expected = self.settings(seed, run_kwargs)
         if record.get("settings") != expected:
             differ = sorted(
-                k for k in set(expected) | set(record.get("settings", {}))
+                k
+                for k in set(expected) | set(record.get("settings", {}))
                 if expected.get(k) != record.get("settings", {}).get(k)
             )
             raise ValueError(
@@ -214,8 +234,13 @@ class _RunCache:
             )
         frame = pd.read_json(io.StringIO(record["subsets"]), orient="table")
         frame.attrs["metric"] = record["metric"]
-        return {"model": None, "history": record["history"], "subsets": frame,
-                "fit_seconds": record["fit_seconds"], "cached": True}
+        return {
+            "model": None,
+            "history": record["history"],
+            "subsets": frame,
+            "fit_seconds": record["fit_seconds"],
+            "cached": True,
+        }
 
     def save(self, label, seed, run_kwargs, result):
         frame = result["subsets"]

@@ -55,7 +55,9 @@ def default_tokenizers(
         shape = np.shape(values)
         if len(shape) == 2:
             if name in embedding_modalities:
-                tokenizers[name] = EmbeddingTokenizer(embed_dim, name=f"{name}_tokenizer")
+                tokenizers[name] = EmbeddingTokenizer(
+                    embed_dim, name=f"{name}_tokenizer"
+                )
             else:
                 tokenizers[name] = TabularTokenizer(
                     embed_dim, num_frequencies=num_frequencies, name=f"{name}_tokenizer"

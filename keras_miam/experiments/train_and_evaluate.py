@@ -78,7 +78,9 @@ def train_and_evaluate(
     make_tokenizers = tokenizers or default_tokenizers
     model = MultimodalTransformer(
         make_tokenizers(x_train),
-        num_outputs=int(np.shape(y_train)[1]) if task == "multilabel" else int(np.max(y_train)) + 1,
+        num_outputs=int(np.shape(y_train)[1])
+        if task == "multilabel"
+        else int(np.max(y_train)) + 1,
         task=task,
         strategy=strategy,
         seed=seed,
@@ -98,12 +100,20 @@ def train_and_evaluate(
         callbacks.append(ModalityDynamics(validation, **(dynamics_kwargs or {})))
     start = time.perf_counter()
     history = model.fit(
-        x_train, y_train, validation_data=validation, epochs=epochs,
-        batch_size=batch_size, callbacks=callbacks, verbose=verbose, shuffle=True,
+        x_train,
+        y_train,
+        validation_data=validation,
+        epochs=epochs,
+        batch_size=batch_size,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=True,
     )
     fit_seconds = time.perf_counter() - start
     if oracle:
-        subsets = evaluate_subsets(model, test, subsets=[list(visible)], summary=False, verbose=0)
+        subsets = evaluate_subsets(
+            model, test, subsets=[list(visible)], summary=False, verbose=0
+        )
     else:
         subsets = evaluate_subsets(model, test, verbose=0)
     return {

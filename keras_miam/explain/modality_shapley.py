@@ -108,17 +108,11 @@ def modality_shapley(
     phi = np.zeros(m)
     for code in range((1 << m) - 1):
         size = bin(code).count("1")
-        weight = (
-            math.factorial(size)
-            * math.factorial(m - size - 1)
-            / math.factorial(m)
-        )
+        weight = math.factorial(size) * math.factorial(m - size - 1) / math.factorial(m)
         for i in range(m):
             if not code >> i & 1:
                 phi[i] += weight * (value[code | 1 << i] - value[code])
-    result = pd.DataFrame(
-        {"value": phi}, index=pd.Index(names, name="modality")
-    )
+    result = pd.DataFrame({"value": phi}, index=pd.Index(names, name="modality"))
     result.attrs.update(
         {
             "metric": metric_name,

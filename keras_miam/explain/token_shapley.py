@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 
+from keras_miam.evaluation import metrics as metrics_lib
 from keras_miam.evaluation.evaluate_subsets import DEFAULT_BATCH_SIZE
 from keras_miam.evaluation.evaluate_subsets import evaluate_selections
 from keras_miam.evaluation.evaluate_subsets import read_data
-from keras_miam.evaluation import metrics as metrics_lib
 from keras_miam.utils import model_utils
 
 SAMPLINGS = ("antithetic", "stratified", "random")
@@ -126,9 +126,7 @@ def token_shapley(
             f"`sampling` must be one of {SAMPLINGS}; received {sampling!r}."
         )
     if others not in OTHERS:
-        raise ValueError(
-            f"`others` must be one of {OTHERS}; received {others!r}."
-        )
+        raise ValueError(f"`others` must be one of {OTHERS}; received {others!r}.")
     if int(num_permutations) < 2:
         raise ValueError(
             "`num_permutations` must be >= 2 (a standard error needs two "
@@ -184,9 +182,7 @@ def token_shapley(
         views_per_pass=views_per_pass,
         verbose=verbose,
     )
-    chain = values[inverse.reshape(-1)].reshape(
-        len(permutations), num_groups + 1
-    )
+    chain = values[inverse.reshape(-1)].reshape(len(permutations), num_groups + 1)
     samples = np.empty((len(permutations), num_groups))
     rows = np.arange(len(permutations))[:, None]
     samples[rows, permutations] = np.diff(chain, axis=1)
@@ -244,8 +240,7 @@ def _parse_groups(layer, groups):
     if shared.size:
         owners = [n for n, p in zip(names, patterns) if p[shared[0]]]
         raise ValueError(
-            f"Groups must be disjoint; token {int(shared[0])} belongs to "
-            f"{owners}."
+            f"Groups must be disjoint; token {int(shared[0])} belongs to {owners}."
         )
     return names, patterns
 
@@ -253,9 +248,7 @@ def _parse_groups(layer, groups):
 def _permutations(num_groups, num_permutations, sampling, rng):
     """(P, G) orders of the groups and the number of independent units."""
     if sampling == "random":
-        perms = np.stack(
-            [rng.permutation(num_groups) for _ in range(num_permutations)]
-        )
+        perms = np.stack([rng.permutation(num_groups) for _ in range(num_permutations)])
         return perms, num_permutations
     if sampling == "antithetic":
         pairs = max(2, -(-num_permutations // 2))

@@ -231,15 +231,20 @@ class MIAMMasking(keras.layers.Layer):
         self.slot_embedding = None
         if self.positional_mask_tokens:
             self.slot_embedding = self.add_weight(
-                name="slot_embedding", shape=(total, self.embed_dim),
+                name="slot_embedding",
+                shape=(total, self.embed_dim),
                 initializer="zeros",
             )
         m = self.num_modalities
 
         def state(name, shape, value):
             return self.add_weight(
-                name=name, shape=shape, dtype="float32", trainable=False,
-                initializer=keras.initializers.Constant(value), autocast=False,
+                name=name,
+                shape=shape,
+                dtype="float32",
+                trainable=False,
+                initializer=keras.initializers.Constant(value),
+                autocast=False,
             )
 
         self.scores = state("scores", (m,), 1.0)
@@ -485,7 +490,7 @@ class MIAMMasking(keras.layers.Layer):
         self._check_built("dynamics_history()")
         n = int(min(keras.ops.convert_to_numpy(self.num_updates), self.history_size))
         history = keras.ops.convert_to_numpy(self.score_history)
-        return history[self.history_size - n:] if n else history[:0]
+        return history[self.history_size - n :] if n else history[:0]
 
     def dynamics_state(self):
         """The current state as numpy: scores, derivatives, ready, history."""
@@ -520,9 +525,11 @@ class MIAMMasking(keras.layers.Layer):
         seed = self.seed if seed is None else seed
         return keras.ops.convert_to_numpy(
             self.strategy.sample(
-                int(batch_size), self.num_modalities,
+                int(batch_size),
+                self.num_modalities,
                 seed=keras.random.SeedGenerator(seed),
-                state=self.dynamics(), single_token=self.single_token,
+                state=self.dynamics(),
+                single_token=self.single_token,
             )
         )
 

@@ -85,6 +85,4 @@ class MaskedBinaryCrossentropy(keras.losses.BinaryCrossentropy):
         if self.label_smoothing:
             y_true = y_true * (1.0 - self.label_smoothing)
             y_true = y_true + 0.5 * self.label_smoothing
-        return ops.binary_crossentropy(
-            y_true, y_pred, from_logits=self.from_logits
-        )
+        return ops.binary_crossentropy(y_true, y_pred, from_logits=self.from_logits)

@@ -171,9 +171,7 @@ class MultimodalTransformer(keras.Model):
             )
         for name, tokenizer in tokenizers.items():
             if not isinstance(name, str):
-                raise ValueError(
-                    f"Modality names must be strings; received {name!r}."
-                )
+                raise ValueError(f"Modality names must be strings; received {name!r}.")
             if not isinstance(tokenizer, keras.layers.Layer):
                 raise ValueError(
                     f"The tokenizer of modality '{name}' must be a Keras "
@@ -192,17 +190,14 @@ class MultimodalTransformer(keras.Model):
                 + ". Use one `embed_dim` for every tokenizer."
             )
         if task not in TASKS:
-            raise ValueError(
-                f"`task` must be one of {TASKS}; received {task!r}."
-            )
+            raise ValueError(f"`task` must be one of {TASKS}; received {task!r}.")
         if pooling not in POOLINGS:
             raise ValueError(
                 f"`pooling` must be one of {POOLINGS}; received {pooling!r}."
             )
         if isinstance(num_outputs, bool) or not isinstance(num_outputs, int):
             raise ValueError(
-                f"`num_outputs` must be a positive int; received "
-                f"{num_outputs!r}."
+                f"`num_outputs` must be a positive int; received {num_outputs!r}."
             )
         if num_outputs <= 0 or num_layers < 1 or num_heads < 1:
             raise ValueError(
@@ -364,8 +359,7 @@ class MultimodalTransformer(keras.Model):
 
         def matches(candidate):
             return len(candidate) == len(shape) and all(
-                a is None or b is None or a == b
-                for a, b in zip(candidate, shape)
+                a is None or b is None or a == b for a, b in zip(candidate, shape)
             )
 
         if not any(matches(candidate) for candidate in allowed):
@@ -412,9 +406,7 @@ class MultimodalTransformer(keras.Model):
                 `jit_compile`.
         """
         if _is_auto(optimizer):
-            optimizer = keras.optimizers.AdamW(
-                learning_rate=1e-3, weight_decay=0.01
-            )
+            optimizer = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.01)
         multilabel = self.task == "multilabel"
         if _is_auto(loss):
             loss = (

@@ -16,9 +16,7 @@ def _values_and_errors(values):
                 f"and token_shapley return); columns: {list(values.columns)}."
             )
         errors = (
-            values["std_error"].to_numpy("float64")
-            if "std_error" in values
-            else None
+            values["std_error"].to_numpy("float64") if "std_error" in values else None
         )
         return list(values.index), values["value"].to_numpy("float64"), errors
     if isinstance(values, dict):
@@ -55,9 +53,7 @@ def plot_shapley(values, ax=None, title=None, path=None):
         raise ValueError("No values to plot.")
     figure, ax = figure_and_axes(ax, (5.5, 0.9 + 0.3 * len(heights)))
     positions = np.arange(len(heights))
-    ax.barh(
-        positions, heights, xerr=errors, capsize=3 if errors is not None else 0
-    )
+    ax.barh(positions, heights, xerr=errors, capsize=3 if errors is not None else 0)
     ax.set_yticks(positions, [str(n) for n in names])
     ax.invert_yaxis()
     ax.axvline(0.0, color="0.3", linewidth=0.8)
@@ -102,9 +98,7 @@ def plot_image_contributions(
     _, heat, _ = _values_and_errors(values)
     rows, cols = (int(n) for n in grid_shape)
     if heat.size != rows * cols:
-        raise ValueError(
-            f"{heat.size} values do not fill a {rows}x{cols} patch grid."
-        )
+        raise ValueError(f"{heat.size} values do not fill a {rows}x{cols} patch grid.")
     heat = heat.reshape(rows, cols)
     figure, ax = figure_and_axes(ax, (4.8, 4.2))
     limit = float(np.nanmax(np.abs(heat))) or 1.0
@@ -117,9 +111,7 @@ def plot_image_contributions(
             low, high = np.nanmin(image), np.nanmax(image)
             image = (image - low) / (high - low) if high > low else image * 0
         extent = (0, image.shape[1], image.shape[0], 0)
-        ax.imshow(
-            image, extent=extent, cmap="gray" if image.ndim == 2 else None
-        )
+        ax.imshow(image, extent=extent, cmap="gray" if image.ndim == 2 else None)
     shown = ax.imshow(
         heat,
         cmap=cmap,
@@ -135,9 +127,7 @@ def plot_image_contributions(
     return finish(figure, path)
 
 
-def plot_time_contributions(
-    values, labels=None, ax=None, title=None, path=None
-):
+def plot_time_contributions(values, labels=None, ax=None, title=None, path=None):
     """Contributions of time segments as a curve, with a +-1 SE band.
 
     Args:
@@ -166,18 +156,14 @@ def plot_time_contributions(
     names, heights, errors = _values_and_errors(values)
     labels = names if labels is None else list(labels)
     if len(labels) != len(heights):
-        raise ValueError(
-            f"{len(labels)} labels for {len(heights)} time segments."
-        )
+        raise ValueError(f"{len(labels)} labels for {len(heights)} time segments.")
     figure, ax = figure_and_axes(ax, (max(4.5, 0.35 * len(heights)), 3.4))
     x = np.arange(len(heights))
     ax.plot(x, heights, marker="o")
     if errors is not None:
         ax.fill_between(x, heights - errors, heights + errors, alpha=0.25)
     ax.axhline(0.0, color="0.3", linewidth=0.8)
-    ax.set_xticks(
-        x, [str(label) for label in labels], rotation=45 if len(x) > 8 else 0
-    )
+    ax.set_xticks(x, [str(label) for label in labels], rotation=45 if len(x) > 8 else 0)
     ax.set_ylabel("contribution")
     if title:
         ax.set_title(title)

@@ -103,7 +103,7 @@ def plot_dynamics(history, modalities=None, metric=None, path=None):
                 # (the default log labels read "10 x 10^-1" on a narrow range).
                 span = max(2.0, finite.max(), 1.0 / finite.min())
                 ax.set_yscale("log")
-                ax.set_ylim(1.0 / span ** 1.1, span ** 1.1)
+                ax.set_ylim(1.0 / span**1.1, span**1.1)
                 plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")
                 ax.yaxis.set_major_formatter(plain)
                 ax.yaxis.set_minor_formatter(ticker.NullFormatter())
@@ -118,9 +118,7 @@ def plot_dynamics(history, modalities=None, metric=None, path=None):
 
 def _as_series(values):
     """Per-epoch values as floats, None (no value that epoch) as NaN."""
-    return np.array(
-        [np.nan if v is None else float(v) for v in values], "float64"
-    )
+    return np.array([np.nan if v is None else float(v) for v in values], "float64")
 
 
 def _score_keys(logs, modalities, metric):

@@ -168,9 +168,7 @@ def plot_strategies(
     return finish(figure, path)
 
 
-def _sample(
-    strategy_or_layer, num_modalities, num_samples, state, single_token, seed
-):
+def _sample(strategy_or_layer, num_modalities, num_samples, state, single_token, seed):
     if isinstance(strategy_or_layer, MIAMMasking):
         layer = strategy_or_layer
         if not layer.built:
@@ -184,9 +182,7 @@ def _sample(
         m = int(num_modalities)
         labels = [f"p_{i + 1}" for i in range(m)]
     if m < 2:
-        raise ValueError(
-            f"A hypercube plot needs at least 2 modalities; received {m}."
-        )
+        raise ValueError(f"A hypercube plot needs at least 2 modalities; received {m}.")
     if int(num_samples) < 1:
         raise ValueError(f"`num_samples` must be >= 1; received {num_samples}.")
     p = strategy.sample(

@@ -9,9 +9,7 @@ from keras_miam.plotting._figure import new_figure
 MEAN_ROW = "mean (all subsets)"
 
 
-def plot_subsets(
-    frame, metric=None, include_mean=True, cmap="viridis", path=None
-):
+def plot_subsets(frame, metric=None, include_mean=True, cmap="viridis", path=None):
     """Draws the metric of each input subset as an annotated heatmap.
 
     One row per subset (in the table's order), one column per model: give
@@ -53,8 +51,7 @@ def plot_subsets(
         column = metric or table.attrs.get("metric") or table.columns[-1]
         if column not in table:
             raise ValueError(
-                f"The table has no '{column}' column; columns: "
-                f"{list(table.columns)}."
+                f"The table has no '{column}' column; columns: {list(table.columns)}."
             )
         metrics.add(column)
         values = table.loc[table["kind"] == "subset", column]

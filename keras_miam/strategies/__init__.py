@@ -8,7 +8,8 @@ a config dict or an instance.
 
 import keras
 
-from keras_miam.strategies.base import MaskingStrategy, dynamics_state
+from keras_miam.strategies.base import MaskingStrategy
+from keras_miam.strategies.base import dynamics_state
 from keras_miam.strategies.beta_hypercube import BetaHypercube
 from keras_miam.strategies.constant import Constant
 from keras_miam.strategies.dirichlet import Dirichlet

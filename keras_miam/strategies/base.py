@@ -57,8 +57,9 @@ class MaskingStrategy:
     name = None
     dynamic = False
 
-    def sample(self, batch_size, num_modalities, seed=None, state=None,
-               single_token=False):
+    def sample(
+        self, batch_size, num_modalities, seed=None, state=None, single_token=False
+    ):
         """Draws p of shape (batch_size, num_modalities), float32.
 
         Args:
@@ -98,9 +99,7 @@ class MaskingStrategy:
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other):
-        return type(self) is type(other) and (
-            self.get_config() == other.get_config()
-        )
+        return type(self) is type(other) and (self.get_config() == other.get_config())
 
     def __hash__(self):
         return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))

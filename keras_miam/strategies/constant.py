@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from keras_miam.strategies.base import MaskingStrategy, check_probability
+from keras_miam.strategies.base import MaskingStrategy
+from keras_miam.strategies.base import check_probability
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
@@ -31,8 +32,9 @@ class Constant(MaskingStrategy):
     def __init__(self, rate=0.75):
         self.rate = check_probability(rate, "rate")
 
-    def sample(self, batch_size, num_modalities, seed=None, state=None,
-               single_token=False):
+    def sample(
+        self, batch_size, num_modalities, seed=None, state=None, single_token=False
+    ):
         return ops.full((batch_size, num_modalities), self.rate, "float32")
 
     def mean(self, num_modalities, state=None, single_token=False):

@@ -5,7 +5,9 @@ import math
 import keras
 from keras import ops
 
-from keras_miam.strategies.base import MaskingStrategy, as_seed, check_positive
+from keras_miam.strategies.base import MaskingStrategy
+from keras_miam.strategies.base import as_seed
+from keras_miam.strategies.base import check_positive
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
@@ -37,8 +39,9 @@ class Dirichlet(MaskingStrategy):
     def __init__(self, alpha=1.0):
         self.alpha = check_positive(alpha, "alpha")
 
-    def sample(self, batch_size, num_modalities, seed=None, state=None,
-               single_token=False):
+    def sample(
+        self, batch_size, num_modalities, seed=None, state=None, single_token=False
+    ):
         g = keras.random.gamma(
             (batch_size, num_modalities), alpha=self.alpha, seed=as_seed(seed)
         )

@@ -6,7 +6,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_miam.strategies.base import MaskingStrategy, as_seed, check_positive
+from keras_miam.strategies.base import MaskingStrategy
+from keras_miam.strategies.base import as_seed
+from keras_miam.strategies.base import check_positive
 
 # Corners are enumerated for `log_prob` (2^M of them) and encoded as integers
 # for sampling; both stay cheap well beyond the modality counts of practice.
@@ -148,13 +150,12 @@ class MIAM(MaskingStrategy):
             ops.where(kind < w_zeros + w_ones, zeros + 1.0, mixed),
         )
 
-    def sample(self, batch_size, num_modalities, seed=None, state=None,
-               single_token=False):
+    def sample(
+        self, batch_size, num_modalities, seed=None, state=None, single_token=False
+    ):
         self._check_m(num_modalities)
         seed = as_seed(seed)
-        corners = self.sample_corners(
-            batch_size, num_modalities, seed, single_token
-        )
+        corners = self.sample_corners(batch_size, num_modalities, seed, single_token)
         a, b = self.beta_parameters(num_modalities, state)
         u = keras.random.uniform(
             (batch_size, num_modalities), minval=1e-12, maxval=1.0, seed=seed

@@ -3,7 +3,9 @@
 import keras
 from keras import ops
 
-from keras_miam.strategies.base import MaskingStrategy, as_seed, check_probability
+from keras_miam.strategies.base import MaskingStrategy
+from keras_miam.strategies.base import as_seed
+from keras_miam.strategies.base import check_probability
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
@@ -33,8 +35,9 @@ class ModalityDropout(MaskingStrategy):
     def __init__(self, rate=0.5):
         self.rate = check_probability(rate, "rate")
 
-    def sample(self, batch_size, num_modalities, seed=None, state=None,
-               single_token=False):
+    def sample(
+        self, batch_size, num_modalities, seed=None, state=None, single_token=False
+    ):
         u = keras.random.uniform((batch_size, num_modalities), seed=as_seed(seed))
         return ops.cast(u < self.rate, "float32")
 

@@ -3,7 +3,9 @@
 import keras
 from keras import ops
 
-from keras_miam.strategies.base import MaskingStrategy, as_seed, check_probability
+from keras_miam.strategies.base import MaskingStrategy
+from keras_miam.strategies.base import as_seed
+from keras_miam.strategies.base import check_probability
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
@@ -65,8 +67,9 @@ class OPM(MaskingStrategy):
         q = self.q_base * (1.0 + self.strength * ops.tanh(rho - 1.0))
         return ops.clip(ops.where(rho > 1.0, q, 0.0), 0.0, 1.0)
 
-    def sample(self, batch_size, num_modalities, seed=None, state=None,
-               single_token=False):
+    def sample(
+        self, batch_size, num_modalities, seed=None, state=None, single_token=False
+    ):
         seed = as_seed(seed)
         q = self.drop_probabilities(num_modalities, state)
         execute = keras.random.uniform((1, 1), seed=seed) < self.p_exe

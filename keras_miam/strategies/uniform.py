@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from keras_miam.strategies.base import MaskingStrategy, as_seed
+from keras_miam.strategies.base import MaskingStrategy
+from keras_miam.strategies.base import as_seed
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
@@ -26,8 +27,9 @@ class Uniform(MaskingStrategy):
 
     name = "uniform"
 
-    def sample(self, batch_size, num_modalities, seed=None, state=None,
-               single_token=False):
+    def sample(
+        self, batch_size, num_modalities, seed=None, state=None, single_token=False
+    ):
         u = keras.random.uniform((batch_size, 1), seed=as_seed(seed))
         return ops.repeat(u, num_modalities, axis=1)
 

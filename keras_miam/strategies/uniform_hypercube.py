@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from keras_miam.strategies.base import MaskingStrategy, as_seed
+from keras_miam.strategies.base import MaskingStrategy
+from keras_miam.strategies.base import as_seed
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
@@ -26,11 +27,10 @@ class UniformHypercube(MaskingStrategy):
 
     name = "uniform_hypercube"
 
-    def sample(self, batch_size, num_modalities, seed=None, state=None,
-               single_token=False):
-        return keras.random.uniform(
-            (batch_size, num_modalities), seed=as_seed(seed)
-        )
+    def sample(
+        self, batch_size, num_modalities, seed=None, state=None, single_token=False
+    ):
+        return keras.random.uniform((batch_size, num_modalities), seed=as_seed(seed))
 
     def log_prob(self, p, state=None, single_token=False):
         p = ops.convert_to_tensor(p, "float32")

@@ -88,8 +88,7 @@ class ImagePatchTokenizer(Tokenizer):
             or patch_size <= 0
         ):
             raise ValueError(
-                f"`patch_size` must be a positive int; received "
-                f"{patch_size!r}."
+                f"`patch_size` must be a positive int; received {patch_size!r}."
             )
         self.patch_size = patch_size
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -148,9 +147,7 @@ class ImagePatchTokenizer(Tokenizer):
             dtype=self.dtype_policy,
             name="projection",
         )
-        self.projection.build(
-            (None, self.num_tokens, self.patch_size**2 * channels)
-        )
+        self.projection.build((None, self.num_tokens, self.patch_size**2 * channels))
         self.row_embeddings = self.add_weight(
             shape=(self.grid_shape[0], 1, self.embed_dim),
             initializer=self.embeddings_initializer,
@@ -193,9 +190,7 @@ class ImagePatchTokenizer(Tokenizer):
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             }
         )
         return config

@@ -93,8 +93,7 @@ class TabularTokenizer(Tokenizer):
             )
         if not frequency_scale > 0:
             raise ValueError(
-                "`frequency_scale` must be positive; received "
-                f"{frequency_scale!r}."
+                f"`frequency_scale` must be positive; received {frequency_scale!r}."
             )
         self.num_frequencies = num_frequencies
         self.frequency_scale = float(frequency_scale)
@@ -135,9 +134,7 @@ class TabularTokenizer(Tokenizer):
         default = keras.initializers.RandomUniform(-limit, limit)
         self.frequencies = self.add_weight(
             shape=(self.num_features, self.num_frequencies),
-            initializer=keras.initializers.TruncatedNormal(
-                stddev=self.frequency_scale
-            ),
+            initializer=keras.initializers.TruncatedNormal(stddev=self.frequency_scale),
             name="frequencies",
         )
         self.kernel = self.add_weight(

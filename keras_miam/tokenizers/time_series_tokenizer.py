@@ -111,8 +111,7 @@ class TimeSeriesTokenizer(Tokenizer):
         time, channels = shape[1], shape[2]
         if time is None or channels is None:
             raise ValueError(
-                f"{name} needs known time and channel axes; received shape "
-                f"{shape}."
+                f"{name} needs known time and channel axes; received shape {shape}."
             )
         if time % self.patch_len:
             raise ValueError(
@@ -170,9 +169,7 @@ class TimeSeriesTokenizer(Tokenizer):
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             }
         )
         return config

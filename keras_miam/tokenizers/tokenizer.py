@@ -97,12 +97,8 @@ class Tokenizer(keras.layers.Layer):
         self.embed_dim = embed_dim
         self.nodata = nodata
         if embeddings_initializer is None:
-            embeddings_initializer = keras.initializers.TruncatedNormal(
-                stddev=0.02
-            )
-        self.embeddings_initializer = keras.initializers.get(
-            embeddings_initializer
-        )
+            embeddings_initializer = keras.initializers.TruncatedNormal(stddev=0.02)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.supports_masking = True
 
     @property
@@ -128,18 +124,14 @@ class Tokenizer(keras.layers.Layer):
         )
 
     def _embed(self, values):
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement `_embed()`."
-        )
+        raise NotImplementedError(f"{type(self).__name__} must implement `_embed()`.")
 
     def _value_availability(self, values):
         """Elementwise `True` where a value is present (the rule above)."""
         # One comparison covers NaN (compares False), +-inf and nodata fills.
         available = ops.less_equal(ops.abs(values), NODATA_THRESHOLD)
         if self.nodata is not None:
-            available = ops.logical_and(
-                available, ops.not_equal(values, self.nodata)
-            )
+            available = ops.logical_and(available, ops.not_equal(values, self.nodata))
         return available
 
     def _grouped(self, inputs):

@@ -237,8 +237,10 @@ def collect_examples(data, max_examples=None, seed=0, what="Validation data"):
                 "infinite); set `max_validation_samples` to bound how much "
                 "of it is read."
             )
-        if hasattr(data, "__len__") and hasattr(data, "__getitem__") and not (
-            hasattr(data, "__iter__")
+        if (
+            hasattr(data, "__len__")
+            and hasattr(data, "__getitem__")
+            and not (hasattr(data, "__iter__"))
         ):
             batches = (data[i] for i in range(len(data)))
         else:
@@ -265,9 +267,7 @@ def collect_examples(data, max_examples=None, seed=0, what="Validation data"):
     if n == 0:
         raise ValueError(f"{what} is empty.")
     if int(np.shape(y)[0]) != n:
-        raise ValueError(
-            f"{what}: x has {n} examples but y has {np.shape(y)[0]}."
-        )
+        raise ValueError(f"{what}: x has {n} examples but y has {np.shape(y)[0]}.")
     if max_examples is not None and n > int(max_examples):
         rng = np.random.default_rng(seed)
         index = np.sort(rng.choice(n, int(max_examples), replace=False))
@@ -471,8 +471,10 @@ def iter_view_predictions(
         predictions (a numpy structure like the model's outputs) for those
         examples.
     """
-    layer = masking if isinstance(masking, MIAMMasking) else (
-        get_masking_layer(model, masking)
+    layer = (
+        masking
+        if isinstance(masking, MIAMMasking)
+        else (get_masking_layer(model, masking))
     )
     selections = list(selections)
     if not selections:
@@ -482,15 +484,13 @@ def iter_view_predictions(
     n = num_examples(x)
     sync_model_state(model)
     for first in range(0, len(selections), layer.max_views):
-        group = selections[first: first + layer.max_views]
+        group = selections[first : first + layer.max_views]
         views = range(first, first + len(group))
         v = len(group)
         b = min(views_batch_size(batch_size, v), n)
         views_model = _views_model(model, v)
         with layer.views(group):
-            for start, stop, outputs in _predict_slabs(
-                views_model, x, n, b, progress
-            ):
+            for start, stop, outputs in _predict_slabs(views_model, x, n, b, progress):
                 blocks = [
                     keras.tree.map_structure(lambda out, i=i: out[:, i], outputs)
                     for i in range(v)
@@ -533,8 +533,6 @@ def predict_views(model, x, selections, masking=None, batch_size=256):
         for view, block in zip(views, blocks):
             chunks[view].append(block)
     return [
-        keras.tree.map_structure(
-            lambda *parts: np.concatenate(parts, axis=0), *parts
-        )
+        keras.tree.map_structure(lambda *parts: np.concatenate(parts, axis=0), *parts)
         for parts in chunks
     ]
