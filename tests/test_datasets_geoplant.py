@@ -26,8 +26,8 @@ from layouts import write_geoplant_release as _write_release
 from layouts import write_metadata as _write_metadata
 
 from keras_miam.datasets import GeoPlantDataset
-from keras_miam.datasets import geoplant_utils
 from keras_miam.datasets import load_geoplant
+from keras_miam.datasets.geoplant import readers as geoplant_readers
 
 
 @pytest.fixture(scope="module")
@@ -231,13 +231,13 @@ def test_batches_are_read_lazily(tmp_path, monkeypatch):
     ds = _raw(root, modalities=("climate", "image"), batch_size=4)
     assert isinstance(ds, GeoPlantDataset) and len(ds) == 3
     calls = []
-    original = geoplant_utils.read_patch
+    original = geoplant_readers.read_patch
 
     def counting(sources, survey_id, size=None):
         calls.append(survey_id)
         return original(sources, survey_id, size)
 
-    monkeypatch.setattr("keras_miam.datasets.geoplant_dataset.read_patch", counting)
+    monkeypatch.setattr("keras_miam.datasets.geoplant.dataset.read_patch", counting)
     x, y = ds[1]
     assert calls == [int(i) for i in ds.survey_ids[4:8]]
     assert x["image"].shape == (4, SIZE, SIZE, 4) and y.shape[0] == 4
@@ -344,16 +344,16 @@ def test_errors(glc25, tmp_path):
 
 
 def test_patch_path_rule():
-    assert geoplant_utils.patch_subpath(1027998, ".tiff") == os.path.join(
+    assert geoplant_readers.patch_subpath(1027998, ".tiff") == os.path.join(
         "98", "79", "1027998.tiff"
     )
-    assert geoplant_utils.patch_subpath(5000108, ".tiff") == os.path.join(
+    assert geoplant_readers.patch_subpath(5000108, ".tiff") == os.path.join(
         "08", "01", "5000108.tiff"
     )
-    assert geoplant_utils.patch_subpath(212, ".jpeg") == os.path.join(
+    assert geoplant_readers.patch_subpath(212, ".jpeg") == os.path.join(
         "12", "2", "212.jpeg"
     )
-    assert geoplant_utils.patch_subpath(7, ".jpeg") == os.path.join("7", "7.jpeg")
+    assert geoplant_readers.patch_subpath(7, ".jpeg") == os.path.join("7", "7.jpeg")
 
 
 # ------------------------------------------------------------ real samples

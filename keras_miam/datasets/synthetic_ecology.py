@@ -5,11 +5,15 @@ import numbers
 import numpy as np
 from scipy import ndimage
 
-from keras_miam.datasets.geoplant_utils import check_modalities
+from keras_miam.datasets.checks import check_modalities
+from keras_miam.datasets.checks import positive_int
 
 MODALITIES = ("env", "climate", "landsat", "image")
 LATENTS = ("temperature", "moisture", "soil", "land_use")
 UNIQUE_LATENT = "habitat_texture"
+# With `redundancy`, the latent the image texture shares with env (only env
+# measures it among the other modalities).
+REDUNDANT_LATENT = "soil"
 IMBALANCE_PRESETS = {"strong": 3.0, "mild": 1.0}
 DEFAULT_MISSING = {"env": 0.05, "climate": 0.02, "landsat": 0.15, "image": 0.2}
 CLIMATE_CHANNELS = ("pr", "tas", "tasmax", "tasmin")
@@ -55,6 +59,7 @@ def make_synthetic_ecology(
     image_size=16,
     image_species_fraction=0.4,
     prevalence_range=(0.05, 0.5),
+    redundancy=None,
 ):
     """Generates a multimodal presence/absence dataset with a known imbalance.
 
@@ -109,6 +114,19 @@ def make_synthetic_ecology(
       low-frequency clutter field (sd 0.4) and pixel noise (sd 0.3). No
       other modality carries `h`.
 
+    Redundancy (the `redundancy` option, off by default). With a float
+    `rho` in [0, 1] the habitat latent becomes `h = rho * soil + sqrt(1 -
+    rho^2) * u`, `u` the independent draw above (so at `rho = 0` the image
+    still carries a latent of its own, and at `rho = 1` it carries only what
+    env carries: the labels are then linear in `z`), and the image's colour
+    loses its latent signal (channel means are the colour noise only). The
+    image then reveals its latent only through the grating's contrast: a
+    second-order (energy) feature with no linear shortcut, slow to learn,
+    that an image-only model can still learn, while env measures `soil`
+    linearly and near-noiselessly. This is the greedy-learning regime of
+    Wu et al. (ICML 2022) and Du et al. (ICML 2023): a joint model fits
+    env first and the image pathway is starved of gradient.
+
     Missing values are NaN. A rate `r` for a modality is the expected
     fraction of NaN entries, half from whole-modality absence and half from
     partial gaps: env, whole rows and single variables; climate and landsat,
@@ -136,6 +154,10 @@ def make_synthetic_ecology(
             respond to the habitat texture.
         prevalence_range: (low, high) with 0 < low <= high < 1, range of
             the species' target prevalences.
+        redundancy: None (the default: the scenarios above, unchanged) or
+            a float `rho` in [0, 1], the share of the habitat latent that
+            is the env latent `soil` (see "Redundancy"); the image colour
+            then carries no latent.
 
     Returns:
         `(x, y, info)`: `x` a dict {modality: float32 array}, `y` a float32
@@ -161,12 +183,12 @@ def make_synthetic_ecology(
         follow GeoPlant: Picek et al., "GeoPlant: Spatial Plant Species
         Prediction Dataset", NeurIPS 2024 Datasets and Benchmarks).
     """
-    num_examples = _positive_int(num_examples, "num_examples")
-    num_species = _positive_int(num_species, "num_species")
-    num_env_features = _positive_int(num_env_features, "num_env_features", 4)
-    climate_steps = _positive_int(climate_steps, "climate_steps")
-    landsat_steps = _positive_int(landsat_steps, "landsat_steps")
-    image_size = _positive_int(image_size, "image_size", 4)
+    num_examples = positive_int(num_examples, "num_examples")
+    num_species = positive_int(num_species, "num_species")
+    num_env_features = positive_int(num_env_features, "num_env_features", 4)
+    climate_steps = positive_int(climate_steps, "climate_steps")
+    landsat_steps = positive_int(landsat_steps, "landsat_steps")
+    image_size = positive_int(image_size, "image_size", 4)
     modalities = check_modalities(modalities, MODALITIES)
     ratio, imbalance_name = _check_imbalance(imbalance)
     rates = _check_missing(missing, modalities)
@@ -176,6 +198,7 @@ def make_synthetic_ecology(
             f"{image_species_fraction!r}."
         )
     low, high = _check_prevalence(prevalence_range)
+    rho = _check_redundancy(redundancy)
 
     species = _species_model(
         seed, num_species, ratio, image_species_fraction, low, high
@@ -183,6 +206,9 @@ def make_synthetic_ecology(
     rng = np.random.default_rng([seed, _STREAM_LATENTS])
     z = rng.standard_normal((num_examples, len(LATENTS)))
     h = rng.standard_normal(num_examples)
+    if rho is not None:
+        soil = z[:, LATENTS.index(REDUNDANT_LATENT)]
+        h = rho * soil + np.sqrt(1.0 - rho**2) * h
     logits = species["intercept"] + z @ species["env_coef"].T
     logits = logits + h[:, None] * species["image_coef"][None, :]
     rng = np.random.default_rng([seed, _STREAM_LABELS])
@@ -192,7 +218,7 @@ def make_synthetic_ecology(
         "env": lambda r: _render_env(r, z, num_env_features),
         "climate": lambda r: _render_climate(r, z, climate_steps),
         "landsat": lambda r: _render_landsat(r, z, landsat_steps),
-        "image": lambda r: _render_image(r, z, h, image_size),
+        "image": lambda r: _render_image(r, z, h, image_size, rho is None),
     }
     x, modality_info = {}, {}
     for name in modalities:
@@ -208,6 +234,12 @@ def make_synthetic_ecology(
         )
         modality_info[name] = details
 
+    if rho is not None and "image" in modality_info:
+        reveals = ([REDUNDANT_LATENT] if rho > 0 else []) + (
+            [UNIQUE_LATENT] if rho < 1 else []
+        )
+        modality_info["image"].update(reveals=reveals, unique=rho < 1)
+
     info = {
         "seed": int(seed),
         "num_examples": num_examples,
@@ -217,6 +249,9 @@ def make_synthetic_ecology(
         "weak_modality": "image" if "image" in modalities else None,
         "latents": list(LATENTS),
         "unique_latent": UNIQUE_LATENT,
+        "redundancy": None
+        if rho is None
+        else {"rho": rho, "latent": REDUNDANT_LATENT, "image_colour": False},
         "imbalance": {
             "name": imbalance_name,
             "ratio": ratio,
@@ -409,13 +444,13 @@ def _render_landsat(rng, z, steps):
     return values, details
 
 
-def _render_image(rng, z, h, size):
+def _render_image(rng, z, h, size, colour_signal=True):
     n = z.shape[0]
     means = 0.0
     for (latent, (weight, noise)), direction in zip(
         IMAGE_COLOUR_SIGNAL.items(), (IMAGE_COLOUR, IMAGE_GREENNESS)
     ):
-        colour = weight * z[:, LATENTS.index(latent)]
+        colour = weight * z[:, LATENTS.index(latent)] * float(colour_signal)
         colour = colour + noise * rng.standard_normal(n)
         means = means + colour[:, None] * np.asarray(direction)[None, :]
 
@@ -438,8 +473,10 @@ def _render_image(rng, z, h, size):
     details = {
         "kind": "image",
         "channels": list(IMAGE_CHANNELS),
-        "reveals": list(IMAGE_COLOUR_SIGNAL) + [UNIQUE_LATENT],
+        "reveals": (list(IMAGE_COLOUR_SIGNAL) if colour_signal else [])
+        + [UNIQUE_LATENT],
         "unique": True,
+        "colour_signal_on": bool(colour_signal),
         "unique_latent": UNIQUE_LATENT,
         "colour_loadings": dict(zip(IMAGE_CHANNELS, IMAGE_COLOUR)),
         "colour_signal": {
@@ -517,18 +554,6 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _positive_int(value, name, minimum=1):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < minimum
-    ):
-        raise ValueError(
-            f"`{name}` must be an integer >= {minimum}; received {value!r}."
-        )
-    return int(value)
-
-
 def _check_imbalance(imbalance):
     if isinstance(imbalance, str):
         if imbalance not in IMBALANCE_PRESETS:
@@ -576,6 +601,21 @@ def _check_missing(missing, modalities):
                 f"Missing rate for '{m}' must be in [0, 1); received {r!r}."
             )
     return rates
+
+
+def _check_redundancy(redundancy):
+    if redundancy is None:
+        return None
+    if (
+        isinstance(redundancy, numbers.Real)
+        and not isinstance(redundancy, bool)
+        and 0.0 <= redundancy <= 1.0
+    ):
+        return float(redundancy)
+    raise ValueError(
+        "`redundancy` must be None or a float in [0, 1] (the share of the "
+        f"habitat latent that is the env latent 'soil'); received {redundancy!r}."
+    )
 
 
 def _check_prevalence(prevalence_range):

@@ -1,11 +1,11 @@
 """Loads TaxaBench-8k style precomputed embeddings (one token per modality)."""
 
-import numbers
 from pathlib import Path
 
 import numpy as np
 
-from keras_miam.datasets.geoplant_utils import check_modalities
+from keras_miam.datasets.checks import check_modalities
+from keras_miam.datasets.checks import positive_int
 
 TAXABENCH_MODALITIES = (
     "location",
@@ -242,14 +242,8 @@ def _check_labels(labels, num_classes):
     if not np.all(np.isfinite(as_float)) or np.any(as_float != np.round(as_float)):
         raise ValueError("Labels must be integer class ids (no NaN or fractions).")
     labels = as_float.astype("int64")
-    if num_classes is not None and (
-        isinstance(num_classes, bool)
-        or not isinstance(num_classes, numbers.Integral)
-        or num_classes < 1
-    ):
-        raise ValueError(
-            f"`num_classes` must be a positive integer; received {num_classes!r}."
-        )
+    if num_classes is not None:
+        num_classes = positive_int(num_classes, "num_classes")
     if len(labels) and labels.min() < 0:
         raise ValueError(f"Labels must be >= 0; found {labels.min()}.")
     if num_classes is not None and len(labels) and labels.max() >= num_classes:

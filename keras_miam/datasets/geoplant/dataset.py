@@ -6,8 +6,8 @@ import warnings
 import keras
 import numpy as np
 
-from keras_miam.datasets.geoplant_utils import read_cube
-from keras_miam.datasets.geoplant_utils import read_patch
+from keras_miam.datasets.geoplant.readers import read_cube
+from keras_miam.datasets.geoplant.readers import read_patch
 
 
 class GeoPlantDataset(keras.utils.PyDataset):

@@ -1,4 +1,4 @@
-"""File-level helpers of the GeoPlant loader: names, path rules, readers."""
+"""Readers of the GeoPlant files: names, path rules, CSVs, cubes, patches."""
 
 import os
 import re
@@ -6,6 +6,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
+
+from keras_miam.datasets.checks import clean_values
 
 CLIMATE_VARIABLES = ("pr", "tas", "tasmax", "tasmin")
 LANDSAT_BANDS = ("red", "green", "blue", "nir", "swir1", "swir2")
@@ -38,64 +40,12 @@ def is_presence_only(path):
     return PRESENCE_ONLY_RE.search(normalise(path)) is not None
 
 
-def check_modalities(modalities, known):
-    """Validates a selection of modality names against the known ones.
-
-    Shared by the dataset loaders: a single name is read as a one-element
-    selection, and the order of `modalities` is kept.
-
-    Args:
-        modalities: a modality name, or a sequence of names.
-        known: sequence of the names the loader supports.
-
-    Returns:
-        The tuple of selected names.
-
-    Raises:
-        ValueError: when a name is unknown, the selection is empty or it has
-            duplicates.
-
-    Example:
-
-    >>> check_modalities("image", ("env", "image"))
-    ('image',)
-    >>> check_modalities(["env", "sound"], ("env", "image"))
-    Traceback (most recent call last):
-    ...
-    ValueError: Unknown modality name(s) ['sound']. Expected a non-empty subset of ['env', 'image'].
-    """
-    if isinstance(modalities, str):
-        modalities = (modalities,)
-    modalities = tuple(modalities)
-    if not modalities:
-        raise ValueError(
-            f"`modalities` is empty. Expected a non-empty subset of {list(known)}."
-        )
-    unknown = [m for m in modalities if m not in known]
-    if unknown:
-        raise ValueError(
-            f"Unknown modality name(s) {unknown}. Expected a non-empty subset "
-            f"of {list(known)}."
-        )
-    if len(set(modalities)) != len(modalities):
-        raise ValueError(f"`modalities` has duplicates: {list(modalities)}.")
-    return modalities
-
-
 def sniff_separator(path):
     """Reads the header line and returns ';', '\\t' or ','."""
     with open(path, encoding="utf-8", errors="replace") as f:
         header = f.readline()
     counts = {sep: header.count(sep) for sep in (";", "\t", ",")}
     return max(counts, key=counts.get) if max(counts.values()) else ","
-
-
-def clean_values(values):
-    """float32 copy with NaN for NaN, +-inf and nodata (|x| > 1e10)."""
-    values = np.asarray(values, dtype="float64")
-    bad = ~np.isfinite(values) | (np.abs(values) > 1e10)
-    values = np.where(bad, np.nan, values)
-    return values.astype("float32")
 
 
 def patch_subpath(survey_id, extension):

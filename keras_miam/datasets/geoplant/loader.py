@@ -1,26 +1,26 @@
 """Loads the GeoPlant / GeoLifeCLEF 2024-2025 presence-absence data."""
 
 import fnmatch
-import numbers
 
 import numpy as np
 import pandas as pd
 
-from keras_miam.datasets.geoplant_dataset import GeoPlantDataset
-from keras_miam.datasets.geoplant_layout import GeoPlantLayout
-from keras_miam.datasets.geoplant_utils import CLIMATE_VARIABLES
-from keras_miam.datasets.geoplant_utils import IMAGE_CHANNELS
-from keras_miam.datasets.geoplant_utils import LANDSAT_BANDS
-from keras_miam.datasets.geoplant_utils import check_modalities
-from keras_miam.datasets.geoplant_utils import clean_values
-from keras_miam.datasets.geoplant_utils import find_patch
-from keras_miam.datasets.geoplant_utils import index_cubes
-from keras_miam.datasets.geoplant_utils import read_climate_csv
-from keras_miam.datasets.geoplant_utils import read_cube
-from keras_miam.datasets.geoplant_utils import read_env_table
-from keras_miam.datasets.geoplant_utils import read_landsat_csvs
-from keras_miam.datasets.geoplant_utils import read_patch
-from keras_miam.datasets.geoplant_utils import split_family
+from keras_miam.datasets.checks import check_modalities
+from keras_miam.datasets.checks import clean_values
+from keras_miam.datasets.checks import positive_int
+from keras_miam.datasets.geoplant.dataset import GeoPlantDataset
+from keras_miam.datasets.geoplant.layout import GeoPlantLayout
+from keras_miam.datasets.geoplant.readers import CLIMATE_VARIABLES
+from keras_miam.datasets.geoplant.readers import IMAGE_CHANNELS
+from keras_miam.datasets.geoplant.readers import LANDSAT_BANDS
+from keras_miam.datasets.geoplant.readers import find_patch
+from keras_miam.datasets.geoplant.readers import index_cubes
+from keras_miam.datasets.geoplant.readers import read_climate_csv
+from keras_miam.datasets.geoplant.readers import read_cube
+from keras_miam.datasets.geoplant.readers import read_env_table
+from keras_miam.datasets.geoplant.readers import read_landsat_csvs
+from keras_miam.datasets.geoplant.readers import read_patch
+from keras_miam.datasets.geoplant.readers import split_family
 
 GEOPLANT_MODALITIES = ("env", "climate", "landsat", "image")
 SERIES_SOURCES = ("auto", "csv", "cubes")
@@ -155,10 +155,10 @@ def load_geoplant(
             f"Unknown series_source '{series_source}'; expected one of "
             f"{list(SERIES_SOURCES)}."
         )
-    batch_size = _positive_int(batch_size, "batch_size")
-    stats_sample_size = _positive_int(stats_sample_size, "stats_sample_size")
+    batch_size = positive_int(batch_size, "batch_size")
+    stats_sample_size = positive_int(stats_sample_size, "stats_sample_size")
     if image_size is not None:
-        image_size = _positive_int(image_size, "image_size")
+        image_size = positive_int(image_size, "image_size")
     if not 0.0 <= float(validation_fraction) < 1.0:
         raise ValueError(
             "`validation_fraction` must be in [0, 1); received "
@@ -167,7 +167,7 @@ def load_geoplant(
     if species is not None and num_species is not None:
         raise ValueError("Pass either `species` or `num_species`, not both.")
     if num_species is not None:
-        num_species = _positive_int(num_species, "num_species")
+        num_species = positive_int(num_species, "num_species")
     if stats is not None and not isinstance(stats, dict):
         raise ValueError(
             f"`stats` must be a dict returned by load_geoplant; received {stats!r}."
@@ -610,9 +610,3 @@ def _check_stats(stats, modalities):
             "load_geoplant(root, 'train', modalities=...) using the same "
             "modalities and pass its `.stats`."
         )
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
-    return int(value)

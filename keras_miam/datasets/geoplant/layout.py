@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from keras_miam.datasets.geoplant_utils import CUBE_RE
-from keras_miam.datasets.geoplant_utils import DIGIT_DIR_RE
-from keras_miam.datasets.geoplant_utils import LANDSAT_BANDS
-from keras_miam.datasets.geoplant_utils import SPLIT_RE
-from keras_miam.datasets.geoplant_utils import VERSION_RE
-from keras_miam.datasets.geoplant_utils import is_presence_only
-from keras_miam.datasets.geoplant_utils import normalise
-from keras_miam.datasets.geoplant_utils import read_csv
-from keras_miam.datasets.geoplant_utils import split_family
+from keras_miam.datasets.geoplant.readers import CUBE_RE
+from keras_miam.datasets.geoplant.readers import DIGIT_DIR_RE
+from keras_miam.datasets.geoplant.readers import LANDSAT_BANDS
+from keras_miam.datasets.geoplant.readers import SPLIT_RE
+from keras_miam.datasets.geoplant.readers import VERSION_RE
+from keras_miam.datasets.geoplant.readers import is_presence_only
+from keras_miam.datasets.geoplant.readers import normalise
+from keras_miam.datasets.geoplant.readers import read_csv
+from keras_miam.datasets.geoplant.readers import split_family
 
 _ROOT_HELP = (
     "a GeoPlant / GeoLifeCLEF 2024-2025 presence-absence release: a "
