@@ -11,9 +11,14 @@ learned mask token; at inference nothing is hidden except missing modalities
 and the ones you hide with `set_visible`. The model then predicts from any
 subset of its modalities. No transformer is needed.
 
-Missing data: the data loader gives zero-filled features plus one boolean
-"available" flag per modality and example; the flags go to `MIAMMasking`'s
-`mask`, so a missing modality is always replaced by the mask token.
+Missing data: missing values are NaN in the data (a single value, a whole
+modality, or a whole example). `keras_miam.layers.FillMissing` goes on each
+raw input, before the encoder: it replaces missing values by 0 (so NaN never
+reaches the encoder's `Dense` layers, whose gradients would turn their weights
+NaN) and returns one "available" flag per example, which goes to
+`MIAMMasking`'s `mask`: a missing modality is always replaced by the mask
+token. An example with nothing observed gets the model's "nothing observed"
+prediction (the fusion only ever sees finite tokens).
 
     KERAS_BACKEND=jax python examples/existing_model.py --epochs 10
 """
@@ -30,16 +35,24 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--num-examples", type=int, default=4000)
-    parser.add_argument("--num-species", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs")
+    parser.add_argument(
+        "--batch-size", type=int, default=128, help="examples per training step"
+    )
+    parser.add_argument(
+        "--num-examples", type=int, default=4000, help="synthetic examples generated"
+    )
+    parser.add_argument(
+        "--num-species", type=int, default=10, help="outputs (presence/absence)"
+    )
     parser.add_argument(
         "--strategy",
         default="miam",
         help="masking strategy (a name in keras_miam.strategies)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the data, weights and masking"
+    )
     return parser.parse_args(argv)
 
 
@@ -49,13 +62,12 @@ def make_data(num_examples, num_species=10, seed=0):
     The environment explains most of the species' presence (a dominant
     modality); the image carries a weaker signal that only it has; climate
     is partly redundant with the environment. About 10 % of the examples
-    lack each modality: their features are zero-filled and their
-    `<modality>_available` flag is False.
+    lack each modality (all its features NaN, so about 0.1 % lack all three)
+    and 2 % of the remaining values are NaN.
 
     Returns:
-        `(x, y)`: x a dict with one `(n, features)` float32 array and one
-        `(n,)` boolean availability array per modality, y `(n, num_species)`
-        0/1 float32 labels.
+        `(x, y)`: x a dict with one `(n, features)` float32 array per
+        modality, NaN where missing; y `(n, num_species)` 0/1 float32 labels.
     """
     rng = np.random.default_rng(seed)
     x = {
@@ -70,9 +82,8 @@ def make_data(num_examples, num_species=10, seed=0):
     )
     y = (rng.random(logits.shape) < 1 / (1 + np.exp(-logits))).astype("float32")
     for name in MODALITIES:
-        available = rng.random(num_examples) > 0.1
-        x[name][~available] = 0.0
-        x[f"{name}_available"] = available
+        x[name][rng.random(x[name].shape) < 0.02] = np.nan
+        x[name][rng.random(num_examples) < 0.1] = np.nan
     return x, y
 
 
@@ -80,9 +91,9 @@ def build_model(num_species, embed_dim=32, strategy="miam", seed=0):
     """The existing late-fusion model, with MIAMMasking inserted.
 
     Returns:
-        A functional `keras.Model` taking the dict of `make_data()` and
-        returning one logit per species; its masking layer is named
-        `"miam_masking"`.
+        A functional `keras.Model` taking the dict of `make_data()` (NaN =
+        missing) and returning one logit per species; its masking layer is
+        named `"miam_masking"`.
     """
     import keras
 
@@ -91,15 +102,15 @@ def build_model(num_species, embed_dim=32, strategy="miam", seed=0):
     inputs, features, available = {}, {}, {}
     for name, dim in MODALITIES.items():
         inputs[name] = keras.Input((dim,), name=name)
-        available[name] = keras.Input((), dtype="bool", name=f"{name}_available")
-        inputs[f"{name}_available"] = available[name]
-        # The existing encoder of this modality: one (batch, D) feature.
-        h = keras.layers.Dense(64, activation="relu", name=f"{name}_hidden")(
+        # New: missing values -> 0 before the encoder, plus a (batch,) flag.
+        values, available[name] = km.layers.FillMissing(name=f"{name}_fill")(
             inputs[name]
         )
+        # The existing encoder of this modality: one (batch, D) feature.
+        h = keras.layers.Dense(64, activation="relu", name=f"{name}_hidden")(values)
         features[name] = keras.layers.Dense(embed_dim, name=f"{name}_feature")(h)
 
-    # The one new layer. Every feature becomes a token: (batch, M, D) out,
+    # The new masking layer. Every feature becomes a token: (batch, M, D) out,
     # with masked and missing modalities replaced by the mask token.
     tokens, _ = km.MIAMMasking(
         list(MODALITIES), strategy=strategy, seed=seed, name="miam_masking"

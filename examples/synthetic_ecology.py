@@ -33,17 +33,27 @@ def parse_args():
         default=None,
         help="train a single strategy (shortcut for --strategies NAME)",
     )
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--num-examples", type=int, default=10000)
+    parser.add_argument(
+        "--epochs", type=int, default=12, help="training epochs per strategy"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=128, help="examples per training step"
+    )
+    parser.add_argument(
+        "--num-examples", type=int, default=10000, help="synthetic sites generated"
+    )
     parser.add_argument(
         "--imbalance",
         default="mild",
         help="'strong', 'mild' or a ratio (env : image effect scale)",
     )
-    parser.add_argument("--embed-dim", type=int, default=48)
-    parser.add_argument("--num-layers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--embed-dim", type=int, default=48, help="token size of the transformer"
+    )
+    parser.add_argument("--num-layers", type=int, default=2, help="transformer blocks")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the data, weights and masking"
+    )
     parser.add_argument(
         "--output", default="outputs/synthetic_ecology", help="output folder"
     )

@@ -46,18 +46,34 @@ def keep_mask_model(model):
 
 
 def test_the_user_model_trains(trained):
-    model, _, _, losses = trained
+    model, x, _, losses = trained
     assert isinstance(model.get_layer("miam_masking"), km.MIAMMasking)
+    assert all(np.isnan(value).any() for value in x.values())  # NaN data
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.85 * losses[0], losses
+    # NaN never reached the encoders: every weight is finite.
+    for weight in model.weights + model.optimizer.variables:
+        assert np.isfinite(keras.ops.convert_to_numpy(weight)).all(), weight.path
+
+
+def test_nothing_observed_gets_one_finite_prediction(trained):
+    model, x, _, _ = trained
+    batch = {name: value[:8].copy() for name, value in x.items()}
+    for name in batch:
+        batch[name][:4] = [np.nan, np.inf, -3.4e38, np.nan][list(batch).index(name)]
+    logits = keras.ops.convert_to_numpy(model(batch, training=False))
+    assert np.isfinite(logits).all()
+    np.testing.assert_allclose(logits[1:4], np.repeat(logits[:1], 3, 0), atol=1e-6)
+    assert not np.allclose(logits[4], logits[0], atol=1e-4)
 
 
 def test_masking_applies_during_training_only(trained):
     model, x, _, _ = trained
     batch = {name: value[:256] for name, value in x.items()}
     available = np.stack(
-        [batch[f"{name}_available"] for name in example.MODALITIES], axis=1
+        [~np.isnan(batch[name]).all(axis=1) for name in example.MODALITIES], axis=1
     )
+    assert not available.all()
     keep = keep_mask_model(model)
     # Inference: exactly the available modalities are visible.
     at_inference = keras.ops.convert_to_numpy(keep(batch, training=False))
@@ -76,11 +92,18 @@ def test_masking_applies_during_training_only(trained):
 def test_missing_modality_is_the_mask_token(trained):
     model, x, _, _ = trained
     batch = {name: value[:8].copy() for name, value in x.items()}
-    batch["image_available"][:] = False
-    hidden = keras.ops.convert_to_numpy(model(batch, training=False))
-    batch["image"][:] = 123.0  # whatever a missing modality's values are
+    masking = model.get_layer("miam_masking")
+    masking.set_visible(["env", "climate"])
+    try:
+        hidden = keras.ops.convert_to_numpy(model(batch, training=False))
+    finally:
+        masking.reset_visible()
+    batch["image"][:] = np.nan  # missing in the data = hidden
+    missing = keras.ops.convert_to_numpy(model(batch, training=False))
+    np.testing.assert_allclose(missing, hidden, rtol=1e-6, atol=1e-6)
+    batch["image"][:] = -3.4e38  # any missing marker
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(model(batch, training=False)), hidden
+        keras.ops.convert_to_numpy(model(batch, training=False)), missing, atol=1e-6
     )
 
 
@@ -94,3 +117,4 @@ def test_script_help_lists_options():
     )
     assert "--epochs" in result.stdout
     assert "MIAMMasking" in result.stdout
+    assert "(default: 10)" in result.stdout  # defaults are shown
