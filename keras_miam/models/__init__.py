@@ -2,6 +2,12 @@
 
 from keras_miam.models.masked_auc import MaskedAUC
 from keras_miam.models.masked_binary_crossentropy import MaskedBinaryCrossentropy
+from keras_miam.models.multimodal_pretrainer import MultimodalPretrainer
 from keras_miam.models.multimodal_transformer import MultimodalTransformer
 
-__all__ = ["MaskedAUC", "MaskedBinaryCrossentropy", "MultimodalTransformer"]
+__all__ = [
+    "MaskedAUC",
+    "MaskedBinaryCrossentropy",
+    "MultimodalPretrainer",
+    "MultimodalTransformer",
+]
