@@ -6,7 +6,9 @@
 - `split_dataset`: seeded train/validation/test split of array datasets.
 - `load_geoplant`: the GeoPlant / GeoLifeCLEF 2024-2025 presence-absence
   release, streamed as a `keras.utils.PyDataset` (`GeoPlantDataset`).
-  `available_modalities` lists the modalities a release has files for.
+  `available_modalities` lists the modalities a release has files for;
+  `prepare_geoplant` reads a release once into a memory-mapped cache that
+  `load_geoplant(cache_dir=...)` streams from.
   The loader, dataset, layout and file readers live in `datasets.geoplant`.
 - `load_taxabench`: TaxaBench-8k style per-modality embeddings and labels.
 
@@ -14,20 +16,24 @@ Shared input checks (`check_modalities`, `positive_int`, the `|x| > 1e10`
 nodata rule of `clean_values`) live in `datasets.checks`.
 """
 
+from keras_miam.datasets.geoplant import GeoPlantCacheError
 from keras_miam.datasets.geoplant import GeoPlantDataset
 from keras_miam.datasets.geoplant import GeoPlantLayout
 from keras_miam.datasets.geoplant import available_modalities
 from keras_miam.datasets.geoplant import load_geoplant
+from keras_miam.datasets.geoplant import prepare_geoplant
 from keras_miam.datasets.split_dataset import split_dataset
 from keras_miam.datasets.synthetic_ecology import make_synthetic_ecology
 from keras_miam.datasets.taxabench import load_taxabench
 
 __all__ = [
+    "GeoPlantCacheError",
     "GeoPlantDataset",
     "GeoPlantLayout",
     "available_modalities",
     "load_geoplant",
     "load_taxabench",
     "make_synthetic_ecology",
+    "prepare_geoplant",
     "split_dataset",
 ]

@@ -60,6 +60,7 @@ def make_synthetic_ecology(
     image_species_fraction=0.4,
     prevalence_range=(0.05, 0.5),
     redundancy=None,
+    image_code="texture",
 ):
     """Generates a multimodal presence/absence dataset with a known imbalance.
 
@@ -125,7 +126,14 @@ def make_synthetic_ecology(
     that an image-only model can still learn, while env measures `soil`
     linearly and near-noiselessly. This is the greedy-learning regime of
     Wu et al. (ICML 2022) and Du et al. (ICML 2023): a joint model fits
-    env first and the image pathway is starved of gradient.
+    env first and the image pathway is starved of gradient. With
+    `image_code="product"` the grating's contrast is constant instead and
+    `h` is written as a product code in the colour: the channel means are
+    `sigma + N(0, 0.5^2)` along `IMAGE_COLOUR` and `sigma * h + N(0,
+    0.5^2)` along `IMAGE_GREENNESS`, `sigma = +-1` a random sign per site,
+    so each direction alone is uncorrelated with `h` (no linear shortcut)
+    and their product reveals it (an XOR-like, second-order feature,
+    faster to learn than the grating's energy).
 
     Missing values are NaN. A rate `r` for a modality is the expected
     fraction of NaN entries, half from whole-modality absence and half from
@@ -158,6 +166,9 @@ def make_synthetic_ecology(
             a float `rho` in [0, 1], the share of the habitat latent that
             is the env latent `soil` (see "Redundancy"); the image colour
             then carries no latent.
+        image_code: with `redundancy`, how the image shows `h`: "texture"
+            (the grating's contrast, the default) or "product" (a product
+            code of two colour directions; see "Redundancy").
 
     Returns:
         `(x, y, info)`: `x` a dict {modality: float32 array}, `y` a float32
@@ -199,6 +210,15 @@ def make_synthetic_ecology(
         )
     low, high = _check_prevalence(prevalence_range)
     rho = _check_redundancy(redundancy)
+    if image_code not in ("texture", "product"):
+        raise ValueError(
+            f"`image_code` must be 'texture' or 'product'; received {image_code!r}."
+        )
+    if image_code != "texture" and rho is None:
+        raise ValueError(
+            "`image_code` other than 'texture' needs `redundancy` (a float in "
+            f"[0, 1]); received image_code={image_code!r} with redundancy=None."
+        )
 
     species = _species_model(
         seed, num_species, ratio, image_species_fraction, low, high
@@ -218,7 +238,7 @@ def make_synthetic_ecology(
         "env": lambda r: _render_env(r, z, num_env_features),
         "climate": lambda r: _render_climate(r, z, climate_steps),
         "landsat": lambda r: _render_landsat(r, z, landsat_steps),
-        "image": lambda r: _render_image(r, z, h, image_size, rho is None),
+        "image": lambda r: _render_image(r, z, h, image_size, rho is None, image_code),
     }
     x, modality_info = {}, {}
     for name in modalities:
@@ -251,7 +271,12 @@ def make_synthetic_ecology(
         "unique_latent": UNIQUE_LATENT,
         "redundancy": None
         if rho is None
-        else {"rho": rho, "latent": REDUNDANT_LATENT, "image_colour": False},
+        else {
+            "rho": rho,
+            "latent": REDUNDANT_LATENT,
+            "image_colour": False,
+            "image_code": image_code,
+        },
         "imbalance": {
             "name": imbalance_name,
             "ratio": ratio,
@@ -444,7 +469,7 @@ def _render_landsat(rng, z, steps):
     return values, details
 
 
-def _render_image(rng, z, h, size, colour_signal=True):
+def _render_image(rng, z, h, size, colour_signal=True, code="texture"):
     n = z.shape[0]
     means = 0.0
     for (latent, (weight, noise)), direction in zip(
@@ -453,6 +478,16 @@ def _render_image(rng, z, h, size, colour_signal=True):
         colour = weight * z[:, LATENTS.index(latent)] * float(colour_signal)
         colour = colour + noise * rng.standard_normal(n)
         means = means + colour[:, None] * np.asarray(direction)[None, :]
+
+    if code == "product":
+        sign = rng.choice([-1.0, 1.0], n)
+        means = means + (sign + 0.5 * rng.standard_normal(n))[:, None] * np.asarray(
+            IMAGE_COLOUR
+        )
+        means = means + (sign * h + 0.5 * rng.standard_normal(n))[:, None] * np.asarray(
+            IMAGE_GREENNESS
+        )
+        h = np.zeros_like(h)  # constant contrast: the grating shows nothing
 
     theta = rng.uniform(0.0, np.pi, n)
     phase = rng.uniform(0.0, 2 * np.pi, n)

@@ -12,6 +12,8 @@ Modules: `loader` (load_geoplant), `dataset` (GeoPlantDataset), `layout`
 (prepare_geoplant and the cache reader).
 """
 
+from keras_miam.datasets.geoplant.cache import GeoPlantCacheError
+from keras_miam.datasets.geoplant.cache import prepare_geoplant
 from keras_miam.datasets.geoplant.dataset import GeoPlantDataset
 from keras_miam.datasets.geoplant.layout import GeoPlantLayout
 from keras_miam.datasets.geoplant.loader import GEOPLANT_MODALITIES
@@ -20,8 +22,10 @@ from keras_miam.datasets.geoplant.loader import load_geoplant
 
 __all__ = [
     "GEOPLANT_MODALITIES",
+    "GeoPlantCacheError",
     "GeoPlantDataset",
     "GeoPlantLayout",
     "available_modalities",
     "load_geoplant",
+    "prepare_geoplant",
 ]

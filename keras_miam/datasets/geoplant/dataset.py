@@ -31,8 +31,10 @@ class GeoPlantDataset(keras.utils.PyDataset):
     Args:
         survey_ids: int array (N,), the surveys, in order.
         modalities: tuple of modality names (keys of the batches).
-        labels: float32 array (N, K) or None.
-        tables: dict {modality: float32 array (N, ...)} of in-memory inputs.
+        labels: float32 array (N, K), an object indexed the same way
+            (rows -> `(len(rows), K)` float32 array), or None.
+        tables: dict {modality: float32 array (M, ...)} of inputs held in
+            memory or memory-mapped (the cache of `prepare_geoplant`).
         cubes: dict {modality: (dict surveyId -> cube path, num_steps)}.
         image_sources: list of (kind, folder, extension) for the patches.
         image_size: int, height and width of the patches.
@@ -42,6 +44,9 @@ class GeoPlantDataset(keras.utils.PyDataset):
         shuffle: bool, reshuffle the surveys (seeded) at every epoch.
         seed: int, seed of the shuffling.
         drop_remainder: bool, drop the last incomplete batch.
+        source_rows: optional int array (N,), the row of each survey in
+            `tables` (e.g. the training part of a cached
+            split); default: row i for survey i (M = N).
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size`, as in
             `keras.utils.PyDataset`.
 
@@ -72,6 +77,7 @@ class GeoPlantDataset(keras.utils.PyDataset):
         shuffle=False,
         seed=0,
         drop_remainder=False,
+        source_rows=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -87,6 +93,9 @@ class GeoPlantDataset(keras.utils.PyDataset):
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.drop_remainder = bool(drop_remainder)
+        self.source_rows = (
+            None if source_rows is None else np.asarray(source_rows, "int64")
+        )
         # Set by load_geoplant: label species, survey metadata, env columns.
         self.species = None
         self.surveys = None
@@ -130,14 +139,15 @@ class GeoPlantDataset(keras.utils.PyDataset):
                 f"Batch index {index} out of range for {len(self)} batches."
             )
         rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
-        x = {name: self._modality(name, rows) for name in self.modalities}
+        source = rows if self.source_rows is None else self.source_rows[rows]
+        x = {name: self._modality(name, rows, source) for name in self.modalities}
         if self.labels is None:
             return x
         return x, self.labels[rows]
 
-    def _modality(self, name, rows):
+    def _modality(self, name, rows, source):
         if name in self.tables:
-            values = self.tables[name][rows]
+            values = np.asarray(self.tables[name][source])
         elif name in self.cubes:
             index, steps = self.cubes[name]
             channels = 4 if name == "climate" else 6

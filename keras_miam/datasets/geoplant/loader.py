@@ -28,9 +28,9 @@ _CHANNELS = {"climate": CLIMATE_VARIABLES, "landsat": LANDSAT_BANDS}
 
 
 def load_geoplant(
-    root,
+    root=None,
     split="train",
-    modalities=GEOPLANT_MODALITIES,
+    modalities=None,
     species=None,
     num_species=None,
     batch_size=128,
@@ -47,6 +47,7 @@ def load_geoplant(
     workers=1,
     use_multiprocessing=False,
     max_queue_size=10,
+    cache_dir=None,
 ):
     """Streams a split of the GeoPlant presence-absence surveys as batches.
 
@@ -95,11 +96,20 @@ def load_geoplant(
     keyed by patchID / timeSerieID) are out of scope: they are ignored, and
     a root holding only them is reported as such.
 
+    With `cache_dir`, the batches are read from the memory-mapped cache
+    written once by `prepare_geoplant` instead (the same values, without
+    decoding any file; see `keras_miam.datasets.geoplant.cache`); `root`
+    may then be None, and when given, the cache is checked against the
+    release's files (a stale, truncated or unfinished cache raises
+    `GeoPlantCacheError`, naming what is wrong). `series_source` and
+    `image_size` are those the cache was prepared with.
+
     Args:
-        root: path of the release folder.
+        root: path of the release folder (optional with `cache_dir`).
         split: "train", "val", or a split of the release's metadata (e.g.
             "test", "test_iid", "test_ood", "test_glc25").
         modalities: names among "env", "climate", "landsat", "image".
+            Defaults to all four (with `cache_dir`: those cached).
         species: optional list of speciesId to predict (label columns in
             that order). Default: `stats["species"]` when given, else the
             `num_species` most frequent species of the training part.
@@ -126,6 +136,7 @@ def load_geoplant(
         workers: int, as in `keras.utils.PyDataset`.
         use_multiprocessing: bool, as in `keras.utils.PyDataset`.
         max_queue_size: int, as in `keras.utils.PyDataset`.
+        cache_dir: optional path of a `prepare_geoplant` cache to read from.
 
     Returns:
         A `GeoPlantDataset` (a `keras.utils.PyDataset`) yielding
@@ -149,6 +160,35 @@ def load_geoplant(
         Picek et al., "GeoPlant: Spatial Plant Species Prediction Dataset",
         NeurIPS 2024 Datasets and Benchmarks.
     """
+    if cache_dir is not None:
+        from keras_miam.datasets.geoplant.cache import load_cached
+
+        return load_cached(
+            cache_dir,
+            split,
+            root=root,
+            modalities=modalities,
+            species=species,
+            num_species=num_species,
+            batch_size=batch_size,
+            stats=stats,
+            normalize=normalize,
+            validation_fraction=validation_fraction,
+            seed=seed,
+            shuffle=shuffle,
+            env_columns=env_columns,
+            series_source=series_source,
+            image_size=image_size,
+            stats_sample_size=stats_sample_size,
+            drop_remainder=drop_remainder,
+            workers=workers,
+            use_multiprocessing=use_multiprocessing,
+            max_queue_size=max_queue_size,
+        )
+    if root is None:
+        raise ValueError("Pass the release folder `root`, or a `cache_dir`.")
+    if modalities is None:
+        modalities = GEOPLANT_MODALITIES
     modalities = check_modalities(modalities, GEOPLANT_MODALITIES)
     if series_source not in SERIES_SOURCES:
         raise ValueError(
@@ -304,15 +344,8 @@ def _split_metadata(layout, split, validation_fraction, seed):
     train_rows = _clean_metadata(layout.read_metadata("train"))
     if carve:
         survey_ids = np.unique(train_rows["surveyId"].to_numpy())
-        num_val = int(round(validation_fraction * len(survey_ids)))
-        num_val = min(max(num_val, 1), len(survey_ids) - 1)
-        if num_val < 1 and split == "val":
-            raise ValueError(
-                "Cannot hold out a validation part from a training split of "
-                f"{len(survey_ids)} survey(s); use another split."
-            )
-        order = np.random.default_rng(seed).permutation(len(survey_ids))
-        is_val = train_rows["surveyId"].isin(survey_ids[order[:num_val]])
+        val_ids = validation_ids(survey_ids, validation_fraction, seed, split)
+        is_val = train_rows["surveyId"].isin(val_ids)
         val_rows = train_rows[is_val]
         train_rows = train_rows[~is_val]
         if split == "val":
@@ -320,6 +353,29 @@ def _split_metadata(layout, split, validation_fraction, seed):
     if split == "train":
         return train_rows, train_rows
     return _clean_metadata(layout.read_metadata(split)), train_rows
+
+
+def validation_ids(survey_ids, validation_fraction, seed, split="val"):
+    """The training surveys held out as "val" (a seeded random part).
+
+    Args:
+        survey_ids: sorted unique int array, the training split's surveys.
+        validation_fraction: float in (0, 1).
+        seed: int.
+        split: str, the split being loaded (for the error message).
+
+    Returns:
+        The int array of held-out survey ids.
+    """
+    num_val = int(round(validation_fraction * len(survey_ids)))
+    num_val = min(max(num_val, 1), len(survey_ids) - 1)
+    if num_val < 1 and split == "val":
+        raise ValueError(
+            "Cannot hold out a validation part from a training split of "
+            f"{len(survey_ids)} survey(s); use another split."
+        )
+    order = np.random.default_rng(seed).permutation(len(survey_ids))
+    return survey_ids[order[:num_val]]
 
 
 def _clean_metadata(rows):
@@ -540,8 +596,9 @@ def _compute_stats(sources, ids, modalities, sample_size, seed):
             steps = values.shape[1]
             values = values.reshape(-1, values.shape[-1])
         else:
-            index, steps = sources["cubes"][kind]
-            cubes = [read_cube(index[s], kind) for s in sample if s in index]
+            steps = sources["cubes"][kind][1]
+            cubes = [_read_sample(sources, kind, s) for s in sample]
+            cubes = [c for c in cubes if c is not None]
             values = (
                 np.concatenate(cubes)
                 if cubes
@@ -562,7 +619,7 @@ def _compute_stats(sources, ids, modalities, sample_size, seed):
         count = np.zeros(4)
         num_images = 0
         for survey in sample:
-            patch = read_patch(sources["image_sources"], int(survey), size)
+            patch = _read_sample(sources, "image", survey)
             flat = patch.reshape(-1, 4).astype("float64")
             ok = np.isfinite(flat)
             if ok.any():
@@ -582,8 +639,24 @@ def _compute_stats(sources, ids, modalities, sample_size, seed):
     return stats
 
 
+def _read_sample(sources, kind, survey):
+    """One survey's cube (None when absent) or (size, size, 4) patch.
+
+    Read from the release's files, or through `sources["read_sample"]`
+    (the cache: rows of its arrays).
+    """
+    if "read_sample" in sources:
+        return sources["read_sample"](kind, int(survey))
+    if kind == "image":
+        return read_patch(sources["image_sources"], int(survey), sources["image_size"])
+    index = sources["cubes"][kind][0]
+    return read_cube(index[survey], kind) if survey in index else None
+
+
 def _moments(values, axis):
-    values = np.asarray(values, "float64")
+    # Contiguous: the sums (and their rounding) do not depend on the layout
+    # of the arrays read (release files or cache).
+    values = np.ascontiguousarray(values, "float64")
     ok = np.isfinite(values)
     count = ok.sum(axis=axis)
     total = np.where(ok, values, 0.0).sum(axis=axis)
