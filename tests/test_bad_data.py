@@ -246,9 +246,20 @@ def test_wrong_shapes_raise_errors_naming_the_input(kind, case):
 @pytest.mark.parametrize("kind", list(BUILDERS))
 def test_strings_are_refused_with_the_dtype_named(kind):
     model = fresh(kind)
-    x, _ = make_data(BATCH)
-    with pytest.raises((ValueError, TypeError), match="dtype|str|string"):
-        model.predict({**x, "env": x["env"].astype(str)}, batch_size=BATCH, verbose=0)
+    x, y = make_data(BATCH)
+    strings = {**x, "env": x["env"].astype(str)}
+    # The transformer names the input; a functional model gets Keras' data
+    # adapter message ("Invalid dtype: str32"), which names only the dtype.
+    message = (
+        r"input 'env' of `x` must hold numbers .*received dtype <U"
+        if kind == "transformer"
+        else "dtype|str|string"
+    )
+    with pytest.raises((ValueError, TypeError), match=message):
+        model.predict(strings, batch_size=BATCH, verbose=0)
+    if kind == "transformer":
+        with pytest.raises(ValueError, match=r"targets `y` must hold numbers"):
+            model.fit(x, y.astype(str), batch_size=BATCH, verbose=0)
 
 
 def wrong_width_message(width, num_outputs=3):
@@ -256,7 +267,7 @@ def wrong_width_message(width, num_outputs=3):
     return (
         rf"MultimodalTransformer\(task='multilabel', num_outputs={num_outputs}\) "
         rf"expects targets of shape \(batch, {num_outputs}\).*"
-        rf"received targets of shape {received}"
+        rf"received targets.* of shape {received}"
     )
 
 
@@ -315,7 +326,14 @@ def test_labels_of_the_wrong_width_raise_a_clear_error_functional(width):
 def test_batch_sizes_that_disagree_across_modalities_raise_a_clear_error(kind):
     model = fresh(kind)
     x, y = make_data(BATCH)
-    with pytest.raises(ValueError, match="cardinality|sizes"):
+    # The transformer names each modality's size; Keras: "Data cardinality".
+    message = (
+        r"same number of examples for every modality of `x`; received "
+        r"'env': 8, 'series': 16, 'image': 16\."
+        if kind == "transformer"
+        else "cardinality"
+    )
+    with pytest.raises(ValueError, match=message):
         model.fit({**x, "env": x["env"][:8]}, y, batch_size=BATCH, epochs=1, verbose=0)
 
 
@@ -475,3 +493,195 @@ def test_limit_nan_fed_to_user_layers_before_the_masking_poisons_them():
     assert not np.all(np.isfinite(kernel))  # ... the upstream layer is not
     assert np.all(np.isfinite(ops.convert_to_numpy(model.get_layer("dense_a").kernel)))
     assert np.all(np.isfinite(model.predict(data, verbose=0)))  # silently
+
+
+# ----------------------------------------------------------------------------
+# Refused calls: raised before any compiled step, the model left as it was.
+# ----------------------------------------------------------------------------
+REFUSED_FITS = {
+    # name: (change of (x, y), message)
+    "label_width": (
+        lambda x, y: (x, np.zeros((BATCH, 4), "float32")),
+        r"expects targets of shape \(batch, 3\).*received targets `y` of shape "
+        r"\(16, 4\)",
+    ),
+    "labels_1d": (
+        lambda x, y: (x, y[:, 0]),
+        r"expects targets of shape \(batch, 3\).*of shape \(16,\)",
+    ),
+    "label_rows": (
+        lambda x, y: (x, y[:8]),
+        r"targets `y` has 8 rows for 16 examples",
+    ),
+    "inf_labels": (
+        lambda x, y: (x, np.where(y > 0, np.inf, 0.0)),
+        r"targets `y` must be 0/1, or NaN .* infinite",
+    ),
+    "string_labels": (
+        lambda x, y: (x, y.astype(str)),
+        r"targets `y` must hold numbers.*dtype <U",
+    ),
+    "features": (
+        lambda x, y: ({**x, "env": x["env"][:, :4]}, y),
+        r"'env_tokens' was built for 5 features; received shape \(16, 4\)",
+    ),
+    "string_inputs": (
+        lambda x, y: ({**x, "image": x["image"].astype(str)}, y),
+        r"input 'image' of `x` must hold numbers",
+    ),
+    "missing_modality": (
+        lambda x, y: ({k: x[k] for k in ("env", "image")}, y),
+        r"missing: \['series'\]",
+    ),
+    "empty": (
+        lambda x, y: ({k: v[:0] for k, v in x.items()}, y[:0]),
+        r"fit\(\) received 0 examples in `x`",
+    ),
+}
+
+
+def trained_transformer():
+    """A transformer after one `fit` (its compiled train step exists)."""
+    keras.utils.set_random_seed(0)
+    model = build_transformer()
+    x, y = make_data(BATCH)
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def transformer_after_fit():
+    return trained_transformer()
+
+
+@pytest.mark.parametrize("case", list(REFUSED_FITS))
+def test_a_refused_fit_leaves_the_transformer_intact(transformer_after_fit, case):
+    """Every backend, JAX included (where Keras loses a model's weights when
+    a compiled step raises): the refusal comes before any step, with a
+    message naming the input; predictions are unchanged afterwards (TF
+    used to apply part of the refused step) and the model trains on."""
+    model = transformer_after_fit
+    x, y = make_data(BATCH)
+    before = predict(model, x)
+    weights = [ops.convert_to_numpy(v) for v in model.weights]
+    bad_x, bad_y = REFUSED_FITS[case][0](x, y)
+    with pytest.raises(ValueError, match=re.compile(REFUSED_FITS[case][1], re.S)):
+        model.fit(bad_x, bad_y, batch_size=BATCH, epochs=1, verbose=0)
+    np.testing.assert_array_equal(predict(model, x), before)
+    for v, value in zip(model.weights, weights):
+        np.testing.assert_array_equal(ops.convert_to_numpy(v), value)
+    # The other entry points refuse the same way.
+    with pytest.raises(
+        ValueError,
+        match=re.compile(REFUSED_FITS[case][1].replace("fit", "evaluate"), re.S),
+    ):
+        model.evaluate(bad_x, bad_y, batch_size=BATCH, verbose=0)
+    with pytest.raises(ValueError):
+        model.train_on_batch(bad_x, bad_y)
+    np.testing.assert_array_equal(predict(model, x), before)
+
+
+def test_the_transformer_survives_an_error_inside_a_compiled_step():
+    """Errors the checks cannot see beforehand (here a generator, read only
+    by the step) still leave the model usable on JAX: the variables Keras
+    moved into the step's state are put back."""
+    model = trained_transformer()
+    x, y = make_data(BATCH)
+    before = predict(model, x)
+
+    def batches():
+        yield {**x, "env": x["env"][:, :4]}, y
+
+    with pytest.raises(ValueError, match="env"):
+        model.fit(batches(), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="env"):
+        model.predict((b[0] for b in batches()), verbose=0)
+    np.testing.assert_allclose(predict(model, x), before, rtol=1e-6, atol=1e-7)
+    history = model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert weights_finite(model)
+
+
+def test_a_dataset_with_the_wrong_spec_is_refused_before_training():
+    """A tf.data.Dataset is checked through its element spec (no batch read)."""
+    tf = pytest.importorskip("tensorflow")
+    model = trained_transformer()
+    x, y = make_data(BATCH)
+    before = predict(model, x)
+    wide = tf.data.Dataset.from_tensor_slices((x, np.zeros((BATCH, 5), "float32")))
+    with pytest.raises(
+        ValueError, match=r"targets of the dataset of shape \(None, 5\)"
+    ):
+        model.fit(wide.batch(BATCH), epochs=1, verbose=0)
+    narrow = tf.data.Dataset.from_tensor_slices(({**x, "env": x["env"][:, :4]}, y))
+    with pytest.raises(ValueError, match=r"built for 5 features"):
+        model.fit(narrow.batch(BATCH), epochs=1, verbose=0)
+    np.testing.assert_array_equal(predict(model, x), before)
+
+
+def test_validation_data_is_checked_before_training(transformer_after_fit):
+    model = transformer_after_fit
+    x, y = make_data(BATCH)
+    before = predict(model, x)
+    with pytest.raises(
+        ValueError, match=r"received targets of `validation_data` of shape \(16, 2\)"
+    ):
+        model.fit(
+            x, y, validation_data=(x, y[:, :2]), batch_size=BATCH, epochs=1, verbose=0
+        )
+    np.testing.assert_array_equal(predict(model, x), before)
+
+
+def test_empty_data_transformer(transformer_after_fit):
+    model = transformer_after_fit
+    x, y = make_data(BATCH)
+    empty = {k: v[:0] for k, v in x.items()}
+    assert model.predict(empty, verbose=0).shape == (0, 3)
+    assert model.predict_on_batch(empty).shape == (0, 3)
+    with pytest.raises(ValueError, match=r"evaluate\(\) received 0 examples"):
+        model.evaluate(empty, y[:0], verbose=0)
+
+
+def test_class_ids_out_of_range_are_refused():
+    model = km.models.MultimodalTransformer(
+        tokenizers(), num_outputs=3, task="multiclass", num_layers=1, num_heads=2
+    )
+    model.compile(jit_compile=JIT)
+    x, _ = make_data(BATCH)
+    ids = np.arange(BATCH) % 4  # 3 is not a class of 3
+    with pytest.raises(
+        ValueError, match=r"class ids in \[0, 3\); received \[3, 3, 3, 3\]"
+    ):
+        model.fit(x, ids, batch_size=BATCH, verbose=0)
+    history = model.fit(x, ids % 3, batch_size=BATCH, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def test_one_output_accepts_1d_labels():
+    """1-D labels are the natural form for one output (no unknown-rank crash
+    in the traced check on TF)."""
+    model = km.models.MultimodalTransformer(
+        tokenizers(), num_outputs=1, num_layers=1, num_heads=2, seed=0
+    )
+    model.compile(jit_compile=JIT)
+    x, y = make_data(BATCH)
+    for _ in range(2):
+        history = model.fit(x, y[:, 0], batch_size=BATCH, verbose=0)
+        assert np.isfinite(history.history["loss"]).all()
+
+
+def test_workaround_for_a_functional_model_that_keras_empties():
+    """The workaround documented for a user's functional model (Keras' JAX
+    trainer empties its variables when a compiled step raises): keep the
+    weights before the call, put them back after a refusal."""
+    model = fresh("functional")
+    x, _ = make_data(BATCH)
+    before = predict(model, x)
+    # Every variable (weights, random-generator states), not only weights.
+    values = [v.value for v in model.variables]
+    try:
+        model.predict({**x, "env": x["env"][:, :4]}, batch_size=BATCH, verbose=0)
+    except ValueError:
+        for variable, value in zip(model.variables, values):
+            variable.assign(value)
+    np.testing.assert_allclose(predict(model, x), before, rtol=1e-6)

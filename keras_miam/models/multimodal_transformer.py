@@ -2,9 +2,11 @@
 
 import keras
 import keras_hub
+import numpy as np
 from keras import ops
 
 from keras_miam.layers.miam_masking import MIAMMasking
+from keras_miam.layers.visible_mean_pooling import visible_mean
 from keras_miam.models.masked_auc import MaskedAUC
 from keras_miam.models.masked_binary_crossentropy import MaskedBinaryCrossentropy
 
@@ -14,6 +16,59 @@ POOLINGS = ("mean", "cls")
 
 def _is_auto(value):
     return isinstance(value, str) and value == "auto"
+
+
+# Input and target dtypes the model accepts (cast to float by the tokenizers).
+NUMERIC_KINDS = ("b", "i", "u", "f")
+
+
+def _static_shape(x):
+    """`x`'s shape as a tuple (None for unknown dimensions), or None when
+    the rank itself is unknown (a TF tensor or spec of unknown rank)."""
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        return None
+    try:
+        return tuple(None if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):
+        return None
+
+
+def _dtype_kind(x):
+    """numpy's dtype kind of an array, tensor or spec ('f', 'i', 'U', ...)."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        return np.asarray(x).dtype.kind
+    name = getattr(dtype, "name", None) or str(dtype)
+    name = name.replace("torch.", "")
+    if name in ("string", "str"):
+        return "U"
+    try:
+        return np.dtype(keras.backend.standardize_dtype(name)).kind
+    except (TypeError, ValueError):
+        try:
+            return np.dtype(name).kind
+        except TypeError:
+            return "O"
+
+
+def _is_array_like(x):
+    """numpy arrays, backend tensors and nested lists (not datasets)."""
+    return (
+        isinstance(x, (np.ndarray, list, tuple, int, float))
+        or keras.ops.is_tensor(x)
+        or type(x).__module__.startswith("jax")
+    )
+
+
+def _dataset_spec(x):
+    """A tf.data.Dataset's element spec (cheap: no batch is read), else None."""
+    spec = getattr(x, "element_spec", None)
+    if spec is None:
+        return None
+    if isinstance(spec, tuple):
+        return spec + (None,) * (2 - len(spec))
+    return spec, None
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
@@ -53,9 +108,28 @@ class MultimodalTransformer(keras.Model):
       `(batch,)` or `(batch, 1)` (use the loss's `ignore_class` for unknown
       classes). Probabilities: `keras.ops.softmax(model.predict(x))`.
 
-    Targets of the wrong shape (e.g. 7 columns for `num_outputs=5`) raise a
-    `ValueError` naming the expected and received shapes when `fit` or
-    `evaluate` starts, whatever the loss and metrics.
+    Bad inputs are refused before any compiled step runs, with a
+    `ValueError` that names the input and what was expected: a modality
+    key missing or unexpected, an input of the wrong shape or rank for its
+    tokenizer, a non-numeric dtype (strings), modalities (or inputs and
+    targets) with different numbers of examples, empty data in `fit` /
+    `evaluate`, targets of the wrong shape (e.g. 7 columns for
+    `num_outputs=5`, or 1-D targets for several outputs), infinite
+    multilabel targets, class ids out of range. `fit`, `evaluate`,
+    `predict`, `train_on_batch`, `test_on_batch` and `predict_on_batch`
+    check numpy / backend arrays (and `validation_data`) in full, and a
+    `tf.data.Dataset` through its element spec; other iterables are
+    checked when their first step is traced. A refused call leaves the
+    model as it was, on every backend (under JAX, where Keras moves the
+    variables into the compiled step's state, the model puts them back
+    when a call raises). `predict` on 0 examples returns a
+    `(0, num_outputs)` array.
+
+    A model saved under one backend and loaded under another (with
+    `keras.saving.load_model`) is compiled afresh for the new backend: the
+    optimizer is rebuilt as the new backend's class with the same
+    configuration (its saved state is kept) and `jit_compile` is `"auto"`
+    for the new backend, not the value resolved when it was saved.
 
     The default optimizer is MaskSDM's `AdamW(1e-3, weight_decay=0.01)`.
 
@@ -264,6 +338,10 @@ class MultimodalTransformer(keras.Model):
 
     def build(self, inputs_shape):
         shapes = self._check_inputs(inputs_shape, what="input shapes")
+        self._input_shapes = {
+            name: (None,) + tuple(shape)[1:]
+            for name, shape in zip(self.modalities, shapes)
+        }
         token_shapes = {}
         for name, shape in zip(self.modalities, shapes):
             tokenizer = self.tokenizers[name]
@@ -326,23 +404,25 @@ class MultimodalTransformer(keras.Model):
     @staticmethod
     def _visible_mean(x, keep):
         """Mean over visible tokens; over all tokens where none is visible."""
-        x = ops.cast(x, "float32")
-        weights = ops.cast(keep, "float32")
-        any_visible = ops.any(keep, axis=1, keepdims=True)
-        weights = ops.where(any_visible, weights, ops.ones_like(weights))
-        total = ops.sum(x * weights[:, :, None], axis=1)
-        return total / ops.sum(weights, axis=1, keepdims=True)
+        return visible_mean(x, keep)
 
     def _check_targets(self, y, y_pred):
         """Static check of the targets' shape against the outputs.
 
         Runs when `fit` / `evaluate` trace their steps, on every backend
         (from `compute_loss` and `compute_metrics`), before the loss or a
-        metric sees the targets. Unknown dimensions are not checked.
+        metric sees the targets: the last line of defence for data that
+        `fit` cannot check beforehand (generators). Unknown dimensions, or
+        an unknown rank, are not checked.
         """
-        if y is None or not hasattr(y, "shape") or not hasattr(y_pred, "shape"):
+        if y is None or y_pred is None:
             return
-        shape, batch = tuple(y.shape), tuple(y_pred.shape)[0]
+        shape, out_shape = _static_shape(y), _static_shape(y_pred)
+        if shape is None or out_shape is None:
+            return
+        self._check_target_shape(shape, out_shape[0], out_shape)
+
+    def _check_target_shape(self, shape, batch, out_shape=None, name="targets"):
         if self.task == "multilabel":
             expected = f"(batch, {self.num_outputs})"
             allowed = [(batch, self.num_outputs)]
@@ -363,12 +443,215 @@ class MultimodalTransformer(keras.Model):
             )
 
         if not any(matches(candidate) for candidate in allowed):
+            outputs = (batch, self.num_outputs) if out_shape is None else out_shape
             raise ValueError(
                 f"MultimodalTransformer(task='{self.task}', "
                 f"num_outputs={self.num_outputs}) expects targets of shape "
-                f"{expected}, {what}; received targets of shape {shape} "
-                f"for outputs of shape {tuple(y_pred.shape)}."
+                f"{expected}, {what}; received {name} of shape {shape} "
+                f"for outputs of shape {tuple(outputs)}."
             )
+
+    # ------------------------------------------------------------------
+    # Checks before the compiled steps: a refusal raised inside a traced
+    # step would come as a backend error (TF), after a partial update (TF,
+    # after a first fit), or leave the model without weights (JAX).
+    # ------------------------------------------------------------------
+    def _check_data(self, x, y=None, call="fit", name="x", allow_empty=False):
+        """Checks `x` (and `y`) of a call; returns the number of examples,
+        or None when it cannot be known without reading the data."""
+        spec = _dataset_spec(x) if y is None else None
+        if spec is not None:
+            x_spec, y_spec = spec
+            if isinstance(x_spec, dict):
+                self._check_input_arrays(x_spec, call, name, batch_known=False)
+            if y_spec is not None and not isinstance(y_spec, (dict, tuple, list)):
+                self._check_target_array(y_spec, None, call, "targets of the dataset")
+            return None
+        if not isinstance(x, dict):
+            if _is_array_like(x):
+                self._check_inputs(x, what=f"`{call}` {name}")  # raises
+            return None  # a generator, PyDataset, DataLoader...: traced checks
+        n = self._check_input_arrays(x, call, name)
+        if n == 0 and not allow_empty:
+            raise ValueError(
+                f"MultimodalTransformer.{call}() received 0 examples in `{name}` "
+                f"(every modality has shape (0, ...)); pass at least one example."
+            )
+        if y is not None and _is_array_like(y):
+            target_name = "targets `y`" if name == "x" else f"targets of `{name}`"
+            self._check_target_array(y, n, call, target_name)
+        return n
+
+    def _check_input_arrays(self, x, call, name, batch_known=True):
+        values = self._check_inputs(x, what=f"`{call}` {name}")
+        sizes = {}
+        for modality, value in zip(self.modalities, values):
+            kind = _dtype_kind(value)
+            if kind not in NUMERIC_KINDS:
+                dtype = getattr(value, "dtype", None)
+                dtype = np.asarray(value).dtype if dtype is None else dtype
+                raise ValueError(
+                    f"MultimodalTransformer.{call}(): input '{modality}' of "
+                    f"`{name}` must hold numbers (float, int or bool; NaN for "
+                    f"missing values); received dtype {dtype}."
+                )
+            shape = _static_shape(value)
+            if shape is None:
+                shape = np.shape(value) if batch_known else None
+            if shape is None:
+                continue
+            if batch_known:
+                sizes[modality] = shape[0] if shape else None
+            self._check_input_shape(modality, shape, call, name)
+        known = {m: n for m, n in sizes.items() if n is not None}
+        if len(set(known.values())) > 1:
+            raise ValueError(
+                f"MultimodalTransformer.{call}() expects the same number of "
+                f"examples for every modality of `{name}`; received "
+                + ", ".join(f"'{m}': {n}" for m, n in known.items())
+                + "."
+            )
+        return next(iter(known.values()), None)
+
+    def _check_input_shape(self, modality, shape, call, name):
+        tokenizer = self.tokenizers[modality]
+        check = getattr(tokenizer, "_check_input_shape", None)
+        if check is not None:
+            try:
+                check(shape)
+            except NotImplementedError:
+                check = None
+        if check is not None:
+            return
+        expected = getattr(self, "_input_shapes", {}).get(modality)
+        if expected is None:
+            return
+        if len(shape) != len(expected) or any(
+            a is not None and b is not None and a != b
+            for a, b in zip(shape[1:], expected[1:])
+        ):
+            raise ValueError(
+                f"MultimodalTransformer.{call}(): input '{modality}' of `{name}` "
+                f"must have shape {('batch',) + tuple(expected[1:])} (what the "
+                f"model was built for); received shape {shape}."
+            )
+
+    def _check_target_array(self, y, n, call, name):
+        kind = _dtype_kind(y)
+        if kind not in NUMERIC_KINDS:
+            dtype = getattr(y, "dtype", None)
+            dtype = np.asarray(y).dtype if dtype is None else dtype
+            raise ValueError(
+                f"MultimodalTransformer.{call}(): {name} must hold numbers "
+                "(0/1 or NaN for multilabel, integer class ids for "
+                f"multiclass); received dtype {dtype}."
+            )
+        shape = _static_shape(y)
+        if shape is None and _is_array_like(y) and not keras.ops.is_tensor(y):
+            shape = np.shape(y)
+        if shape is None:
+            return
+        if n is not None and shape and shape[0] is not None and shape[0] != n:
+            raise ValueError(
+                f"MultimodalTransformer.{call}(): {name} has {shape[0]} rows "
+                f"for {n} examples of inputs; pass one target row per example."
+            )
+        self._check_target_shape(
+            shape, n if shape and n is not None else None, name=name
+        )
+        if not isinstance(y, (np.ndarray, list)):
+            return  # backend tensors: the values are not read here
+        y = np.asarray(y)
+        if self.task == "multilabel":
+            if np.isinf(y).any():
+                raise ValueError(
+                    f"MultimodalTransformer.{call}(): {name} must be 0/1, or "
+                    "NaN where a target is unknown; received infinite values."
+                )
+        elif self._sparse_loss() and y.size:
+            ignore = getattr(self.loss, "ignore_class", None)
+            ids = y[y != ignore] if ignore is not None else y.reshape(-1)
+            bad = ~np.isfinite(ids) | (ids != np.floor(ids))
+            bad |= (ids < 0) | (ids >= self.num_outputs)
+            if bad.any():
+                raise ValueError(
+                    f"MultimodalTransformer.{call}(): {name} must be integer "
+                    f"class ids in [0, {self.num_outputs}); received "
+                    f"{ids[bad][:5].tolist()}."
+                )
+
+    def _check_validation_data(self, validation_data):
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) in (
+            2,
+            3,
+        ):
+            self._check_data(
+                validation_data[0],
+                validation_data[1],
+                call="fit",
+                name="validation_data",
+            )
+        elif validation_data is not None:
+            self._check_data(validation_data, call="fit", name="validation_data")
+
+    def _keep_state_on_error(self, method, *args, **kwargs):
+        """Runs a Keras call; under JAX, puts the variables back if it raises.
+
+        Keras' JAX trainer moves the variables into the compiled step's
+        state (and empties them) before the first step, and writes them
+        back only after a step has returned: an error raised inside the
+        first step (e.g. by a tokenizer's shape check while tracing) would
+        leave the model without weights. Here the state written back is the
+        last one a step returned, else the state before the call.
+        """
+        if keras.backend.backend() != "jax":
+            return method(*args, **kwargs)
+        variables = list(self.variables) + list(self.metrics_variables)
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None:
+            variables += list(optimizer.variables)
+        saved = [(v, v._value) for v in variables]
+        try:
+            return method(*args, **kwargs)
+        except BaseException:
+            if getattr(self, "_jax_state", None) and not self._jax_state_synced:
+                self.jax_state_sync()
+            self._jax_state = None
+            self._jax_state_synced = True
+            for v, value in saved:
+                if v._value is None and value is not None:
+                    v.assign(value)
+            raise
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        validation_data = kwargs.get(
+            "validation_data", args[5] if len(args) > 5 else None
+        )
+        self._check_data(x, y, call="fit")
+        self._check_validation_data(validation_data)
+        return self._keep_state_on_error(super().fit, x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_data(x, y, call="evaluate")
+        return self._keep_state_on_error(super().evaluate, x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        if self._check_data(x, call="predict", allow_empty=True) == 0:
+            return np.zeros((0, self.num_outputs), self.dtype_policy.variable_dtype)
+        return self._keep_state_on_error(super().predict, x, *args, **kwargs)
+
+    def train_on_batch(self, x, y=None, *args, **kwargs):
+        self._check_data(x, y, call="train_on_batch")
+        return self._keep_state_on_error(super().train_on_batch, x, y, *args, **kwargs)
+
+    def test_on_batch(self, x, y=None, *args, **kwargs):
+        self._check_data(x, y, call="test_on_batch")
+        return self._keep_state_on_error(super().test_on_batch, x, y, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        if self._check_data(x, call="predict_on_batch", allow_empty=True) == 0:
+            return np.zeros((0, self.num_outputs), self.dtype_policy.variable_dtype)
+        return self._keep_state_on_error(super().predict_on_batch, x)
 
     def _sparse_loss(self):
         loss = getattr(self, "loss", None)
@@ -427,11 +710,50 @@ class MultimodalTransformer(keras.Model):
             ]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:
+            # The backend the file was saved under: a file loaded under
+            # another backend is compiled for the new one.
+            config["backend"] = keras.backend.backend()
+        return config
+
     def compile_from_config(self, config):
+        config = dict(config)
+        saved_backend = config.pop("backend", None)
+        if saved_backend != keras.backend.backend():
+            # Files of another backend (or of an older keras_miam, which did
+            # not record it): `jit_compile` was resolved for that backend
+            # (JAX's True means torch.compile under torch), and the optimizer
+            # was stored as that backend's class (e.g. TorchAdamW).
+            config.pop("jit_compile", None)
+            config["optimizer"] = self._portable_optimizer(config.get("optimizer"))
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
+
+    @staticmethod
+    def _portable_optimizer(optimizer):
+        """A serialized optimizer as the generic `keras.optimizers` class."""
+        if not isinstance(optimizer, dict) or "class_name" not in optimizer:
+            return optimizer
+        module = str(optimizer.get("module") or "")
+        if ".backend." not in module or optimizer.get("registered_name") not in (
+            None,
+            optimizer["class_name"],
+        ):
+            return optimizer
+        name = optimizer["class_name"]
+        for prefix in ("Torch", "Jax", "TF", "Tensorflow"):
+            if name.startswith(prefix) and hasattr(
+                keras.optimizers, name[len(prefix) :]
+            ):
+                name = name[len(prefix) :]
+                break
+        if not hasattr(keras.optimizers, name):
+            return optimizer
+        return {**optimizer, "module": "keras.optimizers", "class_name": name}
 
     def get_config(self):
         config = super().get_config()
