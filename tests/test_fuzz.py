@@ -77,7 +77,13 @@ settings.register_profile(
 SCALE = 10 if PROFILE == "long" else 1
 
 # Cases per test in the "ci" profile (sum >= 1000).
-CASES = {"strategies": 250, "masking": 250, "dynamics": 200, "patterns": 300}
+CASES = {
+    "strategies": 250,
+    "masking": 250,
+    "dynamics": 200,
+    "patterns": 300,
+    "quickstart": 12,
+}
 
 
 def fuzz(test):
@@ -644,3 +650,80 @@ def test_update_dynamics_refuses_scores_beyond_float32():
     layer.reset_dynamics()
     with pytest.raises(ValueError, match="scores"):
         layer.update_dynamics([1e39, 0.5, 0.5], [0.1, 0.1, 0.1])
+
+
+# ----------------------------------------------------------------------------
+# The README Quickstart (FillMissing -> user Dense -> MIAMMasking ->
+# VisibleMeanPooling), trained and evaluated on random missingness.
+# ----------------------------------------------------------------------------
+QS_BATCH = 16
+
+
+@functools.cache
+def quickstart_model():
+    """One small Quickstart model per run (one compiled step per backend)."""
+    inputs = {
+        "env": keras.Input((6,), name="env"),
+        "image": keras.Input((4, 4, 2), name="image"),
+    }
+    env_x, env_ok = km.layers.FillMissing()(inputs["env"])
+    img_x, img_ok = km.layers.FillMissing()(inputs["image"])
+    env = keras.layers.Dense(8, activation="relu")(env_x)
+    img = keras.layers.Dense(8, activation="relu")(keras.layers.Flatten()(img_x))
+    masking = km.MIAMMasking(["env", "image"], seed=0, name="masking")
+    tokens, keep = masking(
+        {"env": env, "image": img}, mask={"env": env_ok, "image": img_ok}
+    )
+    pooled = km.layers.VisibleMeanPooling()(tokens, mask=keep)
+    model = keras.Model(inputs, keras.layers.Dense(3)(pooled))
+    model.compile("adamw", keras.losses.BinaryCrossentropy(from_logits=True))
+    return model
+
+
+MARKERS = (np.nan, np.inf, -np.inf, -3.4e38, 1e11)
+
+
+@st.composite
+def missingness(draw):
+    """Per case: a seed, a rate of single missing values, of whole missing
+    modalities and of whole missing examples, and which markers are used."""
+    return {
+        "seed": draw(st.integers(0, 2**16)),
+        "values": draw(st.sampled_from([0.0, 0.05, 0.5, 1.0])),
+        "modalities": draw(st.sampled_from([0.0, 0.3, 1.0])),
+        "examples": draw(st.sampled_from([0.0, 0.25, 1.0])),
+        "markers": draw(st.lists(st.sampled_from(range(5)), min_size=1, max_size=5)),
+        "scores": draw(st.sampled_from([None, (1.0, 0.0), (0.9, 0.6), (1e-30, 1e30)])),
+    }
+
+
+@fuzz("quickstart")
+@given(case=missingness())
+def test_quickstart_stays_finite_under_any_missingness(case):
+    model = quickstart_model()
+    rng = np.random.default_rng(case["seed"])
+    x = {
+        "env": rng.normal(size=(QS_BATCH, 6)).astype("float32"),
+        "image": rng.normal(size=(QS_BATCH, 4, 4, 2)).astype("float32"),
+    }
+    markers = np.array([MARKERS[i] for i in case["markers"]], "float32")
+    for value in x.values():
+        flat = value.reshape(QS_BATCH, -1)
+        hit = rng.uniform(size=flat.shape) < case["values"]
+        flat[hit] = rng.choice(markers, size=hit.sum())
+        flat[rng.uniform(size=QS_BATCH) < case["modalities"]] = rng.choice(markers)
+    nothing = rng.uniform(size=QS_BATCH) < case["examples"]
+    for value in x.values():
+        value.reshape(QS_BATCH, -1)[nothing] = rng.choice(markers)
+    y = (rng.uniform(size=(QS_BATCH, 3)) < 0.5).astype("float32")
+    masking = model.get_layer("masking")
+    if case["scores"] is not None:
+        masking.update_dynamics(case["scores"], [0.01, 0.02])
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss), (loss, case)
+    for v in model.weights + model.optimizer.variables:
+        assert np.isfinite(ops.convert_to_numpy(v)).all(), (v.path, case)
+    logits = model.predict_on_batch(x)
+    assert np.isfinite(logits).all(), case
+    with masking.views([["env"]]):  # nothing visible where env is missing
+        assert np.isfinite(model.predict_on_batch(x)).all(), case
