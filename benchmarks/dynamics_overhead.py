@@ -27,7 +27,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_miam as km  # noqa: E402
-from keras_miam.utils import model_utils  # noqa: E402
+from keras_miam.evaluation import view_predictions  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "dynamics_overhead.md")
 
@@ -191,7 +191,7 @@ def part_scaling(args, lines):
             # One pass over the validation set with every modality visible,
             # in forward batches of the same size (256 examples).
             tic = time.perf_counter()
-            model_utils.predict_views(model, x_val, [None], batch_size=256)
+            view_predictions.predict_views(model, x_val, [None], batch_size=256)
             plains.append(time.perf_counter() - tic)
         # The first round compiles; the minimum of the rest estimates the
         # cost on a shared machine.

@@ -34,8 +34,8 @@ import numpy as np
 
 import keras_miam as km
 from keras_miam.evaluation import evaluate_subsets
+from keras_miam.evaluation import view_predictions
 from keras_miam.explain import token_shapley
-from keras_miam.utils import model_utils
 
 RESULTS = pathlib.Path(__file__).parent / "results" / "evaluation_cost.md"
 
@@ -92,7 +92,7 @@ replaces its backend's section). Models: `MultimodalTransformer`, D = 32,
 shared with other jobs: the load average next to each figure says how
 loaded it was; compare figures of the same round.
 
-How `evaluate_subsets` runs (`keras_miam.utils.iter_view_predictions`): V
+How `evaluate_subsets` runs (`keras_miam.evaluation.iter_view_predictions`): V
 subsets per forward pass, b = batch_size // V examples tiled V times inside
 the compiled function (`MIAMMasking.views`), the first batch and the padded
 last batch through `predict_on_batch`, every batch in between through one
@@ -142,7 +142,7 @@ def main():
     x_head, _ = head(b)
     # evaluate_subsets: 15 views of b // 15 examples per forward pass; enough
     # batches to go through `predict` as on the full data.
-    subsets_head = head(max(1, b // num_subsets), model_utils.MIN_PREDICT_BATCHES + 2)
+    subsets_head = head(max(1, b // num_subsets), view_predictions.MIN_PREDICT_BATCHES + 2)
     print(
         f"backend {keras.backend.backend()}, {layer.num_tokens} tokens "
         f"{dict(zip(layer.modalities, layer.token_counts))}, N = {args.examples}"

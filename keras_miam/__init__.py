@@ -22,7 +22,6 @@ from keras_miam import models
 from keras_miam import plotting
 from keras_miam import strategies
 from keras_miam import tokenizers
-from keras_miam import utils
 from keras_miam.callbacks.modality_dynamics import ModalityDynamics
 from keras_miam.layers.miam_masking import MIAMMasking
 from keras_miam.version import __version__
@@ -41,5 +40,4 @@ __all__ = [
     "plotting",
     "strategies",
     "tokenizers",
-    "utils",
 ]

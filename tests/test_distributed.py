@@ -138,7 +138,7 @@ class RateLogger(keras.callbacks.Callback):
 
 def train(scope):
     import keras_miam as km
-    from keras_miam.utils import model_utils
+    from keras_miam.evaluation import view_predictions
 
     keras.utils.set_random_seed(0)
     x, y = make_data(N_TRAIN, 0)
@@ -160,7 +160,7 @@ def train(scope):
     # in batches of GLOBAL_BATCH examples.
     selections = [[m] for m in MODALITIES]
     views = {m: [] for m in MODALITIES}
-    for _, _, _, blocks in model_utils.iter_view_predictions(
+    for _, _, _, blocks in view_predictions.iter_view_predictions(
         model, x_val, selections, masking=masking, batch_size=GLOBAL_BATCH
     ):
         for m, block in zip(MODALITIES, blocks):

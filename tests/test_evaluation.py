@@ -16,7 +16,7 @@ from keras_miam import MIAMMasking
 from keras_miam.evaluation import evaluate_selections
 from keras_miam.evaluation import evaluate_subsets
 from keras_miam.evaluation import macro_auc
-from keras_miam.utils import model_utils
+from keras_miam.evaluation import view_predictions
 
 COUNTS = {"a": 2, "b": 3, "c": 1}
 
@@ -62,7 +62,7 @@ def test_every_subset_of_an_additive_model(rng):
     rows = subset_rows(frame)
     assert len(rows) == 7
     for label, row in rows.iterrows():
-        members = label.split(" + ")
+        members = label.split("+")
         assert row["mean_prediction"] == pytest.approx(sum(coefs[m] for m in members))
         assert row["size"] == len(members)
         assert [row[m] for m in "abc"] == [m in members for m in "abc"]
@@ -106,8 +106,8 @@ def test_agrees_with_set_visible_and_predict(rng):
     )
     assert list(frame.index) == [
         "a",
-        "b + c",
-        "a + b + c",
+        "b+c",
+        "a+b+c",
         "b[2/3]",
         "first a token and c",
         "a[1/2]",
@@ -144,10 +144,10 @@ def test_default_metric_is_macro_auc_on_a_designed_case(rng):
         "a": 1.0,
         "b": 0.5,
         "c": 0.0,
-        "a + b": 1.0,
-        "a + c": 1.0,
-        "b + c": 0.0,
-        "a + b + c": 1.0,
+        "a+b": 1.0,
+        "a+c": 1.0,
+        "b+c": 0.0,
+        "a+b+c": 1.0,
     }
     assert frame["auc"].to_dict() == pytest.approx(expected)
 
@@ -196,7 +196,7 @@ def test_keras_metric_is_streamed_per_subset(rng):
             layer,
             x,
             y,
-            label.split(" + "),
+            label.split("+"),
             lambda t, p: np.mean(np.abs(t - p)),
         )
         assert value == pytest.approx(expected, rel=1e-5)
@@ -257,14 +257,14 @@ def test_view_predictions_in_slabs_match_set_visible(
 ):
     # Tiny thresholds: the first batch alone, then `predict` over slabs of 2
     # batches, then the padded last batch. Large ones: predict_on_batch only.
-    monkeypatch.setattr(model_utils, "MIN_PREDICT_BATCHES", min_batches)
-    monkeypatch.setattr(model_utils, "MAX_PREDICT_BYTES", max_bytes)
+    monkeypatch.setattr(view_predictions, "MIN_PREDICT_BATCHES", min_batches)
+    monkeypatch.setattr(view_predictions, "MAX_PREDICT_BYTES", max_bytes)
     model, layer = build_model(lambda t, k, layer: token_sum(t, k, layer, outputs=2))
     x = random_inputs(rng, 23)
     selections = ["a", ["b", "c"], {"a": [1], "b": [0, 2]}]
     passes = []
     chunks = list(
-        model_utils.iter_view_predictions(
+        view_predictions.iter_view_predictions(
             model, x, selections, batch_size=6, progress=passes.append
         )
     )
@@ -291,7 +291,7 @@ def test_view_predictions_in_slabs_match_set_visible(
 
 
 def test_an_error_inside_predict_leaves_the_model_intact(rng, monkeypatch):
-    monkeypatch.setattr(model_utils, "MIN_PREDICT_BATCHES", 2)
+    monkeypatch.setattr(view_predictions, "MIN_PREDICT_BATCHES", 2)
     model, layer = build_model(token_sum)
     x = random_inputs(rng, 20)
     weights = [w.copy() for w in model.get_weights()]
@@ -304,7 +304,7 @@ def test_an_error_inside_predict_leaves_the_model_intact(rng, monkeypatch):
             raise RuntimeError("interrupted")
 
     with pytest.raises(RuntimeError, match="interrupted"):
-        for _ in model_utils.iter_view_predictions(
+        for _ in view_predictions.iter_view_predictions(
             model, x, ["a", "b"], batch_size=4, progress=interrupt
         ):
             pass
@@ -448,8 +448,14 @@ def test_bad_inputs_raise_clear_errors(rng):
         evaluate_subsets(model, (x, multi_hot), subsets=["a", []], verbose=0)
     with pytest.raises(ValueError, match="multi-label"):
         evaluate_subsets(model, (x, multi_hot), metric="accuracy", verbose=0)
+    # AUC on class ids is one-vs-rest: the macro AUC of the one-hot labels.
+    one_vs_rest = evaluate_subsets(model, (x, class_ids), metric="auc", verbose=0)
+    one_hot = evaluate_subsets(
+        model, (x, np.eye(3)[class_ids]), metric="auc", verbose=0
+    )
+    np.testing.assert_allclose(one_vs_rest["auc"], one_hot["auc"], rtol=1e-12)
     with pytest.raises(ValueError, match="class ids"):
-        evaluate_subsets(model, (x, class_ids), metric="auc", verbose=0)
+        evaluate_subsets(model, (x, class_ids + 3), metric="auc", verbose=0)
     with pytest.raises(ValueError, match="default metric"):
         evaluate_subsets(model, (x, rng.normal(size=(12, 3))), verbose=0)
     with pytest.raises(ValueError, match="labels"):

@@ -6,7 +6,10 @@ import pytest
 from scipy import stats
 
 import keras_miam as km
-from keras_miam.utils import model_utils
+from keras_miam.evaluation import data as data_lib
+from keras_miam.evaluation import view_predictions
+from keras_miam.layers import find_masking_layers
+from keras_miam.layers import get_masking_layer
 
 MODALITIES = ("strong", "weak")
 TOKENS, FEATURES = 4, 3
@@ -406,14 +409,14 @@ def test_backup_and_restore_restores_the_dynamics(miam_run, tmp_path):
 def reference_predictions(model, x, layer=None):
     """Predictions with `set_visible([m])`, in batches of 256 examples (the
     same compiled shape as the callback's tiled 2 x 128 batches)."""
-    layer = layer or model_utils.get_masking_layer(model)
+    layer = layer or get_masking_layer(model)
     preds = {}
     for m in layer.modalities:
         layer.set_visible([m])
         preds[m] = np.concatenate(
             [
-                model.predict_on_batch(model_utils.take_examples(x, slice(i, i + 256)))
-                for i in range(0, model_utils.num_examples(x), 256)
+                model.predict_on_batch(data_lib.take_examples(x, slice(i, i + 256)))
+                for i in range(0, data_lib.num_examples(x), 256)
             ]
         )
         layer.reset_visible()
@@ -477,7 +480,9 @@ def test_last_batch_is_padded_and_views_match_set_visible(miam_run):
     preds = reference_predictions(model, X_VAL)
     # Forward passes of 100 = 2 views x 50 examples; 256 = 5 x 50 + 6: the
     # last batch is padded.
-    views = model_utils.predict_views(model, X_VAL, list(MODALITIES), batch_size=100)
+    views = view_predictions.predict_views(
+        model, X_VAL, list(MODALITIES), batch_size=100
+    )
     for m, view in zip(MODALITIES, views):
         assert view.shape == preds[m].shape
         np.testing.assert_allclose(view, preds[m], atol=1e-5)
@@ -549,7 +554,7 @@ def test_finds_the_masking_layer_in_nested_models():
     inner = make_model(probe=False)
     inputs = {m: keras.Input((TOKENS, FEATURES), name=m) for m in MODALITIES}
     outer = keras.Model(inputs, inner(inputs))
-    assert model_utils.get_masking_layer(outer) is inner.get_layer("masking")
+    assert get_masking_layer(outer) is inner.get_layer("masking")
 
     class Wrapper(keras.layers.Layer):  # a plain layer holding the masking
         def __init__(self):
@@ -557,13 +562,13 @@ def test_finds_the_masking_layer_in_nested_models():
             self.masking = km.MIAMMasking(list(MODALITIES), name="wrapped")
 
     holder = keras.Sequential([Wrapper()])
-    assert model_utils.find_masking_layers(holder)[0].name == "wrapped"
+    assert find_masking_layers(holder)[0].name == "wrapped"
 
     other = km.MIAMMasking(list(MODALITIES), name="other")
     with pytest.raises(ValueError, match="not a layer of the model"):
-        model_utils.get_masking_layer(outer, other)
+        get_masking_layer(outer, other)
     with pytest.raises(ValueError, match="No MIAMMasking layer named"):
-        model_utils.get_masking_layer(outer, "nope")
+        get_masking_layer(outer, "nope")
 
 
 def two_maskings_model():
@@ -679,14 +684,14 @@ def test_bad_input_raises_at_train_begin(case, kind, match):
 # Data helpers.
 # ----------------------------------------------------------------------------
 def test_collect_examples_subsamples_a_fixed_subset_and_reads_iterables():
-    x, y = model_utils.collect_examples((X_VAL, Y_VAL), max_examples=50, seed=3)
-    x2, y2 = model_utils.collect_examples((X_VAL, Y_VAL), max_examples=50, seed=3)
-    assert model_utils.num_examples(x) == 50
+    x, y = data_lib.collect_examples((X_VAL, Y_VAL), max_examples=50, seed=3)
+    x2, y2 = data_lib.collect_examples((X_VAL, Y_VAL), max_examples=50, seed=3)
+    assert data_lib.num_examples(x) == 50
     np.testing.assert_array_equal(x["weak"], x2["weak"])
     np.testing.assert_array_equal(y, y2)
 
     batches = [
-        (model_utils.take_examples(X_VAL, slice(i, i + 64)), Y_VAL[i : i + 64])
+        (data_lib.take_examples(X_VAL, slice(i, i + 64)), Y_VAL[i : i + 64])
         for i in range(0, 256, 64)
     ]
 
@@ -697,11 +702,11 @@ def test_collect_examples_subsamples_a_fixed_subset_and_reads_iterables():
         def __getitem__(self, index):
             return batches[index]
 
-    x3, y3 = model_utils.collect_examples(Batches())
+    x3, y3 = data_lib.collect_examples(Batches())
     np.testing.assert_array_equal(x3["strong"], X_VAL["strong"])
     np.testing.assert_array_equal(y3, Y_VAL)
     with pytest.raises(ValueError, match="without a length"):
-        model_utils.collect_examples(iter(batches))
-    x4, _ = model_utils.collect_examples(iter(batches), max_examples=100)
+        data_lib.collect_examples(iter(batches))
+    x4, _ = data_lib.collect_examples(iter(batches), max_examples=100)
     # Reading stops after the batch that reaches 100; then a fixed subsample.
-    assert model_utils.num_examples(x4) == 100
+    assert data_lib.num_examples(x4) == 100

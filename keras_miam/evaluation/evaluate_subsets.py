@@ -1,18 +1,17 @@
 """The metric of a model for every subset of its inputs, in batched passes."""
 
-import contextlib
-import itertools
-
 import keras
 import numpy as np
 import pandas as pd
 
+from keras_miam.evaluation import data as data_lib
 from keras_miam.evaluation import metrics as metrics_lib
-from keras_miam.utils import model_utils
+from keras_miam.evaluation import selections as selections_lib
+from keras_miam.evaluation import view_predictions
+from keras_miam.layers import masking_lookup
 
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_VIEWS_PER_PASS = 16
-TASKS = ("multilabel", "multiclass")
 
 
 def evaluate_subsets(
@@ -36,7 +35,8 @@ def evaluate_subsets(
     modality (a time window, the centre patch of an image, a group of
     variables).
 
-    Evaluation is batched (`keras_miam.utils.iter_view_predictions`): a
+    Evaluation is batched
+    (`keras_miam.evaluation.view_predictions.iter_view_predictions`): a
     block of `batch_size // V` examples is tiled V times (inside the
     compiled function) and scored under V subsets in one forward pass of
     about `batch_size` examples (`MIAMMasking.views`), with V =
@@ -45,7 +45,8 @@ def evaluate_subsets(
     batches go through `predict` (asynchronous, no per-batch state
     round-trip), so the cost is about that of one `predict` pass per subset
     (`benchmarks/evaluation_cost.py`). The layer's visibility is restored
-    on exit, also after an error.
+    on exit, also after an error (what it was: everything, or a
+    `set_visible()` selection).
 
     Args:
         model: a Keras model with one `MIAMMasking` layer (e.g.
@@ -53,22 +54,30 @@ def evaluate_subsets(
         data: a tuple `(x, y)` of arrays (x may be a dict or list of arrays),
             or a dataset of `(x, y)` batches (`keras.utils.PyDataset`,
             `tf.data.Dataset`, ...), read into memory once.
-        metric: None for the default: exact macro AUC over the outputs with
-            both classes (`metrics.macro_auc`) for 0/1 targets shaped like
-            the output (multi-label sigmoid or binary heads), accuracy for
-            class ids (softmax heads); a `MultimodalTransformer`'s `task`
-            decides when present. Or 'auc', 'accuracy', another name known
-            to `keras.metrics.get` ('mse', ...), a `keras.metrics.Metric`
-            (streamed per subset) or a callable `fn(y_true, y_pred)`.
-            Built-in and callable metrics collect the predictions of a
-            group of V subsets in memory.
+        metric: what `keras_miam.evaluation.resolve_metric` accepts, the
+            one metric system `ModalityDynamics` and the Shapley functions
+            use too. None for the default: exact macro AUC over the outputs
+            with both classes (`metrics.macro_auc`) for multi-label or
+            binary heads, top-1 accuracy for multi-class heads (the head
+            is read from the model's `task`, its compiled loss, its output
+            activation, else its outputs and the labels). Or 'auc' (one-vs-
+            rest for class ids), 'accuracy' (top-1 on a multi-class head;
+            the binary accuracy over all outputs on a multi-label head,
+            logits cut at 0 and probabilities at 0.5), 'binary_accuracy',
+            'categorical_accuracy', 'loss' (the compiled loss as
+            1 / (1 + loss)), a name added with `register_metric`, another
+            name known to `keras.metrics.get` ('mse', ...), a
+            `keras.metrics.Metric` (streamed per subset) or a callable
+            `fn(y_true, y_pred)`. Built-in and callable metrics collect
+            the predictions of a group of V subsets in memory.
         subsets: 'all' (every non-empty subset of modalities: 2^M - 1 rows,
             by size, then in modality order), or a list whose items are a
             modality name, a list/tuple of names, a selection dict
             `{modality: True | False | (T_m,) booleans | token indices}`
             (unlisted modalities hidden), or a `(label, selection)` pair;
             or a dict `{label: selection}`. Unlabelled selections are named
-            after what they show, e.g. 'env + climate[12/48]'.
+            after what they show, e.g. 'env+climate[12/48]'
+            (`selections.pattern_label`).
         masking: the `MIAMMasking` layer, when the model has several.
         batch_size: examples per forward pass, as in `model.predict`: each
             pass holds V views of `batch_size // V` examples (at least 1).
@@ -102,7 +111,7 @@ def evaluate_subsets(
     env                      subset   True    False  False     1  0.8112
     climate                  subset  False     True  False     1  0.7701
     ...
-    env + climate + image    subset   True     True   True     3  0.8603
+    env+climate+image        subset   True     True   True     3  0.8603
     mean (size 1)              mean   <NA>     <NA>   <NA>     1  0.7548
     mean (size 2)              mean   <NA>     <NA>   <NA>     2  0.8310
     mean (size 3)              mean   <NA>     <NA>   <NA>     3  0.8603
@@ -117,8 +126,8 @@ def evaluate_subsets(
         Multimodal Ecological Applications", ICLR 2026 (Tables 1-2: one
         column per input subset and their average).
     """
-    layer = model_utils.get_masking_layer(model, masking)
-    labels, selections, patterns = _parse_subsets(subsets, layer)
+    layer = masking_lookup.get_masking_layer(model, masking)
+    labels, selections, patterns = selections_lib.parse_subsets(subsets, layer)
     values, metric_name = evaluate_selections(
         model,
         data,
@@ -170,7 +179,7 @@ def evaluate_selections(
 
     >>> values, name = evaluate_selections(model, (x, y), [["env"], ["image"]])
     """
-    layer = model_utils.get_masking_layer(model, masking)
+    layer = masking_lookup.get_masking_layer(model, masking)
     selections = list(selections)
     if not selections:
         raise ValueError("Nothing to evaluate: the list of subsets is empty.")
@@ -190,171 +199,31 @@ def evaluate_selections(
     needs_labels = not (
         isinstance(metric, metrics_lib.SubsetMetric) and not metric.needs_labels
     )
-    x, y = read_data(data, needs_labels)
-    task = getattr(model, "task", None)
-    task = task if task in TASKS else None
-
-    chunks = [
-        selections[i : i + views_per_pass]
-        for i in range(0, len(selections), views_per_pass)
-    ]
-    count = model_utils.num_examples(x)
-    block = min(model_utils.views_batch_size(batch_size, views_per_pass), count)
+    metrics_lib.check_metric(metric)
+    x, y = data_lib.read_data(data, needs_labels)
+    count = data_lib.num_examples(x)
+    block = min(view_predictions.views_batch_size(batch_size, views_per_pass), count)
+    num_groups = -(-len(selections) // views_per_pass)
     progbar = keras.utils.Progbar(
-        len(chunks) * -(-count // block), verbose=verbose, unit_name="pass"
+        num_groups * -(-count // block), verbose=verbose, unit_name="pass"
     )
-    resolved = metric if isinstance(metric, metrics_lib.SubsetMetric) else None
-    values = []
-    with _preserved_visibility(layer):
-        for chunk in chunks:
-            # A short last group is padded with copies of its last selection:
-            # every pass then has the same shape (no recompilation).
-            padded = chunk + chunk[-1:] * (len(chunks[0]) - len(chunk))
-            accumulators = None
-            passes = model_utils.iter_view_predictions(
-                model,
-                x,
-                padded,
-                masking=layer,
-                batch_size=batch_size,
-                progress=progbar.add if verbose else None,
-            )
-            with contextlib.closing(passes):
-                for _, start, stop, outputs in passes:
-                    y_block = None if y is None else y[start:stop]
-                    if not all(hasattr(output, "shape") for output in outputs):
-                        raise ValueError(
-                            "Subset evaluation needs a model with a single "
-                            "output tensor; the model returned "
-                            f"{type(outputs[0]).__name__}."
-                        )
-                    if resolved is None:
-                        resolved = metrics_lib.resolve_metric(
-                            metric,
-                            y_block,
-                            outputs[0],
-                            task=task,
-                            from_logits=task is not None,
-                        )
-                    resolved.check(y_block, outputs[0])
-                    if accumulators is None:
-                        accumulators = [resolved.accumulator() for _ in chunk]
-                    for accumulator, output in zip(accumulators, outputs):
-                        accumulator.update(y_block, output)
-            values.extend(accumulator.result() for accumulator in accumulators)
-    return np.asarray(values, "float64"), resolved.name
-
-
-def read_data(data, needs_labels=True):
-    """`(x, y)` numpy structures from `(x, y)` data (or `x` alone).
-
-    Args:
-        data: `(x, y)` arrays (x may be a dict or list of arrays), or a
-            dataset of `(x, y)` batches (`keras.utils.PyDataset`,
-            `tf.data.Dataset`, ...), read into memory once; without
-            `needs_labels`, also `x` alone or `(x, None)` as arrays.
-        needs_labels: whether targets are required.
-
-    Returns:
-        `(x, y)`, y None when absent.
-    """
-    if not needs_labels:
-        if isinstance(data, (tuple, list)) and len(data) == 2 and data[1] is None:
-            data = data[0]
-        if isinstance(data, (np.ndarray, dict)) or hasattr(data, "shape"):
-            x = keras.tree.map_structure(np.asarray, data)
-            model_utils.num_examples(x)  # Checks the leaves agree.
-            return x, None
-    return model_utils.collect_examples(data, what="`data`")
-
-
-@contextlib.contextmanager
-def _preserved_visibility(layer):
-    """Puts the layer's views back as they were on exit (errors too)."""
-    patterns = keras.ops.convert_to_numpy(layer.view_patterns)
-    num_views = keras.ops.convert_to_numpy(layer.num_views)
-    try:
-        yield layer
-    finally:
-        layer.view_patterns.assign(patterns)
-        layer.num_views.assign(num_views)
+    values, resolved = view_predictions.score_selections(
+        model,
+        x,
+        y,
+        selections,
+        metric=metric,
+        masking=layer,
+        batch_size=batch_size,
+        views_per_pass=views_per_pass,
+        progress=progbar.add if verbose else None,
+    )
+    return values, resolved.name
 
 
 # ----------------------------------------------------------------------
-# Subsets and the table.
+# The table.
 # ----------------------------------------------------------------------
-def _parse_subsets(subsets, layer):
-    """Returns labels, selections and (T,) patterns of the requested subsets."""
-    if isinstance(subsets, str) and subsets == "all":
-        items = [
-            (None, list(names))
-            for size in range(1, layer.num_modalities + 1)
-            for names in itertools.combinations(layer.modalities, size)
-        ]
-    elif isinstance(subsets, dict):
-        items = list(subsets.items())
-    elif isinstance(subsets, (list, tuple)):
-        items = []
-        for item in subsets:
-            labelled = (
-                isinstance(item, tuple)
-                and len(item) == 2
-                and isinstance(item[0], str)
-                and not isinstance(item[1], str)
-            )
-            items.append(item if labelled else (None, item))
-    else:
-        raise ValueError(
-            "`subsets` must be 'all', a list of selections or a dict "
-            f"{{label: selection}}; received {subsets!r}."
-        )
-    if not items:
-        raise ValueError("`subsets` is empty: pass 'all' or at least one selection.")
-    labels, selections, patterns = [], [], []
-    for label, selection in items:
-        if selection is None or (
-            isinstance(selection, (list, tuple, dict)) and not selection
-        ):
-            raise ValueError(
-                f"Empty selection {selection!r} in `subsets`: list at least "
-                f"one of {layer.modalities} (a dict listing modalities as "
-                "False selects nothing)."
-            )
-        if isinstance(selection, tuple):
-            selection = list(selection)
-        pattern = layer.visible_pattern(selection)
-        labels.append(describe_pattern(layer, pattern) if label is None else str(label))
-        selections.append(selection)
-        patterns.append(pattern)
-    duplicated = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicated:
-        raise ValueError(
-            f"Subset labels must be unique; {duplicated} appear more than "
-            "once. Label the selections, e.g. subsets={label: selection}."
-        )
-    return labels, selections, patterns
-
-
-def describe_pattern(layer, pattern):
-    """A readable label for a token pattern: 'env + climate[12/48]'.
-
-    Args:
-        layer: a built `MIAMMasking`.
-        pattern: (T,) booleans.
-
-    Returns:
-        str; '(nothing)' when no token is visible.
-    """
-    parts = []
-    for name, (start, stop) in layer.token_slices.items():
-        shown = int(np.sum(pattern[start:stop]))
-        if shown == stop - start:
-            parts.append(name)
-        elif shown:
-            parts.append(f"{name}[{shown}/{stop - start}]")
-    return " + ".join(parts) if parts else "(nothing)"
-
-
 def _subsets_frame(layer, labels, patterns, values, metric_name, summary):
     reserved = {"kind", "size", metric_name}
     clash = sorted(reserved.intersection(layer.modalities))

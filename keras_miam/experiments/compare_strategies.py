@@ -1,7 +1,6 @@
 """The paper's comparison: several strategies (and oracles), several seeds."""
 
 import io
-import itertools
 import json
 import re
 from pathlib import Path
@@ -10,8 +9,10 @@ import numpy as np
 import pandas as pd
 
 from keras_miam import strategies as strategies_lib
+from keras_miam.evaluation import data as data_lib
+from keras_miam.evaluation.selections import all_subsets
+from keras_miam.evaluation.selections import subset_label
 from keras_miam.experiments.results import jsonable
-from keras_miam.experiments.results import subset_label
 from keras_miam.experiments.results import subset_scores
 from keras_miam.experiments.train_and_evaluate import train_and_evaluate
 
@@ -32,7 +33,8 @@ def compare_strategies(
     """Trains every strategy (and optionally the per-subset oracle) per seed.
 
     Args:
-        train, validation, test: `(x, y)` tuples, x a dict of arrays.
+        train, validation, test: `(x, y)` tuples, x a dict of arrays, or
+            streamed data (see `train_and_evaluate`).
         strategies: names (or configs, or instances) of the strategies to
             compare, each row labelled by its name; or a dict
             `{label: strategy}` to label them yourself (e.g. two MIAM
@@ -85,7 +87,15 @@ def compare_strategies(
         Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
         Multimodal Ecological Applications", ICLR 2026 (Table 1 protocol).
     """
-    modalities = list(train[0])
+    shapes = {
+        split: data_lib.data_shapes(data, f"`{split}`")
+        for split, data in (
+            ("train", train),
+            ("validation", validation),
+            ("test", test),
+        )
+    }
+    modalities = list(shapes["train"][0])
     fit_verbose = 1 if verbose == 1 else 0
     if isinstance(strategies, dict):
         names, strategies = [str(k) for k in strategies], list(strategies.values())
@@ -98,8 +108,8 @@ def compare_strategies(
             f"'oracle'; received names {names}."
         )
     data_shapes = {
-        split: {k: list(np.shape(v)) for k, v in {**xy[0], "y": xy[1]}.items()}
-        for split, xy in (("train", train), ("validation", validation), ("test", test))
+        split: {k: list(shape) for k, shape in {**x_shapes, "y": y_shape}.items()}
+        for split, (x_shapes, y_shape) in shapes.items()
     }
     if cached_only and cache_dir is None:
         raise ValueError("`cached_only=True` needs a `cache_dir` to read runs from.")
@@ -143,20 +153,19 @@ def compare_strategies(
                 )
         if oracle:
             scores = {}
-            for size in range(1, len(modalities) + 1):
-                for subset in itertools.combinations(modalities, size):
-                    result = run(
-                        f"oracle_{subset_label(subset)}",
-                        seed,
-                        visible=list(subset),
-                        verbose=0,
-                    )
-                    scores.update(
-                        subset_scores(result["subsets"], modalities, summary=False)
-                    )
-                    runs.append(
-                        {"strategy": "oracle", "seed": seed, "subset": subset, **result}
-                    )
+            for subset in all_subsets(modalities):
+                result = run(
+                    f"oracle_{subset_label(subset)}",
+                    seed,
+                    visible=list(subset),
+                    verbose=0,
+                )
+                scores.update(
+                    subset_scores(result["subsets"], modalities, summary=False)
+                )
+                runs.append(
+                    {"strategy": "oracle", "seed": seed, "subset": subset, **result}
+                )
             scores["average"] = float(np.mean([v for k, v in scores.items()]))
             rows.append({"strategy": "oracle", "seed": seed, **scores})
             if verbose:

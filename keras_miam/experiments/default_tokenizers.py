@@ -1,5 +1,7 @@
 """A tokenizer per modality, chosen from the shape of its data."""
 
+import numbers
+
 import numpy as np
 
 from keras_miam.tokenizers import EmbeddingTokenizer
@@ -16,10 +18,20 @@ def _largest_divisor_at_least(n, minimum):
     return n
 
 
+def _shape(value):
+    """A shape given as a tuple of ints (None allowed), or an array's shape."""
+    if isinstance(value, (tuple, list)) and all(
+        d is None or isinstance(d, numbers.Integral) for d in value
+    ):
+        return tuple(value)
+    shape = getattr(value, "shape", None)
+    return tuple(np.shape(value) if shape is None else shape)
+
+
 def default_tokenizers(
     x, embed_dim=48, max_tokens=16, embedding_modalities=(), num_frequencies=16
 ):
-    """Picks a tokenizer for each modality from its array's rank.
+    """Picks a tokenizer for each modality from its shape.
 
     - (N, F): `TabularTokenizer` (one token per variable), or
       `EmbeddingTokenizer` (one token) for names in `embedding_modalities`;
@@ -29,7 +41,10 @@ def default_tokenizers(
       that divides H and W and gives at most `max_tokens` tokens.
 
     Args:
-        x: dict `{modality: array}` (only shapes are read).
+        x: dict `{modality: shape}`, a shape being a tuple whose first
+            entry is the batch (any value, None too), e.g. `(None, 20)`; or
+            `{modality: array}` (its shape is read), or anything with a
+            `shape` (a `tf.TensorSpec`, a `keras.KerasTensor`).
         embed_dim: the token size D shared by all modalities.
         max_tokens: the token budget per series or image modality.
         embedding_modalities: names of (N, E) modalities holding
@@ -41,9 +56,9 @@ def default_tokenizers(
 
     Example:
 
-    >>> x = {"env": np.zeros((8, 20)), "climate": np.zeros((8, 48, 4)),
-    ...      "image": np.zeros((8, 16, 16, 4))}
-    >>> {k: type(v).__name__ for k, v in default_tokenizers(x).items()}
+    >>> shapes = {"env": (None, 20), "climate": (None, 48, 4),
+    ...           "image": (None, 16, 16, 4)}
+    >>> {k: type(v).__name__ for k, v in default_tokenizers(shapes).items()}
     {'env': 'TabularTokenizer', 'climate': 'TimeSeriesTokenizer', 'image': 'ImagePatchTokenizer'}
 
     Reference:
@@ -52,7 +67,7 @@ def default_tokenizers(
     """
     tokenizers = {}
     for name, values in x.items():
-        shape = np.shape(values)
+        shape = _shape(values)
         if len(shape) == 2:
             if name in embedding_modalities:
                 tokenizers[name] = EmbeddingTokenizer(

@@ -4,19 +4,21 @@ import math
 
 import numpy as np
 
-
-def subset_label(subset):
-    """The column name of a subset of modalities, e.g. 'env+image'."""
-    return "+".join(subset)
+from keras_miam.evaluation import selections
 
 
-def subset_scores(frame, modalities, summary=True):
+def subset_scores(frame, modalities=None, summary=True):
     """`{subset label: metric}` from an `evaluate_subsets` frame.
+
+    The labels are the frame's (`keras_miam.evaluation.subset_label`:
+    'env+image'); labels written with spaces by older versions
+    ('env + image') are read as the same subset.
 
     Args:
         frame: the DataFrame returned by `keras_miam.evaluation.evaluate_subsets`
             (its subset rows are read, summary rows ignored).
-        modalities: the modality names, in column order.
+        modalities: optional modality names: the members of each label are
+            then put in this order (so labels match across tables).
         summary: whether to add "average", the mean over the subsets.
 
     Returns:
@@ -25,15 +27,18 @@ def subset_scores(frame, modalities, summary=True):
     Example:
 
     >>> frame = km.evaluation.evaluate_subsets(model, (x_test, y_test))
-    >>> subset_scores(frame, ["env", "image"])["image"]
+    >>> subset_scores(frame)["image"]
     0.66...
     """
     rows = frame[frame["kind"] == "subset"]
     metric = frame.attrs["metric"]
     scores = {}
-    for _, row in rows.iterrows():
-        subset = [m for m in modalities if bool(row[m])]
-        scores[subset_label(subset)] = float(row[metric])
+    for label, value in rows[metric].items():
+        members = selections.parse_label(label)
+        if modalities is not None:
+            order = {name: i for i, name in enumerate(modalities)}
+            members = sorted(members, key=lambda name: order.get(name, len(order)))
+        scores[selections.subset_label(members)] = float(value)
     if summary:
         scores["average"] = float(np.mean(list(scores.values())))
     return scores

@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_miam import strategies as strategies_lib
 from keras_miam.callbacks.modality_dynamics import ModalityDynamics
+from keras_miam.evaluation import data as data_lib
 from keras_miam.evaluation.evaluate_subsets import evaluate_subsets
 from keras_miam.experiments.default_tokenizers import default_tokenizers
 from keras_miam.models.multimodal_transformer import MultimodalTransformer
@@ -27,6 +28,10 @@ def train_and_evaluate(
     learning_rate=1e-3,
     seed=0,
     verbose=1,
+    callbacks=None,
+    restore_best=None,
+    subsets="all",
+    per_example=True,
 ):
     """Trains one model under a masking strategy and evaluates every subset.
 
@@ -41,18 +46,43 @@ def train_and_evaluate(
     random masking (`Constant(rate=0)`), as the paper's per-subset oracle.
 
     Args:
-        train, validation, test: `(x, y)` tuples, x a dict of arrays.
+        train, validation, test: `(x, y)` tuples (x a dict of arrays), or
+            streamed data: a `keras.utils.PyDataset` or a `tf.data.Dataset`
+            of `(x, y)` batches (x a dict), which `fit` reads as it is
+            (`batch_size` and the shuffling are then the dataset's). The
+            validation and test data are read into arrays, once, by
+            `ModalityDynamics` and `evaluate_subsets`.
         strategy: strategy name, config or instance.
         epochs, batch_size, learning_rate: training settings (AdamW with
             weight decay 0.01).
         task: "multilabel" (AUC) or "multiclass" (accuracy).
-        tokenizers: a callable `x -> {modality: tokenizer}`; defaults to
-            `default_tokenizers`.
-        model_kwargs: extra `MultimodalTransformer` arguments.
+        tokenizers: a callable `shapes -> {modality: tokenizer}`, called
+            with `{modality: shape}` (shape tuples, the first entry the
+            number of examples or the batch size, possibly None); defaults
+            to `default_tokenizers`.
+        model_kwargs: extra `MultimodalTransformer` arguments. Its
+            `num_outputs` defaults to the labels' width (multilabel) or
+            their largest class id + 1 (multiclass: set it for streamed
+            data, whose labels are not read in advance).
         dynamics_kwargs: extra `ModalityDynamics` arguments.
         visible: None, or the list of modalities of an oracle model.
         seed: seeds weights, masking and shuffling.
         verbose: 0 silent, 1 a progress bar per epoch.
+        callbacks: optional list of extra Keras callbacks (after the
+            `ModalityDynamics` callback, so they see its logs).
+        restore_best: None (keep the last epoch's weights), or the name of
+            a validation log (e.g. "val_loss", or "val_image_auc" as
+            logged by `ModalityDynamics`): the weights of the epoch where
+            it is best (lowest for losses, highest otherwise) are restored
+            at the end of training (`keras.callbacks.EarlyStopping` with
+            `restore_best_weights=True`, never stopping early), as the
+            authors' best-validation checkpoint.
+        subsets: the test subsets of a jointly trained model, as
+            `evaluate_subsets` takes them (e.g. a dict `{label: selection}`
+            with partial inputs). Defaults to "all" (every modality subset).
+        per_example: draw the strategy's p once per example (True, the
+            default) or once per batch (False: `MIAMMasking(per_example=
+            False)`, as the authors' sampler).
 
     Returns:
         dict with `model`, `history` (dict of per-epoch logs), `subsets`
@@ -70,41 +100,63 @@ def train_and_evaluate(
         Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
         Multimodal Ecological Applications", ICLR 2026 (protocol).
     """
-    x_train, y_train = train
+    x_shapes, y_shape = data_lib.data_shapes(train, "`train`")
+    streamed = not isinstance(train, (tuple, list))
+    model_kwargs = dict(model_kwargs or {})
+    if "num_outputs" not in model_kwargs:
+        if task == "multilabel":
+            model_kwargs["num_outputs"] = int(y_shape[1])
+        elif streamed:
+            raise ValueError(
+                "With streamed `train` data and task='multiclass', set the "
+                "number of classes: model_kwargs={'num_outputs': K}."
+            )
+        else:
+            model_kwargs["num_outputs"] = int(np.max(train[1])) + 1
+    callbacks_extra = callbacks
     keras.utils.set_random_seed(seed)
     oracle = visible is not None
     if oracle:
         strategy = strategies_lib.Constant(rate=0.0)
     make_tokenizers = tokenizers or default_tokenizers
     model = MultimodalTransformer(
-        make_tokenizers(x_train),
-        num_outputs=int(np.shape(y_train)[1])
-        if task == "multilabel"
-        else int(np.max(y_train)) + 1,
+        make_tokenizers(x_shapes),
         task=task,
         strategy=strategy,
         seed=seed,
-        **(model_kwargs or {}),
+        **model_kwargs,
     )
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=0.01),
         jit_compile="auto",
     )
+    model.masking.per_example = bool(per_example)
     callbacks = []
     if oracle:
-        model(
-            {k: np.asarray(v[:2]) for k, v in x_train.items()}
-        )  # build, so the masking layer can take the selection
+        # Build, so the masking layer can take the selection.
+        model.build({k: (None, *shape[1:]) for k, shape in x_shapes.items()})
         model.masking.set_visible(list(visible))
     else:
         callbacks.append(ModalityDynamics(validation, **(dynamics_kwargs or {})))
+    callbacks.extend(callbacks_extra or [])
+    if restore_best is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=restore_best,
+                mode="min" if "loss" in restore_best else "max",
+                patience=epochs + 1,
+                restore_best_weights=True,
+            )
+        )
     start = time.perf_counter()
+    if streamed:
+        inputs = {"x": train}
+    else:
+        inputs = {"x": train[0], "y": train[1], "batch_size": batch_size}
     history = model.fit(
-        x_train,
-        y_train,
+        **inputs,
         validation_data=validation,
         epochs=epochs,
-        batch_size=batch_size,
         callbacks=callbacks,
         verbose=verbose,
         shuffle=True,
@@ -115,7 +167,7 @@ def train_and_evaluate(
             model, test, subsets=[list(visible)], summary=False, verbose=0
         )
     else:
-        subsets = evaluate_subsets(model, test, verbose=0)
+        subsets = evaluate_subsets(model, test, subsets=subsets, verbose=0)
     return {
         "model": model,
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},

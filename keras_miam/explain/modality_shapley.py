@@ -1,14 +1,14 @@
 """Exact Shapley values of the modalities, by masking."""
 
-import itertools
 import math
 
 import numpy as np
 import pandas as pd
 
+from keras_miam.evaluation import selections as selections_lib
 from keras_miam.evaluation.evaluate_subsets import DEFAULT_BATCH_SIZE
-from keras_miam.evaluation.evaluate_subsets import evaluate_subsets
-from keras_miam.utils import model_utils
+from keras_miam.evaluation.evaluate_subsets import evaluate_selections
+from keras_miam.layers import masking_lookup
 
 
 def modality_shapley(
@@ -27,8 +27,8 @@ def modality_shapley(
     metric of the model with only the modalities in S visible (the others
     are replaced by the mask token, as missing inputs are):
     v(S) = metric(model | S). Every one of the 2^M coalitions is evaluated
-    with `evaluate_subsets` (2^M - 1 subsets plus the empty one, in
-    batched passes), then
+    with `evaluate_selections` (2^M - 1 subsets plus the empty one, in
+    batched passes, with the metric system of `evaluate_subsets`), then
 
         phi_m = sum_{S not containing m} |S|! (M - |S| - 1)! / M!
                 * (v(S + {m}) - v(S)).
@@ -78,31 +78,23 @@ def modality_shapley(
           robustness, and explainability in species distribution
           modeling", Methods in Ecology and Evolution, 2025.
     """
-    layer = model_utils.get_masking_layer(model, masking)
+    layer = masking_lookup.get_masking_layer(model, masking)
     names = layer.modalities
     m = len(names)
-    subsets = []
-    for size in range(0 if baseline is None else 1, m + 1):
-        for members in itertools.combinations(range(m), size):
-            selection = {name: i in members for i, name in enumerate(names)}
-            label = " + ".join(names[i] for i in members) or "(nothing)"
-            subsets.append((label, selection))
-    frame = evaluate_subsets(
+    subsets = selections_lib.all_subsets(names, include_empty=baseline is None)
+    values, metric_name = evaluate_selections(
         model,
         data,
+        [selections_lib.subset_selection(names, subset) for subset in subsets],
         metric=metric,
-        subsets=subsets,
         masking=layer,
         batch_size=batch_size,
         views_per_pass=views_per_pass,
-        summary=False,
         verbose=verbose,
     )
-    metric_name = frame.attrs["metric"]
-    shown = frame[names].to_numpy(dtype=bool)
-    codes = shown @ (1 << np.arange(m))  # Coalition as a bit mask.
-    value = np.full(1 << m, np.nan)
-    value[codes] = frame[metric_name].to_numpy()
+    value = np.full(1 << m, np.nan)  # v(S), S as a bit mask over `names`
+    for subset, v in zip(subsets, values):
+        value[sum(1 << names.index(name) for name in subset)] = v
     if baseline is not None:
         value[0] = float(baseline)
     phi = np.zeros(m)

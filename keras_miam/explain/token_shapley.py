@@ -3,11 +3,12 @@
 import numpy as np
 import pandas as pd
 
+from keras_miam.evaluation import data as data_lib
 from keras_miam.evaluation import metrics as metrics_lib
+from keras_miam.evaluation import selections as selections_lib
 from keras_miam.evaluation.evaluate_subsets import DEFAULT_BATCH_SIZE
 from keras_miam.evaluation.evaluate_subsets import evaluate_selections
-from keras_miam.evaluation.evaluate_subsets import read_data
-from keras_miam.utils import model_utils
+from keras_miam.layers import masking_lookup
 
 SAMPLINGS = ("antithetic", "stratified", "random")
 OTHERS = ("hidden", "visible")
@@ -118,7 +119,7 @@ def token_shapley(
           robustness, and explainability in species distribution
           modeling", Methods in Ecology and Evolution, 2025.
     """
-    layer = model_utils.get_masking_layer(model, masking)
+    layer = masking_lookup.get_masking_layer(model, masking)
     names, group_patterns = _parse_groups(layer, groups)
     num_groups = len(names)
     if sampling not in SAMPLINGS:
@@ -141,15 +142,15 @@ def token_shapley(
         example_index, output_index = (
             (target, None) if np.ndim(target) == 0 else tuple(target)
         )
-        x, _ = read_data(data, needs_labels=False)
-        count = model_utils.num_examples(x)
+        x, _ = data_lib.read_data(data, needs_labels=False)
+        count = data_lib.num_examples(x)
         if not 0 <= int(example_index) < count:
             raise ValueError(
                 f"Example index {example_index} is out of range: `data` has "
                 f"{count} examples."
             )
         index = int(example_index)
-        data = (model_utils.take_examples(x, slice(index, index + 1)), None)
+        data = (data_lib.take_examples(x, slice(index, index + 1)), None)
         metric = metrics_lib.prediction_metric(output_index)
         if views_per_pass is None:
             views_per_pass = layer.max_views
@@ -175,7 +176,7 @@ def token_shapley(
     values, metric_name = evaluate_selections(
         model,
         data,
-        [_selection(layer, pattern) for pattern in unique],
+        [selections_lib.pattern_selection(layer, pattern) for pattern in unique],
         metric=metric,
         masking=layer,
         batch_size=batch_size,
@@ -204,12 +205,6 @@ def token_shapley(
         }
     )
     return result
-
-
-def _selection(layer, pattern):
-    """The selection dict of a (T,) token pattern (all modalities listed,
-    so a pattern with no visible token still is a valid selection)."""
-    return {m: pattern[a:b] for m, (a, b) in layer.token_slices.items()}
 
 
 def _parse_groups(layer, groups):

@@ -628,12 +628,31 @@ class MIAMMasking(keras.layers.Layer):
 
     @contextlib.contextmanager
     def views(self, selections):
-        """Context manager: `set_views(selections)`, then `reset_visible()`."""
+        """Context manager: `set_views(selections)`, then the prior visibility.
+
+        On exit (errors included) the layer shows again what it showed on
+        entry: everything, a `set_visible()` selection, or the views of an
+        enclosing `views()` block.
+
+        Under JAX, inside `fit`, touch the model (e.g. `callback.model`)
+        before entering, so the variables read here are current.
+
+        Example:
+
+        >>> layer.set_visible(["env"])
+        >>> with layer.views([["env"], ["image"]]):
+        ...     predictions = model.predict_on_batch(tiled_batch)
+        >>> # `env` alone is visible again.
+        """
+        self._check_built("views()")
+        patterns = np.array(ops.convert_to_numpy(self.view_patterns.value))
+        num_views = np.array(ops.convert_to_numpy(self.num_views.value))
         self.set_views(selections)
         try:
             yield self
         finally:
-            self.reset_visible()
+            self.view_patterns.assign(patterns)
+            self.num_views.assign(num_views)
 
     def get_config(self):
         config = super().get_config()
