@@ -269,11 +269,19 @@ except Exception as error:
     info["load_error"] = f"{type(error).__name__}: {str(error)[:300]}"
 sys.path.insert(0, os.environ["KERAS_MIAM_ROOT"])
 from tests.test_faults import portable_model, portable_inputs
+from tests.test_faults import portable_functional_model, portable_targets
 if not info["loads_after_import_keras_miam_only"]:
     import keras_miam.models, keras_miam.tokenizers  # the workaround
     loaded = keras.saving.load_model(here_file)
 np.save(os.path.join(out, "loaded_predictions.npy"), loaded.predict(portable_inputs(), verbose=0))
 portable_model().save(os.path.join(out, "model.keras"))
+trained = portable_model()  # trained here: its optimizer has state
+trained.fit(portable_inputs(), portable_targets(), epochs=1, verbose=0)
+trained.save(os.path.join(out, "trained.keras"))
+functional = portable_functional_model()
+functional.fit(portable_inputs(), portable_targets(), epochs=1, verbose=0)
+functional.save(os.path.join(out, "functional.keras"))
+info["jit_compile"] = bool(trained.jit_compile)
 with open(os.path.join(out, "info.json"), "w") as f:
     json.dump(info, f)
 """
@@ -303,6 +311,30 @@ def portable_inputs():
     for name in x:
         x[name][3] = np.nan  # an example with nothing
     return x
+
+
+def portable_targets():
+    return (np.arange(18).reshape(6, 3) % 2).astype("float32")
+
+
+def portable_functional_model():
+    """A user's functional model (the Quickstart pattern), compiled with
+    Keras' defaults: `"adamw"` and `jit_compile="auto"`."""
+    inputs = {
+        "env": keras.Input((5,), name="env"),
+        "series": keras.Input((8, 2), name="series"),
+        "image": keras.Input((8, 8, 3), name="image"),
+    }
+    features, available = {}, {}
+    for name, value in inputs.items():
+        value, available[name] = km.layers.FillMissing()(value)
+        value = keras.layers.Flatten()(value) if len(value.shape) > 2 else value
+        features[name] = keras.layers.Dense(8, name=f"{name}_dense")(value)
+    tokens, keep = km.MIAMMasking(list(inputs), seed=0)(features, mask=available)
+    pooled = km.layers.VisibleMeanPooling()(tokens, mask=keep)
+    model = keras.Model(inputs, keras.layers.Dense(3)(pooled))
+    model.compile("adamw", keras.losses.BinaryCrossentropy(from_logits=True))
+    return model
 
 
 def portable_model():
@@ -419,3 +451,44 @@ def test_load_model_after_import_keras_miam(exchanged):
             target,
             info.get("load_error"),
         )
+
+
+@pytest.mark.parametrize("source", OTHER_BACKENDS)
+def test_a_transformer_saved_under_another_backend_trains_here(exchanged, source):
+    """`load_model` compiles it for this backend: the optimizer is this
+    backend's class (a torch file stores TorchAdamW), with its saved state,
+    and `jit_compile` is what `"auto"` means here, not the value resolved
+    under the other backend (JAX's True would mean torch.compile on torch)."""
+    out = exchanged["elsewhere"][source]["dir"]
+    loaded = keras.saving.load_model(out / "trained.keras")
+    here = portable_model()
+    assert type(loaded.optimizer) is type(here.optimizer)
+    assert loaded.jit_compile == here.jit_compile
+    assert int(ops.convert_to_numpy(loaded.optimizer.iterations)) == 1  # kept
+    before = [ops.convert_to_numpy(v) for v in loaded.trainable_weights]
+    history = loaded.fit(portable_inputs(), portable_targets(), epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert int(ops.convert_to_numpy(loaded.optimizer.iterations)) == 3
+    changed = [
+        not np.allclose(ops.convert_to_numpy(v), b)
+        for v, b in zip(loaded.trainable_weights, before)
+    ]
+    assert sum(changed) > len(changed) // 2
+    # Saved again here, it reloads here as it is.
+    loaded.save(out / "again.keras")
+    assert keras.saving.load_model(out / "again.keras").jit_compile == here.jit_compile
+
+
+@pytest.mark.parametrize("source", OTHER_BACKENDS)
+def test_a_functional_model_from_another_backend_trains_after_compile(
+    exchanged, source
+):
+    """The documented way for a user's own model, whose compile Keras
+    restores as saved (another backend's optimizer class, resolved
+    `jit_compile`): `load_model(..., compile=False)`, then `compile()`."""
+    out = exchanged["elsewhere"][source]["dir"]
+    loaded = keras.saving.load_model(out / "functional.keras", compile=False)
+    loaded.compile("adamw", keras.losses.BinaryCrossentropy(from_logits=True))
+    history = loaded.fit(portable_inputs(), portable_targets(), epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert np.isfinite(loaded.predict(portable_inputs(), verbose=0)).all()
