@@ -17,6 +17,16 @@ class MaskedAUC(keras.metrics.AUC):
     to `True` and count the entry as a positive, silently. Takes the
     arguments of `keras.metrics.AUC`.
 
+    With `multi_label=True` (macro averaging) the result is the mean AUC of
+    the outputs that have both observed positives and observed negatives
+    (as `keras_miam.evaluation.macro_auc`; Keras' own AUC would count the
+    others as 0). With `multi_label=False` every observed entry enters one
+    pooled AUC (micro averaging, as `keras_miam.evaluation.micro_auc`, up
+    to the threshold approximation). When no output has both classes, the
+    AUC is undefined: the result is NaN, never 0. (No warning is raised:
+    Keras reads `result()` on placeholder data while building a model, and
+    a compiled step cannot warn on a value.)
+
     Example:
 
     >>> metric = MaskedAUC(multi_label=True)
@@ -38,3 +48,24 @@ class MaskedAUC(keras.metrics.AUC):
             weights = ops.expand_dims(weights, -1)
         weights = entry_weights(weights, sample_weight)
         return super().update_state(y_true, y_pred, sample_weight=weights)
+
+    def result(self):
+        # Totals per output: the same at every threshold.
+        positives = self.true_positives[0] + self.false_negatives[0]
+        negatives = self.false_positives[0] + self.true_negatives[0]
+        both = ops.logical_and(positives > 0, negatives > 0)
+        if self.multi_label:
+            weights = ops.cast(both, self.dtype)
+            given = self.label_weights
+            if given is not None:
+                weights = weights * ops.cast(given, self.dtype)
+            self.label_weights = weights
+            try:
+                value = super().result()
+            finally:
+                self.label_weights = given
+            defined = ops.any(both)
+        else:
+            value = super().result()
+            defined = both
+        return ops.where(defined, value, ops.cast(float("nan"), self.dtype))
