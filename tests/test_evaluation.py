@@ -474,3 +474,51 @@ def test_bad_inputs_raise_clear_errors(rng):
     with pytest.raises(ValueError, match="12 examples but y has 5"):
         evaluate_subsets(model, (x, multi_hot[:5]), verbose=0)
     assert isinstance(evaluate_subsets(model, (x, multi_hot), verbose=0), pd.DataFrame)
+
+
+def test_views_restore_the_prior_visibility(rng):
+    model, layer = build_model(token_sum)
+    x = random_inputs(rng, 4)
+    layer.set_visible(["c"])
+    only_c = model.predict(x, verbose=0)
+    layer.set_visible(["b"])
+    only_b = model.predict(x, verbose=0)
+    with layer.views([["a"], ["c"]]):
+        assert float(ops.convert_to_numpy(layer.num_views)) == 2.0
+        with layer.views(["c"]):
+            np.testing.assert_allclose(model.predict(x, verbose=0), only_c)
+        # The enclosing views are back: 2 blocks, a then c.
+        assert float(ops.convert_to_numpy(layer.num_views)) == 2.0
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(layer.view_patterns)[:2],
+            [layer.visible_pattern("a"), layer.visible_pattern("c")],
+        )
+    # Then the set_visible(["b"]) selection, not everything.
+    assert float(ops.convert_to_numpy(layer.num_views)) == 1.0
+    np.testing.assert_allclose(model.predict(x, verbose=0), only_b)
+    with pytest.raises(RuntimeError, match="inside"):
+        with layer.views(["a"]):
+            raise RuntimeError("inside")
+    np.testing.assert_allclose(model.predict(x, verbose=0), only_b)
+    layer.reset_visible()
+
+
+def test_selection_vocabulary_round_trips(rng):
+    from keras_miam.evaluation import selections
+
+    _, layer = build_model(token_sum)
+    for subset in selections.all_subsets(layer.modalities, include_empty=True):
+        label = selections.subset_label(subset)
+        assert selections.parse_label(label) == subset
+        pattern = layer.visible_pattern(
+            selections.subset_selection(layer.modalities, subset)
+        )
+        assert selections.pattern_label(layer, pattern) == label
+        again = layer.visible_pattern(selections.pattern_selection(layer, pattern))
+        np.testing.assert_array_equal(again, pattern)
+    assert selections.subset_label(("a", "b")) == "a+b"
+    assert selections.parse_label("a + b") == ("a", "b")  # older tables
+    assert selections.pattern_label(layer, layer.visible_pattern({"b": [0, 2]})) == (
+        "b[2/3]"
+    )
+    assert len(selections.all_subsets("abc")) == 7

@@ -3,6 +3,7 @@
 import json
 import sys
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -219,3 +220,62 @@ def test_strategies_labelled_by_a_dict(splits, tmp_path):
         for name, r in records.items()
     }
     assert lambdas == {"miam_seed0.json": 1.0, "miam_lambda3_seed0.json": 3.0}
+
+
+class Batches(keras.utils.PyDataset):
+    """(x, y) arrays served as a PyDataset of batches."""
+
+    def __init__(self, data, batch_size):
+        super().__init__()
+        self.x, self.y = data
+        self.batch_size = batch_size
+
+    def __len__(self):
+        return -(-len(self.y) // self.batch_size)
+
+    def __getitem__(self, index):
+        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return {k: v[part] for k, v in self.x.items()}, self.y[part]
+
+
+def test_streamed_data_and_tokenizers_from_shapes(splits):
+    import tensorflow as tf
+
+    train, val, test = splits
+    seen = []
+
+    def tokenizers(shapes):
+        seen.append(shapes)
+        return tiny_tokenizers(shapes)
+
+    result = km.experiments.train_and_evaluate(
+        Batches(train, 64),
+        tf.data.Dataset.from_tensor_slices(val).batch(32),
+        tf.data.Dataset.from_tensor_slices(test).batch(32),
+        strategy="miam",
+        **{**SETTINGS, "tokenizers": tokenizers},
+        verbose=0,
+    )
+    # The factory gets shapes (a batch of the PyDataset), never arrays.
+    image_shape = train[0]["image"].shape[1:]
+    assert seen == [{"env": (64, 4), "image": (64, *image_shape)}]
+    assert len(result["history"]["val_env_auc"]) == 1
+    frame = result["subsets"]
+    assert list(frame[frame["kind"] == "subset"].index) == ["env", "image", "env+image"]
+    # The tf.data test split is scored like its arrays.
+    again = km.evaluation.evaluate_subsets(result["model"], test, verbose=0)
+    np.testing.assert_allclose(frame["auc"], again["auc"], rtol=1e-6)
+    # tf.data train data: shapes from its element_spec (batch unknown).
+    x_shapes, y_shape = km.evaluation.data.data_shapes(
+        tf.data.Dataset.from_tensor_slices(train).batch(16)
+    )
+    assert x_shapes == {"env": (None, 4), "image": (None, *image_shape)}
+    assert y_shape == (None, train[1].shape[1])
+    assert {k: type(v).__name__ for k, v in tiny_tokenizers(x_shapes).items()} == {
+        "env": "TabularTokenizer",
+        "image": "ImagePatchTokenizer",
+    }
+    with pytest.raises(ValueError, match="num_outputs"):
+        km.experiments.train_and_evaluate(
+            Batches(train, 64), val, test, task="multiclass", **SETTINGS
+        )

@@ -710,3 +710,111 @@ def test_collect_examples_subsamples_a_fixed_subset_and_reads_iterables():
     x4, _ = data_lib.collect_examples(iter(batches), max_examples=100)
     # Reading stops after the batch that reaches 100; then a fixed subsample.
     assert data_lib.num_examples(x4) == 100
+
+
+# ----------------------------------------------------------------------------
+# One metric system: the callback and evaluate_subsets give the same number.
+# ----------------------------------------------------------------------------
+def quickstart_logits_model():
+    """The README Quickstart pattern: one token per modality, a Dense head
+    returning logits, `BinaryCrossentropy(from_logits=True)`."""
+    inputs = {m: keras.Input((TOKENS, FEATURES), name=m) for m in MODALITIES}
+    tokens = {
+        m: keras.layers.Dense(8, activation="relu")(keras.layers.Flatten()(inputs[m]))
+        for m in MODALITIES
+    }
+    masking = km.MIAMMasking(list(MODALITIES), strategy="miam", seed=0)
+    x, keep = masking(tokens)
+    pooled = keras.layers.GlobalAveragePooling1D()(x, mask=keep)
+    model = keras.Model(inputs, keras.layers.Dense(2)(pooled))
+    model.compile("adamw", keras.losses.BinaryCrossentropy(from_logits=True))
+    return model
+
+
+Y_CLASS = np.argmax(Y_VAL, axis=1) + (Y_VAL[:, 0] * Y_VAL[:, 1]).astype(int)
+
+
+@pytest.mark.parametrize(
+    "case, metric, name",
+    [
+        ("multilabel", None, "auc"),
+        ("multiclass", "accuracy", "accuracy"),
+        ("logits", "accuracy", "accuracy"),
+        ("multilabel", "loss", "loss_score"),
+    ],
+)
+def test_callback_and_evaluate_subsets_agree(case, metric, name):
+    keras.utils.set_random_seed(0)
+    if case == "logits":
+        model, y = quickstart_logits_model(), Y_VAL
+    elif case == "multiclass":
+        model, y = make_model(head="softmax", probe=False), Y_CLASS
+    else:
+        model, y = make_model(probe=False), Y_VAL
+    callback = km.ModalityDynamics((X_VAL, y), metric=metric, epsilon=1e-9)
+    logs = measure(callback, model)
+    assert callback.metric_name == name
+    frame = km.evaluation.evaluate_subsets(
+        model,
+        (X_VAL, y),
+        metric=metric,
+        subsets=list(MODALITIES),
+        summary=False,
+        verbose=0,
+    )
+    assert frame.attrs["metric"] == name
+    preds = reference_predictions(model, X_VAL)
+    for m in MODALITIES:
+        # Stored as float32 by the layer.
+        assert logs[f"val_{m}_{name}"] == pytest.approx(frame.loc[m, name], abs=1e-6)
+        if case == "logits":  # binary accuracy of logits: cut at 0
+            expected = np.mean((preds[m] > 0) == (Y_VAL > 0.5))
+            assert frame.loc[m, name] == pytest.approx(expected, abs=1e-12)
+        elif case == "multiclass":
+            expected = np.mean(np.argmax(preds[m], -1) == Y_CLASS)
+            assert frame.loc[m, name] == pytest.approx(expected, abs=1e-12)
+        elif name == "loss_score":
+            expected = 1.0 / (1.0 + bce(Y_VAL, preds[m]))
+            assert frame.loc[m, name] == pytest.approx(expected, abs=1e-5)
+    assert 0 < frame[name].min() and frame[name].max() <= 1
+
+
+def test_a_registered_or_supplied_metric_drives_the_callback():
+    # A SubsetMetric (what a model or a user supplies) and a registered name
+    # are scored by the callback like evaluate_subsets scores them.
+    model = make_model(probe=False)
+    preds = reference_predictions(model, X_VAL)
+    supplied = km.evaluation.SubsetMetric(
+        "mean_output", fn=lambda y, p: np.mean(p), higher_is_better=True
+    )
+    km.evaluation.register_metric("test_mean_output", supplied)
+    for metric in (supplied, "test_mean_output"):
+        logs = measure(km.ModalityDynamics((X_VAL, Y_VAL), metric=metric), model)
+        for m in MODALITIES:
+            assert logs[f"val_{m}_mean_output"] == pytest.approx(
+                np.mean(preds[m]), rel=1e-5
+            )
+    error = km.evaluation.SubsetMetric(
+        "error", fn=lambda y, p: np.mean(p), higher_is_better=False
+    )
+    with pytest.raises(ValueError, match="lower is better"):
+        km.ModalityDynamics((X_VAL, Y_VAL), metric=error)
+
+
+def test_mask_ratio_log_is_the_strategy_ratio_not_a_token_fraction():
+    model = make_model(probe=False)
+    layer = get_masking_layer(model)
+    callback = km.ModalityDynamics((X_VAL, Y_VAL))
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch in range(2):
+        logs = {}
+        callback.on_epoch_end(epoch, logs)
+    ratios = layer.mask_ratios()
+    for i, m in enumerate(MODALITIES):
+        assert logs[f"{m}_mask_ratio"] == pytest.approx(float(ratios[i]))
+    # r_m = rho_s / rho_d: geometric-mean normalised, so the product is 1
+    # and one modality is above 1 (not a fraction of tokens).
+    values = [logs[f"{m}_mask_ratio"] for m in MODALITIES]
+    assert np.prod(values) == pytest.approx(1.0, rel=1e-4)
+    assert max(values) > 1.0
