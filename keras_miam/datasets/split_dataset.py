@@ -1,24 +1,52 @@
-"""Seeded random split of array datasets into train/validation/test parts."""
+"""Seeded split of array datasets into train/validation/test parts.
+
+At random, or by spatial blocks (no block of `spatial_block` degrees shared
+between parts), as GeoLifeCLEF baselines validate against spatial
+autocorrelation.
+"""
 
 import numbers
 
 import numpy as np
 
 
-def split_dataset(x, y=None, fractions=(0.7, 0.15, 0.15), seed=0):
-    """Splits examples at random into parts of the given fractions.
+def split_dataset(
+    x,
+    y=None,
+    fractions=(0.7, 0.15, 0.15),
+    seed=0,
+    spatial_block=None,
+    coordinates=None,
+):
+    """Splits examples at random, or by spatial blocks, into parts.
 
     Every array in `x` (an array or a dict of arrays) and `y` is indexed
-    with the same seeded permutation, so examples stay aligned across
-    modalities. Part sizes are `floor(fraction * N)`, the remainder going to
-    the first part, and every part gets at least one example.
+    with the same seeded selection, so examples stay aligned across
+    modalities.
+
+    - At random (`spatial_block=None`): part sizes are
+      `floor(fraction * N)`, the remainder going to the first part, and
+      every part gets at least one example.
+    - By spatial blocks (`spatial_block=DEGREES`, with `coordinates`): the
+      examples are grouped in square cells of `DEGREES` x `DEGREES` of
+      longitude and latitude, the cells are shuffled (seeded) and dealt out
+      whole, in that order, to the parts until each holds about its
+      fraction of the examples. No cell is shared between two parts, so
+      nearby examples (spatially autocorrelated) never sit on both sides of
+      a split; part sizes follow the fractions up to one cell. Every part
+      gets at least one cell.
 
     Args:
         x: a numpy array, or a dict {name: array}, all with the same first
             dimension N.
         y: optional array with first dimension N (labels).
         fractions: sequence of at least two positive floats summing to 1.
-        seed: int, seeds the permutation.
+        seed: int, seeds the permutation (of examples, or of cells).
+        spatial_block: optional float > 0, the cell size in degrees.
+            Defaults to None (a random split).
+        coordinates: with `spatial_block`: the `(N, 2)` longitudes and
+            latitudes in degrees, or a table with "lon" and "lat" columns
+            (e.g. `load_geoplant(...).surveys`).
 
     Returns:
         A tuple with one `(x_part, y_part)` pair per fraction (`y_part` is
@@ -31,6 +59,10 @@ def split_dataset(x, y=None, fractions=(0.7, 0.15, 0.15), seed=0):
     >>> train, val, test = split_dataset(x, np.zeros((100, 5)))
     >>> train[0]["env"].shape, val[1].shape, test[1].shape
     ((70, 3), (15, 5), (15, 5))
+    >>> lon_lat = np.stack([np.linspace(0, 9.9, 100), np.zeros(100)], axis=1)
+    >>> parts = split_dataset(x, spatial_block=1.0, coordinates=lon_lat)
+    >>> [len(p[0]["env"]) for p in parts]  # ten cells of ten examples
+    [70, 10, 20]
 
     Reference:
         Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
@@ -70,13 +102,79 @@ def split_dataset(x, y=None, fractions=(0.7, 0.15, 0.15), seed=0):
         raise ValueError(
             f"Cannot split {n} examples into parts of fractions {fractions}."
         )
-    order = np.random.default_rng(seed).permutation(n)
-    bounds = np.cumsum([0] + sizes)
+    if spatial_block is None:
+        order = np.random.default_rng(seed).permutation(n)
+        bounds = np.cumsum([0] + sizes)
+        indices = [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    else:
+        indices = _spatial_parts(coordinates, spatial_block, fractions, n, seed)
     parts = []
-    for start, stop in zip(bounds[:-1], bounds[1:]):
-        index = np.sort(order[start:stop])
+    for index in indices:
         part = {k: np.asarray(v)[index] for k, v in arrays.items()}
         x_part = part[None] if None in part else part
         y_part = None if y is None else np.asarray(y)[index]
         parts.append((x_part, y_part))
     return tuple(parts)
+
+
+def _spatial_parts(coordinates, spatial_block, fractions, n, seed):
+    """Example indices of each part, whole cells of `spatial_block` degrees."""
+    if isinstance(spatial_block, bool) or not isinstance(spatial_block, numbers.Real):
+        raise ValueError(
+            f"`spatial_block` must be a cell size in degrees (a number > 0); "
+            f"received {spatial_block!r}."
+        )
+    if not np.isfinite(spatial_block) or spatial_block <= 0:
+        raise ValueError(
+            f"`spatial_block` must be a number of degrees > 0; received "
+            f"{spatial_block!r}."
+        )
+    if coordinates is None:
+        raise ValueError(
+            "`spatial_block` needs `coordinates`: the (N, 2) longitudes and "
+            "latitudes of the examples, or a table with 'lon' and 'lat' columns."
+        )
+    if hasattr(coordinates, "columns"):
+        missing = [c for c in ("lon", "lat") if c not in coordinates.columns]
+        if missing:
+            raise ValueError(
+                f"`coordinates` has no {missing} column(s); found "
+                f"{list(coordinates.columns)}."
+            )
+        coordinates = coordinates[["lon", "lat"]].to_numpy()
+    coordinates = np.asarray(coordinates, "float64")
+    if coordinates.shape != (n, 2):
+        raise ValueError(
+            f"`coordinates` must have shape ({n}, 2) (longitude, latitude of each "
+            f"example); received {coordinates.shape}."
+        )
+    if not np.all(np.isfinite(coordinates)):
+        bad = int(np.sum(~np.all(np.isfinite(coordinates), axis=1)))
+        raise ValueError(
+            f"`coordinates` has {bad} example(s) with a non-finite longitude or "
+            "latitude; every example needs a location for a spatial split."
+        )
+    cells = np.floor(coordinates / float(spatial_block)).astype("int64")
+    _, cell, counts = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
+    cell = cell.reshape(-1)
+    if len(counts) < len(fractions):
+        raise ValueError(
+            f"The examples fall in {len(counts)} cell(s) of {spatial_block} "
+            f"degrees, fewer than the {len(fractions)} parts; use a smaller "
+            "`spatial_block`."
+        )
+    order = np.random.default_rng(seed).permutation(len(counts))
+    # Each cell goes to the part its middle example falls in, in the
+    # shuffled order; then every part is made non-empty.
+    middle = np.cumsum(counts[order]) - counts[order] / 2.0
+    bounds = np.cumsum(fractions)[:-1] * n
+    part_of = np.searchsorted(bounds, middle, side="right")
+    for p in range(len(fractions)):
+        if not np.any(part_of == p):
+            # A cell of the part with the most cells (its last in the order).
+            donor = int(np.argmax(np.bincount(part_of, minlength=len(fractions))))
+            part_of[np.flatnonzero(part_of == donor)[-1]] = p
+    cell_part = np.empty(len(counts), "int64")
+    cell_part[order] = part_of
+    example_part = cell_part[cell]
+    return [np.flatnonzero(example_part == p) for p in range(len(fractions))]
