@@ -13,6 +13,7 @@ from readout_models import shown
 from scipy import stats
 
 from keras_miam import MIAMMasking
+from keras_miam import ModalityDynamics
 from keras_miam.evaluation import evaluate_selections
 from keras_miam.evaluation import evaluate_subsets
 from keras_miam.evaluation import macro_auc
@@ -522,3 +523,23 @@ def test_selection_vocabulary_round_trips(rng):
         "b[2/3]"
     )
     assert len(selections.all_subsets("abc")) == 7
+
+
+@pytest.mark.parametrize("name", ["top_k_f1", "micro_auc"])
+def test_ranking_metrics_are_metric_names(rng, name):
+    from keras_miam.evaluation import ranking_metrics
+
+    model, layer = build_model(lambda t, k, layer: token_sum(t, k, layer, outputs=30))
+    x = random_inputs(rng, 20)
+    y = (rng.random((20, 30)) < 0.2).astype("float32")
+    y[rng.random((20, 30)) < 0.1] = np.nan
+    frame = subset_rows(
+        evaluate_subsets(
+            model, (x, y), metric=name, subsets=["a", ["b", "c"]], verbose=0
+        )
+    )
+    fn = getattr(ranking_metrics, name)
+    for selection, value in zip(["a", ["b", "c"]], frame[name]):
+        assert value == pytest.approx(by_hand(model, layer, x, y, selection, fn))
+    # ModalityDynamics accepts it too (registered, higher is better).
+    assert ModalityDynamics((x, y), metric=name).metric == name

@@ -9,7 +9,7 @@ frame = evaluate_subsets(model, (x_test, y_test))   # every modality subset
   `register_metric`, the head, `macro_auc`), shared with `ModalityDynamics`
   and `keras_miam.explain`;
 - `ranking_metrics.py`: GeoLifeCLEF's `top_k_f1` and `micro_auc` (numpy,
-  NaN targets left out);
+  NaN targets left out; also metric names: `metric="top_k_f1"`);
 - `selections.py`: subset <-> token pattern <-> label ('env+image');
 - `view_predictions.py`: the engine, V selections per compiled forward pass
   (`predict_views`, `score_selections`);

@@ -668,6 +668,16 @@ def _loss(name, head, y_true, y_pred, model):
     )
 
 
+def _ranking(name, head, y_true, y_pred, model):
+    """GeoLifeCLEF's `top_k_f1` (k = 25, per example) and `micro_auc`."""
+    # ranking_metrics reads macro_auc from this module: imported on use.
+    from keras_miam.evaluation import ranking_metrics
+
+    _binary_labels(y_true, _as_2d(y_pred).shape[1], name, allow_nan=True)
+    fn = getattr(ranking_metrics, name)
+    return SubsetMetric(name, fn=fn, higher_is_better=True, batch_probe=False)
+
+
 _REGISTRY = {}
 
 
@@ -704,6 +714,8 @@ for _name in AUC_NAMES:
 for _name in ACCURACY_NAMES:
     register_metric(_name, _accuracy)
 register_metric(LOSS_NAME, _loss)
+register_metric("top_k_f1", _ranking)
+register_metric("micro_auc", _ranking)
 
 
 def _registered(metric):
@@ -820,7 +832,9 @@ def resolve_metric(metric, y_true, y_pred, model=None, head=None):
             accuracy over all outputs for multi-label heads),
             'binary_accuracy', 'categorical_accuracy',
             'sparse_categorical_accuracy', 'loss' (the compiled loss as
-            1 / (1 + loss)), or a name added with `register_metric()`; any
+            1 / (1 + loss)), 'top_k_f1' (k = 25) and 'micro_auc'
+            (`ranking_metrics`, GeoLifeCLEF's), or a name added with
+            `register_metric()`; any
             other name `keras.metrics.get()` knows ('mse', ...); a
             `keras.metrics.Metric` (copied and streamed per selection); a
             function `fn(y_true, y_pred)` returning a number or one number
