@@ -9,25 +9,25 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from layouts import NO_CUBE
-from layouts import NO_ELEVATION
-from layouts import NO_PATCH
-from layouts import SIZE
-from layouts import TEST_IDS
-from layouts import TRAIN_IDS
-from layouts import climate_cube as _climate
-from layouts import env_frames as _env_frames
-from layouts import landsat_cube as _landsat
-from layouts import patch_path as _patch_path
-from layouts import smooth_patch as _smooth_patch
-from layouts import species_of as _species
-from layouts import tiff_patch as _patch
-from layouts import write_geoplant_release as _write_release
-from layouts import write_metadata as _write_metadata
 
 from keras_miam.datasets import GeoPlantDataset
 from keras_miam.datasets import load_geoplant
 from keras_miam.datasets.geoplant import readers as geoplant_readers
+from tests.layouts import NO_CUBE
+from tests.layouts import NO_ELEVATION
+from tests.layouts import NO_PATCH
+from tests.layouts import SIZE
+from tests.layouts import TEST_IDS
+from tests.layouts import TRAIN_IDS
+from tests.layouts import climate_cube as _climate
+from tests.layouts import env_frames as _env_frames
+from tests.layouts import landsat_cube as _landsat
+from tests.layouts import patch_path as _patch_path
+from tests.layouts import smooth_patch as _smooth_patch
+from tests.layouts import species_of as _species
+from tests.layouts import tiff_patch as _patch
+from tests.layouts import write_geoplant_release as _write_release
+from tests.layouts import write_metadata as _write_metadata
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-import readout_models
 from keras import ops
-from readout_models import mean_prediction
-from readout_models import shown
 from scipy import stats
 
 from keras_miam import MIAMMasking
@@ -18,6 +15,9 @@ from keras_miam.evaluation import evaluate_selections
 from keras_miam.evaluation import evaluate_subsets
 from keras_miam.evaluation import macro_auc
 from keras_miam.evaluation import view_predictions
+from tests import readout_models
+from tests.readout_models import mean_prediction
+from tests.readout_models import shown
 
 COUNTS = {"a": 2, "b": 3, "c": 1}
 

@@ -6,13 +6,13 @@ import math
 import numpy as np
 import pytest
 from keras import ops
-from readout_models import build_model
-from readout_models import mean_prediction
-from readout_models import random_inputs
-from readout_models import shown
 
 from keras_miam.explain import modality_shapley
 from keras_miam.explain import token_shapley
+from tests.readout_models import build_model
+from tests.readout_models import mean_prediction
+from tests.readout_models import random_inputs
+from tests.readout_models import shown
 
 
 def exact_shapley(value, players):

@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from keras import ops
 from matplotlib.figure import Figure
-from readout_models import build_model
-from readout_models import mean_prediction
 
 from keras_miam import MIAMMasking
 from keras_miam import plotting
 from keras_miam import strategies
 from keras_miam.evaluation import evaluate_subsets
+from tests.readout_models import build_model
+from tests.readout_models import mean_prediction
 
 SIZES = [2, 3, 5]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

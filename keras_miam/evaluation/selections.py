@@ -36,8 +36,8 @@ def subset_label(subset):
 def parse_label(label):
     """The modality names of a subset label: 'env+image' -> ('env', 'image').
 
-    Labels written with spaces ('env + image', as tables made before
-    keras_miam 0.2 were) are read too.
+    Labels written with spaces ('env + image', as older tables and cached
+    runs have them) are read too.
     """
     label = str(label).strip()
     if label == NOTHING:
