@@ -468,10 +468,13 @@ class MultimodalPretrainer(keras.Model):
         model.build(self.input_shapes)
         for name in self.modalities:
             model.tokenizers[name].set_weights(self.tokenizers[name].get_weights())
-        model.masking.mask_token.assign(self.masking.mask_token)
+        # Copies (NumPy), not the variables' buffers, which JAX may donate.
+        model.masking.mask_token.assign(ops.convert_to_numpy(self.masking.mask_token))
         if self.masking.slot_embedding is not None:
             if model.masking.slot_embedding is not None:
-                model.masking.slot_embedding.assign(self.masking.slot_embedding)
+                model.masking.slot_embedding.assign(
+                    ops.convert_to_numpy(self.masking.slot_embedding)
+                )
         for source, target in zip(self.encoder_layers, model.encoder_layers):
             target.set_weights(source.get_weights())
         if freeze_encoder:

@@ -1,0 +1,277 @@
+"""Tests of MultimodalPretrainer (run under every Keras backend)."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import keras_miam as km
+from keras_miam.models import MultimodalPretrainer
+from keras_miam.models import MultimodalTransformer
+from keras_miam.tokenizers import EmbeddingTokenizer
+from keras_miam.tokenizers import ImagePatchTokenizer
+from keras_miam.tokenizers import TabularTokenizer
+from keras_miam.tokenizers import TimeSeriesTokenizer
+from tests.conftest import JIT
+
+D = 16
+
+
+def make_tokenizers():
+    return {
+        "env": TabularTokenizer(D, num_frequencies=8, frequency_scale=0.1),
+        "climate": TimeSeriesTokenizer(D, patch_len=4),
+        "image": ImagePatchTokenizer(D, patch_size=4),
+    }
+
+
+def make_data(n=96, seed=0):
+    """env: 6 variables, copies of 2 latents; climate and image: noise."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(n, 2))
+    env = np.repeat(latent, 3, axis=1) + 0.1 * rng.normal(size=(n, 6))
+    climate = rng.normal(size=(n, 8, 2))
+    image = rng.normal(size=(n, 8, 8, 2))
+    return {
+        "env": env.astype("float32"),
+        "climate": climate.astype("float32"),
+        "image": image.astype("float32"),
+    }
+
+
+def make_model(strategy="uniform", **kwargs):
+    kwargs.setdefault("num_layers", 1)
+    kwargs.setdefault("num_heads", 2)
+    return MultimodalPretrainer(make_tokenizers(), strategy=strategy, seed=0, **kwargs)
+
+
+def built_model(x, **kwargs):
+    model = make_model(**kwargs)
+    model({k: v[:2] for k, v in x.items()})
+    return model
+
+
+def test_outputs_one_reconstruction_per_token_value():
+    x = make_data(4)
+    model = built_model(x)
+    out = model(x)
+    recon = out["reconstructions"]
+    # Values per token: 1 per variable, patch_len * channels per segment,
+    # patch_size^2 * channels per patch.
+    assert tuple(recon["env"].shape) == (4, 6, 1)
+    assert tuple(recon["climate"].shape) == (4, 2, 8)
+    assert tuple(recon["image"].shape) == (4, 4, 32)
+    assert tuple(out["visible"].shape) == (4, 12)
+    assert np.all(keras.ops.convert_to_numpy(out["visible"]))
+    targets, known = model.reconstruction_targets(x)
+    # The image target of patch (0, 1) is the pixels of rows 0-3, cols 4-7.
+    expected = x["image"][0, 0:4, 4:8, :].reshape(-1)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(targets["image"])[0, 1], expected
+    )
+
+
+def test_loss_counts_masked_available_values_only():
+    x = make_data(4)
+    x["env"][0, 0] = np.nan  # a missing value of a masked token
+    x["image"][1] = np.nan  # a missing image: no target at all
+    model = built_model(x)
+    rng = np.random.default_rng(0)
+    recon = {
+        name: rng.normal(size=(4, *shape)).astype("float32")
+        for name, shape in (("env", (6, 1)), ("climate", (2, 8)), ("image", (4, 32)))
+    }
+    visible = rng.random((4, 12)) < 0.5
+    loss = model.compute_loss(
+        x=x, y=None, y_pred={"reconstructions": recon, "visible": visible}
+    )
+    # NumPy reference: per modality, mean squared error over the masked
+    # values that are not NaN; then the mean over modalities.
+    slices = {"env": (0, 6), "climate": (6, 8), "image": (8, 12)}
+    grouped = {
+        "env": x["env"][:, :, None],
+        "climate": x["climate"].reshape(4, 2, 8),
+        "image": x["image"]
+        .reshape(4, 2, 4, 2, 4, 2)
+        .transpose(0, 1, 3, 2, 4, 5)
+        .reshape(4, 4, 32),
+    }
+    per_modality = []
+    for name, (start, stop) in slices.items():
+        weight = ~visible[:, start:stop, None] & ~np.isnan(grouped[name])
+        error = (recon[name] - np.nan_to_num(grouped[name])) ** 2
+        per_modality.append(error[weight].mean())
+    loss = float(keras.ops.convert_to_numpy(loss))
+    assert np.isfinite(loss)
+    np.testing.assert_allclose(loss, np.mean(per_modality), rtol=1e-5)
+    # Everything visible: nothing to reconstruct, loss 0.
+    zero = model.compute_loss(
+        x=x, y_pred={"reconstructions": recon, "visible": np.ones((4, 12), bool)}
+    )
+    assert float(keras.ops.convert_to_numpy(zero)) == 0.0
+
+
+def test_fit_without_labels_learns_and_scores_rank_modalities():
+    # env is 3 noisy copies of 2 latents, so its hidden variables can be
+    # completed from the visible ones; climate and image are pure noise.
+    x = make_data(256)
+    x["image"][:16] = np.nan
+    x["env"][16:32, 2] = np.nan
+    model = make_model(strategy="miam")
+    model.compile(
+        optimizer=keras.optimizers.AdamW(3e-3, weight_decay=0.01), jit_compile=JIT
+    )
+    history = model.fit(x, epochs=12, batch_size=32, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses))
+    assert losses[-1] < 0.8 * losses[0]
+    weights = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+    assert all(np.all(np.isfinite(w)) for w in weights)
+    scores = model.modality_scores(make_data(128, seed=1))
+    # Noise cannot be completed: MSE >= 1, score <= 0.5.
+    assert scores[1] < 0.52 and scores[2] < 0.52
+    assert scores[0] > max(scores[1], scores[2]) + 0.03
+
+
+def test_fit_rejects_labels_and_compile_rejects_a_loss():
+    x = make_data(8)
+    model = make_model()
+    with pytest.raises(ValueError, match="loss"):
+        model.compile(loss="mse")
+    model.compile(jit_compile=JIT)
+    with pytest.raises(ValueError, match="without targets"):
+        model.fit(x, np.zeros((8, 3), "float32"), epochs=1, verbose=0)
+
+
+def test_modality_scores_match_a_numpy_reference():
+    x = make_data(40)
+    x["image"][:5] = np.nan
+    model = built_model(x)
+    errors = model.modality_errors(x, batch_size=16)
+    scores = model.modality_scores(x, batch_size=16)
+    np.testing.assert_allclose(scores, 1.0 / (1.0 + errors))
+    assert np.all((scores > 0) & (scores <= 1))
+    # Reference for "image": per selection (half of its patches visible,
+    # every other modality hidden), the error of the hidden half.
+    targets, known = model.reconstruction_targets(x)
+    target = keras.ops.convert_to_numpy(targets["image"])
+    known = keras.ops.convert_to_numpy(known["image"])
+    total, count = 0.0, 0
+    for name, selection, scored in model.score_selections():
+        if name != "image":
+            continue
+        model.masking.set_visible(selection)
+        recon = model.predict(x, verbose=0)["reconstructions"]["image"]
+        model.masking.reset_visible()
+        weight = known & scored[8:12][None, :, None]
+        total += float(((recon - target) ** 2)[weight].sum())
+        count += int(weight.sum())
+    np.testing.assert_allclose(errors[2], total / count, rtol=1e-5)
+    halves = [s for n, _, s in model.score_selections() if n == "image"]
+    assert len(halves) == 2 and not np.any(halves[0] & halves[1])
+    np.testing.assert_array_equal(halves[0] | halves[1], np.arange(12) >= 8)
+
+
+def test_one_token_modality_is_scored_from_the_others():
+    rng = np.random.default_rng(0)
+    x = {
+        "env": rng.normal(size=(16, 4)).astype("float32"),
+        "audio": rng.normal(size=(16, 5)).astype("float32"),
+    }
+    model = MultimodalPretrainer(
+        {"env": TabularTokenizer(D), "audio": EmbeddingTokenizer(D)},
+        num_layers=1,
+        num_heads=2,
+    )
+    model(x)
+    selections = {n: s for n, s, _ in model.score_selections()}
+    assert selections["audio"] == {"env": True}
+    assert model.modality_scores(x).shape == (2,)
+
+
+def test_to_transformer_copies_pretrained_weights():
+    x = make_data(32)
+    y = (np.random.default_rng(0).random((32, 3)) < 0.5).astype("float32")
+    pretrainer = built_model(x)
+    model = pretrainer.to_transformer(3, strategy="uniform")
+    assert isinstance(model, MultimodalTransformer) and model.built
+    for name in pretrainer.modalities:
+        for a, b in zip(
+            pretrainer.tokenizers[name].get_weights(),
+            model.tokenizers[name].get_weights(),
+        ):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(pretrainer.encoder_layers, model.encoder_layers):
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(pretrainer.masking.mask_token),
+        keras.ops.convert_to_numpy(model.masking.mask_token),
+    )
+    before = [w.copy() for w in pretrainer.get_weights()]
+    model.compile(jit_compile=JIT)
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    # Fine-tuning trains a copy: the pretrainer is unchanged.
+    for a, b in zip(before, pretrainer.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    changed = [
+        not np.array_equal(a, b)
+        for a, b in zip(
+            pretrainer.encoder_layers[0].get_weights(),
+            model.encoder_layers[0].get_weights(),
+        )
+    ]
+    assert any(changed)
+
+
+def test_linear_probe_trains_the_head_only():
+    x = make_data(32)
+    y = (np.random.default_rng(0).random((32, 3)) < 0.5).astype("float32")
+    pretrainer = built_model(x)
+    model = pretrainer.to_transformer(3, freeze_encoder=True)
+    trainable = {w.path.split("/")[-2] for w in model.trainable_weights}
+    assert trainable == {"final_norm", "head"}
+    encoder = [w.copy() for w in model.encoder_layers[0].get_weights()]
+    head = model.head.get_weights()[0].copy()
+    model.compile(jit_compile=JIT)
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    for a, b in zip(encoder, model.encoder_layers[0].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(head, model.head.get_weights()[0])
+
+
+def test_save_and_load(tmp_path):
+    x = make_data(32)
+    model = make_model(strategy="miam", num_layers=2)
+    model.compile(jit_compile=JIT)
+    model.fit(x, epochs=1, batch_size=16, verbose=0)
+    model.masking.update_dynamics([0.9, 0.5, 0.4], [0.01, 0.02, 0.05])
+    path = os.path.join(tmp_path, "pretrainer.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, MultimodalPretrainer)
+    assert json.loads(json.dumps(loaded.get_config())) == json.loads(
+        json.dumps(model.get_config())
+    )
+    expected = model.predict(x, verbose=0)["reconstructions"]
+    received = loaded.predict(x, verbose=0)["reconstructions"]
+    for name in model.modalities:
+        np.testing.assert_allclose(received[name], expected[name], atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.masking.mask_ratios(), model.masking.mask_ratios()
+    )
+    loaded.fit(x, epochs=1, batch_size=16, verbose=0)  # the optimizer resumes
+    transferred = loaded.to_transformer(2)
+    path = os.path.join(tmp_path, "transferred.keras")
+    transferred.save(path)
+    reloaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        reloaded.predict(x, verbose=0), transferred.predict(x, verbose=0), atol=1e-5
+    )
+
+
+def test_exported_and_documented():
+    assert km.models.MultimodalPretrainer is MultimodalPretrainer
+    assert "Reference" in MultimodalPretrainer.__doc__
