@@ -794,6 +794,23 @@ def test_a_registered_or_supplied_metric_drives_the_callback():
             assert logs[f"val_{m}_mean_output"] == pytest.approx(
                 np.mean(preds[m]), rel=1e-5
             )
+    # A metric that scores the modalities itself (the hook a model, e.g. a
+    # pre-trainer scoring reconstruction, plugs in through).
+    calls = []
+
+    def own_scores(model_, x, y, layer):
+        calls.append(layer.modalities)
+        return [0.25, 0.75]
+
+    km.evaluation.register_metric(
+        "test_own_scores",
+        km.evaluation.SubsetMetric(
+            "own", modality_scores=own_scores, higher_is_better=True
+        ),
+    )
+    logs = measure(km.ModalityDynamics((X_VAL, Y_VAL), metric="test_own_scores"), model)
+    assert [logs[f"val_{m}_own"] for m in MODALITIES] == [0.25, 0.75]
+    assert calls == [list(MODALITIES)]
     error = km.evaluation.SubsetMetric(
         "error", fn=lambda y, p: np.mean(p), higher_is_better=False
     )

@@ -250,6 +250,14 @@ class ModalityDynamics(keras.callbacks.Callback):
                 f"`smoothing={self.smoothing}` needs the layer to keep at least "
                 f"that many scores; its history_size is {layer.history_size}."
             )
+        ready = metrics_lib.ready_metric(self.metric)
+        if ready is not None and ready.modality_scores is not None:
+            # The metric scores the modalities itself (e.g. a pre-trainer's
+            # reconstruction score): no views to probe.
+            if not layer.built:
+                model.predict_on_batch(data_lib.take_examples(x, slice(0, 1)))
+            self._layer, self._scorer, self.metric_name = layer, ready, ready.name
+            return
         try:
             if not layer.built:
                 model.predict_on_batch(data_lib.take_examples(x, slice(0, 1)))
@@ -328,6 +336,9 @@ class ModalityDynamics(keras.callbacks.Callback):
     # ------------------------------------------------------------------
     def _measure(self, model):
         """s_m for every modality: one tiled forward pass per batch."""
+        if self._scorer.modality_scores is not None:
+            scores = self._scorer.modality_scores(model, self._x, self._y, self._layer)
+            return np.asarray(scores, "float64").reshape(-1)
         values, _ = view_predictions.score_selections(
             model,
             self._x,

@@ -407,6 +407,12 @@ class SubsetMetric:
             it) or None (unknown). Defaults to None.
         batch_probe: whether one batch is enough to compute the metric
             (False for AUC: a batch may lack positives). Defaults to True.
+        modality_scores: instead of `fn` / `keras_metric` / `per_example`,
+            `fn(model, x, y, layer) -> (M,) scores`, each modality of
+            `layer` scored alone by the metric itself (e.g. a model's own
+            reconstruction score); `ModalityDynamics` calls it in place of
+            scoring single-modality views (the other tools do not take such
+            a metric).
 
     Example:
 
@@ -429,11 +435,13 @@ class SubsetMetric:
         user_defined=False,
         higher_is_better=None,
         batch_probe=True,
+        modality_scores=None,
     ):
-        if sum(x is not None for x in (fn, keras_metric, per_example)) != 1:
+        ways = (fn, keras_metric, per_example, modality_scores)
+        if sum(x is not None for x in ways) != 1:
             raise ValueError(
-                "A SubsetMetric needs exactly one of `fn`, `keras_metric` and "
-                "`per_example`."
+                "A SubsetMetric needs exactly one of `fn`, `keras_metric`, "
+                "`per_example` and `modality_scores`."
             )
         self.name = name
         self.fn = fn
@@ -445,6 +453,7 @@ class SubsetMetric:
         self.user_defined = user_defined
         self.higher_is_better = higher_is_better
         self.batch_probe = batch_probe
+        self.modality_scores = modality_scores
 
     def check(self, y_true, y_pred):
         """Raises a `ValueError` if the metric does not fit the labels."""
@@ -453,6 +462,11 @@ class SubsetMetric:
 
     def accumulator(self):
         """A fresh accumulator: `update(y_true, y_pred)`, `result()`."""
+        if self.modality_scores is not None:
+            raise ValueError(
+                f"The metric '{self.name}' scores modalities itself "
+                "(`modality_scores`): only ModalityDynamics takes it."
+            )
         if self.keras_metric is not None:
             accumulator = _StreamingAccumulator(self.keras_metric)
         elif self.per_example is not None:
@@ -720,6 +734,20 @@ register_metric("micro_auc", _ranking)
 
 def _registered(metric):
     return _REGISTRY.get(metric.lower()) if isinstance(metric, str) else None
+
+
+def ready_metric(metric):
+    """The `SubsetMetric` that `metric` is without seeing outputs, or None.
+
+    A `SubsetMetric`, or a name registered with a `SubsetMetric` (not a
+    factory), is ready; names resolved against the head are not.
+    """
+    if isinstance(metric, SubsetMetric):
+        return metric
+    entry = _registered(metric)
+    if entry is not None and isinstance(entry[0], SubsetMetric):
+        return entry[0]
+    return None
 
 
 def _user_metric(metric):
