@@ -14,9 +14,10 @@ import json
 from pathlib import Path
 
 import pytest
-from layouts import write_geoplant_release
-from layouts import write_metadata
-from layouts import write_taxabench
+
+from tests.layouts import write_geoplant_release
+from tests.layouts import write_metadata
+from tests.layouts import write_taxabench
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 REAL_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
@@ -328,3 +329,60 @@ def test_geoplant_on_real_glc25_samples(geoplant_example, real_samples_dir, tmp_
     assert results["num_surveys"]["validation"] >= 1
     assert len(results["species"]) == 5
     _check_outputs(out, ["climate", "landsat", "image"], ["miam"], explain=False)
+
+
+@pytest.mark.slow
+@pytest.mark.real_samples
+def test_geoplant_paper_preset_dry_run_on_real_samples(
+    geoplant_example, real_samples_dir, tmp_path, capsys
+):
+    # The paper's model (d = 192, 7 blocks, 8 heads, FFN 256) in bfloat16,
+    # read through the array cache, for one epoch of a few steps.
+    pytest.importorskip("imagecodecs", reason="the GLC25 tiffs are LZW-compressed")
+    out = tmp_path / "out"
+    cache = tmp_path / "cache"
+    argv = [
+        "--root",
+        str(real_samples_dir / "glc25-pa"),
+        "--preset",
+        "paper",
+        "--species",
+        "5",
+        "--strategy",
+        "miam",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--cache-dir",
+        str(cache),
+        "--mixed-precision",
+        "--no-explain",
+        "--output",
+        str(out),
+    ]
+    results = geoplant_example.main(argv)
+    text = capsys.readouterr().out
+    config = results["config"]
+    assert (config["embed_dim"], config["num_layers"], config["num_heads"]) == (
+        192,
+        7,
+        8,
+    )
+    assert (config["ff_dim"], config["dropout"], config["batch_size"]) == (256, 0.1, 16)
+    assert results["policy"] == "mixed_bfloat16" and "mixed_bfloat16" in text
+    assert (cache / "manifest.json").exists()
+    assert (out / "best_miam.weights.h5").stat().st_size > 0
+    assert results["best_epoch"] == {"miam": 1}
+    assert 0.0 <= results["test_top_k_f1"]["miam"] <= 1.0 and results["top_k"] == 5
+    _check_outputs(out, ["climate", "landsat", "image"], ["miam"], explain=False)
+
+
+def test_geoplant_too_many_species_is_an_error(geoplant_example, tmp_path):
+    root = write_geoplant_release(
+        tmp_path / "glc25", "glc25", cube_series=False, train_ids=GEOPLANT_TRAIN
+    )
+    with pytest.raises(SystemExit, match="--species 50 asks for more species than"):
+        geoplant_example.main(
+            ["--root", str(root), "--species", "50", "--output", str(tmp_path / "o")]
+        )

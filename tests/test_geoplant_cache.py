@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from layouts import NO_PATCH
-from layouts import TRAIN_IDS
-from layouts import write_geoplant_release
 
 from keras_miam.datasets import GeoPlantCacheError
 from keras_miam.datasets import load_geoplant
 from keras_miam.datasets import prepare_geoplant
 from keras_miam.datasets.geoplant import __main__ as cli
 from keras_miam.datasets.geoplant import readers
+from tests.layouts import NO_PATCH
+from tests.layouts import TRAIN_IDS
+from tests.layouts import write_geoplant_release
 
 REAL_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
 
