@@ -84,6 +84,52 @@ SCENARIOS = {
         },
     ),
 }
+# The gated testbed (benchmarks/testbed_gate.py): the image shows only what
+# env shows, through a nonlinear code. Accepted on the gate (Uniform and the
+# image-only oracle, validation data) before any strategy was run on it; its
+# generator arguments are checked against testbed_gate.json. The model is
+# the gate's (D = 32, 2 blocks, 4 heads, 8 tokens at most per image).
+TESTBEDS = {
+    "redundant_M2": {
+        "gate_attempt": "A2",
+        "generator": {
+            "redundancy": 1.0,
+            "image_code": "product",
+            "image_species_fraction": 1.0,
+        },
+        "embed_dim": 32,
+        # The checkpoint kept: the epoch of lowest full-input validation
+        # loss (the authors' best-validation checkpoint). Not compared with
+        # other criteria (no time on this CPU); the weak modality's curve
+        # is logged for every epoch.
+        "restore_best": "val_loss",
+        "per_batch": ["uniform_hypercube", "beta_hypercube", "miam"],
+    },
+}
+SCENARIOS["redundant_M2"] = (
+    "mild",
+    ("env", "image"),
+    {"num_examples": 3000, "epochs": 8, "strategies": ALL},
+)
+# The testbed's evaluated inputs: whole modalities, and partial ones (env
+# variable j measures latent j mod 4: temperature, moisture, soil, land use;
+# the image has 2 x 2 patches). env[2/20] lacks soil, which only the image
+# can then supply.
+WHOLE = {
+    "env": {"env": True},
+    "image": {"image": True},
+    "env+image": {"env": True, "image": True},
+}
+PARTIAL = {
+    "env[4/20]": {"env": [0, 1, 2, 3]},
+    "env[2/20]": {"env": [0, 1]},
+    "image[2/4]": {"image": [0, 1]},
+    "image[1/4]": {"image": [0]},
+    "env[2/20]+image": {"env": [0, 1], "image": True},
+    "env[4/20]+image[2/4]": {"env": [0, 1, 2, 3], "image": [0, 1]},
+    "env[2/20]+image[1/4]": {"env": [0, 1], "image": [0]},
+}
+BASELINES = ["constant", "uniform", "dirichlet", "modality_dropout", "opm"]
 # Labelled configurations beside the eight strategies, each its own row.
 # kappa = 3 was chosen on the VALIDATION split by the sweep below (see the
 # README); Beta hypercube at the same kappa is its control (MIAM without the
@@ -146,6 +192,7 @@ def run(mode, out, overrides=None, sweep=True):
     import keras_miam as km
 
     cfg = {**MODES[mode], **(overrides or {}), "overridden": sorted(overrides or {})}
+    cfg["mode"] = mode
     cache = out / "strategies_runs" / mode
     report = [
         common.machine_line(),
@@ -170,6 +217,9 @@ def run(mode, out, overrides=None, sweep=True):
     )
     for scenario in cfg["scenarios"]:
         settings = scenario_settings(scenario, cfg)
+        if scenario in TESTBEDS:
+            report += run_testbed(km, scenario, settings, cfg, cache, out, results)
+            continue
         train, val, test = scenario_data(km, settings)
         compare = functools.partial(
             km.experiments.compare_strategies,
@@ -264,6 +314,260 @@ def run(mode, out, overrides=None, sweep=True):
     )
 
 
+def check_gated(scenario, settings, out):
+    """The testbed's generator arguments must be the gate's accepted ones."""
+    spec = TESTBEDS[scenario]
+    path = out / "testbed_gate.json"
+    gate = json.loads(path.read_text()) if path.exists() else {}
+    mine = {
+        "num_examples": settings["num_examples"],
+        "imbalance": settings["imbalance"],
+        "modalities": list(settings["modalities"]),
+        "seed": 0,
+        **spec["generator"],
+    }
+    if (
+        gate.get("accepted") != spec["gate_attempt"]
+        or gate.get("generator_kwargs") != mine
+    ):
+        raise ValueError(
+            f"Scenario {scenario} is not the testbed the gate accepted ({path}: "
+            f"accepted {gate.get('accepted')!r} with {gate.get('generator_kwargs')}; "
+            f"this scenario generates {mine}). Run benchmarks/testbed_gate.py first."
+        )
+    return gate
+
+
+def testbed_table(runs, modalities):
+    """(mean, std) DataFrames x100: rows strategies (+ oracle), columns the
+    whole subsets, their average, the partial inputs, theirs and the average
+    over all of them (the oracle has whole subsets only)."""
+    rows = []
+    for r in runs:
+        frame = r["subsets"]
+        values = frame[frame["kind"] == "subset"][frame.attrs["metric"]]
+        scores = {str(k).replace(" ", ""): float(v) * 100 for k, v in values.items()}
+        rows.append({"strategy": r["strategy"], "seed": r["seed"], **scores})
+    raw = pd.DataFrame(rows).groupby(["strategy", "seed"], sort=False).first()
+    raw = raw.reset_index()
+    whole, partial = list(WHOLE), list(PARTIAL)
+    raw["whole avg"] = raw[whole].mean(axis=1)
+    has_partial = raw[partial].notna().all(axis=1)
+    raw["partial avg"] = raw[partial].mean(axis=1).where(has_partial)
+    raw["average"] = raw[whole + partial].mean(axis=1).where(has_partial)
+    columns = whole + ["whole avg"] + partial + ["partial avg", "average"]
+    order = list(dict.fromkeys(raw["strategy"]))
+    grouped = raw.groupby("strategy", sort=False)[columns]
+    return grouped.mean().loc[order], grouped.std(ddof=0).loc[order], raw
+
+
+def testbed_checks(mean):
+    """The issue's targets on the testbed, in AUC points."""
+    checks = {}
+    if "miam" not in mean.index:
+        return checks
+    miam = mean.loc["miam"]
+    for name in BASELINES:
+        if name in mean.index:
+            checks[f"miam_minus_{name}_avg"] = float(
+                miam["average"] - mean.loc[name, "average"]
+            )
+    if all(n in mean.index for n in ABLATION):
+        a = [float(mean.loc[n, "average"]) for n in ABLATION]
+        checks["ablation_averages"] = a
+        checks["ablation_monotone"] = bool(a[0] < a[1] <= a[2] < a[3])
+    if "uniform" in mean.index:
+        checks["miam_minus_uniform_weak_alone"] = float(
+            miam[WEAK] - mean.loc["uniform", WEAK]
+        )
+    if "oracle" in mean.index:
+        checks["miam_minus_oracle_weak_alone"] = float(
+            miam[WEAK] - mean.loc["oracle", WEAK]
+        )
+    return checks
+
+
+def run_testbed(km, scenario, settings, cfg, cache, out, results):
+    """The comparison on a gated testbed: whole and partial inputs."""
+    spec = TESTBEDS[scenario]
+    gate = check_gated(scenario, settings, out)
+    train, val, test = scenario_data(km, settings, spec["generator"])
+    embed_dim = spec["embed_dim"]
+    kwargs = dict(
+        epochs=settings["epochs"],
+        batch_size=128,
+        tokenizers=lambda xs: km.experiments.default_tokenizers(
+            xs, embed_dim=embed_dim, max_tokens=8
+        ),
+        model_kwargs={"num_layers": 2, "num_heads": 4},
+        restore_best=spec["restore_best"],
+        subsets={**WHOLE, **PARTIAL},
+    )
+    compare = functools.partial(
+        km.experiments.compare_strategies,
+        train,
+        val,
+        test,
+        oracle=settings["oracle"],
+        verbose=2,
+        cache_dir=cache / scenario,
+        cached_only=cfg["assemble"],
+        cache_key={"embed_dim": embed_dim, "generator": spec["generator"]},
+        **kwargs,
+    )
+    strategies = {name: VARIANTS.get(name, name) for name in settings["strategies"]}
+    seeds = cfg["seeds"]
+    if cfg["assemble"]:
+        seeds = [
+            seed
+            for seed in seeds
+            if complete(functools.partial(compare, strategies=strategies), seed)
+        ]
+        if not seeds:
+            print(f"\n== {scenario}: no complete seed, skipped")
+            return []
+    _, runs = compare(strategies=strategies, seeds=seeds)
+    # The hypercube strategies again with one p per batch (the authors'
+    # sampler), as their own rows.
+    per_batch = {
+        f"{name}_per_batch": name
+        for name in spec["per_batch"]
+        if name in settings["strategies"]
+    }
+    batch_seeds = []
+    for seed in seeds if per_batch else []:
+        try:
+            _, batch_runs = compare(
+                strategies=per_batch,
+                seeds=[seed],
+                oracle=False,
+                per_example=False,
+                cache_dir=cache / f"{scenario}_per_batch",
+            )
+            runs = runs + batch_runs
+            batch_seeds.append(seed)
+        except FileNotFoundError:  # --assemble, not run
+            print(f"{scenario}: per-batch rows of seed {seed} not run, left out")
+    mean, std, raw = testbed_table(runs, settings["modalities"])
+    seconds = sum(r["fit_seconds"] for r in runs)
+    fit = (
+        pd.DataFrame([{"s": r["strategy"], "t": r["fit_seconds"]} for r in runs])
+        .groupby("s", sort=False)["t"]
+        .mean()
+    )
+    shown = mean.round(2).astype(str) + " +- " + std.round(2).astype(str)
+    shown = shown.where(mean.notna(), "-")
+    whole_cols = list(WHOLE) + ["whole avg"]
+    partial_cols = list(PARTIAL) + ["partial avg", "average"]
+    print(f"\n== {scenario} ({seconds:.0f} s)\n{shown.to_string()}", flush=True)
+    checks = testbed_checks(mean)
+    # The weak modality's validation curve per strategy (mean over seeds),
+    # with the gate's image-only oracle (same model, no checkpoint) beside.
+    curves = {}
+    for r in runs:
+        values = r["history"].get(f"val_{WEAK}_auc")
+        if r["strategy"] != "oracle" and values:
+            curves.setdefault(r["strategy"], []).append(values)
+    curves = {k: list(np.mean(v, axis=0)) for k, v in curves.items()}
+    gate_runs = next(a for a in gate["attempts"] if a["name"] == spec["gate_attempt"])
+    oracle_curve = list(np.mean(list(gate_runs["curves"]["oracle"].values()), axis=0))
+    tag = scenario if cfg["mode"] == "full" else f"{cfg['mode']}_{scenario}"
+    plot_weak_curves(curves, oracle_curve, out / f"strategies_weak_curve_{tag}.png")
+    results["scenarios"][scenario] = {
+        "seeds": seeds,
+        "generator": spec["generator"],
+        "mean": mean.to_dict(),
+        "std": std.to_dict(),
+        "per_batch_seeds": batch_seeds,
+        "per_seed": raw.to_dict(orient="records"),
+        "seconds": seconds,
+        "checks": checks,
+        "weak_curves": curves,
+        "gate_oracle_curve": oracle_curve,
+    }
+    lines = [
+        f"## Scenario `{scenario}` (the gated testbed, attempt {spec['gate_attempt']} "
+        "of `testbed_gate.md`: mild imbalance, env + image, the image showing only "
+        f"env's soil latent through a product code; generator {spec['generator']})",
+        "",
+        f"{settings['num_examples']} sites, {settings['epochs']} epochs (the gate's E), "
+        f"D = {embed_dim}, 2 blocks, 4 heads; seeds {seeds}; the checkpoint of lowest "
+        f"`{spec['restore_best']}` is kept. Training time {seconds:.0f} s for "
+        f"{len(runs)} models (mean per model: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in fit.items())
+        + "). Test macro AUC x100, mean +- std over seeds (the `_per_batch` rows: "
+        f"one p per batch instead of per example, seeds {batch_seeds}). "
+        "Whole-modality subsets:",
+        "",
+        "```",
+        shown[whole_cols].to_string(),
+        "```",
+        "",
+        "Partial inputs (env[k/20]: the first k env variables, one per latent "
+        "in the order temperature, moisture, soil, land use; image[k/4]: the "
+        "first k of its 2 x 2 patches), their average, and the average over "
+        "all 10 evaluated inputs (the per-subset oracle has no partial "
+        "models):",
+        "",
+        "```",
+        shown[partial_cols].to_string(),
+        "```",
+        "",
+        describe_testbed_checks(checks),
+        "",
+        f"Figure: `strategies_weak_curve_{tag}.png` (validation AUC on the image "
+        "alone per epoch, mean over seeds; the oracle's curve is the gate's).",
+        "",
+    ]
+    return lines
+
+
+def describe_testbed_checks(checks):
+    if not checks:
+        return ""
+    parts = [
+        f"MIAM minus {k[len('miam_minus_') : -len('_avg')]} on the average: {v:+.2f} (target >= +1)"
+        for k, v in checks.items()
+        if k.endswith("_avg")
+    ]
+    if "ablation_averages" in checks:
+        a = checks["ablation_averages"]
+        parts.append(
+            "ablation Uniform -> Uniform hypercube -> Beta hypercube -> MIAM: "
+            + " -> ".join(f"{v:.2f}" for v in a)
+            + (" (monotone)" if checks["ablation_monotone"] else " (not monotone)")
+        )
+    if "miam_minus_uniform_weak_alone" in checks:
+        parts.append(
+            f"MIAM minus Uniform, {WEAK} alone: {checks['miam_minus_uniform_weak_alone']:+.2f} (target >= +3)"
+        )
+    if "miam_minus_oracle_weak_alone" in checks:
+        parts.append(
+            f"MIAM minus the oracle, {WEAK} alone: {checks['miam_minus_oracle_weak_alone']:+.2f} (target >= 0)"
+        )
+    return "Targets, in AUC points: " + "; ".join(parts) + "."
+
+
+def plot_weak_curves(curves, oracle_curve, path):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    for name, values in curves.items():
+        style = "-" if name in ABLATION else ":"
+        ax.plot(range(1, len(values) + 1), values, style, marker="o", ms=3, label=name)
+    ax.plot(
+        range(1, len(oracle_curve) + 1), oracle_curve, "k--", label="oracle (gate runs)"
+    )
+    ax.set(
+        xlabel="epoch",
+        ylabel=f"validation AUC, {WEAK} alone",
+        title="The weak modality's validation curve per strategy",
+    )
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120)
+
+
 def complete(compare, seed):
     try:
         compare(seeds=[seed], verbose=0)
@@ -288,13 +592,14 @@ def scenario_settings(scenario, cfg):
     }
 
 
-def scenario_data(km, settings):
+def scenario_data(km, settings, generator=None):
     """(train, val, test) of a scenario: one dataset, generated with seed 0."""
     x, y, _ = km.datasets.make_synthetic_ecology(
         settings["num_examples"],
         imbalance=settings["imbalance"],
         modalities=settings["modalities"],
         seed=0,
+        **(generator or {}),
     )
     return km.datasets.split_dataset(x, y, seed=0)
 

@@ -225,6 +225,213 @@ def test_bad_input_raises(kwargs, match):
         make_synthetic_ecology(**{"num_examples": 10, **kwargs})
 
 
+def test_redundancy_off_by_default_leaves_output_unchanged():
+    # The default and redundancy=None are the same call; the option only
+    # adds the (None) record to info.
+    x0, y0, info0 = make_synthetic_ecology(300, imbalance="mild", seed=4)
+    x1, y1, info1 = make_synthetic_ecology(
+        300, imbalance="mild", seed=4, redundancy=None
+    )
+    for name in x0:
+        np.testing.assert_array_equal(x0[name], x1[name])
+    np.testing.assert_array_equal(y0, y1)
+    assert info0 == info1 and info0["redundancy"] is None
+    assert info0["modalities"]["image"]["colour_signal_on"] is True
+
+
+def test_redundancy_one_image_shows_env_soil_only_nonlinearly():
+    x, y, info = make_synthetic_ecology(
+        N, imbalance="mild", redundancy=1.0, image_species_fraction=1.0, seed=0
+    )
+    assert info["redundancy"] == {
+        "rho": 1.0,
+        "latent": "soil",
+        "image_colour": False,
+        "image_code": "texture",
+    }
+    assert info["modalities"]["image"]["reveals"] == ["soil"]
+    assert info["modalities"]["image"]["unique"] is False
+    z = _env_latents(x, info)
+    texture = _texture_energy(x)
+    soil = info["latents"].index("soil")
+    ok = np.isfinite(texture) & np.isfinite(z).all(axis=1)
+    # The texture contrast is a (nonlinear) view of env's soil latent ...
+    assert np.corrcoef(texture[ok], z[ok, soil])[0, 1] > 0.5
+    # ... and of no other latent.
+    for j in range(z.shape[1]):
+        if j != soil:
+            assert abs(np.corrcoef(texture[ok], z[ok, j])[0, 1]) < 0.06
+    # No linear shortcut: the channel means predict no species, while the
+    # texture energy predicts those driven by soil through the image.
+    # (|AUC - 0.5| of a channel mean is sampling noise: about 0.01 at
+    # N = 4000, and it halves at N = 20000.)
+    means = np.nanmean(x["image"], axis=(1, 2))
+    ok = np.isfinite(means).all(axis=1)
+    linear = np.array(
+        [
+            [abs(_auc(means[ok, c], y[ok, s]) - 0.5) for c in range(4)]
+            for s in range(y.shape[1])
+        ]
+    )
+    assert linear.mean() < 0.02 and linear.max() < 0.08
+    aucs = [
+        _auc(np.sign(r["texture_effect"]) * texture, y[:, s])
+        for s, r in enumerate(info["species"])
+    ]
+    assert np.mean(aucs) > 0.6
+    # Labels are linear in the env latents: env's linear oracle is as good
+    # as it gets, well above the image's.
+    env_aucs = []
+    for s, r in enumerate(info["species"]):
+        w = np.array([r["latent_effects"].get(l, 0.0) for l in info["latents"]])
+        w[soil] += r["texture_effect"]
+        env_aucs.append(_auc(z @ w, y[:, s]))
+    assert np.mean(env_aucs) > np.mean(aucs) + 0.1
+
+
+def test_redundancy_interpolates_to_a_unique_latent():
+    x, y, info = make_synthetic_ecology(N, redundancy=0.0, seed=0)
+    assert info["modalities"]["image"]["reveals"] == ["habitat_texture"]
+    assert info["modalities"]["image"]["unique"] is True
+    z = _env_latents(x, info)
+    texture = _texture_energy(x)
+    ok = np.isfinite(texture) & np.isfinite(z).all(axis=1)
+    assert abs(np.corrcoef(texture[ok], z[ok, 2])[0, 1]) < 0.06
+    # The colour is off with the option, whatever rho: the labels do not
+    # change (only the image's rendering does).
+    x_default, y_default, _ = make_synthetic_ecology(N, seed=0)
+    np.testing.assert_array_equal(y, y_default)
+    means = np.nanmean(x["image"], axis=(1, 2))
+    means_default = np.nanmean(x_default["image"], axis=(1, 2))
+    land_use = z[:, 3]
+    rows = np.isfinite(means).all(axis=1) & np.isfinite(land_use)
+    rows_default = np.isfinite(means_default).all(axis=1) & np.isfinite(land_use)
+    r_off = abs(np.corrcoef(means[rows, 0], land_use[rows])[0, 1])
+    r_on = abs(
+        np.corrcoef(means_default[rows_default, 0], land_use[rows_default])[0, 1]
+    )
+    assert r_off < 0.06 < 0.3 < r_on
+
+
+def test_product_code_has_no_linear_shortcut_but_a_quadratic_one():
+    x, y, info = make_synthetic_ecology(
+        N,
+        imbalance="mild",
+        modalities=("env", "image"),
+        redundancy=1.0,
+        image_code="product",
+        image_species_fraction=1.0,
+        seed=0,
+    )
+    assert info["redundancy"]["image_code"] == "product"
+    means = np.nan_to_num(np.nanmean(x["image"], axis=(1, 2)))
+    quadratic = np.einsum("ni,nj->nij", means, means).reshape(N, -1)
+    half = N // 2
+
+    def probe_auc(features):
+        design = np.c_[features, np.ones(N)]
+        aucs = []
+        for s in range(y.shape[1]):
+            w = np.linalg.lstsq(design[:half], y[:half, s], rcond=None)[0]
+            aucs.append(_auc(design[half:] @ w, y[half:, s]))
+        return np.mean(aucs)
+
+    # Held-out linear probe on the channel means: chance; with their
+    # products: the soil signal.
+    assert abs(probe_auc(means) - 0.5) < 0.02
+    assert probe_auc(np.c_[means, quadratic]) > 0.58
+    # The grating's contrast carries nothing any more.
+    texture = _texture_energy(x)
+    z = _env_latents(x, info)
+    ok = np.isfinite(texture) & np.isfinite(z).all(axis=1)
+    assert abs(np.corrcoef(texture[ok], z[ok, 2])[0, 1]) < 0.06
+
+
+def test_patch_product_needs_two_given_quadrants_together():
+    x, y, _ = make_synthetic_ecology(
+        N,
+        imbalance="mild",
+        modalities=("env", "image"),
+        redundancy=1.0,
+        image_code="patch_product",
+        image_species_fraction=1.0,
+        seed=0,
+    )
+    image = np.nan_to_num(x["image"])
+    quadrants = np.stack(
+        [
+            image[:, :8, :8].mean((1, 2)),
+            image[:, :8, 8:].mean((1, 2)),
+            image[:, 8:, :8].mean((1, 2)),
+            image[:, 8:, 8:].mean((1, 2)),
+        ],
+        axis=1,
+    )  # (N, 4 quadrants, 4 channels)
+    half = N // 2
+
+    def probe_auc(features):
+        design = np.c_[features, np.ones(N)]
+        aucs = []
+        for s in range(y.shape[1]):
+            w = np.linalg.lstsq(design[:half], y[:half, s], rcond=None)[0]
+            aucs.append(_auc(design[half:] @ w, y[half:, s]))
+        return np.mean(aucs)
+
+    flat = quadrants.reshape(N, -1)
+    assert abs(probe_auc(flat) - 0.5) < 0.02
+    # Products within one quadrant, or of any pair but (top-left,
+    # bottom-right): chance; that pair: the soil signal.
+    green = quadrants[..., 1]  # the channel of largest IMAGE_GREENNESS weight
+    for i, j in [(0, 0), (3, 3), (0, 1), (1, 3), (2, 3)]:
+        assert abs(probe_auc(green[:, i] * green[:, j]) - 0.5) < 0.03
+    assert probe_auc(green[:, 0] * green[:, 3]) > 0.58
+
+
+def test_quadrant_product_lives_in_the_top_left_patch_only():
+    x, y, _ = make_synthetic_ecology(
+        N,
+        imbalance="mild",
+        modalities=("env", "image"),
+        redundancy=1.0,
+        image_code="quadrant_product",
+        image_species_fraction=1.0,
+        seed=0,
+    )
+    image = np.nan_to_num(x["image"])
+    colour = np.asarray([0.6, 0.4, 0.5, -0.7])
+    green = np.asarray([-0.2, 0.7, -0.5, 0.4])
+    basis = np.linalg.pinv(np.stack([colour, green]))  # channels -> (a, b)
+    half = N // 2
+
+    def product_auc(quadrant):
+        a, b = (quadrant.mean((1, 2)) @ basis).T
+        design = np.c_[a * b, a, b, np.ones(N)]
+        aucs = []
+        for s in range(y.shape[1]):
+            w = np.linalg.lstsq(design[:half], y[:half, s], rcond=None)[0]
+            aucs.append(_auc(design[half:] @ w, y[half:, s]))
+        return np.mean(aucs)
+
+    assert product_auc(image[:, :8, :8]) > 0.58
+    for quadrant in (image[:, :8, 8:], image[:, 8:, :8], image[:, 8:, 8:]):
+        assert abs(product_auc(quadrant) - 0.5) < 0.02
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"image_code": "product"}, {"image_code": "xor", "redundancy": 1.0}],
+)
+def test_image_code_bad_value_raises(kwargs):
+    with pytest.raises(ValueError, match="image_code"):
+        make_synthetic_ecology(10, **kwargs)
+
+
+@pytest.mark.parametrize("redundancy", [-0.1, 1.5, True, "full"])
+def test_redundancy_bad_value_raises(redundancy):
+    with pytest.raises(ValueError, match="redundancy"):
+        make_synthetic_ecology(10, redundancy=redundancy)
+
+
 def test_split_dataset_partitions_aligned():
     x, y, _ = make_synthetic_ecology(200, seed=0, missing=0.0)
     train, val, test = split_dataset(x, y, fractions=(0.7, 0.15, 0.15), seed=1)

@@ -133,7 +133,20 @@ def make_synthetic_ecology(
     0.5^2)` along `IMAGE_GREENNESS`, `sigma = +-1` a random sign per site,
     so each direction alone is uncorrelated with `h` (no linear shortcut)
     and their product reveals it (an XOR-like, second-order feature,
-    faster to learn than the grating's energy).
+    faster to learn than the grating's energy). With
+    `image_code="patch_product"` the product code is spread over two
+    quadrants (the 2 x 2 patches of an 8-pixel patch tokenizer at
+    `image_size=16`): along `IMAGE_GREENNESS` the top-left quadrant is
+    offset by `sigma`, the bottom-right one by `sigma * h`, the two others
+    by independent random signs, each plus `N(0, 0.3^2)`; `h` is then
+    readable only from two given quadrants seen together, so a model that
+    sees the image partly masked (as under MaskSDM's Uniform masking, when
+    env's soil variables are hidden too) rarely gets to learn it. With
+    `image_code="quadrant_product"` the product code of "product" (`sigma`
+    along `IMAGE_COLOUR`, `sigma * h` along `IMAGE_GREENNESS`, each plus
+    `N(0, 0.5^2)`) is drawn in the top-left quadrant only (one patch of an
+    8-pixel patch tokenizer), the other quadrants carrying no offset: the
+    image is then of use to a model only when that patch is visible.
 
     Missing values are NaN. A rate `r` for a modality is the expected
     fraction of NaN entries, half from whole-modality absence and half from
@@ -167,8 +180,10 @@ def make_synthetic_ecology(
             is the env latent `soil` (see "Redundancy"); the image colour
             then carries no latent.
         image_code: with `redundancy`, how the image shows `h`: "texture"
-            (the grating's contrast, the default) or "product" (a product
-            code of two colour directions; see "Redundancy").
+            (the grating's contrast, the default), "product" (a product
+            code of two colour directions), "patch_product" (a product
+            code of two quadrants) or "quadrant_product" (the product code
+            in one quadrant); see "Redundancy".
 
     Returns:
         `(x, y, info)`: `x` a dict {modality: float32 array}, `y` a float32
@@ -210,9 +225,11 @@ def make_synthetic_ecology(
         )
     low, high = _check_prevalence(prevalence_range)
     rho = _check_redundancy(redundancy)
-    if image_code not in ("texture", "product"):
+    if image_code not in ("texture", "product", "patch_product", "quadrant_product"):
         raise ValueError(
-            f"`image_code` must be 'texture' or 'product'; received {image_code!r}."
+            "`image_code` must be 'texture', 'product', 'patch_product' or "
+            "'quadrant_product'; "
+            f"received {image_code!r}."
         )
     if image_code != "texture" and rho is None:
         raise ValueError(
@@ -488,6 +505,33 @@ def _render_image(rng, z, h, size, colour_signal=True, code="texture"):
             IMAGE_GREENNESS
         )
         h = np.zeros_like(h)  # constant contrast: the grating shows nothing
+    quadrants = None
+    if code == "quadrant_product":
+        sign = rng.choice([-1.0, 1.0], n)
+        colour = (sign + 0.5 * rng.standard_normal(n))[:, None] * np.asarray(
+            IMAGE_COLOUR
+        )
+        colour = colour + (sign * h + 0.5 * rng.standard_normal(n))[
+            :, None
+        ] * np.asarray(IMAGE_GREENNESS)
+        half = size // 2
+        quadrants = np.zeros((n, size, size, len(IMAGE_CHANNELS)))
+        quadrants[:, :half, :half, :] = colour[:, None, None, :]
+        h = np.zeros_like(h)
+    if code == "patch_product":
+        # Quadrants top-left, top-right, bottom-left, bottom-right.
+        sign = rng.choice([-1.0, 1.0], (n, 4))
+        offsets = sign.copy()
+        offsets[:, 3] = sign[:, 0] * h
+        offsets = offsets + 0.3 * rng.standard_normal((n, 4))
+        half = size // 2
+        quadrants = np.zeros((n, size, size))
+        corners = ((0, 0), (0, half), (half, 0), (half, half))
+        for q, (r0, c0) in enumerate(corners):
+            r1 = half if r0 == 0 else size
+            c1 = half if c0 == 0 else size
+            quadrants[:, r0:r1, c0:c1] = offsets[:, q, None, None]
+        h = np.zeros_like(h)
 
     theta = rng.uniform(0.0, np.pi, n)
     phase = rng.uniform(0.0, 2 * np.pi, n)
@@ -504,6 +548,10 @@ def _render_image(rng, z, h, size, colour_signal=True, code="texture"):
 
     clutter = _smooth_field(rng, n, size) * IMAGE_CLUTTER
     values = means[:, None, None, :] + texture + clutter[..., None]
+    if quadrants is not None and quadrants.ndim == 4:
+        values = values + quadrants
+    elif quadrants is not None:
+        values = values + quadrants[..., None] * np.asarray(IMAGE_GREENNESS)
     values += IMAGE_PIXEL_NOISE * rng.standard_normal(values.shape)
     details = {
         "kind": "image",

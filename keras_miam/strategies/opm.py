@@ -21,8 +21,12 @@ class OPM(MaskingStrategy):
     clipped to [0, 1]. In a fraction `p_exe` of the train steps (one draw
     per call of `sample`, i.e. per batch) each modality m of each example
     is dropped (p_m = 1) with probability q_m; otherwise nothing is
-    dropped. The weakest modality has rho <= 1, so it is never dropped and
-    no example loses every modality. Before any scores exist q = 0.
+    dropped. Once scores exist the weakest modality has rho <= 1, so it is
+    never dropped and no example loses every modality. Before any scores
+    exist (the first epoch, with `ModalityDynamics`) every modality is
+    dropped with probability `q_base`, as in the authors' code (so an
+    example can then lose every modality; the model sees mask tokens only,
+    which trains its prior).
 
     Args:
         q_base: base drop probability, in [0, 1]. Defaults to 0.5.
@@ -62,10 +66,14 @@ class OPM(MaskingStrategy):
         return ops.where(state["ready"] > 0.5, rho, ones)
 
     def drop_probabilities(self, num_modalities, state=None):
-        """q_m, shape (M,)."""
+        """q_m, shape (M,): `q_base` for every modality before any scores."""
         rho = self.ratios(num_modalities, state)
         q = self.q_base * (1.0 + self.strength * ops.tanh(rho - 1.0))
-        return ops.clip(ops.where(rho > 1.0, q, 0.0), 0.0, 1.0)
+        q = ops.clip(ops.where(rho > 1.0, q, 0.0), 0.0, 1.0)
+        before = ops.full((num_modalities,), self.q_base, "float32")
+        if state is None or num_modalities < 2:
+            return before
+        return ops.where(state["ready"] > 0.5, q, before)
 
     def sample(
         self, batch_size, num_modalities, seed=None, state=None, single_token=False
