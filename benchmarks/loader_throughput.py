@@ -12,7 +12,11 @@ images:
   processes, the two ways `keras.utils.PyDataset` parallelises
   `__getitem__` (`workers=2`, `use_multiprocessing=False/True`);
 - keras: `Model.predict` of a trivial model over the dataset with
-  `workers=2`, i.e. the loader driven by Keras itself.
+  `workers=2`, i.e. the loader driven by Keras itself;
+- cache: the same batches read through the one-time memory-mapped array
+  cache of `keras_miam.datasets.prepare_geoplant` (`load_geoplant(
+  cache_dir=...)`), in order, shuffled (a training epoch) and driven by
+  Keras, next to the time the preparation took, in the same run.
 
 If `keras_miam.models.MultimodalTransformer` is available, it also times a
 JAX train step at the GeoPlant-like configuration (40 tabular variables,
@@ -152,7 +156,7 @@ def _process_fetch(index):
     return _fetch(_PROCESS_DATASET, index)
 
 
-def loader_figures(root, batch_size=128, workers=2, repeats=1):
+def loader_figures(root, batch_size=128, workers=2, repeats=1, cache_dir=None):
     """Measures the loader's examples per second with images.
 
     Args:
@@ -160,6 +164,8 @@ def loader_figures(root, batch_size=128, workers=2, repeats=1):
         batch_size: int, surveys per batch.
         workers: int, pool size of the parallel measurements.
         repeats: int, full passes timed per setting (the best is kept).
+        cache_dir: optional folder for the array cache; when given, the
+            cache is prepared there and its reader measured too.
 
     Returns:
         A list of dicts with "setting", "workers", "examples", "seconds"
@@ -252,6 +258,44 @@ def loader_figures(root, batch_size=128, workers=2, repeats=1):
         workers,
         lambda: len(model.predict(keras_dataset, verbose=0)),
     )
+    if cache_dir is None:
+        return figures
+
+    from keras_miam.datasets import prepare_geoplant
+
+    start = time.perf_counter()
+    prepare_geoplant(root, cache_dir, verbose=0)
+    figures.append(
+        {
+            "setting": "cache: prepare (one-time)",
+            "workers": 0,
+            "examples": num_examples,
+            "seconds": time.perf_counter() - start,
+            "examples_per_s": float("nan"),
+        }
+    )
+    options = dict(batch_size=batch_size, validation_fraction=0.0, cache_dir=cache_dir)
+    cached = load_geoplant(shuffle=False, **options)
+    # The same batches as the release's reader (a check, not timed).
+    for name, values in cached[0][0].items():
+        np.testing.assert_array_equal(values, dataset[0][0][name])
+    timed(
+        "cache: main thread",
+        0,
+        lambda: sum(_fetch(cached, i) for i in range(num_batches)),
+    )
+    shuffled = load_geoplant(shuffle=True, **options)
+    timed(
+        "cache: main thread, shuffled",
+        0,
+        lambda: sum(_fetch(shuffled, i) for i in range(num_batches)),
+    )
+    keras_cached = load_geoplant(shuffle=False, workers=workers, **options)
+    timed(
+        f"cache: keras predict (workers={workers})",
+        workers,
+        lambda: len(model.predict(keras_cached, verbose=0)),
+    )
     return figures
 
 
@@ -319,6 +363,21 @@ def train_step_figures(batch_size=128, steps=3, image_size=64, num_species=SPECI
     }
 
 
+def cache_ratios(loader, workers):
+    """Cache reader / release reader examples per second, from one run."""
+    rates = {f["setting"]: f["examples_per_s"] for f in loader}
+    seconds = {f["setting"]: f["seconds"] for f in loader}
+    if "cache: main thread" not in rates:
+        return None
+    keras_row = f"keras predict (workers={workers})"
+    return {
+        "main": rates["cache: main thread"] / rates["main thread"],
+        "shuffled": rates["cache: main thread, shuffled"] / rates["main thread"],
+        "keras": rates[f"cache: {keras_row}"] / rates[keras_row],
+        "prepare_passes": seconds["cache: prepare (one-time)"] / seconds["main thread"],
+    }
+
+
 def _rate(value):
     return f"{value:.1f}" if value < 10 else f"{value:.0f}"
 
@@ -352,6 +411,16 @@ def _markdown(sample, loader, train, args, load):
             f"| {f['setting']} | {f['workers']} | {f['examples']} | "
             f"{f['seconds']:.2f} | {rate} |"
         )
+    ratios = cache_ratios(loader, args.workers)
+    if ratios:
+        lines += [
+            "",
+            f"Reading through the cache: {ratios['main']:.0f}x the release reader "
+            f"in the main thread ({ratios['shuffled']:.0f}x shuffled, as in "
+            f"training), {ratios['keras']:.0f}x under Keras' predict. Preparing "
+            f"the cache took {ratios['prepare_passes']:.1f}x the time of one "
+            "main-thread pass of the release reader.",
+        ]
     lines.append("")
     if train is None:
         lines.append(
@@ -402,19 +471,36 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="geoplant_bench_") as tmp:
         start = time.perf_counter()
-        sample = write_geoplant_sample(tmp, args.num_surveys)
+        sample = write_geoplant_sample(Path(tmp) / "release", args.num_surveys)
         print(
             f"wrote {args.num_surveys} surveys in "
             f"{time.perf_counter() - start:.1f} s "
             f"(tiff compression: {sample['compression']})"
         )
         load = [os.getloadavg()[0]]
-        loader = loader_figures(tmp, args.batch_size, args.workers, args.repeats)
+        loader = loader_figures(
+            Path(tmp) / "release",
+            args.batch_size,
+            args.workers,
+            args.repeats,
+            cache_dir=Path(tmp) / "cache",
+        )
     for f in loader:
         print(
-            f"{f['setting']:32s} workers={f['workers']} "
-            f"{f['examples']} examples {f['seconds']:.2f} s  "
-            f"{_rate(f['examples_per_s'])} examples/s"
+            f"{f['setting']:40s} workers={f['workers']} "
+            f"{f['examples']} examples {f['seconds']:.2f} s"
+            + (
+                ""
+                if np.isnan(f["examples_per_s"])
+                else f"  {_rate(f['examples_per_s'])} examples/s"
+            )
+        )
+    ratios = cache_ratios(loader, args.workers)
+    if ratios:
+        print(
+            f"cache / release reader: {ratios['main']:.1f}x main thread, "
+            f"{ratios['shuffled']:.1f}x shuffled, {ratios['keras']:.1f}x keras "
+            f"predict; preparing took {ratios['prepare_passes']:.1f} reader passes"
         )
     train = None
     if args.train_steps:
