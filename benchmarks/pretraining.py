@@ -242,8 +242,8 @@ def run_pretrained(data, settings, strategy, seed):
     return result
 
 
-def run_path(label, seed):
-    return RUNS / f"{label}_seed{seed}.json"
+def run_path(label, seed, tag=""):
+    return RUNS / f"{tag}{label}_seed{seed}.json"
 
 
 def run_all(args, settings):
@@ -251,10 +251,10 @@ def run_all(args, settings):
 
     RUNS.mkdir(parents=True, exist_ok=True)
     data = make_data(settings)
-    labels = ["scratch", *args.strategies]
+    labels = [*([] if args.no_scratch else ["scratch"]), *args.strategies]
     for seed in args.seeds:
         for label in labels:
-            path = run_path(label, seed)
+            path = run_path(label, seed, args.tag)
             if path.exists():
                 cached = json.loads(path.read_text())
                 if cached["settings"] == settings:
@@ -358,7 +358,8 @@ def figure(means_by_mode, path):
     plt.close(fig)
 
 
-def assemble(settings):
+def assemble(settings, tag=""):
+    stem = "pretraining" + (f"_{tag.strip('_')}" if tag else "")
     runs = load_runs(settings)
     if not runs:
         print("No cached runs with these settings.")
@@ -458,11 +459,11 @@ def assemble(settings):
         ]
     figure(
         {k: out["means"][k] for k in ("finetune", "probe")},
-        RESULTS / "pretraining.png",
+        RESULTS / f"{stem}.png",
     )
-    text += ["![subsets](pretraining.png)", ""]
-    (RESULTS / "pretraining.md").write_text("\n".join(text))
-    (RESULTS / "pretraining.json").write_text(json.dumps(out, indent=1))
+    text += [f"![subsets]({stem}.png)", ""]
+    (RESULTS / f"{stem}.md").write_text("\n".join(text))
+    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
     print("\n".join(text[-8:]))
 
 
@@ -479,13 +480,19 @@ def main(argv=None):
     parser.add_argument("--pretrain-epochs", type=int, default=10)
     parser.add_argument("--finetune-epochs", type=int, default=40)
     parser.add_argument(
+        "--no-scratch", action="store_true", help="skip the from-scratch rows"
+    )
+    parser.add_argument(
+        "--tag", default="", help="prefix of the cached run files (other settings)"
+    )
+    parser.add_argument(
         "--assemble", action="store_true", help="tabulate the cached runs only"
     )
     args = parser.parse_args(argv)
     settings = settings_from(args)
     if not args.assemble:
         run_all(args, settings)
-    assemble(settings)
+    assemble(settings, args.tag)
 
 
 if __name__ == "__main__":
