@@ -191,6 +191,51 @@ def test_one_token_modality_is_scored_from_the_others():
     assert model.modality_scores(x).shape == (2,)
 
 
+def reconstruction_dynamics(x_val):
+    n = len(x_val["env"])
+    return km.ModalityDynamics(
+        (x_val, np.zeros((n, 0), "float32")), metric="reconstruction"
+    )
+
+
+def test_reconstruction_scores_drive_miam_during_fit():
+    x, x_val = make_data(64), make_data(32, seed=1)
+    model = make_model(strategy="miam")
+    model.compile(jit_compile=JIT)
+    history = model.fit(
+        x,
+        epochs=3,
+        batch_size=16,
+        callbacks=[reconstruction_dynamics(x_val)],
+        verbose=0,
+    )
+    state = model.masking.dynamics_state()
+    assert state["num_updates"] == 3 and state["ready"]
+    # The stored scores are the model's reconstruction scores after the
+    # last epoch, and they are what the logs show.
+    np.testing.assert_allclose(state["scores"], model.modality_scores(x_val), rtol=1e-5)
+    logged = [history.history[f"val_{m}_reconstruction"] for m in model.modalities]
+    np.testing.assert_allclose(np.array(logged)[:, -1], state["scores"], rtol=1e-6)
+    np.testing.assert_allclose(state["history"], np.array(logged).T, rtol=1e-6)
+    ratios = model.masking.mask_ratios()
+    assert not np.allclose(ratios, 1.0)  # MIAM's r_m moved from 1
+    np.testing.assert_allclose(
+        [history.history[f"{m}_mask_ratio"][-1] for m in model.modalities],
+        ratios,
+        rtol=1e-5,
+    )
+
+
+def test_reconstruction_metric_needs_a_pretrainer():
+    x = make_data(16)
+    y = np.zeros((16, 2), "float32")
+    model = MultimodalTransformer(make_tokenizers(), num_outputs=2, num_layers=1)
+    model.compile(jit_compile=JIT)
+    callback = km.ModalityDynamics((x, y), metric="reconstruction")
+    with pytest.raises(ValueError, match="modality_scores"):
+        model.fit(x, y, epochs=1, batch_size=8, callbacks=[callback], verbose=0)
+
+
 def test_to_transformer_copies_pretrained_weights():
     x = make_data(32)
     y = (np.random.default_rng(0).random((32, 3)) < 0.5).astype("float32")
