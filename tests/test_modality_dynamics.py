@@ -315,10 +315,11 @@ def test_opm_reads_the_scores():
     np.testing.assert_allclose(
         history["weak_mask_ratio"][1:], (s_weak / s_strong)[1:], rtol=1e-5
     )
-    # Nothing dropped before; then the strong modality is dropped in some
-    # steps and the weak one never.
-    assert history["keep_strong"][:2] == [1.0, 1.0]
-    assert history["keep_weak"] == [1.0] * 4
+    # Before (the layer is ready at the end of epoch 2) every modality is
+    # dropped at q_base, as in the authors' code; then the strong modality
+    # is dropped in some steps and the weak one never.
+    assert max(history["keep_strong"][:2] + history["keep_weak"][:2]) < 0.95
+    assert history["keep_weak"][2:] == [1.0] * 2
     assert max(history["keep_strong"][2:]) < 0.95
 
 

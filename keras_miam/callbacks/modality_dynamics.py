@@ -45,7 +45,8 @@ class ModalityDynamics(keras.callbacks.Callback):
     for which at least two scores exist; the next epoch trains with them.
     Scores measured before are stored in the layer's history (they feed the
     first derivative), but the layer is left inactive, so MIAM uses
-    r_m = 1 (the Beta hypercube) and OPM drops nothing. While a single score
+    r_m = 1 (the Beta hypercube) and OPM drops every modality at its
+    `q_base`. While a single score
     exists, the stored derivative is `epsilon`. A layer that was already
     active (a resumed run) stays active.
 

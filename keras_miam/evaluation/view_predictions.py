@@ -186,8 +186,8 @@ def iter_view_predictions(
     (asynchronous dispatch, the model state gathered once per call), short
     ones through `predict_on_batch`; the last batch is padded to the full
     size, so one compiled function serves every pass. The layer's prior
-    visibility is restored when the iteration ends or is closed (`close()`, or garbage collection
-    of an abandoned generator).
+    visibility is restored when the iteration ends or is closed (`close()`,
+    or garbage collection of an abandoned generator).
 
     Args:
         model: the Keras model.
