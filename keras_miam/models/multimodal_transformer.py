@@ -66,9 +66,27 @@ def _dataset_spec(x):
     spec = getattr(x, "element_spec", None)
     if spec is None:
         return None
-    if isinstance(spec, tuple):
-        return spec + (None,) * (2 - len(spec))
+    if isinstance(spec, tuple):  # (x,), (x, y) or (x, y, sample_weight)
+        return (tuple(spec) + (None, None))[:2]
     return spec, None
+
+
+class _SnapshotCallback(keras.callbacks.Callback):
+    """Calls `record()` when `fit` / `evaluate` / `predict` begin: after
+    Keras has built the model, optimizer and metrics, before any step."""
+
+    def __init__(self, record):
+        super().__init__()
+        self.record = record
+
+    def on_train_begin(self, logs=None):
+        self.record()
+
+    def on_test_begin(self, logs=None):
+        self.record()
+
+    def on_predict_begin(self, logs=None):
+        self.record()
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
@@ -594,7 +612,20 @@ class MultimodalTransformer(keras.Model):
         elif validation_data is not None:
             self._check_data(validation_data, call="fit", name="validation_data")
 
-    def _keep_state_on_error(self, method, *args, **kwargs):
+    def _all_variables(self):
+        variables = list(self.variables) + list(self.metrics_variables)
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None:
+            variables += list(optimizer.variables)
+        return variables
+
+    def _snapshot(self, saved):
+        """Records the current value of every variable that has one."""
+        for v in self._all_variables():
+            if v._value is not None:
+                saved[id(v)] = (v, v._value)
+
+    def _keep_state_on_error(self, method, args, kwargs, callbacks_at=None):
         """Runs a Keras call; under JAX, puts the variables back if it raises.
 
         Keras' JAX trainer moves the variables into the compiled step's
@@ -602,15 +633,20 @@ class MultimodalTransformer(keras.Model):
         back only after a step has returned: an error raised inside the
         first step (e.g. by a tokenizer's shape check while tracing) would
         leave the model without weights. Here the state written back is the
-        last one a step returned, else the state before the call.
+        last one a step returned, else the one recorded when the call began
+        (after Keras built the model, optimizer and metrics: a callback of
+        `fit` / `evaluate` / `predict`), else the one before the call. JAX
+        arrays are immutable: recording a value copies nothing.
         """
         if keras.backend.backend() != "jax":
             return method(*args, **kwargs)
-        variables = list(self.variables) + list(self.metrics_variables)
-        optimizer = getattr(self, "optimizer", None)
-        if optimizer is not None:
-            variables += list(optimizer.variables)
-        saved = [(v, v._value) for v in variables]
+        saved = {}
+        self._snapshot(saved)
+        if callbacks_at is not None and len(args) <= callbacks_at:
+            callbacks = kwargs.get("callbacks")
+            if callbacks is None or isinstance(callbacks, (list, tuple)):
+                snapshot = _SnapshotCallback(lambda: self._snapshot(saved))
+                kwargs = {**kwargs, "callbacks": [*(callbacks or []), snapshot]}
         try:
             return method(*args, **kwargs)
         except BaseException:
@@ -618,40 +654,42 @@ class MultimodalTransformer(keras.Model):
                 self.jax_state_sync()
             self._jax_state = None
             self._jax_state_synced = True
-            for v, value in saved:
-                if v._value is None and value is not None:
+            for v, value in saved.values():
+                if v._value is None:
                     v.assign(value)
             raise
 
+    # The last argument of `_keep_state_on_error`: the position of
+    # `callbacks` in Keras' signature, counting x (and y).
     def fit(self, x=None, y=None, *args, **kwargs):
         validation_data = kwargs.get(
             "validation_data", args[5] if len(args) > 5 else None
         )
         self._check_data(x, y, call="fit")
         self._check_validation_data(validation_data)
-        return self._keep_state_on_error(super().fit, x, y, *args, **kwargs)
+        return self._keep_state_on_error(super().fit, (x, y, *args), kwargs, 5)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_data(x, y, call="evaluate")
-        return self._keep_state_on_error(super().evaluate, x, y, *args, **kwargs)
+        return self._keep_state_on_error(super().evaluate, (x, y, *args), kwargs, 6)
 
     def predict(self, x, *args, **kwargs):
         if self._check_data(x, call="predict", allow_empty=True) == 0:
             return np.zeros((0, self.num_outputs), self.dtype_policy.variable_dtype)
-        return self._keep_state_on_error(super().predict, x, *args, **kwargs)
+        return self._keep_state_on_error(super().predict, (x, *args), kwargs, 4)
 
     def train_on_batch(self, x, y=None, *args, **kwargs):
         self._check_data(x, y, call="train_on_batch")
-        return self._keep_state_on_error(super().train_on_batch, x, y, *args, **kwargs)
+        return self._keep_state_on_error(super().train_on_batch, (x, y, *args), kwargs)
 
     def test_on_batch(self, x, y=None, *args, **kwargs):
         self._check_data(x, y, call="test_on_batch")
-        return self._keep_state_on_error(super().test_on_batch, x, y, *args, **kwargs)
+        return self._keep_state_on_error(super().test_on_batch, (x, y, *args), kwargs)
 
     def predict_on_batch(self, x):
         if self._check_data(x, call="predict_on_batch", allow_empty=True) == 0:
             return np.zeros((0, self.num_outputs), self.dtype_policy.variable_dtype)
-        return self._keep_state_on_error(super().predict_on_batch, x)
+        return self._keep_state_on_error(super().predict_on_batch, (x,), {})
 
     def _sparse_loss(self):
         loss = getattr(self, "loss", None)
