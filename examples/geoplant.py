@@ -189,6 +189,14 @@ def parse_args(argv=None):
         "are held out too)",
     )
     parser.add_argument(
+        "--validation-block",
+        type=float,
+        default=None,
+        help="hold out the validation surveys by spatial cells of this many "
+        "degrees of lon / lat (GeoLifeCLEF's spatial validation) instead of at "
+        "random",
+    )
+    parser.add_argument(
         "--test-split",
         default="auto",
         help="labelled split of the release to test on (e.g. "
@@ -229,6 +237,10 @@ def parse_args(argv=None):
         parser.error(
             f"--embed-dim ({args.embed_dim}) must be a multiple of --num-heads "
             f"({args.num_heads})."
+        )
+    if args.validation_block is not None and not args.validation_block > 0:
+        parser.error(
+            f"--validation-block must be > 0 degrees; received {args.validation_block}."
         )
     if not 0.0 <= args.dropout < 1.0:
         parser.error(f"--dropout must be in [0, 1); received {args.dropout}.")
@@ -318,7 +330,12 @@ def main(argv=None):
             max(2 * fraction, 2.0 / len(train_ids)), 1.0 - 1.0 / len(train_ids)
         )
 
-    common = dict(modalities=modalities, validation_fraction=fraction, seed=args.seed)
+    common = dict(
+        modalities=modalities,
+        validation_fraction=fraction,
+        seed=args.seed,
+        validation_block=args.validation_block,
+    )
     try:
         if args.cache_dir:
             # Reads the release once (resumes an interrupted preparation, and

@@ -227,3 +227,29 @@ def test_cache_equals_reader_on_real_samples(real_samples_dir, tmp_path, release
             live = load_geoplant(root, split, **options)
             cached = load_geoplant(root, split, cache_dir=cache, **options)
             assert_same_batches(live, cached)
+
+
+def test_spatial_validation_blocks_from_release_and_cache(tmp_path):
+    root = write_geoplant_release(tmp_path / "release", "glc25", cube_series=False)
+    path = root / "PresenceAbsenceSurveys/PA_metadata_train.csv"
+    rows = pd.read_csv(path)
+    rows["lon"] = (rows["surveyId"] % 7) + 0.5  # seven 1-degree cells
+    rows.to_csv(path, index=False)
+    cache = tmp_path / "cache"
+    prepare_geoplant(root, cache, verbose=0)
+    options = dict(validation_block=1.0, validation_fraction=0.3, seed=4)
+    for split in ("train", "val"):
+        live = load_geoplant(root, split, shuffle=False, **options)
+        cached = load_geoplant(cache_dir=cache, split=split, shuffle=False, **options)
+        assert_same_batches(live, cached)
+    train = load_geoplant(root, "train", **options)
+    val = load_geoplant(root, "val", **options)
+    cell = {int(i): int(i) % 7 for i in TRAIN_IDS}
+    train_cells = {cell[int(i)] for i in train.survey_ids}
+    val_cells = {cell[int(i)] for i in val.survey_ids}
+    assert val_cells and not train_cells & val_cells
+    assert sorted(train.survey_ids.tolist() + val.survey_ids.tolist()) == sorted(
+        TRAIN_IDS
+    )
+    with pytest.raises(ValueError, match="fewer than the 2 parts"):
+        load_geoplant(root, "val", validation_block=100.0)

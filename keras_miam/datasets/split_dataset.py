@@ -107,7 +107,7 @@ def split_dataset(
         bounds = np.cumsum([0] + sizes)
         indices = [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
     else:
-        indices = _spatial_parts(coordinates, spatial_block, fractions, n, seed)
+        indices = spatial_parts(coordinates, spatial_block, fractions, n, seed)
     parts = []
     for index in indices:
         part = {k: np.asarray(v)[index] for k, v in arrays.items()}
@@ -117,8 +117,12 @@ def split_dataset(
     return tuple(parts)
 
 
-def _spatial_parts(coordinates, spatial_block, fractions, n, seed):
-    """Example indices of each part, whole cells of `spatial_block` degrees."""
+def spatial_parts(coordinates, spatial_block, fractions, n, seed):
+    """Example indices of each part, whole cells of `spatial_block` degrees.
+
+    The spatial rule of `split_dataset`, also used by `load_geoplant` to
+    hold out validation surveys by blocks.
+    """
     if isinstance(spatial_block, bool) or not isinstance(spatial_block, numbers.Real):
         raise ValueError(
             f"`spatial_block` must be a cell size in degrees (a number > 0); "

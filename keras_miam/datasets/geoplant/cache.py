@@ -374,6 +374,7 @@ def load_cached(
     image_size=None,
     stats_sample_size=1024,
     drop_remainder=False,
+    validation_block=None,
     **kwargs,
 ):
     """A split of a `prepare_geoplant` cache, as a `GeoPlantDataset`.
@@ -446,7 +447,12 @@ def load_cached(
     train_rows = np.arange(train.num_surveys)
     if carve:
         val_ids = loader.validation_ids(
-            train.survey_ids, float(validation_fraction), seed, split
+            train.survey_ids,
+            float(validation_fraction),
+            seed,
+            split,
+            train.surveys() if validation_block is not None else None,
+            validation_block,
         )
         is_val = np.isin(train.survey_ids, val_ids)
         train_rows = np.flatnonzero(~is_val)
@@ -473,6 +479,7 @@ def load_cached(
             validation_fraction,
             seed,
             stats_sample_size,
+            validation_block,
         )
         if stats is None:
             stats = _compute_stats(
@@ -658,7 +665,9 @@ def _compute_stats(train, rows, modalities, env_columns, sample_size, seed):
     return loader._compute_stats(sources, ids, modalities, sample_size, seed)
 
 
-def _stored_stats(manifest, modalities, env_columns, fraction, seed, sample_size):
+def _stored_stats(
+    manifest, modalities, env_columns, fraction, seed, sample_size, validation_block
+):
     stored = manifest.get("stats")
     config = {
         "validation_fraction": float(fraction),
@@ -666,6 +675,8 @@ def _stored_stats(manifest, modalities, env_columns, fraction, seed, sample_size
         "stats_sample_size": int(sample_size),
     }
     if stored is None or stored["config"] != config or env_columns is not None:
+        return None
+    if validation_block is not None:
         return None
     if any(m not in stored["values"] for m in modalities):
         return None

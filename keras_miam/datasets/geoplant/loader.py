@@ -21,6 +21,7 @@ from keras_miam.datasets.geoplant.readers import read_env_table
 from keras_miam.datasets.geoplant.readers import read_landsat_csvs
 from keras_miam.datasets.geoplant.readers import read_patch
 from keras_miam.datasets.geoplant.readers import split_family
+from keras_miam.datasets.split_dataset import spatial_parts
 
 GEOPLANT_MODALITIES = ("env", "climate", "landsat", "image")
 SERIES_SOURCES = ("auto", "csv", "cubes")
@@ -48,6 +49,7 @@ def load_geoplant(
     use_multiprocessing=False,
     max_queue_size=10,
     cache_dir=None,
+    validation_block=None,
 ):
     """Streams a split of the GeoPlant presence-absence surveys as batches.
 
@@ -90,7 +92,10 @@ def load_geoplant(
 
     The releases have no validation split: "val" is a seeded random
     `validation_fraction` of the training surveys, and "train" the rest
-    (set `validation_fraction=0` to train on every training survey).
+    (set `validation_fraction=0` to train on every training survey). With
+    `validation_block`, "val" is made of whole cells of that many degrees of
+    longitude and latitude instead (seeded, as `split_dataset(...,
+    spatial_block=...)`), so that no cell has surveys on both sides.
 
     Presence-only occurrences (GLC24 `PO` files, the GeoLifeCLEF 2023 layout
     keyed by patchID / timeSerieID) are out of scope: they are ignored, and
@@ -137,6 +142,9 @@ def load_geoplant(
         use_multiprocessing: bool, as in `keras.utils.PyDataset`.
         max_queue_size: int, as in `keras.utils.PyDataset`.
         cache_dir: optional path of a `prepare_geoplant` cache to read from.
+        validation_block: optional float, degrees: hold out "val" by spatial
+            blocks of that size (from the metadata's lon / lat) instead of
+            at random. Defaults to None.
 
     Returns:
         A `GeoPlantDataset` (a `keras.utils.PyDataset`) yielding
@@ -184,6 +192,7 @@ def load_geoplant(
             workers=workers,
             use_multiprocessing=use_multiprocessing,
             max_queue_size=max_queue_size,
+            validation_block=validation_block,
         )
     if root is None:
         raise ValueError("Pass the release folder `root`, or a `cache_dir`.")
@@ -215,7 +224,7 @@ def load_geoplant(
 
     layout = GeoPlantLayout(root)
     split_rows, train_rows = _split_metadata(
-        layout, split, float(validation_fraction), seed
+        layout, split, float(validation_fraction), seed, validation_block
     )
     species = _select_species(species, num_species, stats, train_rows)
     surveys = _survey_table(split_rows)
@@ -324,7 +333,7 @@ def available_modalities(root, split="train"):
 
 
 # ---------------------------------------------------------------- metadata
-def _split_metadata(layout, split, validation_fraction, seed):
+def _split_metadata(layout, split, validation_fraction, seed, validation_block=None):
     """Returns (rows of `split`, rows of the training part)."""
     available = layout.splits()
     carve = "val" not in available and validation_fraction > 0.0
@@ -344,7 +353,12 @@ def _split_metadata(layout, split, validation_fraction, seed):
     train_rows = _clean_metadata(layout.read_metadata("train"))
     if carve:
         survey_ids = np.unique(train_rows["surveyId"].to_numpy())
-        val_ids = validation_ids(survey_ids, validation_fraction, seed, split)
+        coordinates = None
+        if validation_block is not None:
+            coordinates = _survey_table(train_rows)
+        val_ids = validation_ids(
+            survey_ids, validation_fraction, seed, split, coordinates, validation_block
+        )
         is_val = train_rows["surveyId"].isin(val_ids)
         val_rows = train_rows[is_val]
         train_rows = train_rows[~is_val]
@@ -355,7 +369,14 @@ def _split_metadata(layout, split, validation_fraction, seed):
     return _clean_metadata(layout.read_metadata(split)), train_rows
 
 
-def validation_ids(survey_ids, validation_fraction, seed, split="val"):
+def validation_ids(
+    survey_ids,
+    validation_fraction,
+    seed,
+    split="val",
+    coordinates=None,
+    validation_block=None,
+):
     """The training surveys held out as "val" (a seeded random part).
 
     Args:
@@ -363,10 +384,20 @@ def validation_ids(survey_ids, validation_fraction, seed, split="val"):
         validation_fraction: float in (0, 1).
         seed: int.
         split: str, the split being loaded (for the error message).
+        coordinates: with `validation_block`, the surveys' lon / lat (a
+            table with "lon" and "lat" columns, in `survey_ids` order).
+        validation_block: optional float, degrees: hold out whole spatial
+            cells of that size instead of random surveys.
 
     Returns:
         The int array of held-out survey ids.
     """
+    if validation_block is not None:
+        fractions = (1.0 - validation_fraction, validation_fraction)
+        parts = spatial_parts(
+            coordinates, validation_block, fractions, len(survey_ids), seed
+        )
+        return survey_ids[parts[1]]
     num_val = int(round(validation_fraction * len(survey_ids)))
     num_val = min(max(num_val, 1), len(survey_ids) - 1)
     if num_val < 1 and split == "val":
