@@ -13,6 +13,15 @@ from keras_miam.datasets.geoplant.cache import prepare_geoplant
 from keras_miam.datasets.geoplant.loader import GEOPLANT_MODALITIES
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except None and False ones."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m keras_miam.datasets.geoplant",
@@ -23,7 +32,7 @@ def main(argv=None):
         "prepare",
         help="read a release once into a memory-mapped array cache "
         "(re-run to resume an interrupted preparation)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     prepare.add_argument("root", help="folder of the release")
     prepare.add_argument("cache_dir", help="folder of the cache (created)")
@@ -41,7 +50,11 @@ def main(argv=None):
         help="release splits to cache (default: every split of the metadata)",
     )
     prepare.add_argument(
-        "--series-source", choices=("auto", "csv", "cubes"), default="auto"
+        "--series-source",
+        choices=("auto", "csv", "cubes"),
+        default="auto",
+        help="read the climate and Landsat series from CSVs or cubes "
+        "(auto: CSVs when present)",
     )
     prepare.add_argument(
         "--image-size",
