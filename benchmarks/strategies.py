@@ -91,10 +91,10 @@ SCENARIOS = {
 # the gate's (D = 32, 2 blocks, 4 heads, 8 tokens at most per image).
 TESTBEDS = {
     "redundant_M2": {
-        "gate_attempt": "A2",
+        "gate_attempt": "A5",
         "generator": {
             "redundancy": 1.0,
-            "image_code": "product",
+            "image_code": "quadrant_product",
             "image_species_fraction": 1.0,
         },
         "embed_dim": 32,
@@ -109,12 +109,13 @@ TESTBEDS = {
 SCENARIOS["redundant_M2"] = (
     "mild",
     ("env", "image"),
-    {"num_examples": 3000, "epochs": 8, "strategies": ALL},
+    {"num_examples": 3000, "epochs": 16, "strategies": ALL},
 )
 # The testbed's evaluated inputs: whole modalities, and partial ones (env
 # variable j measures latent j mod 4: temperature, moisture, soil, land use;
-# the image has 2 x 2 patches). env[2/20] lacks soil, which only the image
-# can then supply.
+# the image has 2 x 2 patches, row-major; patch 0, the top-left one, holds
+# the testbed's code). env[2/20] lacks soil, which only the image can then
+# supply; image[3/4] (patches 1-3) carries nothing.
 WHOLE = {
     "env": {"env": True},
     "image": {"image": True},
@@ -125,6 +126,7 @@ PARTIAL = {
     "env[2/20]": {"env": [0, 1]},
     "image[2/4]": {"image": [0, 1]},
     "image[1/4]": {"image": [0]},
+    "image[3/4]": {"image": [1, 2, 3]},
     "env[2/20]+image": {"env": [0, 1], "image": True},
     "env[4/20]+image[2/4]": {"env": [0, 1, 2, 3], "image": [0, 1]},
     "env[2/20]+image[1/4]": {"env": [0, 1], "image": [0]},
@@ -488,7 +490,7 @@ def run_testbed(km, scenario, settings, cfg, cache, out, results):
     lines = [
         f"## Scenario `{scenario}` (the gated testbed, attempt {spec['gate_attempt']} "
         "of `testbed_gate.md`: mild imbalance, env + image, the image showing only "
-        f"env's soil latent through a product code; generator {spec['generator']})",
+        f"env's soil latent through a product code in one patch; generator {spec['generator']})",
         "",
         f"{settings['num_examples']} sites, {settings['epochs']} epochs (the gate's E), "
         f"D = {embed_dim}, 2 blocks, 4 heads; seeds {seeds}; the checkpoint of lowest "
@@ -505,9 +507,10 @@ def run_testbed(km, scenario, settings, cfg, cache, out, results):
         "",
         "Partial inputs (env[k/20]: the first k env variables, one per latent "
         "in the order temperature, moisture, soil, land use; image[k/4]: the "
-        "first k of its 2 x 2 patches), their average, and the average over "
-        "all 10 evaluated inputs (the per-subset oracle has no partial "
-        "models):",
+        "first k of its 2 x 2 patches, row-major; image[3/4]: patches 1-3, "
+        "without the code's patch), their average, and the average over "
+        f"all {len(WHOLE) + len(PARTIAL)} evaluated inputs (the per-subset "
+        "oracle has no partial models):",
         "",
         "```",
         shown[partial_cols].to_string(),
