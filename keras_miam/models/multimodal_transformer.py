@@ -118,8 +118,8 @@ class MultimodalTransformer(keras.Model):
       `BinaryCrossentropy` a single NaN target makes the loss and then
       every weight NaN, and Keras' plain `AUC` counts NaN targets as
       positives. (`MaskedBinaryCrossentropy` and `MaskedAUC` are defined in
-      `keras_miam.models.multimodal_transformer` and can be used in any
-      model.) Probabilities: `keras.ops.sigmoid(model.predict(x))`.
+      `keras_miam.models` and can be used in any model.) Probabilities:
+      `keras.ops.sigmoid(model.predict(x))`.
     - `task="multiclass"` (one of `num_outputs` classes):
       `SparseCategoricalCrossentropy(from_logits=True)` and
       `SparseCategoricalAccuracy`; targets are integer class ids,
