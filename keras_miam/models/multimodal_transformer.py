@@ -626,7 +626,7 @@ class MultimodalTransformer(keras.Model):
                 saved[id(v)] = (v, v._value)
 
     def _keep_state_on_error(self, method, args, kwargs, callbacks_at=None):
-        """Runs a Keras call; under JAX, puts the variables back if it raises.
+        """Runs a Keras call; if it raises, the variables are put back (JAX).
 
         Keras' JAX trainer moves the variables into the compiled step's
         state (and empties them) before the first step, and writes them
@@ -636,10 +636,15 @@ class MultimodalTransformer(keras.Model):
         last one a step returned, else the one recorded when the call began
         (after Keras built the model, optimizer and metrics: a callback of
         `fit` / `evaluate` / `predict`), else the one before the call. JAX
-        arrays are immutable: recording a value copies nothing.
+        arrays are immutable: recording a value copies nothing. On every
+        backend, the next call traces its steps afresh.
         """
         if keras.backend.backend() != "jax":
-            return method(*args, **kwargs)
+            try:
+                return method(*args, **kwargs)
+            except BaseException:
+                self._forget_step_functions()
+                raise
         saved = {}
         self._snapshot(saved)
         if callbacks_at is not None and len(args) <= callbacks_at:
@@ -657,7 +662,17 @@ class MultimodalTransformer(keras.Model):
             for v, value in saved.values():
                 if v._value is None:
                     v.assign(value)
+            self._forget_step_functions()
             raise
+
+    def _forget_step_functions(self):
+        """After an error: the next call traces its step afresh. (A TF step
+        whose first trace raised stays cached, broken: the next `fit` then
+        fails with `Attr 'Toutput_types' of 'OptionalFromValue' Op passed
+        list of length 0`.)"""
+        self.train_function = None
+        self.test_function = None
+        self.predict_function = None
 
     # The last argument of `_keep_state_on_error`: the position of
     # `callbacks` in Keras' signature, counting x (and y).
