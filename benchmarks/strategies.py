@@ -305,11 +305,14 @@ def run(mode, out, overrides=None, sweep=True):
         }
     if sweep:
         report += sensitivity(km, cfg, common_kwargs, cache, results)
-    (out / f"strategies_{mode}.json").write_text(
+    # A run of the gated testbeds alone has its own files, so it does not
+    # replace the other scenarios' tables.
+    suffix = "_testbed" if all(s in TESTBEDS for s in cfg["scenarios"]) else ""
+    (out / f"strategies_{mode}{suffix}.json").write_text(
         json.dumps(km.experiments.jsonable(results), indent=2)
     )
     common.write_markdown(
-        f"strategies_{mode}" if mode != "full" else "strategies",
+        (f"strategies_{mode}" if mode != "full" else "strategies") + suffix,
         "Masking strategies on the synthetic benchmark",
         report,
         folder=out,
