@@ -155,38 +155,6 @@ def run_scratch(data, settings, seed):
     }
 
 
-def reconstruction_dynamics(x_val):
-    """`ModalityDynamics` on a pretrainer: the reconstruction scores drive r_m.
-
-    Where `ModalityDynamics` reads `MultimodalPretrainer.modality_scores`
-    itself (no labels), it is used as is; otherwise a subclass that only
-    replaces the measurement (same derivative, warm-up and logs).
-    """
-    import keras_miam as km
-
-    try:
-        return km.ModalityDynamics(x_val)
-    except ValueError:
-        pass
-
-    class ReconstructionDynamics(km.ModalityDynamics):
-        def __init__(self, x):
-            n = len(next(iter(x.values())))
-            super().__init__((x, np.zeros((n, 1), "float32")))
-            self._reconstruction_x = x
-
-        def on_train_begin(self, logs=None):
-            self._layer = self.model.masking
-            self.metric_name = "reconstruction"
-
-        def _measure(self, model):
-            return model.modality_scores(
-                self._reconstruction_x, batch_size=self.batch_size
-            )
-
-    return ReconstructionDynamics(x_val)
-
-
 def pretrain(data, settings, strategy, seed):
     import keras
 
@@ -201,7 +169,8 @@ def pretrain(data, settings, strategy, seed):
         seed=seed,
     )
     pretrainer.compile()
-    callbacks = [reconstruction_dynamics(data["pool_val"][0])]
+    # No labels: the pretrainer's reconstruction scores drive r_m.
+    callbacks = [km.ModalityDynamics(data["pool_val"][0], metric="reconstruction")]
     start = time.perf_counter()
     history = pretrainer.fit(
         data["pool"][0],

@@ -76,7 +76,7 @@ def main(argv=None):
         x_pool,
         epochs=args.pretrain_epochs,
         batch_size=128,
-        callbacks=[km.ModalityDynamics(x_pool_val, verbose=1)],
+        callbacks=[km.ModalityDynamics(x_pool_val, metric="reconstruction", verbose=1)],
         verbose=2,
     )
     print(f"Pre-training: {time.perf_counter() - start:.0f} s")

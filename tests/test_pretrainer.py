@@ -191,13 +191,6 @@ def test_one_token_modality_is_scored_from_the_others():
     assert model.modality_scores(x).shape == (2,)
 
 
-def reconstruction_dynamics(x_val):
-    n = len(x_val["env"])
-    return km.ModalityDynamics(
-        (x_val, np.zeros((n, 0), "float32")), metric="reconstruction"
-    )
-
-
 def test_reconstruction_scores_drive_miam_during_fit():
     x, x_val = make_data(64), make_data(32, seed=1)
     model = make_model(strategy="miam")
@@ -206,7 +199,7 @@ def test_reconstruction_scores_drive_miam_during_fit():
         x,
         epochs=3,
         batch_size=16,
-        callbacks=[reconstruction_dynamics(x_val)],
+        callbacks=[km.ModalityDynamics(x_val, metric="reconstruction")],
         verbose=0,
     )
     state = model.masking.dynamics_state()

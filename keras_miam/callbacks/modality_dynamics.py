@@ -108,7 +108,9 @@ class ModalityDynamics(keras.callbacks.Callback):
         validation_data: a tuple `(x, y)` (x an array, a list or a dict of
             arrays, as the model takes them), or a dataset of `(x, y)`
             batches (`tf.data.Dataset`, `keras.utils.PyDataset`, ...), read
-            once at the start of training.
+            once at the start of training. With `metric="reconstruction"`
+            (a self-supervised `MultimodalPretrainer`'s `modality_scores`):
+            a dict of input arrays, without labels.
         metric: None (chosen from the head, see above), a name (`"auc"`,
             `"accuracy"`, `"binary_accuracy"`, `"categorical_accuracy"`,
             `"sparse_categorical_accuracy"`, `"loss"`, a registered name, or
@@ -170,6 +172,11 @@ class ModalityDynamics(keras.callbacks.Callback):
         verbose=0,
     ):
         super().__init__()
+        if isinstance(validation_data, dict) and metric == "reconstruction":
+            # Inputs without labels: a self-supervised model (e.g.
+            # `MultimodalPretrainer`) scores its own reconstruction.
+            size = len(next(iter(validation_data.values()), ()))
+            validation_data = (validation_data, np.zeros((size, 0), "float32"))
         data_lib.check_xy(validation_data, "`validation_data`")
         metrics_lib.check_metric(metric, higher_is_better=True)
         self.validation_data = validation_data

@@ -54,8 +54,9 @@ class MultimodalPretrainer(keras.Model):
     on modality m alone): a modality the model has learned to read and
     complete well (high s_m, saturating) is masked more by MIAM. A modality
     made of a single token cannot be completed from itself; it is scored
-    from all the other modalities instead. `km.ModalityDynamics(x_val)`
-    (no labels) reads these scores when the model has this method.
+    from all the other modalities instead.
+    `km.ModalityDynamics(x_val, metric="reconstruction")` (no labels) reads
+    these scores every epoch and drives MIAM's r_m with them.
 
     Transfer: `to_transformer(num_outputs, ...)` returns a
     `MultimodalTransformer` with the pre-trained tokenizers, mask token and
@@ -107,7 +108,8 @@ class MultimodalPretrainer(keras.Model):
         num_layers=2,
     )
     pretrainer.compile()  # AdamW(1e-3, weight_decay=0.01)
-    pretrainer.fit(x, epochs=10, callbacks=[km.ModalityDynamics(x_val)])
+    dynamics = km.ModalityDynamics(x_val, metric="reconstruction")  # no labels
+    pretrainer.fit(x, epochs=10, callbacks=[dynamics])
     model = pretrainer.to_transformer(num_outputs=20)
     model.compile()
     model.fit(x_labelled, y_labelled, epochs=30)
