@@ -295,6 +295,10 @@ def table(runs, mode):
 
 
 def figure(means_by_mode, path):
+    titles = {
+        "finetune": "pre-trained + fine-tuned",
+        "probe": "pre-trained + linear probe (scratch: trained in full)",
+    }
     import matplotlib
 
     matplotlib.use("Agg")
@@ -303,6 +307,7 @@ def figure(means_by_mode, path):
     modes = list(means_by_mode)
     fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4), sharey=True)
     axes = np.atleast_1d(axes)
+    colors = {label: f"C{i}" for i, label in enumerate(("scratch", *STRATEGIES))}
     for ax, mode in zip(axes, modes):
         means = means_by_mode[mode]
         labels = list(means)
@@ -314,14 +319,15 @@ def figure(means_by_mode, path):
                 [means[label][c] for c in columns],
                 width,
                 label=label,
+                color=colors[label],
             )
         ax.set_xticks(np.arange(len(columns)))
         ax.set_xticklabels(columns, rotation=35, ha="right")
-        ax.set_title(f"{mode}")
+        ax.set_title(titles[mode])
         low = min(min(v.values()) for v in means.values())
         ax.set_ylim(5 * np.floor(low / 5) - 5, None)
         ax.set_ylabel("test macro AUC (x100)")
-    axes[0].legend(fontsize=8)
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -426,8 +432,11 @@ def assemble(settings, tag=""):
             ),
             "",
         ]
+    probe = dict(out["means"]["probe"])
+    if "scratch" in out["means"]["finetune"]:
+        probe = {"scratch": out["means"]["finetune"]["scratch"], **probe}
     figure(
-        {k: out["means"][k] for k in ("finetune", "probe")},
+        {"finetune": out["means"]["finetune"], "probe": probe},
         RESULTS / f"{stem}.png",
     )
     text += [f"![subsets]({stem}.png)", ""]
