@@ -274,12 +274,15 @@ def test_every_strategy_samples_finite_probabilities(case):
     for name in ("modality_dropout", "opm"):
         assert set(np.unique(out[name])) <= {0.0, 1.0}, name
     if m >= 2:
-        # OPM never drops the weakest modality, hence never every modality.
+        # OPM never drops every modality of an example; once scores exist it
+        # never drops the weakest modality.
         assert not np.any(out["opm"].all(axis=1))
         floored = np.maximum(np.asarray(case["scores"], "float32"), np.float32(1e-6))
         weakest = floored == floored.min()
-        assert not np.any(out["opm"][:, weakest])
-    if not case["ready"]:
+        if case["ready"]:
+            assert not np.any(out["opm"][:, weakest])
+    else:
+        # A single modality is never dropped.
         assert not np.any(out["opm"])
     ratios = out["miam/ratios"]
     max_ratio = strategies.MIAM().max_ratio

@@ -251,8 +251,9 @@ def test_opm_follows_the_drop_rule():
     np.testing.assert_allclose(dropped.mean(0), q, atol=0.02)
     # The weakest modality is never dropped, so no example loses everything.
     assert dropped[:, 1].max() == 0
-    # No scores yet: every modality is dropped with probability q_base in
-    # the executed batches (the authors' code).
+    # No scores yet: every modality is drawn for dropping with probability
+    # q_base in the executed batches (the authors' code), and an example that
+    # would lose every modality keeps one: q_base - q_base^3 / 3 each.
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(strategy.drop_probabilities(3)), [0.5] * 3
     )
@@ -265,7 +266,14 @@ def test_opm_follows_the_drop_rule():
         for _ in range(200)
     ]
     dropped = np.concatenate([d for d in draws if d.any()])
-    np.testing.assert_allclose(dropped.mean(0), 0.5, atol=0.03)
+    np.testing.assert_allclose(dropped.mean(0), 0.5 - 0.125 / 3, atol=0.03)
+    assert not dropped.all(axis=1).any()
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(strategy.mean(3)), 0.7 * (0.5 - 0.125 / 3), rtol=1e-5
+    )
+    # One modality: never dropped.
+    one = keras.ops.convert_to_numpy(strategy.sample(500, 1, seed=seed))
+    assert one.max() == 0
 
 
 def test_serialization_round_trip_gives_identical_samples():

@@ -24,9 +24,11 @@ class OPM(MaskingStrategy):
     dropped. Once scores exist the weakest modality has rho <= 1, so it is
     never dropped and no example loses every modality. Before any scores
     exist (the first epoch, with `ModalityDynamics`) every modality is
-    dropped with probability `q_base`, as in the authors' code (so an
-    example can then lose every modality; the model sees mask tokens only,
-    which trains its prior).
+    dropped with probability `q_base`, as in the authors' code; an example
+    whose draw would drop every modality keeps one of them, chosen
+    uniformly, so that no example ever loses every modality (a modality m is
+    then dropped with probability `q_m - prod(q) / M` in an executed step).
+    With a single modality nothing is ever dropped.
 
     Args:
         q_base: base drop probability, in [0, 1]. Defaults to 0.5.
@@ -62,7 +64,11 @@ class OPM(MaskingStrategy):
             return ones
         s = ops.maximum(ops.cast(state["scores"], "float32"), self.epsilon)
         pairwise = ops.expand_dims(s, 1) / ops.expand_dims(s, 0)  # s_m / s_j
-        rho = (ops.sum(pairwise, axis=1) - 1.0) / (num_modalities - 1)
+        # Leave the diagonal out instead of subtracting s_m / s_m = 1, which
+        # cancels to a small negative number in float32 for a modality far
+        # behind the others.
+        others = ops.logical_not(ops.cast(ops.eye(num_modalities), "bool"))
+        rho = ops.sum(ops.where(others, pairwise, 0.0), axis=1) / (num_modalities - 1)
         return ops.where(state["ready"] > 0.5, rho, ones)
 
     def drop_probabilities(self, num_modalities, state=None):
@@ -70,8 +76,10 @@ class OPM(MaskingStrategy):
         rho = self.ratios(num_modalities, state)
         q = self.q_base * (1.0 + self.strength * ops.tanh(rho - 1.0))
         q = ops.clip(ops.where(rho > 1.0, q, 0.0), 0.0, 1.0)
+        if num_modalities < 2:
+            return ops.zeros((num_modalities,), "float32")
         before = ops.full((num_modalities,), self.q_base, "float32")
-        if state is None or num_modalities < 2:
+        if state is None:
             return before
         return ops.where(state["ready"] > 0.5, q, before)
 
@@ -82,10 +90,28 @@ class OPM(MaskingStrategy):
         q = self.drop_probabilities(num_modalities, state)
         execute = keras.random.uniform((1, 1), seed=seed) < self.p_exe
         u = keras.random.uniform((batch_size, num_modalities), seed=seed)
-        return ops.cast(ops.logical_and(u < q, execute), "float32")
+        drop = ops.logical_and(u < q, execute)
+        if num_modalities > 1:
+            # Never every modality: an example that would lose them all
+            # keeps one, chosen uniformly.
+            spared = ops.one_hot(
+                ops.argmax(
+                    keras.random.uniform((batch_size, num_modalities), seed=seed),
+                    axis=1,
+                ),
+                num_modalities,
+            )
+            everything = ops.all(drop, axis=1, keepdims=True)
+            drop = ops.logical_and(
+                drop, ops.logical_not(ops.logical_and(everything, spared > 0.5))
+            )
+        return ops.cast(drop, "float32")
 
     def mean(self, num_modalities, state=None, single_token=False):
-        return self.p_exe * self.drop_probabilities(num_modalities, state)
+        q = self.drop_probabilities(num_modalities, state)
+        if num_modalities > 1:
+            q = q - ops.prod(q) / num_modalities
+        return self.p_exe * q
 
     def get_config(self):
         return {
