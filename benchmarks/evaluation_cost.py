@@ -142,7 +142,9 @@ def main():
     x_head, _ = head(b)
     # evaluate_subsets: 15 views of b // 15 examples per forward pass; enough
     # batches to go through `predict` as on the full data.
-    subsets_head = head(max(1, b // num_subsets), view_predictions.MIN_PREDICT_BATCHES + 2)
+    subsets_head = head(
+        max(1, b // num_subsets), view_predictions.MIN_PREDICT_BATCHES + 2
+    )
     print(
         f"backend {keras.backend.backend()}, {layer.num_tokens} tokens "
         f"{dict(zip(layer.modalities, layer.token_counts))}, N = {args.examples}"
