@@ -1,6 +1,7 @@
 """Shared test fixtures. Tests run once per backend (KERAS_BACKEND)."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -19,6 +20,18 @@ def _float32_policy():
     keras.mixed_precision.set_global_policy("float32")
     yield
     keras.mixed_precision.set_global_policy("float32")
+
+
+# The real-format GeoPlant samples (never copied into the repo): tests that
+# read them skip with a clear reason when the folder is absent.
+REAL_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
+
+
+@pytest.fixture(scope="session")
+def real_samples_dir():
+    if not REAL_SAMPLES.is_dir():
+        pytest.skip(f"real GeoPlant samples not found at {REAL_SAMPLES}")
+    return REAL_SAMPLES
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -357,14 +356,6 @@ def test_patch_path_rule():
 
 
 # ------------------------------------------------------------ real samples
-@pytest.fixture(scope="module")
-def real_samples_dir():
-    path = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
-    if not path.is_dir():
-        pytest.skip(f"real GeoPlant samples not found at {path}")
-    return path
-
-
 @pytest.mark.real_samples
 def test_real_glc25_tiff_and_cubes(real_samples_dir):
     pytest.importorskip("imagecodecs", reason="the GLC25 tiffs are LZW-compressed")

@@ -20,7 +20,6 @@ from tests.layouts import write_metadata
 from tests.layouts import write_taxabench
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-REAL_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
 TINY = ["--epochs", "1", "--embed-dim", "16", "--num-layers", "1"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Train surveys (some in NO_PATCH / NO_CUBE / NO_ELEVATION: missing data).
@@ -45,13 +44,6 @@ def geoplant_example():
 @pytest.fixture(scope="module")
 def taxabench_example():
     return _load_example("taxabench")
-
-
-@pytest.fixture(scope="module")
-def real_samples_dir():
-    if not REAL_SAMPLES.is_dir():
-        pytest.skip(f"real GeoPlant samples not found at {REAL_SAMPLES}")
-    return REAL_SAMPLES
 
 
 def _check_outputs(out, modalities, strategies, explain=True):

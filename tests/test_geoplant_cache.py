@@ -2,7 +2,6 @@
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,15 +15,6 @@ from keras_miam.datasets.geoplant import readers
 from tests.layouts import NO_PATCH
 from tests.layouts import TRAIN_IDS
 from tests.layouts import write_geoplant_release
-
-REAL_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
-
-
-@pytest.fixture(scope="module")
-def real_samples_dir():
-    if not REAL_SAMPLES.is_dir():
-        pytest.skip(f"real GeoPlant samples not found at {REAL_SAMPLES}")
-    return REAL_SAMPLES
 
 
 def assert_same_batches(live, cached):
