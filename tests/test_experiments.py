@@ -279,3 +279,62 @@ def test_streamed_data_and_tokenizers_from_shapes(splits):
         km.experiments.train_and_evaluate(
             Batches(train, 64), val, test, task="multiclass", **SETTINGS
         )
+
+
+def test_compile_metrics_test_metrics_and_best_epoch(splits, tmp_path, capsys):
+    """GeoPlant's protocol: metrics during fit, the best-validation weights,
+    the test table's metric and the full model's top-k F1."""
+    train, val, test = splits
+    auc = km.models.MaskedAUC(multi_label=True, from_logits=True, name="auc")
+    kwargs = dict(
+        SETTINGS,
+        epochs=2,
+        metric="accuracy",
+        compile_metrics=[auc, km.models.MaskedTopKF1(k=2, name="top2_f1")],
+        test_metrics={"top25_f1": "top_k_f1"},
+        restore_best="val_loss",
+    )
+    table, runs = km.experiments.compare_strategies(
+        train,
+        val,
+        test,
+        strategies=["uniform", "miam"],
+        verbose=2,
+        cache_dir=tmp_path,
+        **kwargs,
+    )
+    text = capsys.readouterr().out
+    first, second = runs
+    # Each model compiles its own copy of the metrics, logged per epoch.
+    for run in runs:
+        assert len(run["history"]["auc"]) == 2 and len(run["history"]["val_top2_f1"])
+        losses = run["history"]["val_loss"]
+        assert run["best_epoch"] == int(np.argmin(losses)) + 1
+        assert run["subsets"].attrs["metric"] == "accuracy"
+    # The restored weights are the best epoch's: their validation loss.
+    model = second["model"]
+    loss = model.evaluate(*val, verbose=0, return_dict=True)["loss"]
+    np.testing.assert_allclose(loss, min(second["history"]["val_loss"]), rtol=1e-4)
+    # The top-25 F1 of the full model (4 species: all are predicted).
+    predictions = model.predict(test[0], verbose=0)
+    expected = km.evaluation.top_k_f1(test[1], predictions, k=4)
+    np.testing.assert_allclose(second["test_scores"]["top25_f1"], expected, rtol=1e-5)
+    assert f"top25_f1 {second['test_scores']['top25_f1']:.4f}" in text
+    assert f"best epoch {second['best_epoch']}" in text
+    # Read back from the cache, with the same scores.
+    _, cached = km.experiments.compare_strategies(
+        train,
+        val,
+        test,
+        strategies=["uniform", "miam"],
+        verbose=0,
+        cache_dir=tmp_path,
+        cached_only=True,
+        **kwargs,
+    )
+    for fresh, again in zip(runs, cached):
+        assert again["test_scores"] == pytest.approx(fresh["test_scores"])
+        assert again["best_epoch"] == fresh["best_epoch"]
+    # Without the options: no best epoch, no extra scores.
+    result = km.experiments.train_and_evaluate(train, val, test, verbose=0, **SETTINGS)
+    assert result["best_epoch"] is None and result["test_scores"] == {}

@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 
@@ -71,7 +72,7 @@ def compare_strategies(
         "mean +- std over seeds" strings, with the raw means and stds in
         `table.attrs["mean"]` / `table.attrs["std"]` (DataFrames);
         `runs` the list of per-run dicts (strategy, seed, history, subsets,
-        fit_seconds).
+        fit_seconds, best_epoch, test_scores).
 
     Example:
 
@@ -147,8 +148,15 @@ def compare_strategies(
                     if result["cached"]
                     else f"{result['fit_seconds']:.0f} s"
                 )
+                extra = "".join(
+                    f", {key} {value:.4f}"
+                    for key, value in result.get("test_scores", {}).items()
+                )
+                if result.get("best_epoch") is not None:
+                    extra += f", best epoch {result['best_epoch']}"
                 print(
-                    f"[{name} seed {seed}] average {scores['average']:.4f} ({origin})",
+                    f"[{name} seed {seed}] average {scores['average']:.4f}{extra} "
+                    f"({origin})",
                     flush=True,
                 )
         if oracle:
@@ -191,6 +199,19 @@ def strategy_name(strategy):
     return getattr(strategy, "name", str(strategy))
 
 
+def _setting(value):
+    """A setting as JSON: Keras metrics by class and config, callables by name."""
+    if isinstance(value, dict):
+        return {k: _setting(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_setting(v) for v in value]
+    if isinstance(value, keras.metrics.Metric):
+        return {"class": type(value).__name__, "config": value.get_config()}
+    if callable(value):
+        return getattr(value, "__name__", type(value).__name__)
+    return value
+
+
 class _RunCache:
     """One JSON file per finished run; refuses files made with other settings."""
 
@@ -201,7 +222,7 @@ class _RunCache:
         # else that shapes a run is, and `cache_key` stands for them.
         common = {
             "data_shapes": data_shapes,
-            **{k: v for k, v in kwargs.items() if not callable(v)},
+            **{k: _setting(v) for k, v in kwargs.items() if not callable(v)},
         }
         if cache_key is not None:  # absent otherwise: older files still match
             common["cache_key"] = cache_key
@@ -248,6 +269,8 @@ class _RunCache:
             "history": record["history"],
             "subsets": frame,
             "fit_seconds": record["fit_seconds"],
+            "best_epoch": record.get("best_epoch"),
+            "test_scores": record.get("test_scores", {}),
             "cached": True,
         }
 
@@ -259,6 +282,8 @@ class _RunCache:
             "subsets": frame.to_json(orient="table"),
             "history": jsonable(result["history"]),
             "fit_seconds": result["fit_seconds"],
+            "best_epoch": result.get("best_epoch"),
+            "test_scores": jsonable(result.get("test_scores", {})),
         }
         path = self.path(label, seed)
         partial = path.with_suffix(".json.partial")

@@ -8,6 +8,7 @@ import numpy as np
 from keras_miam import strategies as strategies_lib
 from keras_miam.callbacks.modality_dynamics import ModalityDynamics
 from keras_miam.evaluation import data as data_lib
+from keras_miam.evaluation.evaluate_subsets import evaluate_selections
 from keras_miam.evaluation.evaluate_subsets import evaluate_subsets
 from keras_miam.experiments.default_tokenizers import default_tokenizers
 from keras_miam.models.multimodal_transformer import MultimodalTransformer
@@ -32,6 +33,9 @@ def train_and_evaluate(
     restore_best=None,
     subsets="all",
     per_example=True,
+    metric=None,
+    compile_metrics=None,
+    test_metrics=None,
 ):
     """Trains one model under a masking strategy and evaluates every subset.
 
@@ -83,11 +87,26 @@ def train_and_evaluate(
         per_example: draw the strategy's p once per example (True, the
             default) or once per batch (False: `MIAMMasking(per_example=
             False)`, as the authors' sampler).
+        metric: the test metric of the subset table, what
+            `evaluate_subsets` takes (None: macro AUC for multilabel,
+            accuracy for multiclass). The validation metric of
+            `ModalityDynamics` is set in `dynamics_kwargs`.
+        compile_metrics: optional Keras metrics given to `compile` (logged
+            in `history` on the training and validation data, e.g.
+            `[km.models.MaskedAUC(multi_label=True, from_logits=True)]`);
+            metric objects are copied for each model.
+        test_metrics: optional dict `{name: metric}` of extra test scores
+            of the model with every modality visible, each metric what
+            `evaluate_subsets` takes (e.g. `{"top25_f1": "top_k_f1"}`,
+            GeoLifeCLEF's samples-averaged top-25 F1).
 
     Returns:
         dict with `model`, `history` (dict of per-epoch logs), `subsets`
         (the `evaluate_subsets` DataFrame on the test split, or for an
-        oracle the single row of its subset) and `fit_seconds`.
+        oracle the single row of its subset), `fit_seconds`,
+        `best_epoch` (the 1-based epoch whose weights `restore_best`
+        restored, else None) and `test_scores` (`{name: value}` of
+        `test_metrics`, empty without).
 
     Example:
 
@@ -95,6 +114,10 @@ def train_and_evaluate(
     >>> train, val, test = km.datasets.split_dataset(x, y)
     >>> result = train_and_evaluate(train, val, test, strategy="miam", epochs=3)
     >>> result["subsets"]  # one row per subset of modalities
+    >>> # The best-validation checkpoint, and GeoLifeCLEF's top-25 F1:
+    >>> result = train_and_evaluate(train, val, test, restore_best="val_loss",
+    ...                             test_metrics={"top25_f1": "top_k_f1"})
+    >>> result["best_epoch"], result["test_scores"]["top25_f1"]
 
     Reference:
         Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
@@ -128,6 +151,7 @@ def train_and_evaluate(
     )
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=0.01),
+        metrics=[_fresh_metric(m) for m in compile_metrics or []] or None,
         jit_compile="auto",
     )
     model.masking.per_example = bool(per_example)
@@ -139,15 +163,15 @@ def train_and_evaluate(
     else:
         callbacks.append(ModalityDynamics(validation, **(dynamics_kwargs or {})))
     callbacks.extend(callbacks_extra or [])
+    stopper = None
     if restore_best is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=restore_best,
-                mode="min" if "loss" in restore_best else "max",
-                patience=epochs + 1,
-                restore_best_weights=True,
-            )
+        stopper = keras.callbacks.EarlyStopping(
+            monitor=restore_best,
+            mode="min" if "loss" in restore_best else "max",
+            patience=epochs + 1,
+            restore_best_weights=True,
         )
+        callbacks.append(stopper)
     start = time.perf_counter()
     if streamed:
         inputs = {"x": train}
@@ -164,13 +188,39 @@ def train_and_evaluate(
     fit_seconds = time.perf_counter() - start
     if oracle:
         subsets = evaluate_subsets(
-            model, test, subsets=[list(visible)], summary=False, verbose=0
+            model,
+            test,
+            metric=metric,
+            subsets=[list(visible)],
+            summary=False,
+            verbose=0,
         )
     else:
-        subsets = evaluate_subsets(model, test, subsets=subsets, verbose=0)
+        subsets = evaluate_subsets(
+            model, test, metric=metric, subsets=subsets, verbose=0
+        )
+    shown = list(visible) if oracle else list(model.masking.modalities)
+    test_scores = {}
+    for name, test_metric in (test_metrics or {}).items():
+        values, _ = evaluate_selections(
+            model, test, [shown], metric=test_metric, verbose=0
+        )
+        test_scores[str(name)] = float(values[0])
+    best_epoch = None
+    if stopper is not None and stopper.best_weights is not None:
+        best_epoch = int(stopper.best_epoch) + 1
     return {
         "model": model,
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "subsets": subsets,
         "fit_seconds": fit_seconds,
+        "best_epoch": best_epoch,
+        "test_scores": test_scores,
     }
+
+
+def _fresh_metric(metric):
+    """A copy of a Keras metric object (one per model), names kept as they are."""
+    if isinstance(metric, keras.metrics.Metric):
+        return type(metric).from_config(metric.get_config())
+    return metric
