@@ -23,22 +23,19 @@ prediction (the fusion only ever sees finite tokens).
     KERAS_BACKEND=jax python examples/existing_model.py --epochs 10
 """
 
-import argparse
-
 import numpy as np
+
+try:  # `python examples/existing_model.py`: this folder is on the import path.
+    import _cli
+except ModuleNotFoundError:  # imported from the repository root (the tests)
+    from examples import _cli
 
 MODALITIES = {"env": 12, "climate": 24, "image": 16}  # name: number of features
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--epochs", type=int, default=10, help="training epochs")
-    parser.add_argument(
-        "--batch-size", type=int, default=128, help="examples per training step"
-    )
+    parser = _cli.make_parser(__doc__)
+    _cli.add_training_arguments(parser, epochs=10, batch_size=128)
     parser.add_argument(
         "--num-examples", type=int, default=4000, help="synthetic examples generated"
     )

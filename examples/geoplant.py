@@ -24,14 +24,17 @@ The best-validation weights (lowest validation loss) are kept, in
 GeoLifeCLEF's samples-averaged top-25 F1 of the full model.
 """
 
-import argparse
-import json
+import functools
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+
+try:  # `python examples/geoplant.py`: this folder is on the import path.
+    import _cli
+except ModuleNotFoundError:  # imported from the repository root (the tests)
+    from examples import _cli
 
 MODALITIES = ("env", "climate", "landsat", "image")
 TEST_SPLIT_ORDER = ("test_iid", "test", "test_ood", "test_glc25")
@@ -64,20 +67,8 @@ PRESETS = {
 }
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except None and False ones."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
-
-
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=_HelpFormatter,
-    )
+    parser = _cli.make_parser(__doc__)
     parser.add_argument(
         "--root",
         required=True,
@@ -105,25 +96,11 @@ def parse_args(argv=None):
         choices=MODALITIES,
         help="modalities to use (default: every one the release has files for)",
     )
-    parser.add_argument(
-        "--strategies",
-        nargs="+",
-        default=["uniform", "miam"],
-        help="masking strategies to compare (names of keras_miam.strategies)",
-    )
-    parser.add_argument(
-        "--strategy",
-        default=None,
-        help="train a single strategy (shortcut for --strategies NAME)",
-    )
-    parser.add_argument(
-        "--epochs", type=int, default=10, help="training epochs per strategy"
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help="examples per training step (default 128, paper preset 256)",
+    _cli.add_strategy_arguments(
+        parser,
+        epochs=10,
+        batch_size=None,
+        batch_size_help="examples per training step (default 128, paper preset 256)",
     )
     parser.add_argument(
         "--learning-rate",
@@ -206,18 +183,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--workers", type=int, default=4, help="threads reading the training files"
     )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seeds the splits, the weights and the masking",
-    )
-    parser.add_argument("--output", default="outputs/geoplant", help="output folder")
-    parser.add_argument(
-        "--no-explain",
-        action="store_true",
-        help="skip the Shapley contributions (faster)",
-    )
+    _cli.add_run_arguments(parser, output="outputs/geoplant")
     args = parser.parse_args(argv)
     for name, value in PRESETS[args.preset].items():
         if getattr(args, name) is None:
@@ -225,12 +191,7 @@ def parse_args(argv=None):
     names = ("epochs", "batch_size", "embed_dim", "num_layers", "num_heads", "workers")
     if args.ff_dim is not None:
         names += ("ff_dim",)
-    for name in names:
-        if getattr(args, name) < 1:
-            parser.error(
-                f"--{name.replace('_', '-')} must be >= 1; "
-                f"received {getattr(args, name)}."
-            )
+    _cli.require_positive(parser, args, names)
     if args.species < 0:
         parser.error(f"--species must be >= 0; received {args.species}.")
     if args.embed_dim % args.num_heads:
@@ -284,9 +245,7 @@ def main(argv=None):
             keras.distribution.DataParallel(devices=devices)
         )
         print(f"Data parallel over {len(devices)} device(s): {devices}")
-    strategies = (
-        [args.strategy] if args.strategy else list(dict.fromkeys(args.strategies))
-    )
+    strategies = _cli.chosen_strategies(args)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     print(
@@ -415,109 +374,62 @@ def main(argv=None):
             "surveys, so AUC is undefined; reporting the binary accuracy instead."
         )
 
+    # Every strategy trained by km.experiments on the streamed training
+    # surveys, with the same model and preset; the best-validation weights
+    # (lowest validation loss) restored and tested.
     top_k = min(25, len(species))
-    runs = []
-    for name in strategies:
-        keras.utils.set_random_seed(args.seed)
-        # Tokenizers from the input shapes (the batch dimension unknown).
-        shapes = {k: (None, *s) for k, s in train.input_shapes.items()}
-        model = km.models.MultimodalTransformer(
-            km.experiments.default_tokenizers(shapes, embed_dim=args.embed_dim),
-            num_outputs=len(species),
-            task="multilabel",
-            strategy=name,
-            num_layers=args.num_layers,
-            num_heads=args.num_heads,
-            intermediate_dim=args.ff_dim,
-            dropout=args.dropout,
-            seed=args.seed,
-        )
-        model.compile(
-            optimizer=keras.optimizers.AdamW(args.learning_rate, weight_decay=0.01),
-            metrics=[
-                km.models.MaskedAUC(multi_label=True, from_logits=True, name="auc"),
-                km.models.MaskedTopKF1(k=top_k, name=f"top{top_k}_f1"),
-            ],
-            jit_compile="auto",
-        )
-        # The best-validation checkpoint (lowest validation loss) is kept
-        # and evaluated.
-        best_path = out / f"best_{name}.weights.h5"
-        checkpoint = keras.callbacks.ModelCheckpoint(
-            best_path,
-            monitor="val_loss",
-            mode="min",
-            save_best_only=True,
-            save_weights_only=True,
-        )
-        fit_start = time.perf_counter()
-        history = model.fit(
-            train,
-            validation_data=validation,
-            epochs=args.epochs,
-            callbacks=[km.ModalityDynamics(validation, metric=val_metric), checkpoint],
-            verbose=1,
-        )
-        fit_seconds = time.perf_counter() - fit_start
-        val_losses = history.history["val_loss"]
-        finite = np.isfinite(val_losses)
-        best_epoch = int(np.argmin(np.where(finite, val_losses, np.inf))) + 1
-        best_epoch = best_epoch if finite.any() else None
-        if best_path.exists():
-            model.load_weights(best_path)
-        frame = km.evaluation.evaluate_subsets(
-            model, test, metric=test_metric, verbose=0
-        )
-        scores = km.experiments.subset_scores(frame, modalities)
-        predictions = model.predict(test[0], batch_size=256, verbose=0)
-        f1 = km.evaluation.top_k_f1(test[1], predictions, k=top_k)
-        print(
-            f"[{name} seed {args.seed}] average {scores['average']:.4f}, "
-            f"test top-{top_k} F1 {f1:.4f} (best epoch {best_epoch}, "
-            f"{fit_seconds:.0f} s)",
-            flush=True,
-        )
-        runs.append(
-            {
-                "strategy": name,
-                "model": model,
-                "subsets": frame,
-                "scores": scores,
-                "history": {
-                    k: [float(v) for v in vals] for k, vals in history.history.items()
-                },
-                "fit_seconds": fit_seconds,
-                "best_epoch": best_epoch,
-                "top_k_f1": f1,
-            }
-        )
+    # "top_k_f1" predicts the 25 highest-scored species, all of them when
+    # there are fewer: GeoLifeCLEF's top-25 F1 is the top-min(25, K) F1.
+    f1_name = f"top{top_k}_f1"
+    table, runs = km.experiments.compare_strategies(
+        train,
+        validation,
+        test,
+        strategies=strategies,
+        seeds=[args.seed],
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        task="multilabel",
+        # Tokenizers from the input shapes (a batch of the training surveys).
+        tokenizers=functools.partial(
+            km.experiments.default_tokenizers, embed_dim=args.embed_dim
+        ),
+        model_kwargs={
+            "num_outputs": len(species),
+            "num_layers": args.num_layers,
+            "num_heads": args.num_heads,
+            "intermediate_dim": args.ff_dim,
+            "dropout": args.dropout,
+        },
+        dynamics_kwargs={"metric": val_metric},
+        compile_metrics=[
+            km.models.MaskedAUC(multi_label=True, from_logits=True, name="auc"),
+            km.models.MaskedTopKF1(k=top_k, name=f"top{top_k}_f1"),
+        ],
+        restore_best="val_loss",
+        metric=test_metric,
+        test_metrics={f1_name: "top_k_f1"},
+    )
+    for run in runs:
+        if run["best_epoch"] is not None:
+            run["model"].save_weights(out / f"best_{run['strategy']}.weights.h5")
 
+    mean = table.attrs["mean"]
     metric = runs[0]["subsets"].attrs["metric"]
-    table = pd.DataFrame({run["strategy"]: run["scores"] for run in runs})
     print(
         f"\nTest {'macro AUC' if metric == 'auc' else metric} per subset of "
         "modalities (columns: strategies):"
     )
-    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
-    if {"uniform", "miam"} <= set(table.columns):
-        gain = table["miam"] - table["uniform"]
+    print(mean.T.to_string(float_format=lambda v: f"{v:.4f}"))
+    if {"uniform", "miam"} <= set(mean.index):
+        gain = mean.loc["miam"] - mean.loc["uniform"]
         line = f"\nMIAM - Uniform: average {100 * gain['average']:+.2f} points"
-        if "image" in table.index:
+        if "image" in gain.index:
             line += f", image alone {100 * gain['image']:+.2f} points"
         print(line)
 
-    # Figures.
-    km.plotting.plot_subsets(
-        {run["strategy"]: run["subsets"] for run in runs}, path=out / "subsets.png"
-    )
-    for run in runs:
-        km.plotting.plot_dynamics(
-            run["history"], path=out / f"dynamics_{run['strategy']}.png"
-        )
-    last = next((run for run in runs if run["strategy"] == "miam"), runs[-1])
-    km.plotting.plot_hypercube(
-        last["model"].masking, path=out / f"hypercube_{last['strategy']}_trained.png"
-    )
+    last = _cli.plot_runs(runs, out)
     results = {
         "config": vars(args),
         "backend": keras.backend.backend(),
@@ -531,46 +443,17 @@ def main(argv=None):
         "test_source": test_source,
         "metric": metric,
         "validation_metric": val_metric,
-        "table": [
-            {
-                "subset": label,
-                "modalities": label.split("+"),
-                "size": len(label.split("+")),
-                **{s: km.experiments.jsonable(v) for s, v in row.items()},
-            }
-            for label, row in table.drop(index="average").iterrows()
-        ],
-        "average": {
-            s: km.experiments.jsonable(v) for s, v in table.loc["average"].items()
-        },
-        "fit_seconds": {run["strategy"]: run["fit_seconds"] for run in runs},
+        **_cli.run_results(mean, runs),
         "best_epoch": {run["strategy"]: run["best_epoch"] for run in runs},
         "top_k": top_k,
-        "test_top_k_f1": {run["strategy"]: run["top_k_f1"] for run in runs},
+        "test_top_k_f1": {run["strategy"]: run["test_scores"][f1_name] for run in runs},
         "policy": keras.mixed_precision.global_policy().name,
-        "final_mask_ratios": {
-            run["strategy"]: run["model"].masking.mask_ratios().tolist() for run in runs
-        },
-        "history": {run["strategy"]: run["history"] for run in runs},
     }
     if not args.no_explain:
-        shapley = km.explain.modality_shapley(
-            last["model"], test, metric=test_metric, verbose=0
+        results["modality_shapley"] = _cli.explain(
+            last, test, out, what=metric, metric=test_metric
         )
-        km.plotting.plot_shapley(shapley, path=out / "modality_shapley.png")
-        print(f"\nModality Shapley values ({last['strategy']}, test {metric}):")
-        print(shapley.to_string())
-        results["modality_shapley"] = {
-            k: km.experiments.jsonable(v) for k, v in shapley["value"].items()
-        }
-    results["total_seconds"] = time.perf_counter() - start
-    (out / "results.json").write_text(
-        json.dumps(km.experiments.jsonable(results), indent=2, default=str)
-    )
-    print(
-        f"\nWrote {sorted(p.name for p in out.iterdir())} to {out}/ "
-        f"in {results['total_seconds']:.0f} s"
-    )
+    _cli.write_results(out, results, start)
     return results
 
 

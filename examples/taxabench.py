@@ -12,13 +12,16 @@ per-subset table and writes figures and a results JSON.
     python examples/taxabench.py --root /data/taxabench --strategies uniform dirichlet opm miam
 """
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+try:  # `python examples/taxabench.py`: this folder is on the import path.
+    import _cli
+except ModuleNotFoundError:  # imported from the repository root (the tests)
+    from examples import _cli
 
 MODALITIES = ("location", "environment", "image", "audio", "satellite")
 SPLIT_NAMES = {
@@ -29,20 +32,8 @@ SPLIT_NAMES = {
 BUNDLE_SUFFIXES = (".npz", ".pt", ".pth")
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except None and False ones."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
-
-
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=_HelpFormatter,
-    )
+    parser = _cli.make_parser(__doc__)
     parser.add_argument(
         "--root",
         required=True,
@@ -57,23 +48,7 @@ def parse_args(argv=None):
         choices=MODALITIES,
         help="modalities to use (one token each)",
     )
-    parser.add_argument(
-        "--strategies",
-        nargs="+",
-        default=["uniform", "miam"],
-        help="masking strategies to compare (names of keras_miam.strategies)",
-    )
-    parser.add_argument(
-        "--strategy",
-        default=None,
-        help="train a single strategy (shortcut for --strategies NAME)",
-    )
-    parser.add_argument(
-        "--epochs", type=int, default=30, help="training epochs per strategy"
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=256, help="examples per training step"
-    )
+    _cli.add_strategy_arguments(parser, epochs=30, batch_size=256)
     parser.add_argument(
         "--learning-rate",
         type=float,
@@ -92,25 +67,11 @@ def parse_args(argv=None):
         action="store_true",
         help="read all-zero embedding rows as missing",
     )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seeds the splits, the weights and the masking",
-    )
-    parser.add_argument("--output", default="outputs/taxabench", help="output folder")
-    parser.add_argument(
-        "--no-explain",
-        action="store_true",
-        help="skip the Shapley contributions (faster)",
-    )
+    _cli.add_run_arguments(parser, output="outputs/taxabench")
     args = parser.parse_args(argv)
-    for name in ("epochs", "batch_size", "embed_dim", "num_layers"):
-        if getattr(args, name) < 1:
-            parser.error(
-                f"--{name.replace('_', '-')} must be >= 1; "
-                f"received {getattr(args, name)}."
-            )
+    _cli.require_positive(
+        parser, args, ("epochs", "batch_size", "embed_dim", "num_layers")
+    )
     if len(set(args.modalities)) < 2:
         parser.error(
             "MIAM balances several modalities: pass at least two "
@@ -126,9 +87,7 @@ def main(argv=None):
     import keras_miam as km
 
     start = time.perf_counter()
-    strategies = (
-        [args.strategy] if args.strategy else list(dict.fromkeys(args.strategies))
-    )
+    strategies = _cli.chosen_strategies(args)
     modalities = list(dict.fromkeys(args.modalities))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -198,18 +157,7 @@ def main(argv=None):
             f"single modalities: {alone}"
         )
 
-    # Figures.
-    frames = {run["strategy"]: run["subsets"] for run in runs}
-    km.plotting.plot_subsets(frames, path=out / "subsets.png")
-    for run in runs:
-        km.plotting.plot_dynamics(
-            run["history"], path=out / f"dynamics_{run['strategy']}.png"
-        )
-    last = next((run for run in runs if run["strategy"] == "miam"), runs[-1])
-    km.plotting.plot_hypercube(
-        last["model"].masking, path=out / f"hypercube_{last['strategy']}_trained.png"
-    )
-    subsets = [c for c in mean.columns if c != "average"]
+    last = _cli.plot_runs(runs, out)
     results = {
         "config": vars(args),
         "backend": keras.backend.backend(),
@@ -218,38 +166,11 @@ def main(argv=None):
         "num_classes": num_classes,
         "num_examples": {k: int(len(v[1])) for k, v in parts.items()},
         "metric": metric,
-        "table": [
-            {
-                "subset": label,
-                "modalities": label.split("+"),
-                "size": len(label.split("+")),
-                **{s: km.experiments.jsonable(mean.loc[s, label]) for s in mean.index},
-            }
-            for label in subsets
-        ],
-        "average": {s: km.experiments.jsonable(v) for s, v in mean["average"].items()},
-        "fit_seconds": {run["strategy"]: run["fit_seconds"] for run in runs},
-        "final_mask_ratios": {
-            run["strategy"]: run["model"].masking.mask_ratios().tolist() for run in runs
-        },
-        "history": {run["strategy"]: run["history"] for run in runs},
+        **_cli.run_results(mean, runs),
     }
     if not args.no_explain:
-        shapley = km.explain.modality_shapley(last["model"], test, verbose=0)
-        km.plotting.plot_shapley(shapley, path=out / "modality_shapley.png")
-        print(f"\nModality Shapley values ({last['strategy']}, test {metric}):")
-        print(shapley.to_string())
-        results["modality_shapley"] = {
-            k: km.experiments.jsonable(v) for k, v in shapley["value"].items()
-        }
-    results["total_seconds"] = time.perf_counter() - start
-    (out / "results.json").write_text(
-        json.dumps(km.experiments.jsonable(results), indent=2, default=str)
-    )
-    print(
-        f"\nWrote {sorted(p.name for p in out.iterdir())} to {out}/ "
-        f"in {results['total_seconds']:.0f} s"
-    )
+        results["modality_shapley"] = _cli.explain(last, test, out, what=metric)
+    _cli.write_results(out, results, start)
     return results
 
 
