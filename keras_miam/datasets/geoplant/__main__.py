@@ -13,15 +13,6 @@ from keras_miam.datasets.geoplant.cache import prepare_geoplant
 from keras_miam.datasets.geoplant.loader import GEOPLANT_MODALITIES
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except None and False ones."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m keras_miam.datasets.geoplant",
@@ -32,7 +23,6 @@ def main(argv=None):
         "prepare",
         help="read a release once into a memory-mapped array cache "
         "(re-run to resume an interrupted preparation)",
-        formatter_class=_HelpFormatter,
     )
     prepare.add_argument("root", help="folder of the release")
     prepare.add_argument("cache_dir", help="folder of the cache (created)")
@@ -54,7 +44,7 @@ def main(argv=None):
         choices=("auto", "csv", "cubes"),
         default="auto",
         help="read the climate and Landsat series from CSVs or cubes "
-        "(auto: CSVs when present)",
+        "(auto: CSVs when present; default: %(default)s)",
     )
     prepare.add_argument(
         "--image-size",
@@ -63,7 +53,10 @@ def main(argv=None):
         help="patch size (default: that of the first training patch)",
     )
     prepare.add_argument(
-        "--chunk-size", type=int, default=512, help="surveys written per chunk"
+        "--chunk-size",
+        type=int,
+        default=512,
+        help="surveys written per chunk (default: %(default)s)",
     )
     prepare.add_argument(
         "--overwrite",

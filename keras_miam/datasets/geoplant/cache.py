@@ -227,9 +227,9 @@ def prepare_geoplant(
         "seed": int(seed),
         "stats_sample_size": int(stats_sample_size),
     }
-    train = load_cached(
-        cache_dir,
-        "train",
+    train = loader.load_geoplant(
+        split="train",
+        cache_dir=cache_dir,
         modalities=modalities,
         validation_fraction=validation_fraction,
         seed=seed,
@@ -358,30 +358,33 @@ def _prepare_split(
 
 def load_cached(
     cache_dir,
-    split="train",
-    root=None,
-    modalities=None,
-    species=None,
-    num_species=None,
-    batch_size=128,
-    stats=None,
-    normalize=True,
-    validation_fraction=0.1,
-    seed=0,
-    shuffle=None,
-    env_columns=None,
-    series_source="auto",
-    image_size=None,
-    stats_sample_size=1024,
-    drop_remainder=False,
-    validation_block=None,
+    split,
+    root,
+    *,
+    modalities,
+    species,
+    num_species,
+    batch_size,
+    stats,
+    normalize,
+    validation_fraction,
+    seed,
+    shuffle,
+    env_columns,
+    series_source,
+    image_size,
+    stats_sample_size,
+    drop_remainder,
+    validation_block,
     **kwargs,
 ):
     """A split of a `prepare_geoplant` cache, as a `GeoPlantDataset`.
 
-    Called by `load_geoplant(cache_dir=...)` (same arguments and batches as
-    reading the release). With `root`, the release's files are compared with
-    the cache's fingerprint first, and a stale cache is refused.
+    Called by `load_geoplant(cache_dir=...)` with every other argument of
+    it (its defaults, checked by `loader.check_arguments`): the same
+    batches as reading the release. With `root`, the release's files are
+    compared with the cache's fingerprint first, and a stale cache is
+    refused.
     """
     cache_dir = Path(cache_dir).expanduser()
     manifest = read_manifest(cache_dir)
@@ -396,11 +399,6 @@ def load_cached(
         raise GeoPlantCacheError(
             f"The GeoPlant cache '{cache_dir}' holds {cached}, not {missing}; "
             f"{_PREPARE_HINT} with modalities including them."
-        )
-    if series_source not in loader.SERIES_SOURCES:
-        raise ValueError(
-            f"Unknown series_source '{series_source}'; expected one of "
-            f"{list(loader.SERIES_SOURCES)}."
         )
     train = _CachedSplit(cache_dir, manifest, "train")
     for name in ("climate", "landsat"):
@@ -417,21 +415,6 @@ def load_cached(
             f"The GeoPlant cache '{cache_dir}' holds {cached_size}x{cached_size} "
             f"patches; received image_size={image_size!r}. Prepare a cache "
             "with that image_size."
-        )
-    batch_size = positive_int(batch_size, "batch_size")
-    stats_sample_size = positive_int(stats_sample_size, "stats_sample_size")
-    if not 0.0 <= float(validation_fraction) < 1.0:
-        raise ValueError(
-            "`validation_fraction` must be in [0, 1); received "
-            f"{validation_fraction!r}."
-        )
-    if species is not None and num_species is not None:
-        raise ValueError("Pass either `species` or `num_species`, not both.")
-    if num_species is not None:
-        num_species = positive_int(num_species, "num_species")
-    if stats is not None and not isinstance(stats, dict):
-        raise ValueError(
-            f"`stats` must be a dict returned by load_geoplant; received {stats!r}."
         )
 
     # The surveys of the split, as rows of a cached release split.

@@ -168,59 +168,22 @@ def load_geoplant(
         Picek et al., "GeoPlant: Spatial Plant Species Prediction Dataset",
         NeurIPS 2024 Datasets and Benchmarks.
     """
+    arguments = check_arguments(
+        {k: v for k, v in locals().items() if k not in ("root", "split", "cache_dir")}
+    )
     if cache_dir is not None:
         from keras_miam.datasets.geoplant.cache import load_cached
 
-        return load_cached(
-            cache_dir,
-            split,
-            root=root,
-            modalities=modalities,
-            species=species,
-            num_species=num_species,
-            batch_size=batch_size,
-            stats=stats,
-            normalize=normalize,
-            validation_fraction=validation_fraction,
-            seed=seed,
-            shuffle=shuffle,
-            env_columns=env_columns,
-            series_source=series_source,
-            image_size=image_size,
-            stats_sample_size=stats_sample_size,
-            drop_remainder=drop_remainder,
-            workers=workers,
-            use_multiprocessing=use_multiprocessing,
-            max_queue_size=max_queue_size,
-            validation_block=validation_block,
-        )
+        return load_cached(cache_dir, split, root, **arguments)
     if root is None:
         raise ValueError("Pass the release folder `root`, or a `cache_dir`.")
     if modalities is None:
         modalities = GEOPLANT_MODALITIES
     modalities = check_modalities(modalities, GEOPLANT_MODALITIES)
-    if series_source not in SERIES_SOURCES:
-        raise ValueError(
-            f"Unknown series_source '{series_source}'; expected one of "
-            f"{list(SERIES_SOURCES)}."
-        )
-    batch_size = positive_int(batch_size, "batch_size")
-    stats_sample_size = positive_int(stats_sample_size, "stats_sample_size")
-    if image_size is not None:
-        image_size = positive_int(image_size, "image_size")
-    if not 0.0 <= float(validation_fraction) < 1.0:
-        raise ValueError(
-            "`validation_fraction` must be in [0, 1); received "
-            f"{validation_fraction!r}."
-        )
-    if species is not None and num_species is not None:
-        raise ValueError("Pass either `species` or `num_species`, not both.")
-    if num_species is not None:
-        num_species = positive_int(num_species, "num_species")
-    if stats is not None and not isinstance(stats, dict):
-        raise ValueError(
-            f"`stats` must be a dict returned by load_geoplant; received {stats!r}."
-        )
+    batch_size, stats_sample_size, image_size, num_species = (
+        arguments[k]
+        for k in ("batch_size", "stats_sample_size", "image_size", "num_species")
+    )
 
     layout = GeoPlantLayout(root)
     split_rows, train_rows = _split_metadata(
@@ -286,6 +249,43 @@ def load_geoplant(
     dataset.surveys = surveys
     dataset.env_columns = sources.get("env_columns")
     return dataset
+
+
+def check_arguments(arguments):
+    """Checks the arguments of `load_geoplant` that the cache reads too.
+
+    Args:
+        arguments: dict of `load_geoplant`'s arguments (all but `root`,
+            `split` and `cache_dir`).
+
+    Returns:
+        a copy, the integers as ints.
+
+    Raises:
+        ValueError: for a bad value, naming the argument.
+    """
+    arguments = dict(arguments)
+    if arguments["series_source"] not in SERIES_SOURCES:
+        raise ValueError(
+            f"Unknown series_source '{arguments['series_source']}'; expected one "
+            f"of {list(SERIES_SOURCES)}."
+        )
+    for name in ("batch_size", "stats_sample_size", "image_size", "num_species"):
+        if arguments[name] is not None or name in ("batch_size", "stats_sample_size"):
+            arguments[name] = positive_int(arguments[name], name)
+    fraction = arguments["validation_fraction"]
+    if not 0.0 <= float(fraction) < 1.0:
+        raise ValueError(
+            f"`validation_fraction` must be in [0, 1); received {fraction!r}."
+        )
+    if arguments["species"] is not None and arguments["num_species"] is not None:
+        raise ValueError("Pass either `species` or `num_species`, not both.")
+    stats = arguments["stats"]
+    if stats is not None and not isinstance(stats, dict):
+        raise ValueError(
+            f"`stats` must be a dict returned by load_geoplant; received {stats!r}."
+        )
+    return arguments
 
 
 def available_modalities(root, split="train"):
