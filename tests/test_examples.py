@@ -378,3 +378,33 @@ def test_geoplant_too_many_species_is_an_error(geoplant_example, tmp_path):
         geoplant_example.main(
             ["--root", str(root), "--species", "50", "--output", str(tmp_path / "o")]
         )
+
+
+@pytest.mark.parametrize(
+    "scenario, modalities",
+    [
+        ("redundant", ["env", "image"]),
+        ("texture", ["env", "climate", "landsat", "image"]),
+    ],
+)
+def test_synthetic_ecology_scenarios(scenario, modalities, tmp_path, capsys):
+    example = _load_example("synthetic_ecology")
+    out = tmp_path / "out"
+    argv = ["--scenario", scenario, "--num-examples", "300", "--output", str(out)]
+    explain = scenario == "redundant"  # the default: also the Shapley values
+    results = example.main(argv + TINY + ([] if explain else ["--no-explain"]))
+    text = capsys.readouterr().out
+    assert f"Scenario {scenario}: 300 sites" in text
+    assert "MIAM - Uniform: average" in text
+    assert results["scenario"] == scenario
+    assert list(results["generator"]["modalities"]) == modalities
+    for strategy in ("uniform", "miam"):
+        table = results["table"][strategy]
+        assert len(table) == 2 ** len(modalities)  # every subset, and "average"
+        assert all(0.0 <= v <= 1.0 for v in table.values())
+    figures = ["subsets.png", "dynamics_miam.png", "hypercube_miam_trained.png"]
+    if explain:
+        assert set(results["modality_shapley"]) == set(modalities)
+        figures += ["modality_shapley.png", "image_contributions.png"]
+    for name in figures:
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC, name

@@ -166,6 +166,36 @@ def test_derivative_estimator_on_known_sequences():
     np.testing.assert_allclose(cb2.estimate_derivatives([[0.5], [0.7]]), [0.1])
 
 
+def test_ema_derivative_on_known_sequences():
+    cb = km.ModalityDynamics((X_VAL, Y_VAL), ema_decay=0.5, epsilon=1e-3)
+    assert km.ModalityDynamics((X_VAL, Y_VAL)).ema_decay is None  # the default
+    np.testing.assert_allclose(cb.estimate_derivatives([[0.7, 0.6]]), [1e-3] * 2)
+    # Two scores: the plain finite difference, as the window.
+    np.testing.assert_allclose(
+        cb.estimate_derivatives([[0.5, 0.9], [0.6, 0.7]]), [0.1, 0.2]
+    )
+    # A straight line: its slope exactly.
+    t = np.arange(6)[:, None]
+    lines = np.concatenate([0.5 + 0.02 * t, 0.9 - 0.05 * t], axis=1)
+    np.testing.assert_allclose(cb.estimate_derivatives(lines), [0.02, 0.05])
+    # Differences 0.4, 0.4, -0.7, 0.3 weighted 1/8, 1/4, 1/2, 1 (sum 15/8):
+    # every difference counts, the latest most (the window of 3 says 0.2).
+    noisy = np.array([[0.1], [0.5], [0.9], [0.2], [0.5]])
+    expected = (0.4 / 8 + 0.4 / 4 - 0.7 / 2 + 0.3) / (15 / 8)
+    np.testing.assert_allclose(cb.estimate_derivatives(noisy), [abs(expected)])
+    # A jump then a plateau: the EMA decays geometrically, the window of 3
+    # drops to the floor two updates after the jump.
+    jump = np.array([[0.5], [0.6]] + [[0.6]] * 3)
+    window = km.ModalityDynamics((X_VAL, Y_VAL), epsilon=1e-3)
+    np.testing.assert_allclose(window.estimate_derivatives(jump), [1e-3])
+    np.testing.assert_allclose(
+        cb.estimate_derivatives(jump), [0.1 * 0.125 / (15 / 8)], rtol=1e-6
+    )
+    # Measured every 2 epochs: per epoch.
+    cb2 = km.ModalityDynamics((X_VAL, Y_VAL), every=2, ema_decay=0.9)
+    np.testing.assert_allclose(cb2.estimate_derivatives([[0.5], [0.7]]), [0.1])
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -177,6 +207,10 @@ def test_derivative_estimator_on_known_sequences():
         {"batch_size": 0},
         {"max_validation_samples": 0},
         {"verbose": 2},
+        {"ema_decay": 0.0},
+        {"ema_decay": 1.0},
+        {"ema_decay": "0.5"},
+        {"ema_decay": True},
     ],
 )
 def test_bad_arguments(kwargs):

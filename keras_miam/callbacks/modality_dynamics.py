@@ -33,7 +33,11 @@ class ModalityDynamics(keras.callbacks.Callback):
     Derivative. d_m is the absolute least-squares slope of the last
     `smoothing` scores of modality m against the epoch (per epoch, so
     divided by `every`); with two scores it is the plain finite difference.
-    Scores and derivatives are floored at `epsilon`, so they stay strictly
+    With `ema_decay=beta` it is instead the absolute value of an
+    exponential moving average of the per-epoch score differences over the
+    whole stored history (the difference k updates back weighted beta^k,
+    the weights normalised to sum to one, so the first estimate is the
+    plain difference, as with the window). Scores and derivatives are floored at `epsilon`, so they stay strictly
     positive and a plateau (changes below `epsilon` per epoch) reads as
     `epsilon`. The score history lives in the layer
     (`MIAMMasking.dynamics_history()`), so a model that is saved and
@@ -129,6 +133,12 @@ class ModalityDynamics(keras.callbacks.Callback):
             noise).
         smoothing: number of most recent scores the slope is fitted to,
             >= 2. Defaults to 3 (the mean of the last two differences).
+            Not used with `ema_decay`.
+        ema_decay: None (the default: the windowed slope above), or a
+            number in (0, 1): d_m is the absolute exponential moving
+            average of the per-epoch differences of s_m over the layer's
+            stored history (its `history_size` scores), the difference k
+            updates back weighted `ema_decay^k`. Larger values smooth more.
         epsilon: floor of the scores and derivatives, > 0 (the strategies
             floor them again at their own, smaller `epsilon`, 1e-6). Defaults
             to 1e-3.
@@ -170,6 +180,7 @@ class ModalityDynamics(keras.callbacks.Callback):
         batch_size=256,
         seed=0,
         verbose=0,
+        ema_decay=None,
     ):
         super().__init__()
         if isinstance(validation_data, dict) and metric == "reconstruction":
@@ -190,6 +201,21 @@ class ModalityDynamics(keras.callbacks.Callback):
             else _check_int(max_validation_samples, "max_validation_samples", 1)
         )
         self.smoothing = _check_int(smoothing, "smoothing", 2)
+        if ema_decay is not None:
+            if isinstance(ema_decay, bool) or not isinstance(
+                ema_decay, (int, float, np.floating, np.integer)
+            ):
+                raise ValueError(
+                    f"`ema_decay` must be None or a number in (0, 1); received "
+                    f"{ema_decay!r}."
+                )
+            ema_decay = float(ema_decay)
+            if not 0.0 < ema_decay < 1.0:
+                raise ValueError(
+                    f"`ema_decay` must be None or a number in (0, 1); received "
+                    f"{ema_decay}."
+                )
+        self.ema_decay = ema_decay
         epsilon = float(epsilon)
         if not (epsilon > 0 and np.isfinite(epsilon)):
             raise ValueError(
@@ -212,7 +238,7 @@ class ModalityDynamics(keras.callbacks.Callback):
     # The derivative estimate.
     # ------------------------------------------------------------------
     def estimate_derivatives(self, history):
-        """d_m from a score history: |least-squares slope| per epoch, >= eps.
+        """d_m from a score history: |rate of change| per epoch, >= eps.
 
         Args:
             history: (n, M) scores, oldest first, measured every `every`
@@ -220,8 +246,10 @@ class ModalityDynamics(keras.callbacks.Callback):
 
         Returns:
             (M,) float64: the absolute slope of the last `smoothing` scores
-            of each modality against the epoch, floored at `epsilon`;
-            `epsilon` everywhere when fewer than two scores exist.
+            of each modality against the epoch (or, with `ema_decay`, the
+            absolute EMA of all the per-epoch differences), floored at
+            `epsilon`; `epsilon` everywhere when fewer than two scores
+            exist.
         """
         history = np.asarray(history, dtype="float64")
         if history.ndim != 2:
@@ -230,6 +258,11 @@ class ModalityDynamics(keras.callbacks.Callback):
             )
         if history.shape[0] < 2:
             return np.full(history.shape[1], self.epsilon)
+        if self.ema_decay is not None:
+            steps = np.diff(history, axis=0) / self.every  # (n - 1, M)
+            weights = self.ema_decay ** np.arange(len(steps))[::-1]
+            slope = weights @ steps / np.sum(weights)
+            return np.maximum(np.abs(slope), self.epsilon)
         window = history[-self.smoothing :]
         t = np.arange(len(window), dtype="float64") * self.every
         t -= t.mean()
@@ -253,7 +286,7 @@ class ModalityDynamics(keras.callbacks.Callback):
             )
         x, y = self._x, self._y
         data_lib.check_model_inputs(model, x, "`validation_data`")
-        if layer.history_size < self.smoothing:
+        if self.ema_decay is None and layer.history_size < self.smoothing:
             raise ValueError(
                 f"`smoothing={self.smoothing}` needs the layer to keep at least "
                 f"that many scores; its history_size is {layer.history_size}."
