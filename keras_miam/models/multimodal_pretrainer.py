@@ -7,6 +7,7 @@ from keras import ops
 from keras_miam.evaluation import metrics as metrics_lib
 from keras_miam.evaluation import view_predictions
 from keras_miam.models.multimodal_transformer import MultimodalTransformer
+from keras_miam.models.multimodal_transformer import deserialize_tokenizers
 
 # Seed of the fixed split of each modality's tokens into two halves that
 # `modality_scores()` uses (one half visible, the other reconstructed).
@@ -510,12 +511,7 @@ class MultimodalPretrainer(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["tokenizers"] = {
-            name: keras.saving.deserialize_keras_object(tokenizer)
-            for name, tokenizer in config["tokenizers"].items()
-        }
-        return cls(**config)
+        return cls(**deserialize_tokenizers(config))
 
 
 def _reconstruction_scores(model, x, y, layer):

@@ -832,9 +832,18 @@ class MultimodalTransformer(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["tokenizers"] = {
-            name: keras.saving.deserialize_keras_object(tokenizer)
-            for name, tokenizer in config["tokenizers"].items()
-        }
-        return cls(**config)
+        return cls(**deserialize_tokenizers(config))
+
+
+def deserialize_tokenizers(config):
+    """A copy of a model's config with its `tokenizers` deserialized.
+
+    The `from_config` of `MultimodalTransformer` and `MultimodalPretrainer`,
+    whose configs hold `{modality: serialized tokenizer}`.
+    """
+    config = dict(config)
+    config["tokenizers"] = {
+        name: keras.saving.deserialize_keras_object(tokenizer)
+        for name, tokenizer in config["tokenizers"].items()
+    }
+    return config
