@@ -5,10 +5,9 @@ Shapley functions all turn their `metric=` argument into a `SubsetMetric`
 with `resolve_metric()`, so the same name gives the same number
 everywhere. It covers:
 
-- the head (`infer_head()`): the task (multi-label, multi-class,
-  regression) and whether the outputs are logits, read from the model's
-  `task` attribute, its compiled loss, its output activation, else its
-  outputs;
+- the head (`keras_miam.evaluation.head.infer_head()`): the task
+  (multi-label, multi-class, regression) and whether the outputs are
+  logits;
 - the default metric (`default_metric_name()`): exact macro AUC for
   multi-label heads, top-1 accuracy for multi-class heads;
 - the labels each metric needs (checked once, on all the labels);
@@ -23,7 +22,12 @@ everywhere. It covers:
 
 import keras
 import numpy as np
-from scipy import stats
+
+from keras_miam.evaluation import ranking_metrics
+from keras_miam.evaluation.head import Head  # noqa: F401 (re-exported)
+from keras_miam.evaluation.head import compiled_loss
+from keras_miam.evaluation.head import infer_head
+from keras_miam.evaluation.ranking_metrics import macro_auc
 
 AUC_NAMES = ("auc", "macro_auc")
 ACCURACY_NAMES = {
@@ -34,16 +38,6 @@ ACCURACY_NAMES = {
     "sparse_categorical_accuracy": "sparse_categorical_accuracy",
 }
 LOSS_NAME = "loss"
-TASKS = ("multilabel", "multiclass", "regression")
-_TASK_ALIASES = {
-    "multilabel": "multilabel",
-    "multi_label": "multilabel",
-    "binary": "multilabel",
-    "multiclass": "multiclass",
-    "multi_class": "multiclass",
-    "classification": "multiclass",
-    "regression": "regression",
-}
 # Keras metrics where lower is better.
 _ERROR_METRICS = tuple(
     getattr(keras.metrics, name)
@@ -70,83 +64,6 @@ _ERROR_METRICS = tuple(
 # ----------------------------------------------------------------------------
 # Numbers.
 # ----------------------------------------------------------------------------
-def macro_auc(y_true, y_score):
-    """Exact ROC AUC averaged over the outputs that have both classes.
-
-    Per output, the AUC is the Mann-Whitney statistic (ties count one half),
-    so it is exact (no thresholds) and identical for logits and
-    probabilities. Outputs where every example is positive, or every
-    example negative, have no AUC and are left out of the average, as in
-    MaskSDM and MIAM ("macro-averaged over species present in the evaluated
-    split"). A NaN target means "not observed" (e.g. a species not surveyed
-    at a site): each output's AUC is computed over the examples where it is
-    observed. A NaN score for an observed target leaves its output, and so
-    the average, NaN.
-
-    Args:
-        y_true: 0/1 targets (NaN: unobserved), `(N,)` or `(N, K)`.
-        y_score: scores of the same shape (or `(N, 1)` for `(N,)` targets).
-
-    Returns:
-        float, the mean AUC over the outputs with both classes.
-
-    Example:
-
-    >>> y_true = [[1, 0], [0, 0], [1, 1]]
-    >>> macro_auc(y_true, [[0.9, 0.2], [0.1, 0.4], [0.8, 0.3]])
-    0.75
-    >>> macro_auc([[1, 0], [0, np.nan], [1, 1]], [[0.9, 0.2], [0.1, 0.4], [0.8, 0.3]])
-    1.0
-
-    Reference:
-        Hanley and McNeil, "The meaning and use of the area under a ROC
-        curve", Radiology 1982.
-    """
-    y_true = np.asarray(y_true, "float64")
-    y_score = np.asarray(y_score)
-    if not np.issubdtype(y_score.dtype, np.floating):
-        y_score = y_score.astype("float64")
-    y_true = y_true.reshape(len(y_true), -1)
-    y_score = y_score.reshape(len(y_score), -1)
-    if y_true.shape != y_score.shape:
-        raise ValueError(
-            "`y_true` and `y_score` must have the same shape; received "
-            f"{y_true.shape} and {y_score.shape}."
-        )
-    observed = ~np.isnan(y_true)
-    if not np.all(np.isin(y_true[observed], (0.0, 1.0))):
-        raise ValueError(
-            "AUC needs 0/1 targets (NaN for unobserved ones); received "
-            f"values {np.unique(y_true[observed])[:5].tolist()}..."
-        )
-    positives = np.sum(y_true == 1.0, axis=0)
-    negatives = np.sum(y_true == 0.0, axis=0)
-    valid = (positives > 0) & (negatives > 0)
-    if not np.any(valid):
-        raise ValueError(
-            "AUC is undefined: no output has both positive and negative "
-            f"examples among these {len(y_true)} examples."
-        )
-    # One row per output, contiguous (ranking along rows is faster than along
-    # the strided example axis); scores ranked in their own dtype (a cast to
-    # float64 would not change their order). Ties share their average rank.
-    scores = np.ascontiguousarray(y_score[:, valid].T)
-    labels = np.ascontiguousarray(y_true[:, valid].T)
-    seen = observed[:, valid].T
-    bad = np.any(np.isnan(scores) & seen, axis=1)  # NaN scores: no AUC.
-    if np.all(seen):
-        ranks = stats.rankdata(scores, axis=1)
-    else:  # unobserved targets take no rank
-        ranks = stats.rankdata(
-            np.where(seen, scores, np.nan), axis=1, nan_policy="omit"
-        )
-    rank_sums = np.sum(np.where(labels == 1.0, ranks, 0.0), axis=1)
-    pos, neg = positives[valid], negatives[valid]
-    auc = (rank_sums - pos * (pos + 1) / 2) / (pos * neg)
-    auc[bad] = np.nan
-    return float(np.mean(auc))
-
-
 def accuracy(y_true, y_pred, threshold=0.5):
     """Top-1 accuracy from class ids or one-hot targets, or binary accuracy.
 
@@ -175,130 +92,6 @@ def accuracy(y_true, y_pred, threshold=0.5):
     if y_true.ndim == 2 and y_true.shape[1] == y_pred.shape[1] > 1:
         y_true = np.argmax(y_true, axis=1)
     return float(np.mean(np.argmax(y_pred, axis=1) == y_true.reshape(-1)))
-
-
-# ----------------------------------------------------------------------------
-# The head.
-# ----------------------------------------------------------------------------
-class Head:
-    """What a model's outputs are: the task and whether they are logits.
-
-    Args:
-        task: "multilabel", "multiclass", "regression" or None (unknown).
-        from_logits: True (logits), False (probabilities) or None
-            (unknown: thresholded accuracies are then refused).
-    """
-
-    def __init__(self, task=None, from_logits=None):
-        self.task = task
-        self.from_logits = from_logits
-
-    def __repr__(self):
-        return f"Head(task={self.task!r}, from_logits={self.from_logits!r})"
-
-
-def compiled_loss(model):
-    """The model's compiled loss (one output), or None."""
-    loss = getattr(model, "loss", None)
-    if isinstance(loss, dict) and len(loss) == 1:
-        loss = next(iter(loss.values()))
-    if isinstance(loss, (list, tuple)) and len(loss) == 1:
-        loss = loss[0]
-    return loss
-
-
-def _loss_name(loss):
-    if loss is None:
-        return ""
-    if isinstance(loss, str):
-        try:
-            loss = keras.losses.get(loss)  # "mse" -> mean_squared_error
-        except ValueError:
-            return loss.lower()
-        if loss is None:
-            return ""
-    fn = getattr(loss, "fn", None)
-    if fn is not None and hasattr(fn, "__name__"):
-        return fn.__name__.lower()
-    if isinstance(loss, keras.losses.Loss):
-        return str(loss.name).lower()
-    return str(getattr(loss, "__name__", "")).lower()
-
-
-def _output_activation(model):
-    try:
-        outputs = model.outputs
-    except (AttributeError, ValueError):
-        return None
-    if not outputs or len(outputs) != 1:
-        return None
-    layer = model.layers[-1] if model.layers else None
-    while isinstance(layer, keras.Model) and layer.layers:
-        layer = layer.layers[-1]
-    if isinstance(layer, keras.layers.Softmax):
-        return "softmax"
-    activation = getattr(layer, "activation", None)
-    return getattr(activation, "__name__", None)
-
-
-def infer_head(model, outputs):
-    """The `Head` of a model, from the model and a batch of its outputs.
-
-    The task comes from the model's `task` attribute (as
-    `MultimodalTransformer.task`), else its compiled loss (binary /
-    categorical cross-entropy, an error loss), else its output activation
-    (sigmoid, softmax), else the outputs (in [0, 1]: rows summing to 1 are
-    multi-class, others multi-label). Whether the outputs are logits comes
-    from the compiled loss's `from_logits`, else a sigmoid / softmax output
-    (probabilities), else a model that declares a `task` (its head returns
-    logits, as `MultimodalTransformer`'s does), else outputs in [0, 1]
-    (probabilities); otherwise it is unknown.
-
-    Args:
-        model: a Keras model, or None (only the outputs are read).
-        outputs: a batch of the model's outputs.
-
-    Returns:
-        a `Head`.
-    """
-    outputs = _as_2d(np.asarray(outputs))
-    loss = compiled_loss(model)
-    name = _loss_name(loss)
-    from_logits = None
-    if isinstance(loss, keras.losses.Loss):
-        from_logits = loss.get_config().get("from_logits")
-    elif "crossentropy" in name:
-        from_logits = False
-    activation = _output_activation(model) if model is not None else None
-    if from_logits is None and activation in ("sigmoid", "softmax"):
-        from_logits = False
-    declared = _TASK_ALIASES.get(str(getattr(model, "task", "")).lower())
-    if from_logits is None and declared is not None:
-        from_logits = True
-    task = declared
-    if task is None and name:
-        if "binary" in name and "crossentropy" in name:
-            task = "multilabel"
-        elif "categorical" in name and "crossentropy" in name:
-            task = "multiclass"
-        elif any(
-            key in name
-            for key in ("squared", "absolute", "huber", "log_cosh", "logcosh")
-        ):
-            task = "regression"
-    if task is None and activation == "sigmoid":
-        task = "multilabel"
-    if task is None and activation == "softmax":
-        task = "multiclass"
-    in_unit = bool(np.all((outputs >= 0) & (outputs <= 1)))
-    if task is None and in_unit:
-        rows_sum_to_one = outputs.shape[-1] > 1 and bool(
-            np.allclose(outputs.sum(-1), 1.0, atol=1e-3)
-        )
-        task = "multiclass" if rows_sum_to_one else "multilabel"
-    if from_logits is None and in_unit:
-        from_logits = False
-    return Head(task, from_logits)
 
 
 # ----------------------------------------------------------------------------
@@ -684,9 +477,6 @@ def _loss(name, head, y_true, y_pred, model):
 
 def _ranking(name, head, y_true, y_pred, model):
     """GeoLifeCLEF's `top_k_f1` (k = 25, per example) and `micro_auc`."""
-    # ranking_metrics reads macro_auc from this module: imported on use.
-    from keras_miam.evaluation import ranking_metrics
-
     _binary_labels(y_true, _as_2d(y_pred).shape[1], name, allow_nan=True)
     fn = getattr(ranking_metrics, name)
     return SubsetMetric(name, fn=fn, higher_is_better=True, batch_probe=False)

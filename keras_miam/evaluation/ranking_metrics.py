@@ -1,10 +1,75 @@
-"""GeoLifeCLEF's scores: top-k F1 and micro AUC, with NaN targets left out."""
+"""Ranking scores, NaN targets left out: macro AUC, top-k F1 and micro AUC.
+
+`macro_auc` is the default metric of multi-label heads; `top_k_f1` and
+`micro_auc` are GeoLifeCLEF's (also metric names: `metric="top_k_f1"`).
+"""
 
 import numpy as np
-
-from keras_miam.evaluation.metrics import macro_auc
+from scipy import stats
 
 AVERAGES = ("samples", "micro")
+
+
+def macro_auc(y_true, y_score):
+    """Exact ROC AUC averaged over the outputs that have both classes.
+
+    Per output, the AUC is the Mann-Whitney statistic (ties count one half),
+    so it is exact (no thresholds) and identical for logits and
+    probabilities. Outputs where every example is positive, or every
+    example negative, have no AUC and are left out of the average, as in
+    MaskSDM and MIAM ("macro-averaged over species present in the evaluated
+    split"). A NaN target means "not observed" (e.g. a species not surveyed
+    at a site): each output's AUC is computed over the examples where it is
+    observed. A NaN score for an observed target leaves its output, and so
+    the average, NaN.
+
+    Args:
+        y_true: 0/1 targets (NaN: unobserved), `(N,)` or `(N, K)`.
+        y_score: scores of the same shape (or `(N, 1)` for `(N,)` targets).
+
+    Returns:
+        float, the mean AUC over the outputs with both classes.
+
+    Example:
+
+    >>> y_true = [[1, 0], [0, 0], [1, 1]]
+    >>> macro_auc(y_true, [[0.9, 0.2], [0.1, 0.4], [0.8, 0.3]])
+    0.75
+    >>> macro_auc([[1, 0], [0, np.nan], [1, 1]], [[0.9, 0.2], [0.1, 0.4], [0.8, 0.3]])
+    1.0
+
+    Reference:
+        Hanley and McNeil, "The meaning and use of the area under a ROC
+        curve", Radiology 1982.
+    """
+    y_true, y_score = _check_targets(y_true, y_score, "AUC")
+    observed = ~np.isnan(y_true)
+    positives = np.sum(y_true == 1.0, axis=0)
+    negatives = np.sum(y_true == 0.0, axis=0)
+    valid = (positives > 0) & (negatives > 0)
+    if not np.any(valid):
+        raise ValueError(
+            "AUC is undefined: no output has both positive and negative "
+            f"examples among these {len(y_true)} examples."
+        )
+    # One row per output, contiguous (ranking along rows is faster than along
+    # the strided example axis); scores ranked in their own dtype (a cast to
+    # float64 would not change their order). Ties share their average rank.
+    scores = np.ascontiguousarray(y_score[:, valid].T)
+    labels = np.ascontiguousarray(y_true[:, valid].T)
+    seen = observed[:, valid].T
+    bad = np.any(np.isnan(scores) & seen, axis=1)  # NaN scores: no AUC.
+    if np.all(seen):
+        ranks = stats.rankdata(scores, axis=1)
+    else:  # unobserved targets take no rank
+        ranks = stats.rankdata(
+            np.where(seen, scores, np.nan), axis=1, nan_policy="omit"
+        )
+    rank_sums = np.sum(np.where(labels == 1.0, ranks, 0.0), axis=1)
+    pos, neg = positives[valid], negatives[valid]
+    auc = (rank_sums - pos * (pos + 1) / 2) / (pos * neg)
+    auc[bad] = np.nan
+    return float(np.mean(auc))
 
 
 def top_k_f1(y_true, y_score, k=25, average="samples"):
@@ -112,8 +177,11 @@ def micro_auc(y_true, y_score):
 
 
 def _check_targets(y_true, y_score, what):
+    """2-D float64 targets and scores (floating scores keep their dtype)."""
     y_true = np.asarray(y_true, "float64")
-    y_score = np.asarray(y_score, "float64")
+    y_score = np.asarray(y_score)
+    if not np.issubdtype(y_score.dtype, np.floating):
+        y_score = y_score.astype("float64")
     y_true = y_true.reshape(len(y_true), -1)
     y_score = y_score.reshape(len(y_score), -1)
     if y_true.shape != y_score.shape:
