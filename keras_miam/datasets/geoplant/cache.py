@@ -360,31 +360,28 @@ def load_cached(
     cache_dir,
     split,
     root,
+    batches,
     *,
     modalities,
     species,
     num_species,
-    batch_size,
     stats,
     normalize,
     validation_fraction,
     seed,
-    shuffle,
     env_columns,
     series_source,
     image_size,
     stats_sample_size,
-    drop_remainder,
     validation_block,
-    **kwargs,
 ):
     """A split of a `prepare_geoplant` cache, as a `GeoPlantDataset`.
 
     Called by `load_geoplant(cache_dir=...)` with every other argument of
-    it (its defaults, checked by `loader.check_arguments`): the same
-    batches as reading the release. With `root`, the release's files are
-    compared with the cache's fingerprint first, and a stale cache is
-    refused.
+    it (its defaults, checked by `loader.check_arguments`; `batches` the
+    dataset's batching keywords, `loader.batching`): the same batches as
+    reading the release. With `root`, the release's files are compared
+    with the cache's fingerprint first, and a stale cache is refused.
     """
     cache_dir = Path(cache_dir).expanduser()
     manifest = read_manifest(cache_dir)
@@ -488,8 +485,6 @@ def load_cached(
     labels = None
     if part.labelled:
         labels = _MultiHotLabels(part, rows, species)
-    if shuffle is None:
-        shuffle = split == "train"
     dataset = GeoPlantDataset(
         part.survey_ids[rows],
         modalities,
@@ -497,12 +492,8 @@ def load_cached(
         tables=tables,
         image_size=cached_size,
         stats=stats,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        drop_remainder=drop_remainder,
         source_rows=rows,
-        **kwargs,
+        **batches,
     )
     dataset.species = [int(s) for s in species]
     dataset.surveys = part.surveys().loc[part.survey_ids[rows]]

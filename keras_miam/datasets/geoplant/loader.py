@@ -171,18 +171,18 @@ def load_geoplant(
     arguments = check_arguments(
         {k: v for k, v in locals().items() if k not in ("root", "split", "cache_dir")}
     )
+    batches = batching(arguments, split)
     if cache_dir is not None:
         from keras_miam.datasets.geoplant.cache import load_cached
 
-        return load_cached(cache_dir, split, root, **arguments)
+        return load_cached(cache_dir, split, root, batches, **arguments)
     if root is None:
         raise ValueError("Pass the release folder `root`, or a `cache_dir`.")
     if modalities is None:
         modalities = GEOPLANT_MODALITIES
     modalities = check_modalities(modalities, GEOPLANT_MODALITIES)
-    batch_size, stats_sample_size, image_size, num_species = (
-        arguments[k]
-        for k in ("batch_size", "stats_sample_size", "image_size", "num_species")
+    stats_sample_size, image_size, num_species = (
+        arguments[k] for k in ("stats_sample_size", "image_size", "num_species")
     )
 
     layout = GeoPlantLayout(root)
@@ -226,8 +226,6 @@ def load_geoplant(
     else:
         stats = None
 
-    if shuffle is None:
-        shuffle = split == "train"
     dataset = GeoPlantDataset(
         ids,
         modalities,
@@ -237,13 +235,7 @@ def load_geoplant(
         image_sources=sources["image_sources"],
         image_size=sources["image_size"],
         stats=stats,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        drop_remainder=drop_remainder,
-        workers=workers,
-        use_multiprocessing=use_multiprocessing,
-        max_queue_size=max_queue_size,
+        **batches,
     )
     dataset.species = [int(s) for s in species]
     dataset.surveys = surveys
@@ -286,6 +278,35 @@ def check_arguments(arguments):
             f"`stats` must be a dict returned by load_geoplant; received {stats!r}."
         )
     return arguments
+
+
+def batching(arguments, split):
+    """The batching keywords of a `GeoPlantDataset`, taken out of `arguments`.
+
+    Args:
+        arguments: `load_geoplant`'s checked arguments (`check_arguments`);
+            its batch size, shuffling, drop_remainder and `PyDataset`
+            workers are removed from it (its seed is kept).
+        split: the split read ("train" is shuffled unless `shuffle` says).
+
+    Returns:
+        dict of `GeoPlantDataset` keywords.
+    """
+    batches = {
+        name: arguments.pop(name)
+        for name in (
+            "batch_size",
+            "shuffle",
+            "drop_remainder",
+            "workers",
+            "use_multiprocessing",
+            "max_queue_size",
+        )
+    }
+    if batches["shuffle"] is None:
+        batches["shuffle"] = split == "train"
+    batches["seed"] = arguments["seed"]
+    return batches
 
 
 def available_modalities(root, split="train"):
