@@ -83,6 +83,23 @@ def chosen_strategies(args):
     return [args.strategy] if args.strategy else list(dict.fromkeys(args.strategies))
 
 
+def comparison(args):
+    """`compare_strategies` keywords of the shared arguments (one seed).
+
+    The strategies, --seed, --epochs, --batch-size, and --learning-rate when
+    the script has it.
+    """
+    keywords = {
+        "strategies": chosen_strategies(args),
+        "seeds": [args.seed],
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+    }
+    if hasattr(args, "learning_rate"):
+        keywords["learning_rate"] = args.learning_rate
+    return keywords
+
+
 def require_positive(parser, args, names):
     """Exits with a usage error unless each named argument is >= 1."""
     for name in names:
@@ -91,6 +108,15 @@ def require_positive(parser, args, names):
                 f"--{name.replace('_', '-')} must be >= 1; "
                 f"received {getattr(args, name)}."
             )
+
+
+def require_two_modalities(parser, modalities):
+    """Exits with a usage error unless at least two distinct modalities are given."""
+    if len(set(modalities)) < 2:
+        parser.error(
+            "MIAM balances several modalities: pass at least two "
+            f"distinct --modalities; received {modalities}."
+        )
 
 
 def plot_runs(runs, out):

@@ -210,11 +210,8 @@ def parse_args(argv=None):
             "--validation-fraction must be in (0, 0.5); received "
             f"{args.validation_fraction}."
         )
-    if args.modalities is not None and len(set(args.modalities)) < 2:
-        parser.error(
-            "MIAM balances several modalities: pass at least two "
-            f"distinct --modalities; received {args.modalities}."
-        )
+    if args.modalities is not None:
+        _cli.require_two_modalities(parser, args.modalities)
     return args
 
 
@@ -245,7 +242,6 @@ def main(argv=None):
             keras.distribution.DataParallel(devices=devices)
         )
         print(f"Data parallel over {len(devices)} device(s): {devices}")
-    strategies = _cli.chosen_strategies(args)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     print(
@@ -385,11 +381,7 @@ def main(argv=None):
         train,
         validation,
         test,
-        strategies=strategies,
-        seeds=[args.seed],
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
+        **_cli.comparison(args),
         task="multilabel",
         # Tokenizers from the input shapes (a batch of the training surveys).
         tokenizers=functools.partial(

@@ -72,11 +72,7 @@ def parse_args(argv=None):
     _cli.require_positive(
         parser, args, ("epochs", "batch_size", "embed_dim", "num_layers")
     )
-    if len(set(args.modalities)) < 2:
-        parser.error(
-            "MIAM balances several modalities: pass at least two "
-            f"distinct --modalities; received {args.modalities}."
-        )
+    _cli.require_two_modalities(parser, args.modalities)
     return args
 
 
@@ -87,7 +83,6 @@ def main(argv=None):
     import keras_miam as km
 
     start = time.perf_counter()
-    strategies = _cli.chosen_strategies(args)
     modalities = list(dict.fromkeys(args.modalities))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -134,12 +129,8 @@ def main(argv=None):
         train,
         val,
         test,
-        strategies=strategies,
-        seeds=[args.seed],
-        epochs=args.epochs,
-        batch_size=args.batch_size,
+        **_cli.comparison(args),
         task="multiclass",
-        learning_rate=args.learning_rate,
         model_kwargs={"num_layers": args.num_layers},
         tokenizers=lambda xs: km.experiments.default_tokenizers(
             xs, embed_dim=args.embed_dim, embedding_modalities=tuple(xs)

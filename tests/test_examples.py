@@ -27,6 +27,24 @@ GEOPLANT_TRAIN = [7, 101, 2345, 60012, 123456] + list(range(1000, 1060, 2))
 GEOPLANT_TEST = [5000001, 5000002, 5000003, 5000108, 5000010, 5000012]
 
 
+def _geoplant_argv(root, out, *options):
+    """A tiny one-strategy (MIAM) GeoPlant run: batches of 16, one reader."""
+    return [
+        "--root",
+        str(root),
+        "--strategy",
+        "miam",
+        "--batch-size",
+        "16",
+        "--workers",
+        "1",
+        "--output",
+        str(out),
+        *options,
+        *TINY,
+    ]
+
+
 def _load_example(name):
     spec = importlib.util.spec_from_file_location(
         f"example_{name}", EXAMPLES / f"{name}.py"
@@ -99,23 +117,7 @@ def test_geoplant_end_to_end(geoplant_example, tmp_path, capsys):
         test_ids=GEOPLANT_TEST,
     )
     out = tmp_path / "out"
-    results = geoplant_example.main(
-        [
-            "--root",
-            str(root),
-            "--species",
-            "4",
-            "--strategy",
-            "miam",
-            "--batch-size",
-            "16",
-            "--workers",
-            "1",
-            "--output",
-            str(out),
-        ]
-        + TINY
-    )
+    results = geoplant_example.main(_geoplant_argv(root, out, "--species", "4"))
     text = capsys.readouterr().out
     modalities = ["env", "climate", "landsat", "image"]
     assert results["modalities"] == modalities
@@ -144,27 +146,12 @@ def test_geoplant_held_out_surveys_and_tiny_split_fallbacks(
     )
     out = tmp_path / "out"
     results = geoplant_example.main(
-        [
-            "--root",
-            str(root),
-            "--species",
-            "1",
-            "--modalities",
-            "landsat",
-            "image",
-            "--strategy",
-            "miam",
-            "--test-split",
-            "none",
-            "--no-explain",
-            "--batch-size",
-            "16",
-            "--workers",
-            "1",
-            "--output",
-            str(out),
-        ]
-        + TINY
+        _geoplant_argv(
+            root,
+            out,
+            *("--species", "1", "--modalities", "landsat", "image"),
+            *("--test-split", "none", "--no-explain"),
+        )
     )
     text = capsys.readouterr().out
     assert results["test_source"] == "held-out training surveys"
@@ -297,22 +284,9 @@ def test_geoplant_on_real_glc25_samples(geoplant_example, real_samples_dir, tmp_
     pytest.importorskip("imagecodecs", reason="the GLC25 tiffs are LZW-compressed")
     out = tmp_path / "out"
     results = geoplant_example.main(
-        [
-            "--root",
-            str(real_samples_dir / "glc25-pa"),
-            "--species",
-            "5",
-            "--strategy",
-            "miam",
-            "--no-explain",
-            "--batch-size",
-            "16",
-            "--workers",
-            "1",
-            "--output",
-            str(out),
-        ]
-        + TINY
+        _geoplant_argv(
+            real_samples_dir / "glc25-pa", out, "--species", "5", "--no-explain"
+        )
     )
     # A few dozen surveys; one per split has files (climate and Landsat
     # cubes, a Sentinel-2 tiff).
