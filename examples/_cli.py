@@ -42,7 +42,11 @@ def add_training_arguments(
 
 
 def add_strategy_arguments(
-    parser, epochs, batch_size, batch_size_help="examples per training step"
+    parser,
+    epochs,
+    batch_size,
+    epochs_help="training epochs per strategy",
+    batch_size_help="examples per training step",
 ):
     """Adds --strategies (to compare), --strategy (one), --epochs, --batch-size."""
     parser.add_argument(
@@ -60,7 +64,7 @@ def add_strategy_arguments(
         parser,
         epochs,
         batch_size,
-        epochs_help="training epochs per strategy",
+        epochs_help=epochs_help,
         batch_size_help=batch_size_help,
     )
 

@@ -23,10 +23,14 @@ figures and a results JSON. Two scenarios (`--scenario`):
     python examples/synthetic_ecology.py --strategies uniform miam opm --epochs 20
 """
 
-import argparse
 import json
 import time
 from pathlib import Path
+
+try:  # `python examples/synthetic_ecology.py`: this folder is on the import path.
+    import _cli
+except ModuleNotFoundError:  # imported from the repository root (the tests)
+    from examples import _cli
 
 SCENARIOS = {
     # The testbed accepted by benchmarks/testbed_gate.py (attempt A5) and its
@@ -61,34 +65,18 @@ SCENARIOS = {
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--strategies",
-        nargs="+",
-        default=["uniform", "miam"],
-        help="masking strategies to compare (names of keras_miam.strategies)",
-    )
-    parser.add_argument(
-        "--strategy",
-        default=None,
-        help="train a single strategy (shortcut for --strategies NAME)",
-    )
+    parser = _cli.make_parser(__doc__)
     parser.add_argument(
         "--scenario",
         choices=list(SCENARIOS),
         default="redundant",
         help="data and model preset (see the module docstring)",
     )
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        help="training epochs per strategy (redundant: 16, texture: 12)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=128, help="examples per training step"
+    _cli.add_strategy_arguments(
+        parser,
+        epochs=None,
+        batch_size=128,
+        epochs_help="training epochs per strategy (redundant: 16, texture: 12)",
     )
     parser.add_argument(
         "--num-examples",
@@ -106,16 +94,10 @@ def parse_args(argv=None):
         help="token size of the transformer (redundant: 32, texture: 48)",
     )
     parser.add_argument("--num-layers", type=int, default=2, help="transformer blocks")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seeds the data, weights and masking"
-    )
-    parser.add_argument(
-        "--output", default="outputs/synthetic_ecology", help="output folder"
-    )
-    parser.add_argument(
-        "--no-explain",
-        action="store_true",
-        help="skip the Shapley contributions (faster)",
+    _cli.add_run_arguments(
+        parser,
+        output="outputs/synthetic_ecology",
+        seed_help="seeds the data, weights and masking",
     )
     return parser.parse_args(argv)
 
