@@ -266,7 +266,7 @@ def test_view_predictions_in_slabs_match_set_visible(
     passes = []
     chunks = list(
         view_predictions.iter_view_predictions(
-            model, x, selections, batch_size=6, progress=passes.append
+            model, x, selections, layer, batch_size=6, progress=passes.append
         )
     )
     # b = 6 // 3 = 2 examples per view: 12 passes, the last one padded.
@@ -291,6 +291,22 @@ def test_view_predictions_in_slabs_match_set_visible(
     np.testing.assert_array_equal(ops.convert_to_numpy(layer.view_patterns), 1.0)
 
 
+def test_the_engine_is_given_the_layer(rng):
+    """The engine does not search models: it takes the MIAMMasking layer;
+    `predict_views` (for users) still finds it."""
+    model, layer = build_model(token_sum)
+    x = random_inputs(rng, 8)
+    for bad in (None, "masking", model):
+        with pytest.raises(ValueError, match="must be the model's MIAMMasking"):
+            next(view_predictions.iter_view_predictions(model, x, ["a"], bad))
+        with pytest.raises(ValueError, match="must be the model's MIAMMasking"):
+            view_predictions.score_selections(model, x, None, ["a"], bad)
+    found = view_predictions.predict_views(model, x, ["a", "b"])
+    given = view_predictions.predict_views(model, x, ["a", "b"], masking=layer)
+    for a, b in zip(found, given):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_an_error_inside_predict_leaves_the_model_intact(rng, monkeypatch):
     monkeypatch.setattr(view_predictions, "MIN_PREDICT_BATCHES", 2)
     model, layer = build_model(token_sum)
@@ -306,7 +322,7 @@ def test_an_error_inside_predict_leaves_the_model_intact(rng, monkeypatch):
 
     with pytest.raises(RuntimeError, match="interrupted"):
         for _ in view_predictions.iter_view_predictions(
-            model, x, ["a", "b"], batch_size=4, progress=interrupt
+            model, x, ["a", "b"], layer, batch_size=4, progress=interrupt
         ):
             pass
     np.testing.assert_array_equal(ops.convert_to_numpy(layer.view_patterns), 1.0)

@@ -6,10 +6,8 @@ frame = evaluate_subsets(model, (x_test, y_test))   # every modality subset
 - `evaluate_subsets.py`: `evaluate_subsets` (the table), `evaluate_selections`
   (one value per selection);
 - `metrics.py`: the one metric system (`resolve_metric`, `SubsetMetric`,
-  `register_metric`, the label checks, `accuracy`), shared with
+  `register_metric`, the head, the label checks, `accuracy`), shared with
   `ModalityDynamics` and `keras_miam.explain`;
-- `head.py`: what a model's outputs are (`infer_head`, `Head`: the task,
-  logits or probabilities), from which the metrics are chosen;
 - `ranking_metrics.py`: `macro_auc`, and GeoLifeCLEF's `top_k_f1` and
   `micro_auc` (numpy, NaN targets left out; also metric names:
   `metric="top_k_f1"`);
@@ -22,10 +20,10 @@ frame = evaluate_subsets(model, (x_test, y_test))   # every modality subset
 from keras_miam.evaluation.data import collect_examples
 from keras_miam.evaluation.evaluate_subsets import evaluate_selections
 from keras_miam.evaluation.evaluate_subsets import evaluate_subsets
-from keras_miam.evaluation.head import Head
-from keras_miam.evaluation.head import infer_head
+from keras_miam.evaluation.metrics import Head
 from keras_miam.evaluation.metrics import SubsetMetric
 from keras_miam.evaluation.metrics import accuracy
+from keras_miam.evaluation.metrics import infer_head
 from keras_miam.evaluation.metrics import prediction_metric
 from keras_miam.evaluation.metrics import register_metric
 from keras_miam.evaluation.metrics import resolve_metric

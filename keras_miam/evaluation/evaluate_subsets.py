@@ -126,19 +126,52 @@ def evaluate_subsets(
         Multimodal Ecological Applications", ICLR 2026 (Tables 1-2: one
         column per input subset and their average).
     """
-    layer = masking_lookup.get_masking_layer(model, masking)
-    labels, selections, patterns = selections_lib.parse_subsets(subsets, layer)
-    values, metric_name = evaluate_selections(
-        model,
-        data,
-        selections,
-        metric=metric,
-        masking=layer,
-        batch_size=batch_size,
-        views_per_pass=views_per_pass,
-        verbose=verbose,
+    labels, modalities, fractions, values, metric_name = _evaluate(
+        model, data, subsets, metric, masking, batch_size, views_per_pass, verbose
     )
-    return _subsets_frame(layer, labels, patterns, values, metric_name, summary)
+    # The table, from the scores and what each subset shows.
+    reserved = {"kind", "size", metric_name}
+    clash = sorted(reserved.intersection(modalities))
+    if clash:
+        raise ValueError(
+            f"Modality names {clash} clash with the table's columns {sorted(reserved)}."
+        )
+    partial = bool(np.any((fractions > 0) & (fractions < 1)))
+    columns = {"kind": ["subset"] * len(labels)}
+    for j, name in enumerate(modalities):
+        column = fractions[:, j] if partial else fractions[:, j] > 0
+        columns[name] = pd.array(column, dtype="Float64" if partial else "boolean")
+    sizes = (fractions > 0).sum(axis=1)
+    columns["size"] = pd.array(sizes, dtype="Int64")
+    columns[metric_name] = values
+    frame = pd.DataFrame(columns, index=pd.Index(labels, name="subset"))
+    if summary:
+        rows = [
+            (f"mean (size {size})", size, values[sizes == size].mean())
+            for size in np.unique(sizes)
+        ]
+        rows.append(("mean (all subsets)", pd.NA, values.mean()))
+        taken = sorted(set(labels).intersection(label for label, _, _ in rows))
+        if taken:
+            raise ValueError(
+                f"Subset labels {taken} are reserved for the summary rows; "
+                "rename them or pass summary=False."
+            )
+        means = pd.DataFrame(
+            {
+                "kind": ["mean"] * len(rows),
+                "size": pd.array([size for _, size, _ in rows], dtype="Int64"),
+                metric_name: [value for _, _, value in rows],
+            },
+            index=pd.Index([label for label, _, _ in rows], name="subset"),
+        )
+        frame = pd.concat([frame, means])
+        for name in modalities:
+            frame[name] = frame[name].astype("Float64" if partial else "boolean")
+        frame["size"] = frame["size"].astype("Int64")
+    frame = frame[["kind", *modalities, "size", metric_name]]
+    frame.attrs["metric"] = metric_name
+    return frame
 
 
 def evaluate_selections(
@@ -179,12 +212,47 @@ def evaluate_selections(
 
     >>> values, name = evaluate_selections(model, (x, y), [["env"], ["image"]])
     """
+    scored = _evaluate(
+        model,
+        data,
+        list(selections),
+        metric,
+        masking,
+        batch_size,
+        views_per_pass,
+        verbose,
+        as_subsets=False,
+    )
+    _, _, _, values, metric_name = scored
+    return values, metric_name
+
+
+def _evaluate(
+    model,
+    data,
+    subsets,
+    metric,
+    masking,
+    batch_size,
+    views_per_pass,
+    verbose,
+    as_subsets=True,
+):
+    """The subsets' labels, modalities, fractions shown, scores and metric name.
+
+    `subsets` as `evaluate_subsets` takes them (`as_subsets`), or a list of
+    selections as `evaluate_selections` does. The model goes down once:
+    its layer found, the selections read against it, scored by the engine.
+    """
     layer = masking_lookup.get_masking_layer(model, masking)
-    selections = list(selections)
-    if not selections:
-        raise ValueError("Nothing to evaluate: the list of subsets is empty.")
-    for selection in selections:
-        layer.visible_pattern(selection)  # Validates names and indices.
+    if as_subsets:
+        labels, selections, fractions = selections_lib.parse_subsets(subsets, layer)
+    else:
+        labels, fractions, selections = None, None, subsets
+        if not selections:
+            raise ValueError("Nothing to evaluate: the list of subsets is empty.")
+        for selection in selections:
+            layer.visible_pattern(selection)  # Validates names and indices.
     if views_per_pass is None:
         views_per_pass = min(DEFAULT_VIEWS_PER_PASS, layer.max_views)
     views_per_pass = int(views_per_pass)
@@ -218,58 +286,4 @@ def evaluate_selections(
         views_per_pass=views_per_pass,
         progress=progbar.add if verbose else None,
     )
-    return values, resolved.name
-
-
-# ----------------------------------------------------------------------
-# The table.
-# ----------------------------------------------------------------------
-def _subsets_frame(layer, labels, patterns, values, metric_name, summary):
-    reserved = {"kind", "size", metric_name}
-    clash = sorted(reserved.intersection(layer.modalities))
-    if clash:
-        raise ValueError(
-            f"Modality names {clash} clash with the table's columns {sorted(reserved)}."
-        )
-    fractions = np.array(
-        [
-            [pattern[a:b].mean() for a, b in layer.token_slices.values()]
-            for pattern in patterns
-        ]
-    )
-    partial = bool(np.any((fractions > 0) & (fractions < 1)))
-    columns = {"kind": ["subset"] * len(labels)}
-    for j, name in enumerate(layer.modalities):
-        column = fractions[:, j] if partial else fractions[:, j] > 0
-        columns[name] = pd.array(column, dtype="Float64" if partial else "boolean")
-    sizes = (fractions > 0).sum(axis=1)
-    columns["size"] = pd.array(sizes, dtype="Int64")
-    columns[metric_name] = values
-    frame = pd.DataFrame(columns, index=pd.Index(labels, name="subset"))
-    if summary:
-        rows = [
-            (f"mean (size {size})", size, values[sizes == size].mean())
-            for size in np.unique(sizes)
-        ]
-        rows.append(("mean (all subsets)", pd.NA, values.mean()))
-        taken = sorted(set(labels).intersection(label for label, _, _ in rows))
-        if taken:
-            raise ValueError(
-                f"Subset labels {taken} are reserved for the summary rows; "
-                "rename them or pass summary=False."
-            )
-        means = pd.DataFrame(
-            {
-                "kind": ["mean"] * len(rows),
-                "size": pd.array([size for _, size, _ in rows], dtype="Int64"),
-                metric_name: [value for _, _, value in rows],
-            },
-            index=pd.Index([label for label, _, _ in rows], name="subset"),
-        )
-        frame = pd.concat([frame, means])
-        for name in layer.modalities:
-            frame[name] = frame[name].astype("Float64" if partial else "boolean")
-        frame["size"] = frame["size"].astype("Int64")
-    frame = frame[["kind", *layer.modalities, "size", metric_name]]
-    frame.attrs["metric"] = metric_name
-    return frame
+    return labels, list(layer.modalities), fractions, values, resolved.name

@@ -5,9 +5,10 @@ Shapley functions all turn their `metric=` argument into a `SubsetMetric`
 with `resolve_metric()`, so the same name gives the same number
 everywhere. It covers:
 
-- the head (`keras_miam.evaluation.head.infer_head()`): the task
-  (multi-label, multi-class, regression) and whether the outputs are
-  logits;
+- the head (`infer_head()`): the task (multi-label, multi-class,
+  regression) and whether the outputs are logits, read from the model's
+  `task` attribute, its compiled loss, its output activation, else its
+  outputs;
 - the default metric (`default_metric_name()`): exact macro AUC for
   multi-label heads, top-1 accuracy for multi-class heads;
 - the labels each metric needs (checked once, on all the labels);
@@ -24,9 +25,6 @@ import keras
 import numpy as np
 
 from keras_miam.evaluation import ranking_metrics
-from keras_miam.evaluation.head import Head  # noqa: F401 (re-exported)
-from keras_miam.evaluation.head import compiled_loss
-from keras_miam.evaluation.head import infer_head
 from keras_miam.evaluation.ranking_metrics import macro_auc
 
 AUC_NAMES = ("auc", "macro_auc")
@@ -38,6 +36,16 @@ ACCURACY_NAMES = {
     "sparse_categorical_accuracy": "sparse_categorical_accuracy",
 }
 LOSS_NAME = "loss"
+TASKS = ("multilabel", "multiclass", "regression")
+_TASK_ALIASES = {
+    "multilabel": "multilabel",
+    "multi_label": "multilabel",
+    "binary": "multilabel",
+    "multiclass": "multiclass",
+    "multi_class": "multiclass",
+    "classification": "multiclass",
+    "regression": "regression",
+}
 # Keras metrics where lower is better.
 _ERROR_METRICS = tuple(
     getattr(keras.metrics, name)
@@ -92,6 +100,130 @@ def accuracy(y_true, y_pred, threshold=0.5):
     if y_true.ndim == 2 and y_true.shape[1] == y_pred.shape[1] > 1:
         y_true = np.argmax(y_true, axis=1)
     return float(np.mean(np.argmax(y_pred, axis=1) == y_true.reshape(-1)))
+
+
+# ----------------------------------------------------------------------------
+# The head.
+# ----------------------------------------------------------------------------
+class Head:
+    """What a model's outputs are: the task and whether they are logits.
+
+    Args:
+        task: "multilabel", "multiclass", "regression" or None (unknown).
+        from_logits: True (logits), False (probabilities) or None
+            (unknown: thresholded accuracies are then refused).
+    """
+
+    def __init__(self, task=None, from_logits=None):
+        self.task = task
+        self.from_logits = from_logits
+
+    def __repr__(self):
+        return f"Head(task={self.task!r}, from_logits={self.from_logits!r})"
+
+
+def compiled_loss(model):
+    """The model's compiled loss (one output), or None."""
+    loss = getattr(model, "loss", None)
+    if isinstance(loss, dict) and len(loss) == 1:
+        loss = next(iter(loss.values()))
+    if isinstance(loss, (list, tuple)) and len(loss) == 1:
+        loss = loss[0]
+    return loss
+
+
+def _loss_name(loss):
+    if loss is None:
+        return ""
+    if isinstance(loss, str):
+        try:
+            loss = keras.losses.get(loss)  # "mse" -> mean_squared_error
+        except ValueError:
+            return loss.lower()
+        if loss is None:
+            return ""
+    fn = getattr(loss, "fn", None)
+    if fn is not None and hasattr(fn, "__name__"):
+        return fn.__name__.lower()
+    if isinstance(loss, keras.losses.Loss):
+        return str(loss.name).lower()
+    return str(getattr(loss, "__name__", "")).lower()
+
+
+def _output_activation(model):
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):
+        return None
+    if not outputs or len(outputs) != 1:
+        return None
+    layer = model.layers[-1] if model.layers else None
+    while isinstance(layer, keras.Model) and layer.layers:
+        layer = layer.layers[-1]
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None)
+
+
+def infer_head(model, outputs):
+    """The `Head` of a model, from the model and a batch of its outputs.
+
+    The task comes from the model's `task` attribute (as
+    `MultimodalTransformer.task`), else its compiled loss (binary /
+    categorical cross-entropy, an error loss), else its output activation
+    (sigmoid, softmax), else the outputs (in [0, 1]: rows summing to 1 are
+    multi-class, others multi-label). Whether the outputs are logits comes
+    from the compiled loss's `from_logits`, else a sigmoid / softmax output
+    (probabilities), else a model that declares a `task` (its head returns
+    logits, as `MultimodalTransformer`'s does), else outputs in [0, 1]
+    (probabilities); otherwise it is unknown.
+
+    Args:
+        model: a Keras model, or None (only the outputs are read).
+        outputs: a batch of the model's outputs.
+
+    Returns:
+        a `Head`.
+    """
+    outputs = _as_2d(np.asarray(outputs))
+    loss = compiled_loss(model)
+    name = _loss_name(loss)
+    from_logits = None
+    if isinstance(loss, keras.losses.Loss):
+        from_logits = loss.get_config().get("from_logits")
+    elif "crossentropy" in name:
+        from_logits = False
+    activation = _output_activation(model) if model is not None else None
+    if from_logits is None and activation in ("sigmoid", "softmax"):
+        from_logits = False
+    declared = _TASK_ALIASES.get(str(getattr(model, "task", "")).lower())
+    if from_logits is None and declared is not None:
+        from_logits = True
+    task = declared
+    if task is None and name:
+        if "binary" in name and "crossentropy" in name:
+            task = "multilabel"
+        elif "categorical" in name and "crossentropy" in name:
+            task = "multiclass"
+        elif any(
+            key in name
+            for key in ("squared", "absolute", "huber", "log_cosh", "logcosh")
+        ):
+            task = "regression"
+    if task is None and activation == "sigmoid":
+        task = "multilabel"
+    if task is None and activation == "softmax":
+        task = "multiclass"
+    in_unit = bool(np.all((outputs >= 0) & (outputs <= 1)))
+    if task is None and in_unit:
+        rows_sum_to_one = outputs.shape[-1] > 1 and bool(
+            np.allclose(outputs.sum(-1), 1.0, atol=1e-3)
+        )
+        task = "multiclass" if rows_sum_to_one else "multilabel"
+    if from_logits is None and in_unit:
+        from_logits = False
+    return Head(task, from_logits)
 
 
 # ----------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def pattern_label(layer, pattern):
 
 
 def parse_subsets(subsets, layer):
-    """Labels, selections and (T,) patterns of the subsets to evaluate.
+    """Labels, selections and visible fractions of the subsets to evaluate.
 
     Args:
         subsets: 'all' (every non-empty subset of the layer's modalities),
@@ -111,7 +111,9 @@ def parse_subsets(subsets, layer):
         layer: the built `MIAMMasking`.
 
     Returns:
-        `(labels, selections, patterns)`, three lists.
+        `(labels, selections, fractions)`: two lists, and a float array
+        `(S, M)`, the fraction of each modality's tokens that each subset
+        shows.
 
     Raises:
         ValueError: for an empty list, an empty selection, unknown names
@@ -160,4 +162,10 @@ def parse_subsets(subsets, layer):
             f"Subset labels must be unique; {duplicated} appear more than "
             "once. Label the selections, e.g. subsets={label: selection}."
         )
-    return labels, selections, patterns
+    fractions = np.array(
+        [
+            [pattern[a:b].mean() for a, b in layer.token_slices.values()]
+            for pattern in patterns
+        ]
+    )
+    return labels, selections, fractions

@@ -22,6 +22,7 @@ import numpy as np
 from keras_miam.evaluation import data as data_lib
 from keras_miam.evaluation import metrics as metrics_lib
 from keras_miam.layers import masking_lookup
+from keras_miam.layers.miam_masking import MIAMMasking
 
 
 def sync_model_state(model):
@@ -172,9 +173,7 @@ def _predict_slabs(views_model, x, n, b, progress):
         yield full, n, on_batch(full, n)
 
 
-def iter_view_predictions(
-    model, x, selections, masking=None, batch_size=256, progress=None
-):
+def iter_view_predictions(model, x, selections, masking, batch_size=256, progress=None):
     """Yields the model's predictions under several token selections.
 
     The V selections (at most `masking.max_views` at once; more are done in
@@ -195,8 +194,8 @@ def iter_view_predictions(
         selections: a list of V selections, each in a form
             `MIAMMasking.visible_pattern()` accepts (a modality name, a list
             of names, a dict of token selections, or None for everything).
-        masking: the `MIAMMasking` layer, its name, or None (see
-            `keras_miam.layers.get_masking_layer()`).
+        masking: the model's `MIAMMasking` layer (found by the caller, e.g.
+            with `keras_miam.layers.get_masking_layer(model)`).
         batch_size: examples per forward pass, tiled copies included.
         progress: optional callable, called with 1 after each forward pass
             (e.g. `keras.utils.Progbar.add`).
@@ -208,7 +207,7 @@ def iter_view_predictions(
         predictions (a numpy structure like the model's outputs) for those
         examples.
     """
-    layer = masking_lookup.get_masking_layer(model, masking)
+    layer = _the_layer(masking)
     selections = list(selections)
     if not selections:
         raise ValueError("`selections` must hold at least one selection.")
@@ -229,6 +228,17 @@ def iter_view_predictions(
                     for i in range(v)
                 ]
                 yield views, start, stop, blocks
+
+
+def _the_layer(masking):
+    """The `MIAMMasking` layer the engine is given (it does not search models)."""
+    if not isinstance(masking, MIAMMasking):
+        raise ValueError(
+            "`masking` must be the model's MIAMMasking layer (e.g. "
+            "`keras_miam.layers.get_masking_layer(model)`); received "
+            f"{masking!r}."
+        )
+    return masking
 
 
 def views_batch_size(batch_size, num_views):
@@ -259,9 +269,10 @@ def predict_views(model, x, selections, masking=None, batch_size=256):
     >>> preds = predict_views(model, x_val, ["env", "image", None])
     >>> env_only, image_only, everything = preds
     """
+    layer = masking_lookup.get_masking_layer(model, masking)
     chunks = [[] for _ in selections]
     for views, _, _, blocks in iter_view_predictions(
-        model, x, selections, masking=masking, batch_size=batch_size
+        model, x, selections, masking=layer, batch_size=batch_size
     ):
         for view, block in zip(views, blocks):
             chunks[view].append(block)
@@ -287,8 +298,8 @@ def score_selections(
     x,
     y,
     selections,
+    masking,
     metric=None,
-    masking=None,
     batch_size=256,
     views_per_pass=None,
     progress=None,
@@ -309,10 +320,10 @@ def score_selections(
         y: the labels (numpy), or None for a metric without labels.
         selections: a list of selections (see
             `MIAMMasking.visible_pattern()`).
+        masking: the model's `MIAMMasking` layer (found by the caller).
         metric: a `metrics.SubsetMetric`, or what `metrics.resolve_metric()`
             accepts: resolved on the first batch of outputs, against the
             model's head and all of `y`.
-        masking: the `MIAMMasking` layer, its name, or None.
         batch_size: examples per forward pass, tiled copies included.
         views_per_pass: selections per forward pass, at most the layer's
             `max_views`. Defaults to all of them (up to `max_views`).
@@ -324,7 +335,7 @@ def score_selections(
         `(values, metric)`: a float64 array with one value per selection,
         and the `SubsetMetric` used.
     """
-    layer = masking_lookup.get_masking_layer(model, masking)
+    layer = _the_layer(masking)
     selections = list(selections)
     if views_per_pass is None:
         views_per_pass = layer.max_views
