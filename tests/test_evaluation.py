@@ -16,6 +16,7 @@ from keras_miam.evaluation import evaluate_subsets
 from keras_miam.evaluation import macro_auc
 from keras_miam.evaluation import view_predictions
 from tests import readout_models
+from tests.array_batches import ArrayBatches
 from tests.readout_models import mean_prediction
 from tests.readout_models import shown
 
@@ -354,25 +355,12 @@ def test_a_model_evaluated_by_subsets_still_saves(rng, tmp_path):
     assert before.loc["b", "auc"] == pytest.approx(by_hand_auc, rel=1e-6)
 
 
-class ArrayBatches(keras.utils.PyDataset):
-    def __init__(self, x, y, batch_size):
-        super().__init__()
-        self.x, self.y, self.batch_size = x, y, batch_size
-
-    def __len__(self):
-        return -(-len(self.y) // self.batch_size)
-
-    def __getitem__(self, i):
-        part = slice(i * self.batch_size, (i + 1) * self.batch_size)
-        return {m: v[part] for m, v in self.x.items()}, self.y[part]
-
-
 def test_datasets_give_the_values_of_arrays(rng):
     model, _ = build_model(token_sum)
     x, y = random_inputs(rng, 21), rng.normal(size=(21, 1)).astype("float32")
     expected = evaluate_subsets(model, (x, y), metric="mae", verbose=0)["mae"]
     from_pydataset = evaluate_subsets(
-        model, ArrayBatches(x, y, 6), metric="mae", verbose=0
+        model, ArrayBatches((x, y), 6), metric="mae", verbose=0
     )["mae"]
     np.testing.assert_allclose(from_pydataset, expected, rtol=1e-5)
 

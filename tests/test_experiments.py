@@ -3,12 +3,12 @@
 import json
 import sys
 
-import keras
 import numpy as np
 import pandas as pd
 import pytest
 
 import keras_miam as km
+from tests.array_batches import ArrayBatches
 
 # The module, not the function the package re-exports under the same name.
 compare_module = sys.modules["keras_miam.experiments.compare_strategies"]
@@ -41,10 +41,7 @@ def splits():
 
 def test_table_runs_and_cache_round_trip(splits, tmp_path, monkeypatch, capsys):
     train, val, test = splits
-    table, runs = km.experiments.compare_strategies(
-        train,
-        val,
-        test,
+    cached_runs = dict(
         strategies=["uniform"],
         seeds=[0],
         oracle=True,
@@ -52,6 +49,7 @@ def test_table_runs_and_cache_round_trip(splits, tmp_path, monkeypatch, capsys):
         cache_dir=tmp_path,
         **SETTINGS,
     )
+    table, runs = km.experiments.compare_strategies(train, val, test, **cached_runs)
     mean = table.attrs["mean"]
     assert list(mean.index) == ["uniform", "oracle"]
     assert list(mean.columns) == ["env", "image", "env+image", "average"]
@@ -80,17 +78,7 @@ def test_table_runs_and_cache_round_trip(splits, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(compare_module, "train_and_evaluate", no_training)
     capsys.readouterr()
-    again, cached = km.experiments.compare_strategies(
-        train,
-        val,
-        test,
-        strategies=["uniform"],
-        seeds=[0],
-        oracle=True,
-        verbose=2,
-        cache_dir=tmp_path,
-        **SETTINGS,
-    )
+    again, cached = km.experiments.compare_strategies(train, val, test, **cached_runs)
     assert "read from cache" in capsys.readouterr().out
     pd.testing.assert_frame_equal(again.attrs["mean"], mean)
     assert all(r["cached"] and r["model"] is None for r in cached)
@@ -102,51 +90,24 @@ def test_table_runs_and_cache_round_trip(splits, tmp_path, monkeypatch, capsys):
     figure = km.plotting.plot_subsets({"uniform": cached[0]["subsets"]})
     assert figure.axes
 
-    # Assembling from the folder only: a missing run is an error, not a fit.
-    with pytest.raises(FileNotFoundError, match="seed 1"):
-        km.experiments.compare_strategies(
-            train,
-            val,
-            test,
-            strategies=["uniform"],
-            seeds=[0, 1],
-            cache_dir=tmp_path,
-            cached_only=True,
-            **SETTINGS,
-        )
-    with pytest.raises(ValueError, match="needs a `cache_dir`"):
-        km.experiments.compare_strategies(
-            train,
-            val,
-            test,
-            strategies=["uniform"],
-            cached_only=True,
-            **SETTINGS,
+    def uniform(test=test, **kwargs):
+        settings = {**SETTINGS, **kwargs}
+        return km.experiments.compare_strategies(
+            train, val, test, strategies=["uniform"], **settings
         )
 
+    # Assembling from the folder only: a missing run is an error, not a fit.
+    with pytest.raises(FileNotFoundError, match="seed 1"):
+        uniform(seeds=[0, 1], cache_dir=tmp_path, cached_only=True)
+    with pytest.raises(ValueError, match="needs a `cache_dir`"):
+        uniform(cached_only=True)
     # Other settings: refused, naming what differs.
     with pytest.raises(ValueError, match=r"other settings.*epochs"):
-        km.experiments.compare_strategies(
-            train,
-            val,
-            test,
-            strategies=["uniform"],
-            seeds=[0],
-            cache_dir=tmp_path,
-            **{**SETTINGS, "epochs": 2},
-        )
+        uniform(seeds=[0], cache_dir=tmp_path, epochs=2)
     x_test, y_test = test
     shorter = ({k: v[:-1] for k, v in x_test.items()}, y_test[:-1])
     with pytest.raises(ValueError, match=r"other settings.*data_shapes"):
-        km.experiments.compare_strategies(
-            train,
-            val,
-            shorter,
-            strategies=["uniform"],
-            seeds=[0],
-            cache_dir=tmp_path,
-            **SETTINGS,
-        )
+        uniform(shorter, seeds=[0], cache_dir=tmp_path)
     # A record is plain JSON with its settings.
     record = json.loads((tmp_path / "uniform_seed0.json").read_text())
     assert record["settings"]["epochs"] == 1
@@ -222,22 +183,6 @@ def test_strategies_labelled_by_a_dict(splits, tmp_path):
     assert lambdas == {"miam_seed0.json": 1.0, "miam_lambda3_seed0.json": 3.0}
 
 
-class Batches(keras.utils.PyDataset):
-    """(x, y) arrays served as a PyDataset of batches."""
-
-    def __init__(self, data, batch_size):
-        super().__init__()
-        self.x, self.y = data
-        self.batch_size = batch_size
-
-    def __len__(self):
-        return -(-len(self.y) // self.batch_size)
-
-    def __getitem__(self, index):
-        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        return {k: v[part] for k, v in self.x.items()}, self.y[part]
-
-
 def test_streamed_data_and_tokenizers_from_shapes(splits):
     import tensorflow as tf
 
@@ -249,7 +194,7 @@ def test_streamed_data_and_tokenizers_from_shapes(splits):
         return tiny_tokenizers(shapes)
 
     result = km.experiments.train_and_evaluate(
-        Batches(train, 64),
+        ArrayBatches(train, 64),
         tf.data.Dataset.from_tensor_slices(val).batch(32),
         tf.data.Dataset.from_tensor_slices(test).batch(32),
         strategy="miam",
@@ -277,7 +222,7 @@ def test_streamed_data_and_tokenizers_from_shapes(splits):
     }
     with pytest.raises(ValueError, match="num_outputs"):
         km.experiments.train_and_evaluate(
-            Batches(train, 64), val, test, task="multiclass", **SETTINGS
+            ArrayBatches(train, 64), val, test, task="multiclass", **SETTINGS
         )
 
 

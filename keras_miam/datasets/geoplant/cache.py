@@ -415,15 +415,12 @@ def load_cached(
         )
 
     # The surveys of the split, as rows of a cached release split.
-    available = list(manifest["splits"])
-    carve = "val" not in available and validation_fraction > 0.0
-    valid = set(available) | ({"val"} if carve else set())
-    if split not in valid:
-        hint = " ('val' needs validation_fraction > 0)" if split == "val" else ""
-        raise ValueError(
-            f"Unknown split '{split}'{hint}. Expected one of {sorted(valid)} "
-            f"for the GeoPlant cache '{cache_dir}'."
-        )
+    carve = loader.carves_validation(
+        split,
+        list(manifest["splits"]),
+        validation_fraction,
+        f"the GeoPlant cache '{cache_dir}'",
+    )
     train_rows = np.arange(train.num_surveys)
     if carve:
         val_ids = loader.validation_ids(

@@ -354,17 +354,30 @@ def available_modalities(root, split="train"):
 
 
 # ---------------------------------------------------------------- metadata
-def _split_metadata(layout, split, validation_fraction, seed, validation_block=None):
-    """Returns (rows of `split`, rows of the training part)."""
-    available = layout.splits()
+def carves_validation(split, available, validation_fraction, where):
+    """Whether "val" is carved from "train" (the release has no "val" split).
+
+    Raises:
+        ValueError: for a split that is neither available nor carved, naming
+            `where` (the release or the cache).
+    """
     carve = "val" not in available and validation_fraction > 0.0
     valid = set(available) | ({"val"} if carve else set())
     if split not in valid:
         hint = " ('val' needs validation_fraction > 0)" if split == "val" else ""
         raise ValueError(
             f"Unknown split '{split}'{hint}. Expected one of {sorted(valid)} "
-            f"for the release under '{layout.root}'."
+            f"for {where}."
         )
+    return carve
+
+
+def _split_metadata(layout, split, validation_fraction, seed, validation_block=None):
+    """Returns (rows of `split`, rows of the training part)."""
+    available = layout.splits()
+    carve = carves_validation(
+        split, available, validation_fraction, f"the release under '{layout.root}'"
+    )
     if "train" not in available:
         raise ValueError(
             f"The release under '{layout.root}' has no training metadata "
