@@ -238,15 +238,11 @@ def test_compile_metrics_test_metrics_and_best_epoch(splits, tmp_path, capsys):
         compile_metrics=[auc, km.models.MaskedTopKF1(k=2, name="top2_f1")],
         test_metrics={"top25_f1": "top_k_f1"},
         restore_best="val_loss",
+        strategies=["uniform", "miam"],
+        cache_dir=tmp_path,
     )
     table, runs = km.experiments.compare_strategies(
-        train,
-        val,
-        test,
-        strategies=["uniform", "miam"],
-        verbose=2,
-        cache_dir=tmp_path,
-        **kwargs,
+        train, val, test, verbose=2, **kwargs
     )
     text = capsys.readouterr().out
     first, second = runs
@@ -268,14 +264,7 @@ def test_compile_metrics_test_metrics_and_best_epoch(splits, tmp_path, capsys):
     assert f"best epoch {second['best_epoch']}" in text
     # Read back from the cache, with the same scores.
     _, cached = km.experiments.compare_strategies(
-        train,
-        val,
-        test,
-        strategies=["uniform", "miam"],
-        verbose=0,
-        cache_dir=tmp_path,
-        cached_only=True,
-        **kwargs,
+        train, val, test, verbose=0, cached_only=True, **kwargs
     )
     for fresh, again in zip(runs, cached):
         assert again["test_scores"] == pytest.approx(fresh["test_scores"])
@@ -283,3 +272,5 @@ def test_compile_metrics_test_metrics_and_best_epoch(splits, tmp_path, capsys):
     # Without the options: no best epoch, no extra scores.
     result = km.experiments.train_and_evaluate(train, val, test, verbose=0, **SETTINGS)
     assert result["best_epoch"] is None and result["test_scores"] == {}
+    # The model's own compiled metric (its AUC) stays when none is given.
+    assert "val_auc" in result["history"] and "val_top2_f1" not in result["history"]

@@ -91,10 +91,10 @@ def train_and_evaluate(
             `evaluate_subsets` takes (None: macro AUC for multilabel,
             accuracy for multiclass). The validation metric of
             `ModalityDynamics` is set in `dynamics_kwargs`.
-        compile_metrics: optional Keras metrics given to `compile` (logged
-            in `history` on the training and validation data, e.g.
-            `[km.models.MaskedAUC(multi_label=True, from_logits=True)]`);
-            metric objects are copied for each model.
+        compile_metrics: optional Keras metrics given to `compile` instead
+            of the model's defaults (logged in `history` on the training and
+            validation data, e.g. `[km.models.MaskedTopKF1(k=25)]`); metric
+            objects are copied for each model.
         test_metrics: optional dict `{name: metric}` of extra test scores
             of the model with every modality visible, each metric what
             `evaluate_subsets` takes (e.g. `{"top25_f1": "top_k_f1"}`,
@@ -151,7 +151,10 @@ def train_and_evaluate(
     )
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=0.01),
-        metrics=[_fresh_metric(m) for m in compile_metrics or []] or None,
+        # The model's own metrics (its AUC or accuracy) unless others are given.
+        metrics=[_fresh_metric(m) for m in compile_metrics]
+        if compile_metrics
+        else "auto",
         jit_compile="auto",
     )
     model.masking.per_example = bool(per_example)
