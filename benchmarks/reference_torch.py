@@ -301,6 +301,12 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument(
+        "--dropout",
+        type=float,
+        default=CONFIG["dropout"],
+        help="dropout rate of the transformer blocks",
+    )
+    parser.add_argument(
         "--serve",
         action="store_true",
         help="worker mode for throughput.py (see `serve`)",
@@ -308,6 +314,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.warmup < 1 or args.steps < 1:
         parser.error("--warmup and --steps must be >= 1")
+    if not 0 <= args.dropout < 1:
+        parser.error("--dropout must be in [0, 1)")
+    CONFIG["dropout"] = args.dropout
     step, info = make_train_step(args.batch_size)
     if args.serve:
         return serve(step, info, args.warmup)

@@ -47,13 +47,21 @@ import reference_torch  # noqa: E402
 
 FASTEST_TARGET = 1.3  # fastest keras_miam throughput / plain PyTorch throughput
 TORCH_TARGET = 1.25  # keras_miam torch step time / plain PyTorch step time
-# implementation: (KERAS_BACKEND, jit_compile)
+# XLA:CPU flags of the JAX variants: route dots (and element-wise ops and
+# reductions) to the YNNPACK or oneDNN libraries instead of XLA's own kernels.
+YNN_DOT = "--xla_cpu_experimental_ynn_fusion_type=dot"
+YNN_ALL = "--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce"
+ONEDNN = "--xla_cpu_use_onednn=true"
+# implementation: (KERAS_BACKEND, jit_compile, extra environment)
 IMPLEMENTATIONS = {
-    "tensorflow": ("tensorflow", True),
-    "tensorflow-graph": ("tensorflow", "auto"),
-    "jax": ("jax", True),
-    "torch": ("torch", "auto"),
-    "torch-compile": ("torch", True),
+    "tensorflow": ("tensorflow", True, {}),
+    "tensorflow-graph": ("tensorflow", "auto", {}),
+    "jax": ("jax", True, {}),
+    "jax-ynn-dot": ("jax", True, {"XLA_FLAGS": YNN_DOT}),
+    "jax-ynn": ("jax", True, {"XLA_FLAGS": YNN_ALL}),
+    "jax-onednn": ("jax", True, {"XLA_FLAGS": ONEDNN}),
+    "torch": ("torch", "auto", {}),
+    "torch-compile": ("torch", True, {}),
 }
 REFERENCE = "plain-pytorch"
 
@@ -103,7 +111,8 @@ def make_keras_step(jit_compile, batch_size):
     def info():
         return {
             "params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-            "mode": f"jit_compile={model.jit_compile}",
+            "mode": f"jit_compile={model.jit_compile}"
+            + (f", `{os.environ['XLA_FLAGS']}`" if os.environ.get("XLA_FLAGS") else ""),
         }
 
     return step, info
@@ -121,13 +130,15 @@ class Worker:
             str(args.warmup),
             "--batch-size",
             str(args.batch_size),
+            "--dropout",
+            str(args.dropout),
         ]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         if name == REFERENCE:
             command = [sys.executable, reference_torch.__file__, *flags]
         else:
-            backend, _ = IMPLEMENTATIONS[name]
-            env["KERAS_BACKEND"] = backend
+            backend, _, extra_env = IMPLEMENTATIONS[name]
+            env.update(KERAS_BACKEND=backend, **extra_env)
             command = [sys.executable, __file__, "--worker", name, *flags]
         self.process = subprocess.Popen(
             command,
@@ -199,6 +210,9 @@ def report(results, args):
         )
     lines = [
         common.machine_line(),
+        f"CPU cores this run may use: {len(os.sched_getaffinity(0))} "
+        "(every worker shares them; pin with `taskset`). Load average before: "
+        f"{args.load_before:.1f}, after: {os.getloadavg()[0]:.1f}.",
         "",
         f"Model: MultimodalTransformer, GeoPlant-like: {c['num_features']} tabular "
         f"variables ({c['num_features']} tokens), climate {c['climate_shape']} with "
@@ -206,7 +220,7 @@ def report(results, args):
         f"with patch_len {c['landsat_patch_len']} (21 tokens), images "
         f"{c['image_shape']} in {c['image_patch_size']}x{c['image_patch_size']} "
         f"patches (64 tokens); d = {c['embed_dim']}, {c['num_layers']} pre-LN blocks, "
-        f"{c['num_heads']} heads, FFN {c['intermediate_dim']}, dropout {c['dropout']}, "
+        f"{c['num_heads']} heads, FFN {c['intermediate_dim']}, dropout {args.dropout}, "
         f"{c['num_outputs']} outputs, MIAM masking, AdamW; batch {args.batch_size}. "
         "Reference: the same architecture in plain PyTorch "
         "(`benchmarks/reference_torch.py`: nn.TransformerEncoder with norm_first, "
@@ -257,6 +271,17 @@ def main():
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument(
+        "--dropout",
+        type=float,
+        default=reference_torch.CONFIG["dropout"],
+        help="dropout rate of every implementation's transformer blocks",
+    )
+    parser.add_argument(
+        "--name",
+        default="throughput",
+        help="results file: benchmarks/results/NAME.md",
+    )
+    parser.add_argument(
         "--no-write",
         action="store_true",
         help="print only; do not write benchmarks/results/throughput.md",
@@ -269,20 +294,23 @@ def main():
     if min(args.rounds, args.steps, args.warmup) < 1:
         parser.error("--rounds, --steps and --warmup must be >= 1")
     if args.worker:
-        _, jit_compile = IMPLEMENTATIONS[args.worker]
+        _, jit_compile, _ = IMPLEMENTATIONS[args.worker]
+        reference_torch.CONFIG["dropout"] = args.dropout
         step, info = make_keras_step(jit_compile, args.batch_size)
         return reference_torch.serve(step, info, args.warmup)
 
     print(
-        f"Throughput: batch {args.batch_size}; {args.rounds} rounds of "
+        f"Throughput: batch {args.batch_size}, dropout {args.dropout}; "
+        f"{args.rounds} rounds of "
         f"{args.steps} steps after {args.warmup} warm-up steps",
         flush=True,
     )
+    args.load_before = os.getloadavg()[0]
     lines = report(measure(args.backends, args), args)
     print("\n".join(lines))
     if not args.no_write:
         common.write_markdown(
-            "throughput", "MultimodalTransformer train-step throughput", lines
+            args.name, "MultimodalTransformer train-step throughput", lines
         )
 
 

@@ -215,6 +215,28 @@ def test_gradients_reach_the_mask_token(rng):
     assert np.abs(to_numpy(layer.mask_token) - before).max() > 1e-4
 
 
+def test_non_finite_tokens_reach_neither_outputs_nor_gradients(rng):
+    """Tokens holding NaN or inf, fed straight into the layer, are masked:
+    the loss, the mask token, the slot embedding and every layer after the
+    masking stay finite through training, and the predictions too."""
+    inputs = {m: keras.Input((t, D), name=m) for m, t in COUNTS.items()}
+    tokens, _ = km.MIAMMasking(MODALITIES, seed=0, name="masking")(inputs)
+    out = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(tokens))
+    model = keras.Model(inputs, out)
+    model.compile("adam", "mse", jit_compile=JIT)
+    x = make_tokens(128, rng)
+    x["a"][0, 0, 0] = np.nan
+    x["b"][1, 2, :] = np.inf
+    x["c"][2, :, 3] = -np.inf
+    history = model.fit(
+        x, rng.normal(size=(128, 1)), batch_size=64, epochs=2, verbose=0
+    )
+    assert np.all(np.isfinite(history.history["loss"]))
+    for weight in model.trainable_weights:
+        assert np.all(np.isfinite(to_numpy(weight))), weight.path
+    assert np.all(np.isfinite(model.predict(x, verbose=0)))
+
+
 def test_set_visible_in_compiled_predict(rng):
     inputs = {m: keras.Input((t, D), name=m) for m, t in COUNTS.items()}
     layer = km.MIAMMasking(MODALITIES, positional_mask_tokens=False, name="masking")

@@ -344,9 +344,10 @@ class MIAMMasking(keras.layers.Layer):
                 else ops.cast(avail, "bool")
             )
             if self.mask_non_finite:
-                finite = ops.isfinite(x)
-                ok = ops.logical_and(ok, ops.all(finite, axis=-1))
-                x = ops.where(finite, x, ops.zeros_like(x))
+                # A token with a non-finite value is not kept, so the final
+                # `where` never reads it (nor sends it a gradient): no pass
+                # over the values is needed to zero them.
+                ok = ops.logical_and(ok, ops.all(ops.isfinite(x), axis=-1))
             parts.append(x)
             available.append(ok)
         x = ops.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
