@@ -6,7 +6,9 @@ and the per-subset oracle (one model per modality subset, trained on that subset
 only), over several seeds and scenarios (strong and mild imbalance with M = 3,
 mild imbalance with M = 4, and strong imbalance with few sites trained to
 convergence, and `redundant_M2`, the testbed accepted by `testbed_gate.py`, with
-partial inputs; `--quick` runs mild M = 3 only); evaluates every model on every
+partial inputs, per-batch rows and the best-validation checkpoint, and
+`redundant_M2_long`, the same at twice the epochs; `--quick` runs mild M = 3
+only); evaluates every model on every
 subset of a held-out test split; writes the paper-style table (rows = strategies + oracle, columns =
 subsets + average, mean +- std over seeds), the ablation curves (the dominated
 modality's unimodal validation AUC over epochs for Uniform -> UniformHypercube
