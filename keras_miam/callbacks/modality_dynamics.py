@@ -37,9 +37,10 @@ class ModalityDynamics(keras.callbacks.Callback):
     exponential moving average of the per-epoch score differences over the
     whole stored history (the difference k updates back weighted beta^k,
     the weights normalised to sum to one, so the first estimate is the
-    plain difference, as with the window). Scores and derivatives are floored at `epsilon`, so they stay strictly
-    positive and a plateau (changes below `epsilon` per epoch) reads as
-    `epsilon`. The score history lives in the layer
+    plain difference, as with the window). Scores and derivatives are
+    floored at `epsilon`, so they stay strictly positive and a plateau
+    (changes below `epsilon` per epoch) reads as `epsilon`. The score
+    history lives in the layer
     (`MIAMMasking.dynamics_history()`), so a model that is saved and
     reloaded, or restored by `keras.callbacks.BackupAndRestore`, continues
     with the same dynamics.
