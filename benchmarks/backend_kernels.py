@@ -6,6 +6,9 @@ d = 128), as small Keras models compiled the way Keras compiles them on a
 CPU (TensorFlow: `tf.function` graph; JAX: XLA; torch: eager):
 
 - `dense`: 8 feed-forward pairs Dense(256, relu) -> Dense(128) (matmuls);
+- `dense-flat`: the same layers on the same numbers laid out as a 2-D
+  (batch x tokens, d) tensor, so the weight gradient is a plain 2-D matmul
+  instead of a contraction over two axes (batch and tokens);
 - `attention`: 4 `keras.layers.MultiHeadAttention` layers, 4 heads;
 - `layernorm`: 16 `LayerNormalization` layers (element-wise work, reductions);
 - `dropout`: 8 `Dropout(0.1)` layers (random numbers; train only);
@@ -39,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import throughput  # noqa: E402
 
-PARTS = ("dense", "attention", "layernorm", "dropout", "encoder")
+PARTS = ("dense", "dense-flat", "attention", "layernorm", "dropout", "encoder")
 IMPLEMENTATIONS = {
     "tensorflow": ("tensorflow", {}),
     "tensorflow-xla": ("tensorflow", {"BENCH_JIT_COMPILE": "1"}),
@@ -54,9 +57,9 @@ def part_model(part):
     import keras
     import keras_hub
 
-    inputs = keras.Input((TOKENS, DIM))
+    inputs = keras.Input((DIM,) if part == "dense-flat" else (TOKENS, DIM))
     h = inputs
-    if part == "dense":
+    if part in ("dense", "dense-flat"):
         for _ in range(8):
             h = keras.layers.Dense(256, activation="relu")(h)
             h = keras.layers.Dense(DIM)(h)
@@ -74,26 +77,32 @@ def part_model(part):
             h = keras_hub.layers.TransformerEncoder(
                 2 * DIM, 4, dropout=0.0, normalize_first=True
             )(h)
-    outputs = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(h))
-    model = keras.Model(inputs, outputs)
+    if part != "dense-flat":
+        h = keras.layers.GlobalAveragePooling1D()(h)
+    model = keras.Model(inputs, keras.layers.Dense(1)(h))
     # jit_compile="auto" is Keras' CPU default; tensorflow-xla forces XLA.
     jit_compile = True if os.environ.get("BENCH_JIT_COMPILE") else "auto"
     model.compile("adam", "mse", jit_compile=jit_compile)
     return model
 
 
-def worker(steps):
+def worker(steps, parts):
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(BATCH, TOKENS, DIM)).astype("float32")
-    y = rng.normal(size=(BATCH, 1)).astype("float32")
+    tokens = rng.normal(size=(BATCH, TOKENS, DIM)).astype("float32")
+    targets = rng.normal(size=(BATCH, 1)).astype("float32")
     result = {}
-    for part in PARTS:
+    for part in parts:
         model = part_model(part)
+        if part == "dense-flat":  # the same numbers, one row per token
+            x = tokens.reshape(BATCH * TOKENS, DIM)
+            y = np.repeat(targets, TOKENS, axis=0)
+        else:
+            x, y = tokens, targets
         calls = {
-            "predict": lambda m=model: m.predict_on_batch(x),
-            "train": lambda m=model: m.train_on_batch(x, y),
+            "predict": lambda m=model, x=x: m.predict_on_batch(x),
+            "train": lambda m=model, x=x, y=y: m.train_on_batch(x, y),
         }
-        for mode, call in calls.items():
+        for mode, call in calls.items():  # (default arguments bind x, y now)
             if part == "dropout" and mode == "predict":
                 continue  # Dropout is the identity outside training
             call(), call()  # trace / compile, warm up
@@ -106,12 +115,20 @@ def worker(steps):
     common.emit(result)
 
 
-def run_worker(name, steps):
+def run_worker(name, steps, parts):
     backend, extra_env = IMPLEMENTATIONS[name]
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     env.update(extra_env)
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker", "--steps", str(steps)],
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            "--steps",
+            str(steps),
+            "--parts",
+            *parts,
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -136,19 +153,25 @@ def main():
         default=list(IMPLEMENTATIONS),
         choices=list(IMPLEMENTATIONS),
     )
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
+    parser.add_argument(
+        "--name",
+        default="backend_kernels",
+        help="results files: benchmarks/results/NAME.md and NAME.json",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if min(args.repeats, args.steps) < 1:
         parser.error("--repeats and --steps must be >= 1")
     if args.worker:
-        return worker(args.steps)
+        return worker(args.steps, args.parts)
     if "tensorflow" not in args.implementations:
         parser.error("--implementations must include tensorflow (the reference)")
     load_before = os.getloadavg()[0]
     runs = {name: [] for name in args.implementations}
     for repeat in range(args.repeats):
         for name in args.implementations:
-            runs[name].append(run_worker(name, args.steps))
+            runs[name].append(run_worker(name, args.steps, args.parts))
             print(f"  repeat {repeat + 1}/{args.repeats}: {name} done", flush=True)
     keys = list(runs["tensorflow"][0])
     median = {
@@ -177,9 +200,9 @@ def main():
         lines.append(f"| {part} | {mode} | " + " | ".join(cells) + " |")
     print("\n".join(lines))
     common.write_markdown(
-        "backend_kernels", "Transformer parts: CPU step time per backend", lines
+        args.name, "Transformer parts: CPU step time per backend", lines
     )
-    (common.RESULTS / "backend_kernels.json").write_text(
+    (common.RESULTS / f"{args.name}.json").write_text(
         json.dumps({"runs": runs, "median": median}, indent=1) + "\n"
     )
 
