@@ -31,7 +31,6 @@ benchmarks/results/backend_kernels.md.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -115,31 +114,6 @@ def worker(steps, parts):
     common.emit(result)
 
 
-def run_worker(name, steps, parts):
-    backend, extra_env = IMPLEMENTATIONS[name]
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    env.update(extra_env)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--worker",
-            "--steps",
-            str(steps),
-            "--parts",
-            *parts,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
-        raise RuntimeError(f"backend_kernels worker {name} failed")
-    return json.loads(lines[-1][len("RESULT ") :])
-
-
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
@@ -171,7 +145,11 @@ def main():
     runs = {name: [] for name in args.implementations}
     for repeat in range(args.repeats):
         for name in args.implementations:
-            runs[name].append(run_worker(name, args.steps, args.parts))
+            backend, extra_env = IMPLEMENTATIONS[name]
+            worker_args = ["--steps", str(args.steps), "--parts", *args.parts]
+            runs[name].append(
+                common.run_worker(__file__, backend, worker_args, env=extra_env)
+            )
             print(f"  repeat {repeat + 1}/{args.repeats}: {name} done", flush=True)
     keys = list(runs["tensorflow"][0])
     median = {

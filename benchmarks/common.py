@@ -13,22 +13,29 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
+def run_worker(script, backend, args=(), env=None):
+    """Runs `script --worker ARGS` with KERAS_BACKEND=backend; returns its JSON."""
+    env = dict(
+        os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **(env or {})
+    )
+    proc = subprocess.run(
+        [sys.executable, script, "--worker", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+        raise RuntimeError(f"{script} failed on {backend}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
 def run_per_backend(script, backends, args=()):
     """Runs `script --worker` once per backend in a subprocess; returns their JSON."""
     results = {}
     for backend in backends:
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        proc = subprocess.run(
-            [sys.executable, script, "--worker", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
-            raise RuntimeError(f"{script} failed on {backend}")
-        results[backend] = json.loads(lines[-1][len("RESULT ") :])
+        results[backend] = run_worker(script, backend, args)
         print(f"  {backend}: {results[backend]}", flush=True)
     return results
 
