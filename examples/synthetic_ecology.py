@@ -18,7 +18,7 @@ figures and a results JSON. Two scenarios (`--scenario`):
   modality carries), mild imbalance, 10000 sites, 12 epochs. There imbalance
   costs speed, not accuracy (`benchmarks/results/strategies.md`).
 
-    KERAS_BACKEND=jax python examples/synthetic_ecology.py
+    KERAS_BACKEND=torch python examples/synthetic_ecology.py  # fastest on a CPU
     python examples/synthetic_ecology.py --scenario texture
     python examples/synthetic_ecology.py --strategies uniform miam opm --epochs 20
 """
