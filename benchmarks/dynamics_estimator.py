@@ -92,15 +92,8 @@ def run(seeds, variants, out, assemble=False):
                         "generator": spec["generator"],
                         "scored_on": "validation",
                     },
-                    epochs=settings["epochs"],
-                    batch_size=128,
-                    tokenizers=lambda xs: km.experiments.default_tokenizers(
-                        xs, embed_dim=embed_dim, max_tokens=8
-                    ),
-                    model_kwargs={"num_layers": 2, "num_heads": 4},
-                    restore_best=spec["restore_best"],
-                    subsets={**testbed.WHOLE, **testbed.PARTIAL},
                     dynamics_kwargs=dynamics,
+                    **testbed.testbed_training(km, spec, settings),
                 )
             except FileNotFoundError:  # --assemble: not run
                 missing.append((label, seed))

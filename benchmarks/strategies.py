@@ -404,13 +404,10 @@ def testbed_checks(mean):
     return checks
 
 
-def run_testbed(km, scenario, settings, cfg, cache, out, results):
-    """The comparison on a gated testbed: whole and partial inputs."""
-    spec = TESTBEDS[scenario]
-    gate = check_gated(scenario, settings, out)
-    train, val, test = scenario_data(km, settings, spec["generator"])
+def testbed_training(km, spec, settings):
+    """`compare_strategies` keywords of a gated testbed's models (one place)."""
     embed_dim = spec["embed_dim"]
-    kwargs = dict(
+    return dict(
         epochs=settings["epochs"],
         batch_size=128,
         tokenizers=lambda xs: km.experiments.default_tokenizers(
@@ -420,6 +417,15 @@ def run_testbed(km, scenario, settings, cfg, cache, out, results):
         restore_best=spec["restore_best"],
         subsets={**WHOLE, **PARTIAL},
     )
+
+
+def run_testbed(km, scenario, settings, cfg, cache, out, results):
+    """The comparison on a gated testbed: whole and partial inputs."""
+    spec = TESTBEDS[scenario]
+    gate = check_gated(scenario, settings, out)
+    train, val, test = scenario_data(km, settings, spec["generator"])
+    embed_dim = spec["embed_dim"]
+    kwargs = testbed_training(km, spec, settings)
     compare = functools.partial(
         km.experiments.compare_strategies,
         train,
