@@ -396,8 +396,8 @@ def main(argv=None):
         },
         dynamics_kwargs={"metric": val_metric},
         compile_metrics=[
-            km.models.MaskedAUC(multi_label=True, from_logits=True, name="auc"),
-            km.models.MaskedTopKF1(k=top_k, name=f1_name),
+            km.metrics.MaskedAUC(multi_label=True, from_logits=True, name="auc"),
+            km.metrics.MaskedTopKF1(k=top_k, name=f1_name),
         ],
         restore_best="val_loss",
         metric=test_metric,

@@ -18,6 +18,8 @@ from keras_miam import evaluation
 from keras_miam import experiments
 from keras_miam import explain
 from keras_miam import layers
+from keras_miam import losses
+from keras_miam import metrics
 from keras_miam import models
 from keras_miam import plotting
 from keras_miam import strategies
@@ -36,6 +38,8 @@ __all__ = [
     "experiments",
     "explain",
     "layers",
+    "losses",
+    "metrics",
     "models",
     "plotting",
     "strategies",

@@ -230,12 +230,12 @@ def test_compile_metrics_test_metrics_and_best_epoch(splits, tmp_path, capsys):
     """GeoPlant's protocol: metrics during fit, the best-validation weights,
     the test table's metric and the full model's top-k F1."""
     train, val, test = splits
-    auc = km.models.MaskedAUC(multi_label=True, from_logits=True, name="auc")
+    auc = km.metrics.MaskedAUC(multi_label=True, from_logits=True, name="auc")
     kwargs = dict(
         SETTINGS,
         epochs=2,
         metric="accuracy",
-        compile_metrics=[auc, km.models.MaskedTopKF1(k=2, name="top2_f1")],
+        compile_metrics=[auc, km.metrics.MaskedTopKF1(k=2, name="top2_f1")],
         test_metrics={"top25_f1": "top_k_f1"},
         restore_best="val_loss",
         strategies=["uniform", "miam"],

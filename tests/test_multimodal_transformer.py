@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import keras_miam as km
-from keras_miam.models import MaskedBinaryCrossentropy
+from keras_miam.losses import MaskedBinaryCrossentropy
 from keras_miam.models import MultimodalTransformer
 from keras_miam.tokenizers import EmbeddingTokenizer
 from keras_miam.tokenizers import ImagePatchTokenizer

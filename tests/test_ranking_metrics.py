@@ -11,8 +11,8 @@ import pytest
 from keras_miam.evaluation import macro_auc
 from keras_miam.evaluation import micro_auc
 from keras_miam.evaluation import top_k_f1
-from keras_miam.models import MaskedAUC
-from keras_miam.models import MaskedTopKF1
+from keras_miam.metrics import MaskedAUC
+from keras_miam.metrics import MaskedTopKF1
 
 
 def _data(rng, n=40, k=12, nan_fraction=0.2):
@@ -129,7 +129,7 @@ def _multilabel_model(num_inputs, num_outputs):
 
 
 def test_metrics_during_fit_and_evaluate_ignore_nan_targets(rng):
-    from keras_miam.models import MaskedBinaryCrossentropy
+    from keras_miam.losses import MaskedBinaryCrossentropy
 
     keras.utils.set_random_seed(0)
     x = rng.normal(size=(96, 5)).astype("float32")

@@ -93,7 +93,7 @@ def train_and_evaluate(
             `ModalityDynamics` is set in `dynamics_kwargs`.
         compile_metrics: optional Keras metrics given to `compile` instead
             of the model's defaults (logged in `history` on the training and
-            validation data, e.g. `[km.models.MaskedTopKF1(k=25)]`); metric
+            validation data, e.g. `[km.metrics.MaskedTopKF1(k=25)]`); metric
             objects are copied for each model.
         test_metrics: optional dict `{name: metric}` of extra test scores
             of the model with every modality visible, each metric what

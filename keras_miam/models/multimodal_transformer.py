@@ -7,8 +7,8 @@ from keras import ops
 
 from keras_miam.layers.miam_masking import MIAMMasking
 from keras_miam.layers.visible_mean_pooling import visible_mean
-from keras_miam.models.masked_auc import MaskedAUC
-from keras_miam.models.masked_binary_crossentropy import MaskedBinaryCrossentropy
+from keras_miam.losses import MaskedBinaryCrossentropy
+from keras_miam.metrics import MaskedAUC
 
 TASKS = ("multilabel", "multiclass")
 POOLINGS = ("mean", "cls")

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from keras_miam.models.masked_targets import entry_weights
-from keras_miam.models.masked_targets import observed
+from keras_miam.metrics.masked_targets import entry_weights
+from keras_miam.metrics.masked_targets import observed
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
