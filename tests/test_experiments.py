@@ -1,17 +1,10 @@
-"""The experiment runners: compare_strategies' table and its resumable cache."""
-
-import json
-import sys
+"""The experiment runners: train_and_evaluate's results, compare_strategies' table."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import keras_miam as km
 from tests.array_batches import ArrayBatches
-
-# The module, not the function the package re-exports under the same name.
-compare_module = sys.modules["keras_miam.experiments.compare_strategies"]
 
 
 def tiny_tokenizers(x):
@@ -39,17 +32,11 @@ def splits():
     return km.datasets.split_dataset(x, y, seed=0)
 
 
-def test_table_runs_and_cache_round_trip(splits, tmp_path, monkeypatch, capsys):
+def test_table_and_runs(splits, capsys):
     train, val, test = splits
-    cached_runs = dict(
-        strategies=["uniform"],
-        seeds=[0],
-        oracle=True,
-        verbose=2,
-        cache_dir=tmp_path,
-        **SETTINGS,
+    table, runs = km.experiments.compare_strategies(
+        train, val, test, strategies=["uniform"], oracle=True, verbose=2, **SETTINGS
     )
-    table, runs = km.experiments.compare_strategies(train, val, test, **cached_runs)
     mean = table.attrs["mean"]
     assert list(mean.index) == ["uniform", "oracle"]
     assert list(mean.columns) == ["env", "image", "env+image", "average"]
@@ -60,58 +47,18 @@ def test_table_runs_and_cache_round_trip(splits, tmp_path, monkeypatch, capsys):
         mean["average"], mean[["env", "image", "env+image"]].mean(axis=1)
     )
     assert np.all(table.attrs["std"].to_numpy() == 0)
+    assert table.loc["uniform", "env"] == f"{mean.loc['uniform', 'env']:.4f} +- 0.0000"
     # One oracle model per subset, each scored on its own subset only.
     oracles = [r for r in runs if r["strategy"] == "oracle"]
     assert [r["subset"] for r in oracles] == [("env",), ("image",), ("env", "image")]
-    assert not any(r["cached"] for r in runs)
-    files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == [
-        "oracle_env+image_seed0.json",
-        "oracle_env_seed0.json",
-        "oracle_image_seed0.json",
-        "uniform_seed0.json",
-    ]
-
-    # A second call trains nothing: every run is read back, same numbers.
-    def no_training(*args, **kwargs):
-        raise AssertionError("a cached run was trained again")
-
-    monkeypatch.setattr(compare_module, "train_and_evaluate", no_training)
-    capsys.readouterr()
-    again, cached = km.experiments.compare_strategies(train, val, test, **cached_runs)
-    assert "read from cache" in capsys.readouterr().out
-    pd.testing.assert_frame_equal(again.attrs["mean"], mean)
-    assert all(r["cached"] and r["model"] is None for r in cached)
-    first = runs[0]["subsets"]
-    pd.testing.assert_frame_equal(cached[0]["subsets"], first, check_dtype=False)
-    assert cached[0]["subsets"].attrs["metric"] == first.attrs["metric"]
-    assert cached[0]["history"] == runs[0]["history"]
-    # The figures read cached tables like fresh ones.
-    figure = km.plotting.plot_subsets({"uniform": cached[0]["subsets"]})
-    assert figure.axes
-
-    def uniform(test=test, **kwargs):
-        settings = {**SETTINGS, **kwargs}
-        return km.experiments.compare_strategies(
-            train, val, test, strategies=["uniform"], **settings
-        )
-
-    # Assembling from the folder only: a missing run is an error, not a fit.
-    with pytest.raises(FileNotFoundError, match="seed 1"):
-        uniform(seeds=[0, 1], cache_dir=tmp_path, cached_only=True)
-    with pytest.raises(ValueError, match="needs a `cache_dir`"):
-        uniform(cached_only=True)
-    # Other settings: refused, naming what differs.
-    with pytest.raises(ValueError, match=r"other settings.*epochs"):
-        uniform(seeds=[0], cache_dir=tmp_path, epochs=2)
-    x_test, y_test = test
-    shorter = ({k: v[:-1] for k, v in x_test.items()}, y_test[:-1])
-    with pytest.raises(ValueError, match=r"other settings.*data_shapes"):
-        uniform(shorter, seeds=[0], cache_dir=tmp_path)
-    # A record is plain JSON with its settings.
-    record = json.loads((tmp_path / "uniform_seed0.json").read_text())
-    assert record["settings"]["epochs"] == 1
-    assert record["settings"]["strategy"]["class_name"] == "Uniform"
+    for run in oracles:
+        frame = run["subsets"]
+        assert list(frame.index) == ["+".join(run["subset"])]
+        label = "+".join(run["subset"])
+        assert mean.loc["oracle", label] == pytest.approx(frame["auc"].iloc[0])
+    text = capsys.readouterr().out
+    assert f"[uniform seed 0] average {mean.loc['uniform', 'average']:.4f}" in text
+    assert f"[oracle seed 0] average {mean.loc['oracle', 'average']:.4f}" in text
 
 
 def test_strategy_names_must_be_distinct(splits):
@@ -134,53 +81,21 @@ def test_strategy_names_must_be_distinct(splits):
         )
 
 
-def test_cache_key_stands_for_the_callables(splits, tmp_path, monkeypatch):
-    """A tokenizer factory cannot be compared; `cache_key` describes it."""
-    train, val, test = splits
-    kwargs = dict(
-        strategies=["uniform"], seeds=[0], verbose=0, cache_dir=tmp_path, **SETTINGS
-    )
-    table, _ = km.experiments.compare_strategies(
-        train, val, test, cache_key={"embed_dim": 8}, **kwargs
-    )
-    record = json.loads((tmp_path / "uniform_seed0.json").read_text())
-    assert record["settings"]["cache_key"] == {"embed_dim": 8}
-
-    def no_training(*args, **kwargs):
-        raise AssertionError("a cached run was trained again")
-
-    monkeypatch.setattr(compare_module, "train_and_evaluate", no_training)
-    again, _ = km.experiments.compare_strategies(
-        train, val, test, cache_key={"embed_dim": 8}, **kwargs
-    )
-    pd.testing.assert_frame_equal(again.attrs["mean"], table.attrs["mean"])
-    # Another key (another tokenizer width), or none at all: refused.
-    for key in ({"embed_dim": 16}, None):
-        with pytest.raises(ValueError, match=r"other settings.*cache_key"):
-            km.experiments.compare_strategies(train, val, test, cache_key=key, **kwargs)
-
-
-def test_strategies_labelled_by_a_dict(splits, tmp_path):
-    """Two configurations of one strategy, each in its own row and file."""
+def test_strategies_labelled_by_a_dict(splits):
+    """Two configurations of one strategy, each in its own row."""
     train, val, test = splits
     table, runs = km.experiments.compare_strategies(
         train,
         val,
         test,
         verbose=0,
-        cache_dir=tmp_path,
         strategies={"miam": "miam", "miam_lambda3": {"name": "miam", "lambda_": 3.0}},
         **SETTINGS,
     )
     assert list(table.index) == ["miam", "miam_lambda3"]
     assert [r["strategy"] for r in runs] == ["miam", "miam_lambda3"]
-    records = {p.name: json.loads(p.read_text()) for p in tmp_path.iterdir()}
-    assert sorted(records) == ["miam_lambda3_seed0.json", "miam_seed0.json"]
-    lambdas = {
-        name: r["settings"]["strategy"]["config"]["lambda_"]
-        for name, r in records.items()
-    }
-    assert lambdas == {"miam_seed0.json": 1.0, "miam_lambda3_seed0.json": 3.0}
+    lambdas = [r["model"].masking.strategy.lambda_ for r in runs]
+    assert lambdas == [1.0, 3.0]
 
 
 def test_streamed_data_and_tokenizers_from_shapes(splits):
@@ -226,7 +141,7 @@ def test_streamed_data_and_tokenizers_from_shapes(splits):
         )
 
 
-def test_compile_metrics_test_metrics_and_best_epoch(splits, tmp_path, capsys):
+def test_compile_metrics_test_metrics_and_best_epoch(splits, capsys):
     """GeoPlant's protocol: metrics during fit, the best-validation weights,
     the test table's metric and the full model's top-k F1."""
     train, val, test = splits
@@ -239,7 +154,6 @@ def test_compile_metrics_test_metrics_and_best_epoch(splits, tmp_path, capsys):
         test_metrics={"top25_f1": "top_k_f1"},
         restore_best="val_loss",
         strategies=["uniform", "miam"],
-        cache_dir=tmp_path,
     )
     table, runs = km.experiments.compare_strategies(
         train, val, test, verbose=2, **kwargs
@@ -262,13 +176,6 @@ def test_compile_metrics_test_metrics_and_best_epoch(splits, tmp_path, capsys):
     np.testing.assert_allclose(second["test_scores"]["top25_f1"], expected, rtol=1e-5)
     assert f"top25_f1 {second['test_scores']['top25_f1']:.4f}" in text
     assert f"best epoch {second['best_epoch']}" in text
-    # Read back from the cache, with the same scores.
-    _, cached = km.experiments.compare_strategies(
-        train, val, test, verbose=0, cached_only=True, **kwargs
-    )
-    for fresh, again in zip(runs, cached):
-        assert again["test_scores"] == pytest.approx(fresh["test_scores"])
-        assert again["best_epoch"] == fresh["best_epoch"]
     # Without the options: no best epoch, no extra scores.
     result = km.experiments.train_and_evaluate(train, val, test, verbose=0, **SETTINGS)
     assert result["best_epoch"] is None and result["test_scores"] == {}

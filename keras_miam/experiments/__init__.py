@@ -1,17 +1,13 @@
 """Experiment runners: train with a strategy, compare strategies, as in the paper."""
 
-from keras_miam.evaluation.selections import subset_label
 from keras_miam.experiments.compare_strategies import compare_strategies
 from keras_miam.experiments.default_tokenizers import default_tokenizers
-from keras_miam.experiments.results import jsonable
-from keras_miam.experiments.results import subset_scores
+from keras_miam.experiments.subset_scores import subset_scores
 from keras_miam.experiments.train_and_evaluate import train_and_evaluate
 
 __all__ = [
     "compare_strategies",
     "default_tokenizers",
-    "jsonable",
-    "subset_label",
     "subset_scores",
     "train_and_evaluate",
 ]

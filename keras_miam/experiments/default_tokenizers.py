@@ -1,31 +1,9 @@
 """A tokenizer per modality, chosen from the shape of its data."""
 
-import numbers
-
-import numpy as np
-
 from keras_miam.tokenizers import EmbeddingTokenizer
 from keras_miam.tokenizers import ImagePatchTokenizer
 from keras_miam.tokenizers import TabularTokenizer
 from keras_miam.tokenizers import TimeSeriesTokenizer
-
-
-def _largest_divisor_at_least(n, minimum):
-    """The smallest divisor of n that is >= minimum (n itself at worst)."""
-    for d in range(max(1, minimum), n + 1):
-        if n % d == 0:
-            return d
-    return n
-
-
-def _shape(value):
-    """A shape given as a tuple of ints (None allowed), or an array's shape."""
-    if isinstance(value, (tuple, list)) and all(
-        d is None or isinstance(d, numbers.Integral) for d in value
-    ):
-        return tuple(value)
-    shape = getattr(value, "shape", None)
-    return tuple(np.shape(value) if shape is None else shape)
 
 
 def default_tokenizers(
@@ -58,7 +36,8 @@ def default_tokenizers(
 
     >>> shapes = {"env": (None, 20), "climate": (None, 48, 4),
     ...           "image": (None, 16, 16, 4)}
-    >>> {k: type(v).__name__ for k, v in default_tokenizers(shapes).items()}
+    >>> tokenizers = keras_miam.experiments.default_tokenizers(shapes)
+    >>> {k: type(v).__name__ for k, v in tokenizers.items()}
     {'env': 'TabularTokenizer', 'climate': 'TimeSeriesTokenizer', 'image': 'ImagePatchTokenizer'}
 
     Reference:
@@ -67,36 +46,41 @@ def default_tokenizers(
     """
     tokenizers = {}
     for name, values in x.items():
-        shape = _shape(values)
-        if len(shape) == 2:
-            if name in embedding_modalities:
-                tokenizers[name] = EmbeddingTokenizer(
-                    embed_dim, name=f"{name}_tokenizer"
-                )
-            else:
-                tokenizers[name] = TabularTokenizer(
-                    embed_dim, num_frequencies=num_frequencies, name=f"{name}_tokenizer"
-                )
+        shape = tuple(getattr(values, "shape", values))
+        tokenizer_name = f"{name}_tokenizer"
+        if len(shape) == 2 and name in embedding_modalities:
+            tokenizer = EmbeddingTokenizer(embed_dim, name=tokenizer_name)
+        elif len(shape) == 2:
+            tokenizer = TabularTokenizer(
+                embed_dim, num_frequencies=num_frequencies, name=tokenizer_name
+            )
         elif len(shape) == 3:
             steps = shape[1]
-            patch_len = _largest_divisor_at_least(steps, -(-steps // max_tokens))
-            tokenizers[name] = TimeSeriesTokenizer(
-                embed_dim, patch_len=patch_len, name=f"{name}_tokenizer"
+            patch_len = next(
+                d for d in range(-(-steps // max_tokens), steps + 1) if steps % d == 0
+            )
+            tokenizer = TimeSeriesTokenizer(
+                embed_dim, patch_len=patch_len, name=tokenizer_name
             )
         elif len(shape) == 4:
-            side = min(shape[1], shape[2])
-            patch = side
-            for p in range(1, side + 1):
-                if shape[1] % p == 0 and shape[2] % p == 0:
-                    if (shape[1] // p) * (shape[2] // p) <= max_tokens:
-                        patch = p
-                        break
-            tokenizers[name] = ImagePatchTokenizer(
-                embed_dim, patch_size=patch, name=f"{name}_tokenizer"
+            height, width = shape[1:3]
+            patch = next(
+                (
+                    p
+                    for p in range(1, min(height, width) + 1)
+                    if height % p == 0
+                    and width % p == 0
+                    and (height // p) * (width // p) <= max_tokens
+                ),
+                min(height, width),
+            )
+            tokenizer = ImagePatchTokenizer(
+                embed_dim, patch_size=patch, name=tokenizer_name
             )
         else:
             raise ValueError(
                 f"Modality '{name}': cannot choose a tokenizer for an array of "
                 f"shape {shape}; expected (N, F), (N, T, C) or (N, H, W, C)."
             )
+        tokenizers[name] = tokenizer
     return tokenizers

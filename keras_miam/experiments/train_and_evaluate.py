@@ -39,85 +39,61 @@ def train_and_evaluate(
 ):
     """Trains one model under a masking strategy and evaluates every subset.
 
-    The model is `keras_miam.models.MultimodalTransformer`; a
-    `ModalityDynamics` callback measures the unimodal validation scores
-    every epoch (they drive MIAM and OPM and are logged for every strategy,
-    so the per-modality learning curves can be compared). The test split is
-    only used at the end, by `evaluate_subsets`.
-
-    With `visible` (a modality subset), the model is an *oracle* for that
-    subset: trained and evaluated with only those modalities visible and no
-    random masking (`Constant(rate=0)`), as the paper's per-subset oracle.
+    The model is `keras_miam.models.MultimodalTransformer`, trained with
+    AdamW (weight decay 0.01). A `ModalityDynamics` callback logs the
+    unimodal validation scores every epoch (they drive MIAM and OPM). The
+    test split is only read at the end, by `evaluate_subsets`. With
+    `visible`, the model is the paper's per-subset *oracle*: trained and
+    evaluated on those modalities only, without random masking.
 
     Args:
         train, validation, test: `(x, y)` tuples (x a dict of arrays), or
-            streamed data: a `keras.utils.PyDataset` or a `tf.data.Dataset`
-            of `(x, y)` batches (x a dict), which `fit` reads as it is
-            (`batch_size` and the shuffling are then the dataset's). The
-            validation and test data are read into arrays, once, by
-            `ModalityDynamics` and `evaluate_subsets`.
+            streamed `(x, y)` batches (a `keras.utils.PyDataset` or a
+            `tf.data.Dataset`), which `fit` reads as they are.
         strategy: strategy name, config or instance.
-        epochs, batch_size, learning_rate: training settings (AdamW with
-            weight decay 0.01).
+        epochs, batch_size, learning_rate: training settings.
         task: "multilabel" (AUC) or "multiclass" (accuracy).
-        tokenizers: a callable `shapes -> {modality: tokenizer}`, called
-            with `{modality: shape}` (shape tuples, the first entry the
-            number of examples or the batch size, possibly None); defaults
-            to `default_tokenizers`.
-        model_kwargs: extra `MultimodalTransformer` arguments. Its
-            `num_outputs` defaults to the labels' width (multilabel) or
-            their largest class id + 1 (multiclass: set it for streamed
-            data, whose labels are not read in advance).
+        tokenizers: a callable `{modality: shape} -> {modality: tokenizer}`
+            (the first entry of a shape may be None); defaults to
+            `default_tokenizers`.
+        model_kwargs: extra `MultimodalTransformer` arguments; `num_outputs`
+            defaults to the labels' width (multilabel) or their largest
+            class id + 1 (multiclass arrays).
         dynamics_kwargs: extra `ModalityDynamics` arguments.
         visible: None, or the list of modalities of an oracle model.
         seed: seeds weights, masking and shuffling.
         verbose: 0 silent, 1 a progress bar per epoch.
-        callbacks: optional list of extra Keras callbacks (after the
-            `ModalityDynamics` callback, so they see its logs).
-        restore_best: None (keep the last epoch's weights), or the name of
-            a validation log (e.g. "val_loss", or "val_image_auc" as
-            logged by `ModalityDynamics`): the weights of the epoch where
-            it is best (lowest for losses, highest otherwise) are restored
-            at the end of training (`keras.callbacks.EarlyStopping` with
-            `restore_best_weights=True`, never stopping early), as the
-            authors' best-validation checkpoint.
+        callbacks: optional extra Keras callbacks (they see the logs of
+            `ModalityDynamics`).
+        restore_best: None, or a validation log (e.g. "val_loss",
+            "val_image_auc"): the weights of its best epoch (lowest for
+            losses, highest otherwise) are restored after training.
         subsets: the test subsets of a jointly trained model, as
-            `evaluate_subsets` takes them (e.g. a dict `{label: selection}`
-            with partial inputs). Defaults to "all" (every modality subset).
-        per_example: draw the strategy's p once per example (True, the
-            default) or once per batch (False: `MIAMMasking(per_example=
-            False)`, as the authors' sampler).
-        metric: the test metric of the subset table, what
-            `evaluate_subsets` takes (None: macro AUC for multilabel,
-            accuracy for multiclass). The validation metric of
-            `ModalityDynamics` is set in `dynamics_kwargs`.
+            `evaluate_subsets` takes them (default: every subset).
+        per_example: draw the strategy's p once per example (True) or once
+            per batch (False).
+        metric: the test metric, as `evaluate_subsets` takes it (default:
+            macro AUC for multilabel, accuracy for multiclass).
         compile_metrics: optional Keras metrics given to `compile` instead
-            of the model's defaults (logged in `history` on the training and
-            validation data, e.g. `[km.metrics.MaskedTopKF1(k=25)]`); metric
-            objects are copied for each model.
-        test_metrics: optional dict `{name: metric}` of extra test scores
-            of the model with every modality visible, each metric what
-            `evaluate_subsets` takes (e.g. `{"top25_f1": "top_k_f1"}`,
-            GeoLifeCLEF's samples-averaged top-25 F1).
+            of the model's own (each model compiles a copy).
+        test_metrics: optional `{name: metric}` of extra test scores of the
+            model with every modality visible (e.g.
+            `{"top25_f1": "top_k_f1"}`).
 
     Returns:
-        dict with `model`, `history` (dict of per-epoch logs), `subsets`
-        (the `evaluate_subsets` DataFrame on the test split, or for an
-        oracle the single row of its subset), `fit_seconds`,
-        `best_epoch` (the 1-based epoch whose weights `restore_best`
-        restored, else None) and `test_scores` (`{name: value}` of
-        `test_metrics`, empty without).
+        dict with `model`, `history` (per-epoch logs), `subsets` (the
+        `evaluate_subsets` DataFrame on the test split), `fit_seconds`,
+        `best_epoch` (1-based, the epoch `restore_best` restored, else
+        None) and `test_scores` (`{name: value}` of `test_metrics`).
 
     Example:
 
-    >>> x, y, _ = km.datasets.make_synthetic_ecology(3000)
-    >>> train, val, test = km.datasets.split_dataset(x, y)
-    >>> result = train_and_evaluate(train, val, test, strategy="miam", epochs=3)
+    >>> x, y, _ = keras_miam.datasets.make_synthetic_ecology(3000)
+    >>> train, val, test = keras_miam.datasets.split_dataset(x, y)
+    >>> result = keras_miam.experiments.train_and_evaluate(
+    ...     train, val, test, strategy="miam", epochs=3,
+    ...     restore_best="val_loss", test_metrics={"top25_f1": "top_k_f1"})
     >>> result["subsets"]  # one row per subset of modalities
-    >>> # The best-validation checkpoint, and GeoLifeCLEF's top-25 F1:
-    >>> result = train_and_evaluate(train, val, test, restore_best="val_loss",
-    ...                             test_metrics={"top25_f1": "top_k_f1"})
-    >>> result["best_epoch"], result["test_scores"]["top25_f1"]
 
     Reference:
         Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
@@ -136,36 +112,38 @@ def train_and_evaluate(
             )
         else:
             model_kwargs["num_outputs"] = int(np.max(train[1])) + 1
-    callbacks_extra = callbacks
     keras.utils.set_random_seed(seed)
     oracle = visible is not None
     if oracle:
         strategy = strategies_lib.Constant(rate=0.0)
-    make_tokenizers = tokenizers or default_tokenizers
     model = MultimodalTransformer(
-        make_tokenizers(x_shapes),
+        (tokenizers or default_tokenizers)(x_shapes),
         task=task,
         strategy=strategy,
         seed=seed,
         **model_kwargs,
     )
+    if compile_metrics:  # a copy of each metric object per model
+        compile_metrics = [
+            type(m).from_config(m.get_config())
+            if isinstance(m, keras.metrics.Metric)
+            else m
+            for m in compile_metrics
+        ]
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=0.01),
-        # The model's own metrics (its AUC or accuracy) unless others are given.
-        metrics=[_fresh_metric(m) for m in compile_metrics]
-        if compile_metrics
-        else "auto",
+        metrics=compile_metrics or "auto",
         jit_compile="auto",
     )
     model.masking.per_example = bool(per_example)
-    callbacks = []
     if oracle:
         # Build, so the masking layer can take the selection.
         model.build({k: (None, *shape[1:]) for k, shape in x_shapes.items()})
         model.masking.set_visible(list(visible))
+        callbacks = list(callbacks or [])
     else:
-        callbacks.append(ModalityDynamics(validation, **(dynamics_kwargs or {})))
-    callbacks.extend(callbacks_extra or [])
+        dynamics = ModalityDynamics(validation, **(dynamics_kwargs or {}))
+        callbacks = [dynamics, *(callbacks or [])]
     stopper = None
     if restore_best is not None:
         stopper = keras.callbacks.EarlyStopping(
@@ -175,11 +153,10 @@ def train_and_evaluate(
             restore_best_weights=True,
         )
         callbacks.append(stopper)
-    start = time.perf_counter()
-    if streamed:
-        inputs = {"x": train}
-    else:
+    inputs = {"x": train}
+    if not streamed:
         inputs = {"x": train[0], "y": train[1], "batch_size": batch_size}
+    start = time.perf_counter()
     history = model.fit(
         **inputs,
         validation_data=validation,
@@ -189,19 +166,14 @@ def train_and_evaluate(
         shuffle=True,
     )
     fit_seconds = time.perf_counter() - start
-    if oracle:
-        subsets = evaluate_subsets(
-            model,
-            test,
-            metric=metric,
-            subsets=[list(visible)],
-            summary=False,
-            verbose=0,
-        )
-    else:
-        subsets = evaluate_subsets(
-            model, test, metric=metric, subsets=subsets, verbose=0
-        )
+    subsets = evaluate_subsets(
+        model,
+        test,
+        metric=metric,
+        subsets=[list(visible)] if oracle else subsets,
+        summary=not oracle,
+        verbose=0,
+    )
     shown = list(visible) if oracle else list(model.masking.modalities)
     test_scores = {}
     for name, test_metric in (test_metrics or {}).items():
@@ -220,10 +192,3 @@ def train_and_evaluate(
         "best_epoch": best_epoch,
         "test_scores": test_scores,
     }
-
-
-def _fresh_metric(metric):
-    """A copy of a Keras metric object (one per model), names kept as they are."""
-    if isinstance(metric, keras.metrics.Metric):
-        return type(metric).from_config(metric.get_config())
-    return metric

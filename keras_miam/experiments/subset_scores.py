@@ -1,6 +1,4 @@
-"""Results of experiments as plain numbers: subset scores and JSON-ready values."""
-
-import math
+"""The scores of an `evaluate_subsets` table as a plain dict."""
 
 import numpy as np
 
@@ -26,44 +24,18 @@ def subset_scores(frame, modalities=None, summary=True):
 
     Example:
 
-    >>> frame = km.evaluation.evaluate_subsets(model, (x_test, y_test))
-    >>> subset_scores(frame)["image"]
+    >>> frame = keras_miam.evaluation.evaluate_subsets(model, (x_test, y_test))
+    >>> keras_miam.experiments.subset_scores(frame)["image"]
     0.66...
     """
     rows = frame[frame["kind"] == "subset"]
-    metric = frame.attrs["metric"]
+    order = {name: i for i, name in enumerate(modalities or ())}
     scores = {}
-    for label, value in rows[metric].items():
+    for label, value in rows[frame.attrs["metric"]].items():
         members = selections.parse_label(label)
         if modalities is not None:
-            order = {name: i for i, name in enumerate(modalities)}
             members = sorted(members, key=lambda name: order.get(name, len(order)))
         scores[selections.subset_label(members)] = float(value)
     if summary:
         scores["average"] = float(np.mean(list(scores.values())))
     return scores
-
-
-def jsonable(value):
-    """A copy of nested dicts/lists/numbers that `json.dumps` writes as is.
-
-    NaN and infinities become None (null), numpy scalars Python numbers,
-    dict keys strings.
-
-    Example:
-
-    >>> jsonable({"auc": np.float32(0.5), "loss": float("nan"), 3: [np.int64(2)]})
-    {'auc': 0.5, 'loss': None, '3': [2]}
-    """
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
