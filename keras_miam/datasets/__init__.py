@@ -22,6 +22,7 @@ from keras_miam.datasets.geoplant import GeoPlantLayout
 from keras_miam.datasets.geoplant import available_modalities
 from keras_miam.datasets.geoplant import load_geoplant
 from keras_miam.datasets.geoplant import prepare_geoplant
+from keras_miam.datasets.satbird import load_satbird
 from keras_miam.datasets.split_dataset import split_dataset
 from keras_miam.datasets.synthetic_ecology import make_synthetic_ecology
 from keras_miam.datasets.taxabench import load_taxabench
@@ -32,6 +33,7 @@ __all__ = [
     "GeoPlantLayout",
     "available_modalities",
     "load_geoplant",
+    "load_satbird",
     "load_taxabench",
     "make_synthetic_ecology",
     "prepare_geoplant",

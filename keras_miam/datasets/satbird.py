@@ -1,0 +1,348 @@
+"""Loads SatBird: Sentinel-2 and environmental rasters -> bird encounter rates."""
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_miam.datasets.checks import check_modalities
+from keras_miam.missing import is_missing
+
+SATBIRD_MODALITIES = ("image", "env")
+ENV_MODES = ("center", "image")
+SAMPLE_WEIGHTS = {"checklists": lambda n: n, "sqrt": np.sqrt, "log": np.log}
+_SPLITS = {"train": "train", "val": "valid", "valid": "valid", "test": "test"}
+
+
+def load_satbird(
+    root,
+    split="train",
+    modalities=SATBIRD_MODALITIES,
+    env="center",
+    crop_size=64,
+    batch_size=64,
+    stats=None,
+    normalize=True,
+    stats_sample_size=512,
+    sample_weight=None,
+    range_mask=False,
+    shuffle=None,
+    seed=0,
+    **kwargs,
+):
+    """Streams a split of a SatBird sub-dataset as batches of encounter rates.
+
+    SatBird pairs eBird hotspots with a Sentinel-2 patch and environmental
+    rasters; the targets are encounter rates, the share of a hotspot's
+    complete checklists that report each species. `root` is one
+    sub-dataset (`USA_summer`, `USA_winter` or `Kenya`), laid out as:
+
+        {split}_split.csv                 # split in train, valid, test;
+                                          # column hotspot_id
+        images/{hotspot_id}.tif           # R, G, B, NIR, >= crop_size px
+        environmental_data/{hotspot_id}.npy   # (variables, H, W), NaN ok
+        targets/{hotspot_id}.json         # {"probs": [...],
+                                          #  "num_complete_checklists": n}
+        range_maps.pkl                    # optional, see `range_mask`
+
+    Modalities: "image", the centre `crop_size` x `crop_size` crop of the
+    tif, channels last `(crop, crop, 4)` (SatBird's baseline crops 64);
+    "env", with `env="center"` the value of every variable at the raster's
+    centre, `(V,)` (the mean of the central 2 x 2 pixels of an even-sized
+    raster; one token per variable for `TabularTokenizer`), or with
+    `env="image"` the whole raster channels last, `(H, W, V)`, for
+    `ImagePatchTokenizer`. NaN, +-inf and `|x| > 1e10` are missing values
+    (NaN). With `normalize`, each channel / variable is standardised with
+    nan-aware statistics of a seeded sample of `stats_sample_size`
+    training hotspots; pass the training set's `.stats` to the others.
+
+    `range_maps.pkl` is a pickle, and reading a pickle runs any code the
+    file holds: it is read only with `range_mask=True`, from a release you
+    trust. Then the targets of species outside a hotspot's range are NaN
+    (ignored by `keras_miam` losses and metrics) and the 0/1 mask is the
+    dataset's `range_mask`, `(N, K)`, to multiply probabilities with, as
+    SatBird's trainer does. Everything else is read with formats that
+    cannot run code (tifffile, `np.load(allow_pickle=False)`, json, csv).
+
+    Args:
+        root: path of a sub-dataset folder.
+        split: "train", "valid" (or "val") or "test".
+        modalities: names among "image" and "env".
+        env: "center" or "image", the form of the "env" modality.
+        crop_size: int, side of the centre crop of the images.
+        batch_size: int, hotspots per batch.
+        stats: statistics of a previous call (`.stats`), or None.
+        normalize: bool; False returns the raw values.
+        stats_sample_size: int, training hotspots read for the statistics.
+        sample_weight: None, or "checklists", "sqrt" or "log": batches are
+            then `(x, y, w)` with `w` the hotspots' number of complete
+            checklists, its square root or its log (SatBird's weighted loss).
+        range_mask: bool, read `range_maps.pkl` (a pickle; see above).
+        shuffle: bool, reshuffle every epoch; default True for "train".
+        seed: int, seeds the statistics sample and the shuffling.
+        **kwargs: `drop_remainder`, and `workers`, `use_multiprocessing`,
+            `max_queue_size` of `keras.utils.PyDataset`.
+
+    Returns:
+        A `SatBirdDataset` of `(x, y)` batches: `x` a dict of float32 arrays,
+        `y` the `(B, K)` float32 encounter rates. Attributes: `hotspot_ids`,
+        `targets`, `num_complete_checklists`, `range_mask`, `stats`,
+        `input_shapes`.
+
+    Example:
+
+    ```python
+    train = keras_miam.datasets.load_satbird("/data/SatBird/USA_summer")
+    val = keras_miam.datasets.load_satbird(
+        "/data/SatBird/USA_summer", "valid", stats=train.stats)
+    x, y = train[0]  # {"image": (64, 64, 64, 4), "env": (64, 27)}, (64, 670)
+    ```
+
+    Reference:
+        Teng et al., "SatBird: a Dataset for Bird Species Distribution
+        Modeling using Remote Sensing and Citizen Science Data", NeurIPS 2023
+        Datasets and Benchmarks.
+    """
+    import pandas as pd
+
+    modalities = check_modalities(modalities, SATBIRD_MODALITIES)
+    if env not in ENV_MODES:
+        raise ValueError(f"`env` must be one of {ENV_MODES}; received {env!r}.")
+    if split not in _SPLITS:
+        raise ValueError(f"Unknown split {split!r}; expected one of {list(_SPLITS)}.")
+    if sample_weight is not None and sample_weight not in SAMPLE_WEIGHTS:
+        raise ValueError(
+            f"`sample_weight` must be None or one of {list(SAMPLE_WEIGHTS)}; "
+            f"received {sample_weight!r}."
+        )
+    root = Path(root).expanduser()
+    ids = _hotspots(root, split, pd)
+    targets, counts = _read_targets(root, ids)
+    dataset = SatBirdDataset(
+        root,
+        ids,
+        modalities,
+        targets,
+        env,
+        int(crop_size),
+        batch_size,
+        shuffle=split == "train" if shuffle is None else shuffle,
+        seed=seed,
+        **kwargs,
+    )
+    dataset.num_complete_checklists = counts
+    if sample_weight is not None:
+        dataset.weights = SAMPLE_WEIGHTS[sample_weight](counts).astype("float32")
+    if range_mask:
+        path = root / "range_maps.pkl"
+        dataset.range_mask = _read_range_mask(path, ids, targets.shape[1], pd)
+        dataset.targets = np.where(dataset.range_mask > 0, targets, np.nan)
+    if normalize and stats is None:
+        train = dataset if split == "train" else _hotspots(root, "train", pd)
+        if not isinstance(train, SatBirdDataset):
+            train = SatBirdDataset(root, train, modalities, None, env, int(crop_size))
+        take = min(len(train.hotspot_ids), int(stats_sample_size))
+        rows = np.random.default_rng(seed).choice(
+            len(train.hotspot_ids), take, replace=False
+        )
+        with warnings.catch_warnings():  # all-NaN channels: mean 0, std 1
+            warnings.simplefilter("ignore", RuntimeWarning)
+            stats = {}
+            for name in modalities:
+                sample = train.read(name, np.sort(rows)).astype("float64")
+                axes = tuple(range(sample.ndim - 1))
+                mean = np.nan_to_num(np.nanmean(sample, axis=axes))
+                std = np.nanstd(sample, axis=axes)
+                std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+                stats[name] = {"mean": mean.tolist(), "std": std.tolist()}
+    dataset.stats = stats if normalize else None
+    return dataset
+
+
+class SatBirdDataset(keras.utils.PyDataset):
+    """Batches of SatBird hotspots, images and rasters read per batch.
+
+    Built by `keras_miam.datasets.load_satbird` (see there); `read(name,
+    rows)` returns the raw (unnormalised) values of one modality.
+    """
+
+    def __init__(
+        self,
+        root,
+        hotspot_ids,
+        modalities,
+        targets,
+        env,
+        crop_size,
+        batch_size=64,
+        shuffle=False,
+        seed=0,
+        drop_remainder=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.root, self.hotspot_ids = Path(root), list(hotspot_ids)
+        self.modalities, self.targets, self.env = modalities, targets, env
+        self.crop_size, self.batch_size = crop_size, int(batch_size)
+        self.shuffle, self.seed, self.drop_remainder = shuffle, seed, drop_remainder
+        self.stats = self.weights = self.range_mask = None
+        self.num_complete_checklists = None
+        self._order = np.arange(len(self.hotspot_ids))
+        self._epoch = 0
+        self.on_epoch_end()
+        first = {name: self.read(name, [0])[0].shape for name in modalities}
+        self.input_shapes = first
+
+    def __len__(self):
+        rounding = math.floor if self.drop_remainder else math.ceil
+        return rounding(len(self.hotspot_ids) / self.batch_size)
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            rng = np.random.default_rng([self.seed, self._epoch])
+            self._order = rng.permutation(len(self.hotspot_ids))
+        self._epoch += 1
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
+        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        x = {}
+        for name in self.modalities:
+            x[name] = self.read(name, rows)
+            if self.stats:
+                mean, std = (np.float32(self.stats[name][k]) for k in ("mean", "std"))
+                x[name] = (x[name] - mean) / std
+        if self.weights is None:
+            return x, self.targets[rows]
+        return x, self.targets[rows], self.weights[rows]
+
+    def read(self, name, rows):
+        """The raw float32 values of modality `name` for hotspots `rows`."""
+        read = self._image if name == "image" else self._env
+        return np.stack([read(self.hotspot_ids[i]) for i in rows])
+
+    def _image(self, hotspot):
+        import tifffile
+
+        path = self.root / "images" / f"{hotspot}.tif"
+        image = np.asarray(tifffile.imread(path), "float32")
+        if image.ndim == 3 and image.shape[0] == 4 and image.shape[-1] != 4:
+            image = np.moveaxis(image, 0, -1)  # bands first, as rasterio writes
+        size = self.crop_size
+        if image.ndim != 3 or image.shape[-1] != 4 or min(image.shape[:2]) < size:
+            raise ValueError(
+                f"'{path}' holds an array of shape {image.shape}; expected 4 bands "
+                f"(R, G, B, NIR) of at least {size} x {size} pixels."
+            )
+        top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
+        image = image[top : top + size, left : left + size]
+        return np.where(is_missing(image, xp=np), np.nan, image)
+
+    def _env(self, hotspot):
+        path = self.root / "environmental_data" / f"{hotspot}.npy"
+        raster = np.load(path, allow_pickle=False).astype("float32")
+        known = getattr(self, "input_shapes", {}).get("env")
+        variables = known[-1] if known else None
+        if raster.ndim != 3 or variables not in (None, raster.shape[0]):
+            raise ValueError(
+                f"'{path}' holds an array of shape {raster.shape}; expected "
+                f"(variables, height, width) with {variables or 'V'} variables."
+            )
+        raster = np.where(is_missing(raster, xp=np), np.nan, raster)
+        if self.env == "image":
+            return np.moveaxis(raster, 0, -1)
+        height, width = raster.shape[1:]
+        block = raster[
+            :, (height - 1) // 2 : height // 2 + 1, (width - 1) // 2 : width // 2 + 1
+        ].reshape(len(raster), -1)
+        seen = ~np.isnan(block)
+        total = np.where(seen, block, 0.0).sum(axis=1)
+        count = seen.sum(axis=1)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _hotspots(root, split, pd):
+    """The hotspot ids of `{split}_split.csv`, after checking the folders."""
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"SatBird root '{root}' is not a folder; expected a sub-dataset "
+            "folder such as .../USA_summer."
+        )
+    path = root / f"{_SPLITS[split]}_split.csv"
+    if not path.is_file():
+        inside = sorted(p.name for p in root.iterdir())
+        raise FileNotFoundError(
+            f"'{path}' not found (the folder holds {inside[:10]}); expected a "
+            "SatBird sub-dataset (USA_summer, USA_winter or Kenya) holding "
+            "train_split.csv, valid_split.csv, test_split.csv."
+        )
+    table = pd.read_csv(path)
+    if "hotspot_id" not in table.columns:
+        raise ValueError(
+            f"'{path}' has columns {list(table.columns)}; expected a "
+            "'hotspot_id' column."
+        )
+    ids = table["hotspot_id"].astype(str).tolist()
+    if not ids:
+        raise ValueError(f"'{path}' lists no hotspot.")
+    for folder, suffix in (
+        ("images", ".tif"),
+        ("environmental_data", ".npy"),
+        ("targets", ".json"),
+    ):
+        absent = [i for i in ids if not (root / folder / f"{i}{suffix}").is_file()]
+        if absent:
+            raise FileNotFoundError(
+                f"{len(absent)} hotspot(s) of '{path}' have no {folder}/"
+                f"{{hotspot_id}}{suffix}, e.g. '{root / folder / absent[0]}"
+                f"{suffix}'."
+            )
+    return ids
+
+
+def _read_targets(root, ids):
+    """(N, K) float32 encounter rates and (N,) checklist counts."""
+    probs, counts = [], []
+    for hotspot in ids:
+        path = root / "targets" / f"{hotspot}.json"
+        content = json.loads(path.read_text())
+        values = np.asarray(content.get("probs", []), "float32")
+        size = len(probs[0]) if probs else None
+        bad = values.ndim != 1 or (size is not None and len(values) != size)
+        if bad or np.any(values < 0) or np.any(values > 1):
+            raise ValueError(
+                f"'{path}' has `probs` of shape {values.shape} (first values "
+                f"{values.ravel()[:5].tolist()}); "
+                f"expected {size or 'a list of'} encounter rates in [0, 1]."
+            )
+        if "num_complete_checklists" not in content:
+            raise ValueError(f"'{path}' has no 'num_complete_checklists'.")
+        probs.append(values)
+        counts.append(content["num_complete_checklists"])
+    return np.stack(probs), np.asarray(counts, "float32")
+
+
+def _read_range_mask(path, ids, num_species, pd):
+    """(N, K) 0/1 float32 range mask of `range_maps.pkl` (a pickle)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"range_mask=True but '{path}' does not exist.")
+    table = pd.read_pickle(path)
+    if not isinstance(table, pd.DataFrame) or "hotspot_id" not in table.columns:
+        raise ValueError(
+            f"'{path}' holds a {type(table).__name__}; expected a DataFrame "
+            "with a 'hotspot_id' column and one 0/1 column per species."
+        )
+    table = table.drop(columns=["index"], errors="ignore")
+    table = table.set_index(table["hotspot_id"].astype(str)).drop(columns="hotspot_id")
+    absent = [i for i in ids if i not in table.index]
+    if absent or table.shape[1] != num_species:
+        raise ValueError(
+            f"'{path}' has {table.shape[1]} species columns and no row for "
+            f"hotspot(s) {absent[:5]}; expected {num_species} columns (as the "
+            "targets) and a row per hotspot."
+        )
+    return table.loc[ids].to_numpy("float32")
