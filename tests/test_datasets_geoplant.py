@@ -236,7 +236,7 @@ def test_batches_are_read_lazily(tmp_path, monkeypatch):
         calls.append(survey_id)
         return original(sources, survey_id, size)
 
-    monkeypatch.setattr("keras_miam.datasets.geoplant.dataset.read_patch", counting)
+    monkeypatch.setattr("keras_miam.datasets.geoplant.sources.read_patch", counting)
     x, y = ds[1]
     assert calls == [int(i) for i in ds.survey_ids[4:8]]
     assert x["image"].shape == (4, SIZE, SIZE, 4) and y.shape[0] == 4
@@ -398,7 +398,7 @@ def test_real_glc25_tiff_and_cubes(real_samples_dir):
         xi = ds[i // ds.batch_size][0]
         assert np.isnan(xi["image"][i % ds.batch_size]).all()
     test = load_geoplant(root, "test", modalities=("image",), validation_fraction=0.0)
-    assert test.stats["image"]["num_images"] == 1 and test.stats["image"]["size"] == 64
+    assert test.stats["image"]["num_surveys"] == 1 and test.stats["image"]["size"] == 64
 
 
 @pytest.mark.real_samples
@@ -440,3 +440,44 @@ def test_real_glc24_jpegs_and_cubes(real_samples_dir):
 def test_real_glc23_layout_is_reported(real_samples_dir):
     with pytest.raises(FileNotFoundError, match="GeoLifeCLEF 2023 layout"):
         load_geoplant(real_samples_dir / "glc23-po")
+
+
+def test_statistics_without_training_values_are_refused(tmp_path):
+    # Issue #24.2: only the held-out "val" survey has a patch, so no training
+    # survey has an image; the statistics were silently mean 0, std 1.
+    from keras_miam.datasets import prepare_geoplant
+
+    root = _write_release(tmp_path / "release", "glc25", csv_series=False)
+    held_out = int(_raw(root, "val", validation_fraction=0.1).survey_ids[0])
+    for survey in TRAIN_IDS:
+        path = _patch_path(root / "SatelitePatches/PA-train", survey, ".tiff")
+        if survey != held_out and path.exists():
+            os.remove(path)
+    prepare_geoplant(root, tmp_path / "cache", verbose=0)
+    refused = r"'image' statistics rest on 0 of the 9 training surveys"
+    for source in ({"root": root}, {"cache_dir": tmp_path / "cache"}):
+        for split in ("train", "val", "test_iid"):
+            with pytest.raises(ValueError, match=refused):
+                load_geoplant(split=split, **source)
+        # Without the image, or trained with every survey (a warning: the
+        # statistics rest on one survey), it loads.
+        train = load_geoplant(modalities=("env", "climate"), **source)
+        assert set(train.stats) == {"env", "climate", "species"}
+        with pytest.warns(UserWarning, match="'image' .* rest on 1 training survey"):
+            train = load_geoplant(validation_fraction=0.0, **source)
+        assert train.stats["image"]["num_surveys"] == 1
+
+
+def test_default_modalities_are_those_with_files(tmp_path):
+    # Issue #24.7: a release without environmental CSVs loads by default.
+    root = _write_release(tmp_path, "glc25", csv_series=False)
+    shutil.rmtree(root / "EnvironmentalValues")
+    ds = _raw(root)
+    assert ds.modalities == ("climate", "landsat", "image")
+
+
+@pytest.mark.real_samples
+def test_real_glc24_statistics_without_training_values(real_samples_dir):
+    # The glc24-pa sample's one training survey with files is held out.
+    with pytest.raises(ValueError, match="'climate' statistics rest on 0 of the 43"):
+        load_geoplant(real_samples_dir / "glc24-pa")

@@ -1,10 +1,6 @@
-"""Input checks shared by the dataset loaders: modalities, counts, nodata."""
+"""Input checks shared by the dataset loaders: modalities and counts."""
 
 import numbers
-
-import numpy as np
-
-from keras_miam.tokenizers.tokenizer import NODATA_THRESHOLD
 
 
 def check_modalities(modalities, known):
@@ -77,20 +73,3 @@ def positive_int(value, name, minimum=1):
             f"`{name}` must be an integer >= {minimum}; received {value!r}."
         )
     return int(value)
-
-
-def clean_values(values):
-    """float32 copy with NaN for NaN, +-inf and nodata (`|x| > 1e10`).
-
-    The threshold is the tokenizers' `NODATA_THRESHOLD`, so that loaders and
-    tokenizers read the same values as missing.
-
-    Example:
-
-    >>> clean_values([1.0, -3.4e38, np.inf]).tolist()
-    [1.0, nan, nan]
-    """
-    values = np.asarray(values, dtype="float64")
-    bad = ~np.isfinite(values) | (np.abs(values) > NODATA_THRESHOLD)
-    values = np.where(bad, np.nan, values)
-    return values.astype("float32")
