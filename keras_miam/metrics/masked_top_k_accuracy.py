@@ -1,0 +1,94 @@
+"""SatBird's top-k accuracy of encounter rates, NaN targets ignored."""
+
+import keras
+from keras import ops
+
+from keras_miam.metrics.masked_targets import observed
+
+
+@keras.saving.register_keras_serializable(package="keras_miam")
+class MaskedTopKAccuracy(keras.metrics.Metric):
+    """Share of a site's most frequent species found among the top predictions.
+
+    SatBird's ranking metric for encounter rates. For each example, let
+    `n` be the number of species observed there (targets above 0) and
+    `m = min(k, n)`: the score is the share of the `m` species with the
+    highest targets found among the `k` highest-scored species (with
+    `k=None`, the adaptive top-k: `k = m = n`). Examples with `n = 0` are
+    skipped; the result is the (sample-weighted) mean over the others. A
+    NaN target is unobserved: never predicted, never counted. Scores may
+    be probabilities or logits (only their order counts); a NaN score of an
+    observed target makes the result NaN. Ties are broken as the backend's
+    `top_k` does (the lower index first on JAX and TensorFlow).
+
+    Args:
+        k: int, number of predicted species (10 and 30 in SatBird), or None
+            for the adaptive top-k. Defaults to None.
+        name: str. Defaults to "top{k}", or "topk" for the adaptive one.
+        dtype: dtype of the metric's state. Defaults to None (float32).
+
+    Example:
+
+    >>> metric = MaskedTopKAccuracy(k=2)
+    >>> y_true = np.array([[0.5, 0.0, 0.2, 0.1], [0.0, 0.3, 0.0, np.nan]])
+    >>> metric.update_state(y_true, np.array([[0.9, 0.8, 0.1, 0.0],
+    ...                                       [0.2, 0.9, 0.3, 1.0]]))
+    >>> round(float(metric.result()), 4)  # (1/2 + 1/1) / 2
+    0.75
+
+    Reference:
+        Teng et al., "SatBird: a Dataset for Bird Species Distribution
+        Modeling using Remote Sensing and Citizen Science Data", NeurIPS 2023
+        Datasets and Benchmarks.
+    """
+
+    def __init__(self, k=None, name=None, dtype=None):
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ValueError(f"`k` must be None or an integer >= 1; received {k!r}.")
+        super().__init__(name=name or (f"top{k}" if k else "topk"), dtype=dtype)
+        self.k = k
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, seen = observed(y_true, self.dtype)
+        y_pred = ops.cast(ops.convert_to_tensor(y_pred), self.dtype)
+        shapes = tuple(y_true.shape), tuple(y_pred.shape)
+        if len(shapes[0]) != 2 or shapes[0] != shapes[1]:
+            raise ValueError(
+                "MaskedTopKAccuracy needs (batch, species) targets and scores of "
+                f"the same shape; received {shapes[0]} and {shapes[1]}."
+            )
+        seen = seen > 0
+        present = ops.sum(ops.cast(y_true > 0, self.dtype), axis=-1)
+        size = present if self.k is None else ops.minimum(present, self.k)
+        chosen = present if self.k is None else ops.full_like(present, self.k)
+        lowest = ops.cast(float("-inf"), self.dtype)
+        truth = _ranks(ops.where(seen, y_true, lowest)) < size[:, None]
+        scores = ops.where(seen, ops.nan_to_num(y_pred, nan=0.0), lowest)
+        predicted = _ranks(scores) < chosen[:, None]
+        hits = ops.sum(ops.cast(truth & predicted, self.dtype), axis=-1)
+        accuracy = ops.divide_no_nan(hits, size)
+        bad = ops.any(ops.isnan(y_pred) & seen, axis=-1)
+        accuracy = ops.where(bad, ops.cast(float("nan"), self.dtype), accuracy)
+        weight = ops.cast(present > 0, self.dtype)
+        if sample_weight is not None:
+            weight = weight * ops.reshape(ops.cast(sample_weight, self.dtype), (-1,))
+        self.total.assign_add(ops.sum(ops.where(weight > 0, accuracy * weight, 0.0)))
+        self.count.assign_add(ops.sum(weight))
+
+    def result(self):
+        return ops.where(
+            self.count > 0,
+            ops.divide_no_nan(self.total, self.count),
+            ops.cast(float("nan"), self.dtype),
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k}
+
+
+def _ranks(x):
+    """Position of each entry of each row in decreasing order (0 = largest)."""
+    _, order = ops.top_k(x, x.shape[-1])
+    return ops.cast(ops.argsort(order), x.dtype)
