@@ -13,8 +13,8 @@ from keras_miam import MIAMMasking
 from keras_miam import ModalityDynamics
 from keras_miam.evaluation import evaluate_selections
 from keras_miam.evaluation import evaluate_subsets
-from keras_miam.evaluation import macro_auc
 from keras_miam.evaluation import view_predictions
+from keras_miam.metrics import macro_auc
 from tests import readout_models
 from tests.array_batches import ArrayBatches
 from tests.readout_models import mean_prediction
@@ -531,7 +531,7 @@ def test_selection_vocabulary_round_trips(rng):
 
 @pytest.mark.parametrize("name", ["top_k_f1", "micro_auc"])
 def test_ranking_metrics_are_metric_names(rng, name):
-    from keras_miam.evaluation import ranking_metrics
+    import keras_miam
 
     model, layer = build_model(lambda t, k, layer: token_sum(t, k, layer, outputs=30))
     x = random_inputs(rng, 20)
@@ -542,8 +542,51 @@ def test_ranking_metrics_are_metric_names(rng, name):
             model, (x, y), metric=name, subsets=["a", ["b", "c"]], verbose=0
         )
     )
-    fn = getattr(ranking_metrics, name)
+    fn = getattr(keras_miam.metrics, name)
     for selection, value in zip(["a", ["b", "c"]], frame[name]):
-        assert value == pytest.approx(by_hand(model, layer, x, y, selection, fn))
-    # ModalityDynamics accepts it too (registered, higher is better).
+        expected = by_hand(model, layer, x, y, selection, fn)
+        assert value == pytest.approx(expected, rel=1e-6)
+    # ModalityDynamics accepts it too (higher is better).
     assert ModalityDynamics((x, y), metric=name).metric == name
+
+
+def test_from_logits_declares_a_logits_model(rng):
+    """A logits model with a custom loss function: metric='accuracy' needs
+    `from_logits=True`, then gives what its sigmoid twin gives, in
+    evaluate_subsets, the callback and the Shapley functions."""
+    from keras_miam.explain import modality_shapley
+
+    def two_sums(t, k, layer):
+        return token_sum(t, k, layer, outputs=2) - ops.convert_to_tensor([[0.0, 0.3]])
+
+    logits, _ = build_model(two_sums)
+    twin, _ = build_model(lambda t, k, layer: ops.sigmoid(two_sums(t, k, layer)))
+
+    def my_loss(y_true, y_pred):
+        return ops.mean(ops.binary_crossentropy(y_true, y_pred, from_logits=True))
+
+    logits.compile("adam", my_loss)
+    x = random_inputs(rng, 30)
+    y = (rng.random((30, 2)) < 0.5).astype("float32")
+    y[:2] = [[1, 1], [0, 0]]  # multi-label rows
+    with pytest.raises(ValueError, match="from_logits=True"):
+        evaluate_subsets(logits, (x, y), metric="accuracy", verbose=0)
+    got = evaluate_subsets(
+        logits, (x, y), metric="accuracy", from_logits=True, verbose=0
+    )
+    expected = evaluate_subsets(twin, (x, y), metric="accuracy", verbose=0)
+    np.testing.assert_allclose(got["accuracy"], expected["accuracy"])
+    assert got["accuracy"].nunique() > 2  # the subsets differ
+    phi = modality_shapley(logits, (x, y), "accuracy", verbose=0, from_logits=True)
+    phi_twin = modality_shapley(twin, (x, y), "accuracy", verbose=0)
+    np.testing.assert_allclose(phi["value"], phi_twin["value"], atol=1e-12)
+    logs = []
+    for model, kwargs in ((logits, {"from_logits": True}), (twin, {})):
+        callback = ModalityDynamics((x, y), metric="accuracy", **kwargs)
+        callback.set_model(model)
+        callback.on_train_begin()
+        logs.append({})
+        callback.on_epoch_end(0, logs[-1])
+    for m in COUNTS:
+        assert logs[0][f"val_{m}_accuracy"] == logs[1][f"val_{m}_accuracy"]
+        assert logs[0][f"val_{m}_accuracy"] == pytest.approx(got.loc[m, "accuracy"])

@@ -303,69 +303,82 @@ def score_selections(
     batch_size=256,
     views_per_pass=None,
     progress=None,
-    check=True,
+    from_logits=None,
 ):
     """The model's metric under each of several selections, in tiled passes.
 
-    The measuring loop shared by `ModalityDynamics`, `evaluate_selections`
-    (so `evaluate_subsets`) and the Shapley functions: selections are
-    scored `views_per_pass` at a time with `iter_view_predictions()` (a
-    short last group is padded with copies of its last selection, so every
-    pass has the same shape), and one accumulator of the metric per
-    selection reads the blocks.
+    The loop that `ModalityDynamics`, `evaluate_selections` and the Shapley
+    functions measure with: selections go `views_per_pass` at a time
+    through `iter_view_predictions()` (a short last group padded with its
+    last selection, so every pass has one shape). A `keras.metrics.Metric`
+    is streamed, one fresh copy per selection; a function is called once
+    per selection on all its predictions.
 
     Args:
         model: the Keras model.
         x: the inputs, a numpy structure (see `data.collect_examples()`).
-        y: the labels (numpy), or None for a metric without labels.
-        selections: a list of selections (see
-            `MIAMMasking.visible_pattern()`).
-        masking: the model's `MIAMMasking` layer (found by the caller).
-        metric: a `metrics.SubsetMetric`, or what `metrics.resolve_metric()`
-            accepts: resolved on the first batch of outputs, against the
-            model's head and all of `y`.
+        y: the labels (numpy), or None for a function that ignores them.
+        selections: a list of selections (`MIAMMasking.visible_pattern()`).
+        masking: the model's `MIAMMasking` layer.
+        metric: what `metrics.resolve_metric()` accepts, resolved on the
+            first batch of outputs.
         batch_size: examples per forward pass, tiled copies included.
-        views_per_pass: selections per forward pass, at most the layer's
-            `max_views`. Defaults to all of them (up to `max_views`).
+        views_per_pass: selections per forward pass. Defaults to the
+            layer's `max_views`.
         progress: optional callable, called with 1 after each forward pass.
-        check: whether to check the metric against all of `y` (and the
-            first outputs) before accumulating.
+        from_logits: see `metrics.resolve_metric()`.
 
     Returns:
-        `(values, metric)`: a float64 array with one value per selection,
-        and the `SubsetMetric` used.
+        `(values, name)`: a float64 array with one value per selection,
+        and the metric's name.
     """
     layer = _the_layer(masking)
     selections = list(selections)
-    if views_per_pass is None:
-        views_per_pass = layer.max_views
-    views_per_pass = min(int(views_per_pass), len(selections))
-    groups = [
-        selections[i : i + views_per_pass]
-        for i in range(0, len(selections), views_per_pass)
-    ]
-    resolved = metric if isinstance(metric, metrics_lib.SubsetMetric) else None
-    values = []
-    for group in groups:
-        padded = group + group[-1:] * (views_per_pass - len(group))
-        accumulators = None
+    size = min(int(views_per_pass or layer.max_views), len(selections))
+    scorer, values = None, []
+    for first in range(0, len(selections), size):
+        group = selections[first : first + size]
+        padded = group + group[-1:] * (size - len(group))
         passes = iter_view_predictions(
             model, x, padded, masking=layer, batch_size=batch_size, progress=progress
         )
         with contextlib.closing(passes):  # the prior visibility comes back
             for _, start, stop, blocks in passes:
-                outputs = [single_output(block) for block in blocks]
-                if accumulators is None:
-                    if resolved is None:
-                        resolved = metrics_lib.resolve_metric(
-                            metric, y, outputs[0], model=model
-                        )
-                    if check:
-                        resolved.check(y, outputs[0])
-                        check = False
-                    accumulators = [resolved.accumulator() for _ in group]
+                outputs = [single_output(block) for block in blocks[: len(group)]]
+                if scorer is None:
+                    scorer = metrics_lib.resolve_metric(
+                        metric, y, outputs[0], model, from_logits
+                    )
+                    stream = isinstance(scorer, keras.metrics.Metric)
+                if start == 0:
+                    states = [
+                        metrics_lib.fresh_metric(scorer) if stream else []
+                        for _ in group
+                    ]
                 y_block = None if y is None else y[start:stop]
-                for accumulator, output in zip(accumulators, outputs):
-                    accumulator.update(y_block, output)
-        values.extend(accumulator.result() for accumulator in accumulators)
-    return np.asarray(values, "float64"), resolved
+                for state, output in zip(states, outputs):
+                    with _explained(scorer, y_block, output):
+                        if stream:
+                            state.update_state(y_block, output)
+                        else:
+                            state.append(output)
+        for state in states:
+            with _explained(scorer, y, None):
+                value = state.result() if stream else scorer(y, np.concatenate(state))
+                values.append(float(np.mean(keras.ops.convert_to_numpy(value))))
+    return np.asarray(values, "float64"), metrics_lib.metric_name(scorer)
+
+
+@contextlib.contextmanager
+def _explained(scorer, y, output):
+    """Turns a metric's failure into a `ValueError` naming the shapes."""
+    try:
+        yield
+    except Exception as error:
+        shapes = f"targets of shape {np.shape(y)}"
+        if output is not None:
+            shapes += f" and model outputs of shape {np.shape(output)}"
+        raise ValueError(
+            f"The metric '{metrics_lib.metric_name(scorer)}' does not fit the "
+            f"model: it failed on {shapes} ({type(error).__name__}: {error})."
+        ) from error

@@ -20,6 +20,7 @@ def modality_shapley(
     batch_size=DEFAULT_BATCH_SIZE,
     views_per_pass=None,
     verbose=1,
+    from_logits=None,
 ):
     """Exact Shapley values of the modalities for a metric, by masking.
 
@@ -91,6 +92,7 @@ def modality_shapley(
         batch_size=batch_size,
         views_per_pass=views_per_pass,
         verbose=verbose,
+        from_logits=from_logits,
     )
     value = np.full(1 << m, np.nan)  # v(S), S as a bit mask over `names`
     for subset, v in zip(subsets, values):

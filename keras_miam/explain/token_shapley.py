@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 
 from keras_miam.evaluation import data as data_lib
-from keras_miam.evaluation import metrics as metrics_lib
 from keras_miam.evaluation import selections as selections_lib
 from keras_miam.evaluation.evaluate_subsets import DEFAULT_BATCH_SIZE
 from keras_miam.evaluation.evaluate_subsets import evaluate_selections
@@ -28,6 +27,7 @@ def token_shapley(
     batch_size=DEFAULT_BATCH_SIZE,
     views_per_pass=None,
     verbose=1,
+    from_logits=None,
 ):
     """Shapley values of single tokens or named token groups, by sampling.
 
@@ -151,7 +151,7 @@ def token_shapley(
             )
         index = int(example_index)
         data = (data_lib.take_examples(x, slice(index, index + 1)), None)
-        metric = metrics_lib.prediction_metric(output_index)
+        metric = _prediction(output_index)
         if views_per_pass is None:
             views_per_pass = layer.max_views
 
@@ -182,6 +182,7 @@ def token_shapley(
         batch_size=batch_size,
         views_per_pass=views_per_pass,
         verbose=verbose,
+        from_logits=from_logits,
     )
     chain = values[inverse.reshape(-1)].reshape(len(permutations), num_groups + 1)
     samples = np.empty((len(permutations), num_groups))
@@ -205,6 +206,26 @@ def token_shapley(
         }
     )
     return result
+
+
+def _prediction(output_index):
+    """The value of a coalition with `target`: the mean model output."""
+
+    def prediction(y_true, y_pred):
+        y_pred = y_pred.reshape(len(y_pred), -1)
+        if output_index is None and y_pred.shape[1] != 1:
+            raise ValueError(
+                f"The model has {y_pred.shape[1]} outputs: say which one to "
+                "explain, e.g. target=(example_index, output_index)."
+            )
+        if not 0 <= (output_index or 0) < y_pred.shape[1]:
+            raise ValueError(
+                f"Output index {output_index} is out of range for a model "
+                f"with {y_pred.shape[1]} outputs."
+            )
+        return np.mean(y_pred[:, output_index or 0])
+
+    return prediction
 
 
 def _parse_groups(layer, groups):

@@ -11,41 +11,32 @@ from keras_miam.metrics.masked_targets import observed
 class MaskedBinaryCrossentropy(keras.losses.BinaryCrossentropy):
     """Binary cross-entropy that ignores NaN targets.
 
-    A NaN target entry (e.g. a species that was not surveyed at a site)
-    gets weight 0, and the loss is the mean over the observed entries:
-    `sum(w_ij * bce_ij) / sum(w_ij)`, with `w_ij` = 0 for a NaN target and
-    1 (or the example's `sample_weight`) otherwise. A batch without any
-    observed target has loss 0 and zero gradients. NaN targets are replaced
-    before any arithmetic, so neither the loss nor the gradients can become
-    NaN through them. Without NaN targets it equals
-    `keras.losses.BinaryCrossentropy` (with the default reduction).
+    A NaN target (e.g. a species not surveyed at a site) gets weight 0, and
+    the loss is the mean over the observed entries,
+    `sum(w_ij * bce_ij) / sum(w_ij)` (`w_ij` the example's `sample_weight`,
+    or 1). Targets may be soft, in [0, 1] (e.g. SatBird's encounter rates).
+    A batch without an observed target has loss 0 and zero gradients; NaN
+    targets are replaced before any arithmetic, so neither the loss nor
+    its gradients become NaN. Without NaN targets it equals
+    `keras.losses.BinaryCrossentropy`.
 
     Args:
-        from_logits: whether `y_pred` are logits (`True` for
-            `MultimodalTransformer`) or probabilities. Defaults to `False`.
-        label_smoothing: float in [0, 1], as in
-            `keras.losses.BinaryCrossentropy`.
-        axis: must be `-1` (the outputs axis). Kept for configuration
-            compatibility with `keras.losses.BinaryCrossentropy`.
-        reduction: Defaults to `"mean_with_sample_weight"`: the weighted mean
-            over observed entries described above. `"sum"` sums the weighted
-            entries; `"sum_over_batch_size"` divides that sum by the number
-            of entries, NaN ones included; `None` returns the weighted
-            `(batch, outputs)` entries (0 where the target is NaN).
-        name: name of the loss. Defaults to `"binary_crossentropy"`.
-        dtype: dtype of the loss computations. Defaults to `None`
-            (`keras.backend.floatx()`).
+        from_logits: whether `y_pred` are logits. Defaults to `False`.
+        label_smoothing: float in [0, 1]. Defaults to 0.
+        axis: must be -1 (the outputs axis).
+        reduction: Defaults to `"mean_with_sample_weight"` (the mean over
+            observed entries above); or another Keras reduction.
+        name: Defaults to `"binary_crossentropy"`.
+        dtype: dtype of the loss computations. Defaults to `None`.
 
     Example:
 
-    >>> loss = MaskedBinaryCrossentropy(from_logits=True)
-    >>> y_true = np.array([[1.0, np.nan], [0.0, 1.0]])
-    >>> float(loss(y_true, np.zeros((2, 2))))  # mean over the 3 observed entries
+    >>> loss = keras_miam.losses.MaskedBinaryCrossentropy(from_logits=True)
+    >>> float(loss(np.array([[1.0, np.nan], [0.0, 0.3]]), np.zeros((2, 2))))
     0.693...
 
     Reference:
-        `keras.losses.BinaryCrossentropy`; presence-only or partially
-        surveyed species lists, as in GeoPlant (Picek et al., 2024).
+        `keras.losses.BinaryCrossentropy`.
     """
 
     def __init__(

@@ -11,33 +11,26 @@ from keras_miam.metrics.masked_targets import observed
 class MaskedAUC(keras.metrics.AUC):
     """`keras.metrics.AUC` that ignores NaN targets.
 
-    A NaN target entry gets weight 0 (it enters no confusion matrix), so
-    with `multi_label=True` each output's AUC is computed over the examples
-    where that output was observed. Keras' own `AUC` would instead cast NaN
-    to `True` and count the entry as a positive, silently. Takes the
+    A NaN target entry gets weight 0 (Keras' `AUC` would count it as a
+    positive). With `multi_label=True` the result is the mean AUC of the
+    outputs that have both observed positives and negatives (Keras' `AUC`
+    would count the others as 0): the thresholded, streaming form of
+    `keras_miam.metrics.macro_auc`, for `fit`. With `multi_label=False`,
+    every observed entry enters one pooled AUC (`micro_auc`). Without an
+    output with both classes the result is NaN, never 0. Takes the
     arguments of `keras.metrics.AUC`.
-
-    With `multi_label=True` (macro averaging) the result is the mean AUC of
-    the outputs that have both observed positives and observed negatives
-    (as `keras_miam.evaluation.macro_auc`; Keras' own AUC would count the
-    others as 0). With `multi_label=False` every observed entry enters one
-    pooled AUC (micro averaging, as `keras_miam.evaluation.micro_auc`, up
-    to the threshold approximation). When no output has both classes, the
-    AUC is undefined: the result is NaN, never 0. (No warning is raised:
-    Keras reads `result()` on placeholder data while building a model, and
-    a compiled step cannot warn on a value.)
 
     Example:
 
-    >>> metric = MaskedAUC(multi_label=True)
+    >>> metric = keras_miam.metrics.MaskedAUC(multi_label=True)
     >>> y_true = np.array([[1.0, np.nan], [0.0, 1.0], [1.0, 0.0]])
     >>> metric.update_state(y_true, np.array([[0.9, 0.2], [0.1, 0.8], [0.7, 0.4]]))
-    >>> float(metric.result())  # the NaN entry is ignored
+    >>> float(metric.result())
     1.0
 
     Reference:
-        `keras.metrics.AUC`; MaskSDM (Zbinden et al., 2025) evaluates
-        per-species AUC over the sites where the species was surveyed.
+        MaskSDM (Zbinden et al., 2025): per-species AUC over the sites
+        where the species was surveyed.
     """
 
     def update_state(self, y_true, y_pred, sample_weight=None):

@@ -1,4 +1,4 @@
-"""Top-k F1 (GeoLifeCLEF's score) as a Keras metric that ignores NaN targets."""
+"""Top-k F1 (GeoLifeCLEF's score), NaN targets ignored."""
 
 import keras
 from keras import ops
@@ -10,30 +10,25 @@ AVERAGES = ("samples", "micro")
 class MaskedTopKF1(keras.metrics.Metric):
     """F1 of the `k` highest-scored outputs of each example, NaN targets ignored.
 
-    The streaming form of `keras_miam.evaluation.top_k_f1`, for `fit` and
-    `evaluate` on every backend: each example predicts its `k` highest
-    scored observed outputs (a NaN target is unobserved: never predicted,
-    never counted) and is compared with its positive outputs. With
-    `average="samples"` the result is the mean F1 over the examples with
-    at least one observed output (GeoLifeCLEF's samples-averaged top-25
-    F1); with `average="micro"`, `2 sum |P & T| / (sum |P| + sum |T|)`. A
-    NaN score of an observed target makes the result NaN. Scores may be
-    probabilities or logits (only their order counts). Ties are broken as
-    the backend's `top_k` does (the lower index first on JAX and
-    TensorFlow).
+    Each example predicts its `k` highest-scored observed outputs (a NaN
+    target is never predicted nor counted) and is compared with its
+    positive outputs. `average="samples"`: the mean F1 over the examples
+    with an observed output (GeoLifeCLEF's top-25 F1); `"micro"`:
+    `2 sum |P & T| / (sum |P| + sum |T|)`. A NaN score of an observed
+    target makes the result NaN. Only the order of the scores counts.
 
     Args:
         k: int, outputs predicted per example. Defaults to 25.
-        average: "samples" or "micro". Defaults to "samples".
-        name: str. Defaults to "top_k_f1".
-        dtype: dtype of the metric's state. Defaults to None (float32).
+        average: `"samples"` or `"micro"`. Defaults to `"samples"`.
+        name: str. Defaults to `"top_k_f1"`.
+        dtype: dtype of the metric's state. Defaults to `None`.
 
     Example:
 
-    >>> metric = MaskedTopKF1(k=2)
-    >>> y_true = np.array([[1, 0, 1, 0], [0, 1, 0, np.nan]])
-    >>> metric.update_state(y_true, np.array([[0.9, 0.8, 0.1, 0.0],
-    ...                                       [0.2, 0.9, 0.3, 1.0]]))
+    >>> metric = keras_miam.metrics.MaskedTopKF1(k=2)
+    >>> metric.update_state(
+    ...     np.array([[1, 0, 1, 0], [0, 1, 0, np.nan]]),
+    ...     np.array([[0.9, 0.8, 0.1, 0.0], [0.2, 0.9, 0.3, 1.0]]))
     >>> round(float(metric.result()), 4)  # (1/2 + 2/3) / 2
     0.5833
 
@@ -51,6 +46,7 @@ class MaskedTopKF1(keras.metrics.Metric):
                 f"Unknown average {average!r}; expected one of {list(AVERAGES)}."
             )
         self.k = k
+        self._direction = "up"  # read by keras.callbacks.EarlyStopping
         self.average = average
         self.total = self.add_variable(shape=(), initializer="zeros", name="total")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
@@ -99,3 +95,16 @@ class MaskedTopKF1(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "k": self.k, "average": self.average}
+
+
+def top_k_f1(y_true, y_score, k=25, average="samples"):
+    """`MaskedTopKF1` of whole arrays, as a float.
+
+    Example:
+
+    >>> keras_miam.metrics.top_k_f1([[1, 0, 1]], [[0.9, 0.8, 0.1]], k=1)
+    0.6666...
+    """
+    metric = MaskedTopKF1(k=k, average=average)
+    metric.update_state(y_true, y_score)
+    return float(ops.convert_to_numpy(metric.result()))
