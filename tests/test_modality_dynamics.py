@@ -811,43 +811,28 @@ def test_callback_and_evaluate_subsets_agree(case, metric, name):
     assert 0 < frame[name].min() and frame[name].max() <= 1
 
 
-def test_a_registered_or_supplied_metric_drives_the_callback():
-    # A SubsetMetric (what a model or a user supplies) and a registered name
-    # are scored by the callback like evaluate_subsets scores them.
+def test_a_function_or_keras_metric_drives_the_callback():
+    # A function (its direction given with mode=) and a Keras metric are
+    # scored by the callback as evaluate_subsets scores them.
     model = make_model(probe=False)
     preds = reference_predictions(model, X_VAL)
-    supplied = km.evaluation.SubsetMetric(
-        "mean_output", fn=lambda y, p: np.mean(p), higher_is_better=True
-    )
-    km.evaluation.register_metric("test_mean_output", supplied)
-    for metric in (supplied, "test_mean_output"):
-        logs = measure(km.ModalityDynamics((X_VAL, Y_VAL), metric=metric), model)
-        for m in MODALITIES:
-            assert logs[f"val_{m}_mean_output"] == pytest.approx(
-                np.mean(preds[m]), rel=1e-5
-            )
-    # A metric that scores the modalities itself (the hook a model, e.g. a
-    # pre-trainer scoring reconstruction, plugs in through).
-    calls = []
 
-    def own_scores(model_, x, y, layer):
-        calls.append(layer.modalities)
-        return [0.25, 0.75]
+    def mean_output(y_true, y_pred):
+        return np.mean(y_pred)
 
-    km.evaluation.register_metric(
-        "test_own_scores",
-        km.evaluation.SubsetMetric(
-            "own", modality_scores=own_scores, higher_is_better=True
-        ),
+    logs = measure(
+        km.ModalityDynamics((X_VAL, Y_VAL), metric=mean_output, mode="max"), model
     )
-    logs = measure(km.ModalityDynamics((X_VAL, Y_VAL), metric="test_own_scores"), model)
-    assert [logs[f"val_{m}_own"] for m in MODALITIES] == [0.25, 0.75]
-    assert calls == [list(MODALITIES)]
-    error = km.evaluation.SubsetMetric(
-        "error", fn=lambda y, p: np.mean(p), higher_is_better=False
-    )
+    for m in MODALITIES:
+        assert logs[f"val_{m}_mean_output"] == pytest.approx(
+            np.mean(preds[m]), rel=1e-5
+        )
+    with pytest.raises(ValueError, match="unknown direction"):
+        km.ModalityDynamics((X_VAL, Y_VAL), metric=mean_output)
     with pytest.raises(ValueError, match="lower is better"):
-        km.ModalityDynamics((X_VAL, Y_VAL), metric=error)
+        km.ModalityDynamics((X_VAL, Y_VAL), metric=mean_output, mode="min")
+    with pytest.raises(ValueError, match="lower is better"):
+        km.ModalityDynamics((X_VAL, Y_VAL), metric=keras.metrics.MeanSquaredError())
 
 
 def test_mask_ratio_log_is_the_strategy_ratio_not_a_token_fraction():

@@ -194,6 +194,8 @@ class ModalityDynamics(keras.callbacks.Callback):
         seed=0,
         verbose=0,
         ema_decay=None,
+        mode="auto",
+        from_logits=None,
     ):
         super().__init__()
         if isinstance(validation_data, dict) and metric == "reconstruction":
@@ -202,7 +204,16 @@ class ModalityDynamics(keras.callbacks.Callback):
             size = len(next(iter(validation_data.values()), ()))
             validation_data = (validation_data, np.zeros((size, 0), "float32"))
         data_lib.check_xy(validation_data, "`validation_data`")
-        metrics_lib.check_metric(metric, higher_is_better=True)
+        direction = metrics_lib.metric_direction(metric, mode)
+        if direction != "max":
+            what = "an error (lower is better)" if direction else "of unknown direction"
+            raise ValueError(
+                "ModalityDynamics needs a score that grows with quality; the "
+                f"metric {metric!r} is {what}. Use metric='loss' (score "
+                "1 / (1 + loss)), a higher-is-better metric, or mode='max' for "
+                "a function that grows with quality."
+            )
+        self.from_logits = from_logits
         self.validation_data = validation_data
         self.metric = metric
         self.masking = masking
@@ -304,13 +315,17 @@ class ModalityDynamics(keras.callbacks.Callback):
                 f"`smoothing={self.smoothing}` needs the layer to keep at least "
                 f"that many scores; its history_size is {layer.history_size}."
             )
-        ready = metrics_lib.ready_metric(self.metric)
-        if ready is not None and ready.modality_scores is not None:
-            # The metric scores the modalities itself (e.g. a pre-trainer's
-            # reconstruction score): no views to probe.
+        if self.metric == "reconstruction":
+            # A self-supervised model scores its own reconstruction.
+            if not callable(getattr(model, "modality_scores", None)):
+                raise ValueError(
+                    "The metric 'reconstruction' scores a model's reconstruction "
+                    "of each modality (`MultimodalPretrainer.modality_scores`); "
+                    f"the model {type(model).__name__} has no `modality_scores`."
+                )
             if not layer.built:
                 model.predict_on_batch(data_lib.take_examples(x, slice(0, 1)))
-            self._layer, self._scorer, self.metric_name = layer, ready, ready.name
+            self._layer, self._scorer, self.metric_name = layer, None, self.metric
             return
         try:
             if not layer.built:
@@ -334,21 +349,12 @@ class ModalityDynamics(keras.callbacks.Callback):
                 "The model's predictions on `validation_data` (first batch, "
                 "one modality visible at a time) are not finite."
             )
-        scorer = metrics_lib.resolve_metric(self.metric, y, outputs[0], model=model)
-        scorer.check(y, outputs[0])
-        if scorer.batch_probe:  # the metric must be finite on the probe batch
-            for output in outputs:
-                accumulator = scorer.accumulator()
-                accumulator.update(y[start:stop], output)
-                if not np.isfinite(accumulator.result()):
-                    raise ValueError(
-                        f"The metric '{scorer.name}' is not finite on the "
-                        "validation data (first batch); check the labels and "
-                        "the model's outputs."
-                    )
+        scorer = metrics_lib.resolve_metric(
+            self.metric, y, outputs[0], model, self.from_logits
+        )
         self._layer = layer
         self._scorer = scorer
-        self.metric_name = scorer.name
+        self.metric_name = metrics_lib.metric_name(scorer)
 
     def on_epoch_end(self, epoch, logs=None):
         # JAX: touch `self.model` before reading or assigning variables, or
@@ -390,9 +396,8 @@ class ModalityDynamics(keras.callbacks.Callback):
     # ------------------------------------------------------------------
     def _measure(self, model):
         """s_m for every modality: one tiled forward pass per batch."""
-        if self._scorer.modality_scores is not None:
-            scores = self._scorer.modality_scores(model, self._x, self._y, self._layer)
-            return np.asarray(scores, "float64").reshape(-1)
+        if self._scorer is None:  # metric="reconstruction"
+            return np.asarray(model.modality_scores(self._x), "float64").reshape(-1)
         values, _ = view_predictions.score_selections(
             model,
             self._x,
@@ -401,7 +406,6 @@ class ModalityDynamics(keras.callbacks.Callback):
             metric=self._scorer,
             masking=self._layer,
             batch_size=self.batch_size,
-            check=False,
         )
         return values
 

@@ -4,7 +4,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_miam.evaluation import metrics as metrics_lib
 from keras_miam.evaluation import view_predictions
 from keras_miam.models.multimodal_transformer import MultimodalTransformer
 from keras_miam.models.multimodal_transformer import deserialize_tokenizers
@@ -512,29 +511,3 @@ class MultimodalPretrainer(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**deserialize_tokenizers(config))
-
-
-def _reconstruction_scores(model, x, y, layer):
-    """The `"reconstruction"` metric: the model's own modality scores."""
-    if not callable(getattr(model, "modality_scores", None)):
-        raise ValueError(
-            "The metric 'reconstruction' scores a model's reconstruction of "
-            "each modality (`MultimodalPretrainer.modality_scores`); the "
-            f"model {type(model).__name__} has no `modality_scores` method."
-        )
-    if layer is not model.masking:
-        raise ValueError(
-            "The metric 'reconstruction' drives the pretrainer's own "
-            f"masking layer '{model.masking.name}'; received '{layer.name}'."
-        )
-    return model.modality_scores(x)
-
-
-# `ModalityDynamics(x_val, metric="reconstruction")` on a pretrainer: the
-# reconstruction scores drive MIAM's r_m (and OPM's score ratios).
-RECONSTRUCTION_METRIC = metrics_lib.SubsetMetric(
-    "reconstruction",
-    modality_scores=_reconstruction_scores,
-    higher_is_better=True,
-)
-metrics_lib.register_metric("reconstruction", RECONSTRUCTION_METRIC)
