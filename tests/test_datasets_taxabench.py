@@ -79,6 +79,19 @@ def test_torch_files(tmp_path):
     _check(x, y, info, arrays, labels)
 
 
+def test_miam_release_keys(tmp_path):
+    torch = pytest.importorskip("torch")
+    arrays, labels = _arrays()
+    keys = {"loc": "location", "env": "environment", "img": "image"}
+    keys.update(aud="audio", sat="satellite")
+    bundle = {k: torch.from_numpy(arrays[name]) for k, name in keys.items()}
+    path = tmp_path / "taxabench_embeds_loc_env_img_aud_sat.pt"
+    torch.save({**bundle, "labels": torch.from_numpy(labels)}, path)
+    x, y, info = load_taxabench(path)
+    _check(x, y, info, arrays, labels)
+    assert info["sources"]["audio"] == str(path)
+
+
 def test_dict_of_arrays_one_hot_and_zero_rows():
     arrays, labels = _arrays()
     arrays["audio"][1] = 0.0

@@ -18,7 +18,7 @@ _ALIASES = {
     "location": ("location", "loc", "gps", "coordinates"),
     "environment": ("environment", "env", "environmental"),
     "image": ("image", "ground_image", "ground", "img", "photo"),
-    "audio": ("audio", "sound"),
+    "audio": ("audio", "aud", "sound"),
     "satellite": ("satellite", "sat", "satellite_image", "sat_image"),
 }
 _LABEL_KEYS = ("labels", "label", "y", "targets", "species")
@@ -45,8 +45,10 @@ def load_taxabench(
     TaxaBench-8k (TaxaBind) pairs 8,813 iNaturalist observations of 199
     species with five modalities; MIAM uses one precomputed embedding per
     modality, i.e. one token each. Expected layout (`{modality}` is one of
-    location, environment, image, audio, satellite; common aliases such as
-    `loc`, `env`, `ground_image`, `sound`, `sat` are accepted):
+    location, environment, image, audio, satellite; the keys of the MIAM
+    release's `taxabench_embeds_loc_env_img_aud_sat.pt`, `loc`, `env`,
+    `img`, `aud` and `sat`, and aliases such as `ground_image` or `sound`
+    are accepted):
 
         root/{split}/{modality}.npy    # (N, E_m) float, NaN row = missing
         root/{split}/labels.npy        # (N,) integer class ids
