@@ -19,7 +19,7 @@ Each part runs `predict_on_batch` (forward) and `train_on_batch` (forward,
 backward and Adam) in its own process per implementation: `tensorflow`,
 `tensorflow-xla` (TensorFlow with `jit_compile=True`, i.e. XLA like JAX),
 `jax`, `jax-ynn` (JAX with XLA:CPU's YNNPACK fusions for dots, element-wise
-ops and reductions, see `throughput.YNN_ALL`) and `torch`. The processes
+ops and reductions, see `common.YNN_ALL`) and `torch`. The processes
 take turns, `--repeats` times, so load from other jobs hits all alike; the
 median over repeats of each process's median step time is reported, with
 each implementation's time relative to TensorFlow's. Writes
@@ -31,22 +31,17 @@ benchmarks/results/backend_kernels.md.
 import argparse
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
+import common
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-import throughput  # noqa: E402
 
 PARTS = ("dense", "dense-flat", "attention", "layernorm", "dropout", "encoder")
 IMPLEMENTATIONS = {
     "tensorflow": ("tensorflow", {}),
     "tensorflow-xla": ("tensorflow", {"BENCH_JIT_COMPILE": "1"}),
     "jax": ("jax", {}),
-    "jax-ynn": ("jax", {"XLA_FLAGS": throughput.YNN_ALL}),
+    "jax-ynn": ("jax", {"XLA_FLAGS": common.YNN_ALL}),
     "torch": ("torch", {}),
 }
 BATCH, TOKENS, DIM = 64, 144, 128

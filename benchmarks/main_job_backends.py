@@ -19,10 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
 
 MAIN_JOB = Path(__file__).resolve().parents[1] / "examples" / "synthetic_ecology.py"
 AVERAGE = re.compile(r"^\[(\w+) seed \d+\] average ([0-9.]+)", re.M)

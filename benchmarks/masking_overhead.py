@@ -15,11 +15,8 @@ Target: ratio <= 1.05 on every backend.
 
 import argparse
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 COUNTS = {"env": 24, "climate": 24, "image": 16}
 DIM, BATCH, FEATURES = 128, 256, 16

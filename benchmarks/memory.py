@@ -24,12 +24,9 @@ peak = a + b * T (and + c * T^2 for the full model) and reports R^2.
 
 import argparse
 import sys
-from pathlib import Path
 
+import common
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
 
 D = 64
 MODALITIES = ("env", "climate", "image")

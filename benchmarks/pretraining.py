@@ -21,9 +21,9 @@ Protocol (synthetic ecology, env + landsat + image, mild imbalance):
    initialisation on the labelled budget alone, with the same protocol.
 
 Every model is evaluated on the test split for each of the 7 subsets of
-modalities (macro AUC x 100). Runs are cached (one JSON per strategy and seed
-in `benchmarks/results/pretraining_runs/`), so an interrupted benchmark
-resumes; `--assemble` only tabulates the cached runs.
+modalities (macro AUC x 100). Runs are kept (`common.RunCache`: one JSON per
+strategy and seed in `benchmarks/results/pretraining_runs/`, not in git), so
+an interrupted benchmark resumes; `--assemble` only tabulates the kept runs.
 
 Usage:
 
@@ -36,11 +36,11 @@ import json
 import platform
 import sys
 import time
-from pathlib import Path
 
+import common
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = common.RESULTS
 RUNS = RESULTS / "pretraining_runs"
 STRATEGIES = ("miam", "uniform", "dirichlet", "opm", "constant", "modality_dropout")
 MODALITIES = ("env", "landsat", "image")
@@ -211,54 +211,39 @@ def run_pretrained(data, settings, strategy, seed):
     return result
 
 
-def run_path(label, seed, tag=""):
-    return RUNS / f"{tag}{label}_seed{seed}.json"
-
-
 def run_all(args, settings):
     import keras
 
-    RUNS.mkdir(parents=True, exist_ok=True)
     data = make_data(settings)
+    cache = common.RunCache(RUNS)
     labels = [*([] if args.no_scratch else ["scratch"]), *args.strategies]
     for seed in args.seeds:
         for label in labels:
-            path = run_path(label, seed, args.tag)
-            if path.exists():
-                cached = json.loads(path.read_text())
-                if cached["settings"] == settings:
-                    continue
-            start = time.perf_counter()
-            if label == "scratch":
-                result = run_scratch(data, settings, seed)
-            else:
-                result = run_pretrained(data, settings, label, seed)
-            result.update(
-                label=label,
-                seed=seed,
-                settings=settings,
-                backend=keras.backend.backend(),
-                total_seconds=time.perf_counter() - start,
-            )
-            path.write_text(json.dumps(result, indent=1))
-            summary = {
-                mode: round(result[mode]["test"]["average"], 2)
-                for mode in ("finetune", "probe")
-                if mode in result
-            }
-            print(
-                f"{label} seed {seed}: {summary} ({result['total_seconds']:.0f} s)",
-                flush=True,
-            )
 
+            def train(label=label, seed=seed):
+                start = time.perf_counter()
+                if label == "scratch":
+                    result = run_scratch(data, settings, seed)
+                else:
+                    result = run_pretrained(data, settings, label, seed)
+                result.update(
+                    label=label,
+                    seed=seed,
+                    backend=keras.backend.backend(),
+                    total_seconds=time.perf_counter() - start,
+                )
+                summary = {
+                    mode: round(result[mode]["test"]["average"], 2)
+                    for mode in ("finetune", "probe")
+                    if mode in result
+                }
+                print(
+                    f"{label} seed {seed}: {summary} ({result['total_seconds']:.0f} s)",
+                    flush=True,
+                )
+                return result
 
-def load_runs(settings):
-    runs = []
-    for path in sorted(RUNS.glob("*.json")):
-        record = json.loads(path.read_text())
-        if record["settings"] == settings:
-            runs.append(record)
-    return runs
+            cache.run(f"{args.tag}{label}_seed{seed}", settings, train)
 
 
 def selected(record):
@@ -335,7 +320,7 @@ def figure(means_by_mode, path):
 
 def assemble(settings, tag=""):
     stem = "pretraining" + (f"_{tag.strip('_')}" if tag else "")
-    runs = load_runs(settings)
+    runs = common.RunCache(RUNS).records(settings)
     if not runs:
         print("No cached runs with these settings.")
         return

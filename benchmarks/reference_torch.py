@@ -5,7 +5,7 @@ tokenizers, masking and encoder written the way the authors' MaskSDM code
 trains (a `torch.nn.Module`, `nn.TransformerEncoder` with `norm_first=True`,
 masking with torch ops, `AdamW`, an eager Python loop). No Keras involved.
 
-Architecture (the GeoPlant-like configuration `CONFIG`):
+Architecture (the GeoPlant-like configuration `common.CONFIG`):
 
 - tabular: periodic embeddings (48 frequencies per variable), a per-variable
   linear layer (einsum) and ReLU, one token per variable;
@@ -26,59 +26,20 @@ Architecture (the GeoPlant-like configuration `CONFIG`):
 """
 
 import argparse
-import json
 import math
 import sys
-import time
 
+import common
 import numpy as np
 
-CONFIG = {
-    "num_features": 40,  # tabular variables (GeoPlant environmental values)
-    "climate_shape": (228, 4),  # 19 years x 12 months, 4 variables
-    "climate_patch_len": 12,  # one token per year -> 19 tokens
-    "landsat_shape": (84, 6),  # 21 years x 4 quarters, 6 bands
-    "landsat_patch_len": 4,  # one token per year -> 21 tokens
-    "image_shape": (64, 64, 4),  # Sentinel-2 R, G, B, NIR
-    "image_patch_size": 8,  # 8 x 8 grid -> 64 tokens
-    "num_frequencies": 48,
-    "embed_dim": 128,
-    "num_layers": 4,
-    "num_heads": 4,
-    "intermediate_dim": 256,
-    "dropout": 0.1,
-    "num_outputs": 1783,  # GeoPlant species
-    "kappa": 10.0,
-}
 NODATA_THRESHOLD = 1e10
-
-
-def make_batches(num_batches, batch_size, seed=0):
-    """Synthetic GeoPlant-like batches (numpy), with some missing values."""
-    rng = np.random.default_rng(seed)
-    c = CONFIG
-    batches = []
-    for _ in range(num_batches):
-        x = {
-            "env": rng.normal(size=(batch_size, c["num_features"])),
-            "climate": rng.normal(size=(batch_size, *c["climate_shape"])),
-            "landsat": rng.normal(size=(batch_size, *c["landsat_shape"])),
-            "image": rng.normal(size=(batch_size, *c["image_shape"])),
-        }
-        x = {name: value.astype("float32") for name, value in x.items()}
-        x["env"][rng.random(x["env"].shape) < 0.05] = np.nan
-        x["image"][rng.random(batch_size) < 0.2] = np.nan  # no image
-        x["landsat"][rng.random(batch_size) < 0.1, :40] = np.nan
-        y = (rng.random((batch_size, c["num_outputs"])) < 0.02).astype("float32")
-        batches.append((x, y))
-    return batches
 
 
 def build_model():
     import torch
     from torch import nn
 
-    c = CONFIG
+    c = common.CONFIG
     d = c["embed_dim"]
 
     def clean(x):
@@ -243,7 +204,7 @@ def make_train_step(batch_size, seed=0):
     loss_fn = torch.nn.BCEWithLogitsLoss()
     batches = [
         ({k: torch.from_numpy(v) for k, v in x.items()}, torch.from_numpy(y))
-        for x, y in make_batches(4, batch_size, seed)
+        for x, y in common.make_batches(4, batch_size, seed)
     ]
 
     def step(i):
@@ -263,38 +224,6 @@ def make_train_step(batch_size, seed=0):
     return step, info
 
 
-def timed_steps(step, first, count):
-    """Runs `count` steps from index `first`; returns their wall times (s)."""
-    times = []
-    for i in range(first, first + count):
-        start = time.perf_counter()
-        loss = step(i)
-        times.append(time.perf_counter() - start)
-        if not math.isfinite(loss):
-            raise RuntimeError(f"non-finite loss {loss} at step {i}")
-    return times
-
-
-def serve(step, info, warmup):
-    """Worker loop shared with `throughput.py`: warm up, then time on demand.
-
-    Prints `READY <json>` after `warmup` steps (`info()`, read once the
-    model is built, plus the first step's time, compilation included, as
-    `first_step_s`), then answers each stdin line `RUN k` with
-    `TIMES <json list>` (k step times) until `QUIT` or end of input.
-    """
-    times = timed_steps(step, 0, warmup)
-    print("READY " + json.dumps({**info(), "first_step_s": times[0]}), flush=True)
-    done = warmup
-    for line in sys.stdin:
-        command = line.split()
-        if not command or command[0] == "QUIT":
-            break
-        count = int(command[1])
-        print("TIMES " + json.dumps(timed_steps(step, done, count)), flush=True)
-        done += count
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=10)
@@ -303,7 +232,7 @@ def main(argv=None):
     parser.add_argument(
         "--dropout",
         type=float,
-        default=CONFIG["dropout"],
+        default=common.CONFIG["dropout"],
         help="dropout rate of the transformer blocks",
     )
     parser.add_argument(
@@ -316,12 +245,12 @@ def main(argv=None):
         parser.error("--warmup and --steps must be >= 1")
     if not 0 <= args.dropout < 1:
         parser.error("--dropout must be in [0, 1)")
-    CONFIG["dropout"] = args.dropout
+    common.CONFIG["dropout"] = args.dropout
     step, info = make_train_step(args.batch_size)
     if args.serve:
-        return serve(step, info, args.warmup)
-    timed_steps(step, 0, args.warmup)
-    seconds = float(np.median(timed_steps(step, args.warmup, args.steps)))
+        return common.serve(step, info, args.warmup)
+    common.timed_steps(step, 0, args.warmup)
+    seconds = float(np.median(common.timed_steps(step, args.warmup, args.steps)))
     print(
         f"plain PyTorch (eager): {1e3 * seconds:.1f} ms / step (median of "
         f"{args.steps}), {args.batch_size / seconds:.1f} examples/s, "

@@ -14,8 +14,8 @@ figures (the failed ones too) in `benchmarks/results/testbed_gate.md` and
 `testbed_gate.json`. A model is trained once for 2E epochs and its
 validation AUC on the image alone is read at epochs E and 2E (the learning
 rate is constant, so epoch E of a 2E-epoch run is an E-epoch run). Runs are
-cached in `benchmarks/results/testbed_gate_runs/<attempt>/`, so the script
-resumes.
+kept in `benchmarks/results/testbed_gate_runs/<attempt>/` (`common.RunCache`,
+not in git), so the script resumes.
 
     python benchmarks/testbed_gate.py               # every attempt, in order
     python benchmarks/testbed_gate.py --attempt A1  # one attempt
@@ -23,14 +23,11 @@ resumes.
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
+import common
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
 
 WEAK = "image"
 SEEDS = [0, 1, 2]
@@ -173,8 +170,9 @@ def weak_curve_callback(km, validation, visible):
     return WeakAlone()
 
 
-def train_one(km, attempt, data, model, seed, cache, train_missing=True):
-    path = cache / f"{model}_seed{seed}.json"
+def train_one(km, attempt, data, model, seed, cache):
+    """The record of one model (its weak-modality validation curve), read from
+    `cache` when saved."""
     settings = {
         "generator_kwargs": attempt["generator_kwargs"],
         "epochs": 2 * attempt["epochs"],
@@ -183,63 +181,55 @@ def train_one(km, attempt, data, model, seed, cache, train_missing=True):
         "seed": seed,
         "model_name": model,
     }
-    if path.exists():
-        record = json.loads(path.read_text())
-        if record["settings"] != km.experiments.jsonable(settings):
-            raise ValueError(f"{path} was made with other settings; delete it.")
-        return record
-    if not train_missing:
-        return None
-    train, val, _ = data
-    visible = [WEAK] if model == "oracle" else None
-    start = time.perf_counter()
-    result = km.experiments.train_and_evaluate(
-        train,
-        val,
-        val,  # the test split is never read; the final scores are not used
-        strategy="uniform",
-        visible=visible,
-        epochs=2 * attempt["epochs"],
-        batch_size=BATCH_SIZE,
-        tokenizers=lambda xs: km.experiments.default_tokenizers(
-            xs, embed_dim=MODEL["embed_dim"], max_tokens=MODEL["max_tokens"]
-        ),
-        model_kwargs={
-            "num_layers": MODEL["num_layers"],
-            "num_heads": MODEL["num_heads"],
-        },
-        callbacks=[weak_curve_callback(km, val, visible)],
-        seed=seed,
-        verbose=0,
-    )
-    record = km.experiments.jsonable(
-        {
-            "settings": settings,
+
+    def train():
+        train, val, _ = data
+        visible = [WEAK] if model == "oracle" else None
+        start = time.perf_counter()
+        result = km.experiments.train_and_evaluate(
+            train,
+            val,
+            val,  # the test split is never read; the final scores are not used
+            strategy="uniform",
+            visible=visible,
+            epochs=2 * attempt["epochs"],
+            batch_size=BATCH_SIZE,
+            tokenizers=lambda xs: km.experiments.default_tokenizers(
+                xs, embed_dim=MODEL["embed_dim"], max_tokens=MODEL["max_tokens"]
+            ),
+            model_kwargs={
+                "num_layers": MODEL["num_layers"],
+                "num_heads": MODEL["num_heads"],
+            },
+            callbacks=[weak_curve_callback(km, val, visible)],
+            seed=seed,
+            verbose=0,
+        )
+        return {
             "curve": result["history"]["val_weak_alone_auc"],
             "fit_seconds": result["fit_seconds"],
             "seconds": time.perf_counter() - start,
         }
-    )
-    cache.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record))
-    return record
+
+    return cache.run(f"{model}_seed{seed}", settings, train)
 
 
 def run_attempt(km, attempt, out, train_missing=True):
     kwargs = dict(attempt["generator_kwargs"])
     x, y, info = km.datasets.make_synthetic_ecology(**kwargs)
     data = km.datasets.split_dataset(x, y, seed=0)
-    cache = out / "testbed_gate_runs" / attempt["name"]
+    cache = common.RunCache(
+        out / "testbed_gate_runs" / attempt["name"], assemble=not train_missing
+    )
     curves, seconds = {"oracle": {}, "uniform": {}}, []
     done = []
     for seed in attempt.get("seeds", SEEDS):
-        records = {}
-        for model in ("uniform", "oracle"):
-            record = train_one(km, attempt, data, model, seed, cache, train_missing)
-            if record is None:
-                break
-            records[model] = record
-        if len(records) < 2:
+        try:
+            records = {
+                model: train_one(km, attempt, data, model, seed, cache)
+                for model in ("uniform", "oracle")
+            }
+        except FileNotFoundError:  # --no-train: this seed is not run yet
             continue
         done.append(seed)
         for model, record in records.items():
@@ -283,10 +273,8 @@ def write(results, out):
             gap={"E": e["gap"], "2E": e2["gap"]},
         )
     payload["attempts"] = results
-    import keras_miam as km
-
     (out / "testbed_gate.json").write_text(
-        json.dumps(km.experiments.jsonable(payload), indent=2)
+        json.dumps(common.jsonable(payload), indent=2)
     )
     rows = [
         "| attempt | scenario | seeds | E / 2E | oracle (E) | Uniform (E) | gap (E) | "

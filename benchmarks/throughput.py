@@ -1,6 +1,6 @@
 """Train-step throughput of MultimodalTransformer per backend, against plain PyTorch.
 
-A GeoPlant-like configuration (`reference_torch.CONFIG`): 40 tabular variables
+A GeoPlant-like configuration (`common.CONFIG`): 40 tabular variables
 (40 tokens), a 4-variable monthly climate series of 228 steps cut into yearly
 segments (`patch_len=12`, 19 tokens), a 6-band quarterly Landsat series of 84
 steps cut into years (`patch_len=4`, 21 tokens) and 64x64x4 image patches in
@@ -39,27 +39,19 @@ import sys
 import tempfile
 from pathlib import Path
 
+import common
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-import reference_torch  # noqa: E402
 
 FASTEST_TARGET = 1.3  # fastest keras_miam throughput / plain PyTorch throughput
 TORCH_TARGET = 1.25  # keras_miam torch step time / plain PyTorch step time
-# XLA:CPU flags of the JAX variants: route dots (and element-wise ops and
-# reductions) to the YNNPACK or oneDNN libraries instead of XLA's own kernels.
-YNN_DOT = "--xla_cpu_experimental_ynn_fusion_type=dot"
-YNN_ALL = "--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce"
-ONEDNN = "--xla_cpu_use_onednn=true"
 # implementation: (KERAS_BACKEND, jit_compile, extra environment)
 IMPLEMENTATIONS = {
     "tensorflow": ("tensorflow", True, {}),
     "tensorflow-graph": ("tensorflow", "auto", {}),
     "jax": ("jax", True, {}),
-    "jax-ynn-dot": ("jax", True, {"XLA_FLAGS": YNN_DOT}),
-    "jax-ynn": ("jax", True, {"XLA_FLAGS": YNN_ALL}),
-    "jax-onednn": ("jax", True, {"XLA_FLAGS": ONEDNN}),
+    "jax-ynn-dot": ("jax", True, {"XLA_FLAGS": common.YNN_DOT}),
+    "jax-ynn": ("jax", True, {"XLA_FLAGS": common.YNN_ALL}),
+    "jax-onednn": ("jax", True, {"XLA_FLAGS": common.ONEDNN}),
     "torch": ("torch", "auto", {}),
     "torch-compile": ("torch", True, {}),
 }
@@ -69,7 +61,7 @@ REFERENCE = "plain-pytorch"
 def build_model(jit_compile):
     import keras_miam as km
 
-    c = reference_torch.CONFIG
+    c = common.CONFIG
     d = c["embed_dim"]
     model = km.models.MultimodalTransformer(
         tokenizers={
@@ -102,7 +94,7 @@ def build_model(jit_compile):
 
 def make_keras_step(jit_compile, batch_size):
     model = build_model(jit_compile)
-    batches = reference_torch.make_batches(4, batch_size)
+    batches = common.make_batches(4, batch_size)
 
     def step(i):
         x, y = batches[i % len(batches)]
@@ -135,7 +127,11 @@ class Worker:
         ]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         if name == REFERENCE:
-            command = [sys.executable, reference_torch.__file__, *flags]
+            command = [
+                sys.executable,
+                str(Path(__file__).with_name("reference_torch.py")),
+                *flags,
+            ]
         else:
             backend, _, extra_env = IMPLEMENTATIONS[name]
             env.update(KERAS_BACKEND=backend, **extra_env)
@@ -195,7 +191,7 @@ def measure(names, args):
 
 
 def report(results, args):
-    c = reference_torch.CONFIG
+    c = common.CONFIG
     ref_info, ref_rounds = results[REFERENCE]
     rows, speedups = [], {}
     for name, (info, rounds) in results.items():
@@ -273,7 +269,7 @@ def main():
     parser.add_argument(
         "--dropout",
         type=float,
-        default=reference_torch.CONFIG["dropout"],
+        default=common.CONFIG["dropout"],
         help="dropout rate of every implementation's transformer blocks",
     )
     parser.add_argument(
@@ -295,9 +291,9 @@ def main():
         parser.error("--rounds, --steps and --warmup must be >= 1")
     if args.worker:
         _, jit_compile, _ = IMPLEMENTATIONS[args.worker]
-        reference_torch.CONFIG["dropout"] = args.dropout
+        common.CONFIG["dropout"] = args.dropout
         step, info = make_keras_step(jit_compile, args.batch_size)
-        return reference_torch.serve(step, info, args.warmup)
+        return common.serve(step, info, args.warmup)
 
     print(
         f"Throughput: batch {args.batch_size}, dropout {args.dropout}; "

@@ -152,8 +152,6 @@ def run_results(mean, runs):
             per strategy, one column per subset plus "average").
         runs: the comparison's runs.
     """
-    import keras_miam as km
-
     subsets = [c for c in mean.columns if c != "average"]
     return {
         "table": [
@@ -161,11 +159,11 @@ def run_results(mean, runs):
                 "subset": label,
                 "modalities": label.split("+"),
                 "size": len(label.split("+")),
-                **{s: km.experiments.jsonable(mean.loc[s, label]) for s in mean.index},
+                **{s: float(mean.loc[s, label]) for s in mean.index},
             }
             for label in subsets
         ],
-        "average": {s: km.experiments.jsonable(v) for s, v in mean["average"].items()},
+        "average": {s: float(v) for s, v in mean["average"].items()},
         "fit_seconds": {run["strategy"]: run["fit_seconds"] for run in runs},
         "final_mask_ratios": {
             run["strategy"]: run["model"].masking.mask_ratios().tolist() for run in runs
@@ -186,17 +184,18 @@ def explain(run, test, out, what, metric=None):
     km.plotting.plot_shapley(shapley, path=out / "modality_shapley.png")
     print(f"\nModality Shapley values ({run['strategy']}, test {what}):")
     print(shapley.to_string())
-    return {k: km.experiments.jsonable(v) for k, v in shapley["value"].items()}
+    return {k: float(v) for k, v in shapley["value"].items()}
+
+
+def _plain(value):
+    """Numpy values as Python ones (`json.dumps`' default), others as text."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 def write_results(out, results, start):
     """Writes `results.json` (with the total time since `start`) and says so."""
-    import keras_miam as km
-
     results["total_seconds"] = time.perf_counter() - start
-    (out / "results.json").write_text(
-        json.dumps(km.experiments.jsonable(results), indent=2, default=str)
-    )
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=_plain))
     print(
         f"\nWrote {sorted(p.name for p in out.iterdir())} to {out}/ "
         f"in {results['total_seconds']:.0f} s"

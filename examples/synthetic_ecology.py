@@ -6,7 +6,7 @@ modalities on a held-out test split, prints the per-subset table and writes
 figures and a results JSON. Two scenarios (`--scenario`):
 
 - `redundant` (the default): the gated testbed of `benchmarks/testbed_gate.py`
-  (`redundant_M2` in `benchmarks/strategies.py`). An environmental table that
+  (`redundant_M2` in `benchmarks/common.py`). An environmental table that
   dominates and 4-band image patches that show only what env shows (its soil
   latent, through a product code in one patch, with no linear shortcut):
   joint training fits env first and the image pathway stays under-trained, so

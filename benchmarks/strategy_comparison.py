@@ -16,19 +16,21 @@ modality's unimodal validation AUC over epochs for Uniform -> UniformHypercube
 sensitivity table for MIAM per swept scenario, scored on VALIDATION data (the
 test split is never used to choose anything). The full mode adds two labelled
 rows, `miam_kappa3` (the sweep's choice) and `beta_hypercube_kappa3` (the same
-kappa without the dynamics), beside the paper's kappa = 10.
+kappa without the dynamics), beside the paper's kappa = 10. The scenarios,
+testbeds and modes are defined in `common.py` (the dynamics estimator uses
+them too).
 
-    python benchmarks/strategies.py --quick        # <= 15 min on a 2-core CPU
-    python benchmarks/strategies.py                # the full mode
+    python benchmarks/strategy_comparison.py --quick        # <= 15 min on a 2-core CPU
+    python benchmarks/strategy_comparison.py                # the full mode
 
 Every finished run is kept in `benchmarks/results/strategies_runs/<mode>/`
-(one JSON file per scenario, strategy or oracle subset, and seed) and read
-back on the next call, so the full mode (about 150 models: hours on a CPU)
+(`common.RunCache`: one JSON file per scenario, strategy or oracle subset,
+and seed; not in git) and read back on the next call, so the full mode (about 150 models: hours on a CPU)
 can be resumed, or split between processes and assembled at the end:
 
-    python benchmarks/strategies.py --scenarios strong_M3 --seeds 0 --no-sweep &
-    python benchmarks/strategies.py --scenarios strong_M3 --seeds 1 --no-sweep &
-    wait; python benchmarks/strategies.py --scenarios strong_M3 --seeds 0 1
+    python benchmarks/strategy_comparison.py --scenarios strong_M3 --seeds 0 --no-sweep &
+    python benchmarks/strategy_comparison.py --scenarios strong_M3 --seeds 1 --no-sweep &
+    wait; python benchmarks/strategy_comparison.py --scenarios strong_M3 --seeds 0 1
 
 `--assemble` trains nothing: it tabulates, per scenario, the seeds whose runs
 are all saved (e.g. after copying the folders of several machines together).
@@ -37,167 +39,14 @@ are all saved (e.g. after copying the folders of several machines together).
 import argparse
 import functools
 import json
-import sys
 from pathlib import Path
 
+import common
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-
-ALL = [
-    "constant",
-    "uniform",
-    "dirichlet",
-    "modality_dropout",
-    "opm",
-    "uniform_hypercube",
-    "beta_hypercube",
-    "miam",
-]
 ABLATION = ["uniform", "uniform_hypercube", "beta_hypercube", "miam"]
-SCENARIOS = {
-    # name: (generator imbalance, modalities, settings replacing the mode's);
-    # the image is the dominated modality.
-    "strong_M3": ("strong", ("env", "landsat", "image"), {}),
-    "mild_M3": ("mild", ("env", "landsat", "image"), {}),
-    "mild_M4": ("mild", ("env", "climate", "landsat", "image"), {}),
-    # Few sites, trained until the validation AUC has long stopped rising:
-    # the data-limited, converged regime of the paper's GeoPlant runs.
-    "strong_M3_small": (
-        "strong",
-        ("env", "landsat", "image"),
-        {"num_examples": 2000, "epochs": 40},
-    ),
-    # Mild imbalance trained twice as long: at 15 epochs the image-only
-    # oracle finds the habitat texture (epochs 9-14) and the joint models do
-    # not; this asks whether that cost persists once they have had the time.
-    "mild_M3_long": ("mild", ("env", "landsat", "image"), {"epochs": 30}),
-    # Longer still, for the leaders of mild_M3_long and MIAM's control only
-    # (about 5.5 min per model on one core): is MIAM's lead at kappa = 3 over
-    # its control one of speed, and does Dirichlet keep its lead?
-    "mild_M3_45": (
-        "mild",
-        ("env", "landsat", "image"),
-        {
-            "epochs": 45,
-            "oracle": False,
-            "strategies": ["dirichlet", "miam", "miam_kappa3", "beta_hypercube_kappa3"],
-        },
-    ),
-}
-# The gated testbed (benchmarks/testbed_gate.py): the image shows only what
-# env shows, through a nonlinear code. Accepted on the gate (Uniform and the
-# image-only oracle, validation data) before any strategy was run on it; its
-# generator arguments are checked against testbed_gate.json. The model is
-# the gate's (D = 32, 2 blocks, 4 heads, 8 tokens at most per image).
-TESTBEDS = {
-    "redundant_M2": {
-        "gate_attempt": "A5",
-        "generator": {
-            "redundancy": 1.0,
-            "image_code": "quadrant_product",
-            "image_species_fraction": 1.0,
-        },
-        "embed_dim": 32,
-        # The checkpoint kept: the epoch of lowest full-input validation
-        # loss (the authors' best-validation checkpoint). Not compared with
-        # other criteria (no time on this CPU); the weak modality's curve
-        # is logged for every epoch.
-        "restore_best": "val_loss",
-        "per_batch": ["uniform_hypercube", "beta_hypercube", "miam"],
-    },
-}
-SCENARIOS["redundant_M2"] = (
-    "mild",
-    ("env", "image"),
-    {"num_examples": 3000, "epochs": 16, "strategies": ALL},
-)
-# The same testbed under the authors' longer schedule (issue item 3): twice
-# the gate's E, the same best-validation checkpoint, so that the checkpoint
-# can matter; per-example p only.
-TESTBEDS["redundant_M2_long"] = {**TESTBEDS["redundant_M2"], "per_batch": []}
-SCENARIOS["redundant_M2_long"] = (
-    "mild",
-    ("env", "image"),
-    {"num_examples": 3000, "epochs": 32, "strategies": ALL},
-)
-# The testbed's evaluated inputs: whole modalities, and partial ones (env
-# variable j measures latent j mod 4: temperature, moisture, soil, land use;
-# the image has 2 x 2 patches, row-major; patch 0, the top-left one, holds
-# the testbed's code). env[2/20] lacks soil, which only the image can then
-# supply; image[3/4] (patches 1-3) carries nothing.
-WHOLE = {
-    "env": {"env": True},
-    "image": {"image": True},
-    "env+image": {"env": True, "image": True},
-}
-PARTIAL = {
-    "env[4/20]": {"env": [0, 1, 2, 3]},
-    "env[2/20]": {"env": [0, 1]},
-    "image[2/4]": {"image": [0, 1]},
-    "image[1/4]": {"image": [0]},
-    "image[3/4]": {"image": [1, 2, 3]},
-    "env[2/20]+image": {"env": [0, 1], "image": True},
-    "env[4/20]+image[2/4]": {"env": [0, 1, 2, 3], "image": [0, 1]},
-    "env[2/20]+image[1/4]": {"env": [0, 1], "image": [0]},
-}
 BASELINES = ["constant", "uniform", "dirichlet", "modality_dropout", "opm"]
-# Labelled configurations beside the eight strategies, each its own row.
-# kappa = 3 was chosen on the VALIDATION split by the sweep below (see the
-# README); Beta hypercube at the same kappa is its control (MIAM without the
-# dynamics), so a gain can be told apart from the change of kappa.
-VARIANTS = {
-    "miam_kappa3": {"name": "miam", "kappa": 3.0},
-    "beta_hypercube_kappa3": {"name": "beta_hypercube", "kappa": 3.0},
-}
-MODES = {
-    "quick": dict(
-        assemble=False,
-        num_examples=3000,
-        epochs=6,
-        seeds=[0],
-        embed_dim=32,
-        oracle=True,
-        scenarios=["mild_M3"],
-        strategies=ALL,
-        sweep_seeds=[0],
-        sweep={"mild_M3": [(10.0, 1.0), (5.0, 1.0), (10.0, 2.0)]},
-    ),
-    "full": dict(
-        assemble=False,
-        num_examples=10000,
-        epochs=15,
-        seeds=[0, 1, 2],
-        embed_dim=48,
-        oracle=True,
-        scenarios=list(SCENARIOS),
-        strategies=ALL + list(VARIANTS),
-        sweep_seeds=[0, 1],
-        # scenario: kappa/lambda points, each scored on validation
-        sweep={
-            "strong_M3": [
-                (10.0, 1.0),
-                (5.0, 1.0),
-                (20.0, 1.0),
-                (10.0, 0.5),
-                (10.0, 2.0),
-                (3.0, 1.0),
-            ],
-            "mild_M3_long": [
-                (10.0, 1.0),
-                (3.0, 1.0),
-                (5.0, 1.0),
-                (30.0, 1.0),
-                (10.0, 3.0),
-                (10.0, 5.0),
-                (30.0, 3.0),
-            ],
-        },
-    ),
-}
-WEAK = "image"
 
 
 def run(mode, out, overrides=None, sweep=True):
@@ -205,7 +54,11 @@ def run(mode, out, overrides=None, sweep=True):
 
     import keras_miam as km
 
-    cfg = {**MODES[mode], **(overrides or {}), "overridden": sorted(overrides or {})}
+    cfg = {
+        **common.MODES[mode],
+        **(overrides or {}),
+        "overridden": sorted(overrides or {}),
+    }
     cfg["mode"] = mode
     cache = out / "strategies_runs" / mode
     report = [
@@ -230,23 +83,17 @@ def run(mode, out, overrides=None, sweep=True):
         model_kwargs={"num_layers": 2},
     )
     for scenario in cfg["scenarios"]:
-        settings = scenario_settings(scenario, cfg)
-        if scenario in TESTBEDS:
+        settings = common.scenario_settings(scenario, cfg)
+        if scenario in common.TESTBEDS:
             report += run_testbed(km, scenario, settings, cfg, cache, out, results)
             continue
-        train, val, test = scenario_data(km, settings)
+        train, val, test = common.scenario_data(km, settings)
         compare = functools.partial(
-            km.experiments.compare_strategies,
-            train,
-            val,
-            test,
-            strategies={
-                name: VARIANTS.get(name, name) for name in settings["strategies"]
-            },
+            common.compare,
+            (train, val, test),
+            {name: common.VARIANTS.get(name, name) for name in settings["strategies"]},
+            cache=common.RunCache(cache / scenario, cfg["assemble"]),
             oracle=settings["oracle"],
-            verbose=2,
-            cache_dir=cache / scenario,
-            cached_only=cfg["assemble"],
             **{**common_kwargs, "epochs": settings["epochs"]},
         )
         seeds = cfg["seeds"]
@@ -257,7 +104,7 @@ def run(mode, out, overrides=None, sweep=True):
                     f"\n== {scenario}: no complete seed in {cache / scenario}, skipped"
                 )
                 continue
-        table, runs = compare(seeds=seeds)
+        runs = compare(seeds=seeds)
         seconds = sum(r["fit_seconds"] for r in runs)
         fit_times = (
             pd.DataFrame(
@@ -270,7 +117,11 @@ def run(mode, out, overrides=None, sweep=True):
             .groupby("strategy", sort=False)["fit"]
             .mean()
         )
-        mean, std = table.attrs["mean"] * 100, table.attrs["std"] * 100
+        raw = common.per_seed_scores(runs)
+        columns = list(raw.columns[2:])
+        raw["average"] = raw[columns].mean(axis=1)
+        grouped = raw.groupby("strategy", sort=False)[columns + ["average"]]
+        mean, std = grouped.mean(), grouped.std(ddof=0)
         shown = mean.round(2).astype(str) + " +- " + std.round(2).astype(str)
         print(f"\n== {scenario} ({seconds:.0f} s)\n{shown.to_string()}", flush=True)
         checks = target_checks(mean)
@@ -292,9 +143,10 @@ def run(mode, out, overrides=None, sweep=True):
         ]
         # Ablation: the dominated modality's unimodal validation curve.
         curves = {
-            r["strategy"]: r["history"].get(f"val_{WEAK}_auc")
+            r["strategy"]: r["history"].get(f"val_{common.WEAK}_auc")
             for r in runs
-            if r["strategy"] in ABLATION + list(VARIANTS) and r["seed"] == seeds[0]
+            if r["strategy"] in ABLATION + list(common.VARIANTS)
+            and r["seed"] == seeds[0]
         }
         # The full mode's figures keep the plain names; other modes say theirs.
         tag = scenario if mode == "full" else f"{mode}_{scenario}"
@@ -319,9 +171,9 @@ def run(mode, out, overrides=None, sweep=True):
         report += sensitivity(km, cfg, common_kwargs, cache, results)
     # A run of the gated testbeds alone has its own files, so it does not
     # replace the other scenarios' tables.
-    suffix = "_testbed" if all(s in TESTBEDS for s in cfg["scenarios"]) else ""
+    suffix = "_testbed" if all(s in common.TESTBEDS for s in cfg["scenarios"]) else ""
     (out / f"strategies_{mode}{suffix}.json").write_text(
-        json.dumps(km.experiments.jsonable(results), indent=2)
+        json.dumps(common.jsonable(results), indent=2)
     )
     common.write_markdown(
         (f"strategies_{mode}" if mode != "full" else "strategies") + suffix,
@@ -329,53 +181,6 @@ def run(mode, out, overrides=None, sweep=True):
         report,
         folder=out,
     )
-
-
-def check_gated(scenario, settings, out):
-    """The testbed's generator arguments must be the gate's accepted ones."""
-    spec = TESTBEDS[scenario]
-    path = out / "testbed_gate.json"
-    gate = json.loads(path.read_text()) if path.exists() else {}
-    mine = {
-        "num_examples": settings["num_examples"],
-        "imbalance": settings["imbalance"],
-        "modalities": list(settings["modalities"]),
-        "seed": 0,
-        **spec["generator"],
-    }
-    if (
-        gate.get("accepted") != spec["gate_attempt"]
-        or gate.get("generator_kwargs") != mine
-    ):
-        raise ValueError(
-            f"Scenario {scenario} is not the testbed the gate accepted ({path}: "
-            f"accepted {gate.get('accepted')!r} with {gate.get('generator_kwargs')}; "
-            f"this scenario generates {mine}). Run benchmarks/testbed_gate.py first."
-        )
-    return gate
-
-
-def testbed_table(runs, modalities):
-    """(mean, std) DataFrames x100: rows strategies (+ oracle), columns the
-    whole subsets, their average, the partial inputs, theirs and the average
-    over all of them (the oracle has whole subsets only)."""
-    rows = []
-    for r in runs:
-        frame = r["subsets"]
-        values = frame[frame["kind"] == "subset"][frame.attrs["metric"]]
-        scores = {str(k).replace(" ", ""): float(v) * 100 for k, v in values.items()}
-        rows.append({"strategy": r["strategy"], "seed": r["seed"], **scores})
-    raw = pd.DataFrame(rows).groupby(["strategy", "seed"], sort=False).first()
-    raw = raw.reset_index()
-    whole, partial = list(WHOLE), list(PARTIAL)
-    raw["whole avg"] = raw[whole].mean(axis=1)
-    has_partial = raw[partial].notna().all(axis=1)
-    raw["partial avg"] = raw[partial].mean(axis=1).where(has_partial)
-    raw["average"] = raw[whole + partial].mean(axis=1).where(has_partial)
-    columns = whole + ["whole avg"] + partial + ["partial avg", "average"]
-    order = list(dict.fromkeys(raw["strategy"]))
-    grouped = raw.groupby("strategy", sort=False)[columns]
-    return grouped.mean().loc[order], grouped.std(ddof=0).loc[order], raw
 
 
 def testbed_checks(mean):
@@ -395,61 +200,44 @@ def testbed_checks(mean):
         checks["ablation_monotone"] = bool(a[0] < a[1] <= a[2] < a[3])
     if "uniform" in mean.index:
         checks["miam_minus_uniform_weak_alone"] = float(
-            miam[WEAK] - mean.loc["uniform", WEAK]
+            miam[common.WEAK] - mean.loc["uniform", common.WEAK]
         )
     if "oracle" in mean.index:
         checks["miam_minus_oracle_weak_alone"] = float(
-            miam[WEAK] - mean.loc["oracle", WEAK]
+            miam[common.WEAK] - mean.loc["oracle", common.WEAK]
         )
     return checks
 
 
-def testbed_training(km, spec, settings):
-    """`compare_strategies` keywords of a gated testbed's models (one place)."""
-    embed_dim = spec["embed_dim"]
-    return dict(
-        epochs=settings["epochs"],
-        batch_size=128,
-        tokenizers=lambda xs: km.experiments.default_tokenizers(
-            xs, embed_dim=embed_dim, max_tokens=8
-        ),
-        model_kwargs={"num_layers": 2, "num_heads": 4},
-        restore_best=spec["restore_best"],
-        subsets={**WHOLE, **PARTIAL},
-    )
-
-
 def run_testbed(km, scenario, settings, cfg, cache, out, results):
     """The comparison on a gated testbed: whole and partial inputs."""
-    spec = TESTBEDS[scenario]
-    gate = check_gated(scenario, settings, out)
-    train, val, test = scenario_data(km, settings, spec["generator"])
+    spec = common.TESTBEDS[scenario]
+    gate = common.check_gated(scenario, settings, out)
+    train, val, test = common.scenario_data(km, settings, spec["generator"])
     embed_dim = spec["embed_dim"]
-    kwargs = testbed_training(km, spec, settings)
+    kwargs = common.testbed_training(km, spec, settings)
     compare = functools.partial(
-        km.experiments.compare_strategies,
-        train,
-        val,
-        test,
+        common.compare,
+        (train, val, test),
         oracle=settings["oracle"],
-        verbose=2,
-        cache_dir=cache / scenario,
-        cached_only=cfg["assemble"],
-        cache_key={"embed_dim": embed_dim, "generator": spec["generator"]},
+        key={"embed_dim": embed_dim, "generator": spec["generator"]},
         **kwargs,
     )
-    strategies = {name: VARIANTS.get(name, name) for name in settings["strategies"]}
+
+    def cache_of(name):
+        return common.RunCache(cache / name, cfg["assemble"])
+
+    strategies = {
+        name: common.VARIANTS.get(name, name) for name in settings["strategies"]
+    }
     seeds = cfg["seeds"]
     if cfg["assemble"]:
-        seeds = [
-            seed
-            for seed in seeds
-            if complete(functools.partial(compare, strategies=strategies), seed)
-        ]
+        whole = functools.partial(compare, strategies, cache=cache_of(scenario))
+        seeds = [seed for seed in seeds if complete(whole, seed)]
         if not seeds:
             print(f"\n== {scenario}: no complete seed, skipped")
             return []
-    _, runs = compare(strategies=strategies, seeds=seeds)
+    runs = compare(strategies, seeds=seeds, cache=cache_of(scenario))
     # The hypercube strategies again with one p per batch (the authors'
     # sampler), as their own rows.
     per_batch = {
@@ -460,18 +248,18 @@ def run_testbed(km, scenario, settings, cfg, cache, out, results):
     batch_seeds = []
     for seed in seeds if per_batch else []:
         try:
-            _, batch_runs = compare(
-                strategies=per_batch,
+            batch_runs = compare(
+                per_batch,
                 seeds=[seed],
+                cache=cache_of(f"{scenario}_per_batch"),
                 oracle=False,
                 per_example=False,
-                cache_dir=cache / f"{scenario}_per_batch",
             )
             runs = runs + batch_runs
             batch_seeds.append(seed)
         except FileNotFoundError:  # --assemble, not run
             print(f"{scenario}: per-batch rows of seed {seed} not run, left out")
-    mean, std, raw = testbed_table(runs, settings["modalities"])
+    mean, std, raw = common.testbed_table(runs, settings["modalities"])
     seconds = sum(r["fit_seconds"] for r in runs)
     fit = (
         pd.DataFrame([{"s": r["strategy"], "t": r["fit_seconds"]} for r in runs])
@@ -480,15 +268,15 @@ def run_testbed(km, scenario, settings, cfg, cache, out, results):
     )
     shown = mean.round(2).astype(str) + " +- " + std.round(2).astype(str)
     shown = shown.where(mean.notna(), "-")
-    whole_cols = list(WHOLE) + ["whole avg"]
-    partial_cols = list(PARTIAL) + ["partial avg", "average"]
+    whole_cols = list(common.WHOLE) + ["whole avg"]
+    partial_cols = list(common.PARTIAL) + ["partial avg", "average"]
     print(f"\n== {scenario} ({seconds:.0f} s)\n{shown.to_string()}", flush=True)
     checks = testbed_checks(mean)
     # The weak modality's validation curve per strategy (mean over seeds),
     # with the gate's image-only oracle (same model, no checkpoint) beside.
     curves = {}
     for r in runs:
-        values = r["history"].get(f"val_{WEAK}_auc")
+        values = r["history"].get(f"val_{common.WEAK}_auc")
         if r["strategy"] != "oracle" and values:
             curves.setdefault(r["strategy"], []).append(values)
     curves = {k: list(np.mean(v, axis=0)) for k, v in curves.items()}
@@ -544,7 +332,7 @@ def run_testbed(km, scenario, settings, cfg, cache, out, results):
         "in the order temperature, moisture, soil, land use; image[k/4]: the "
         "first k of its 2 x 2 patches, row-major; image[3/4]: patches 1-3, "
         "without the code's patch), their average, and the average over "
-        f"all {len(WHOLE) + len(PARTIAL)} evaluated inputs (the per-subset "
+        f"all {len(common.WHOLE) + len(common.PARTIAL)} evaluated inputs (the per-subset "
         "oracle has no partial models):",
         "",
         "```",
@@ -582,11 +370,11 @@ def describe_testbed_checks(checks):
         )
     if "miam_minus_uniform_weak_alone" in checks:
         parts.append(
-            f"MIAM minus Uniform, {WEAK} alone: {checks['miam_minus_uniform_weak_alone']:+.2f} (target >= +3)"
+            f"MIAM minus Uniform, {common.WEAK} alone: {checks['miam_minus_uniform_weak_alone']:+.2f} (target >= +3)"
         )
     if "miam_minus_oracle_weak_alone" in checks:
         parts.append(
-            f"MIAM minus the oracle, {WEAK} alone: {checks['miam_minus_oracle_weak_alone']:+.2f} (target >= 0)"
+            f"MIAM minus the oracle, {common.WEAK} alone: {checks['miam_minus_oracle_weak_alone']:+.2f} (target >= 0)"
         )
     return "Targets, in AUC points: " + "; ".join(parts) + "."
 
@@ -604,7 +392,7 @@ def plot_weak_curves(curves, oracle_curve, path):
     )
     ax.set(
         xlabel="epoch",
-        ylabel=f"validation AUC, {WEAK} alone",
+        ylabel=f"validation AUC, {common.WEAK} alone",
         title="The weak modality's validation curve per strategy",
     )
     ax.legend(fontsize=8)
@@ -617,34 +405,6 @@ def complete(compare, seed):
         return True
     except FileNotFoundError:
         return False
-
-
-def scenario_settings(scenario, cfg):
-    """A scenario's imbalance, modalities, num_examples, epochs, strategies
-    and oracle: its own settings win over the mode's, options given on the
-    command line over both."""
-    imbalance, modalities, own = SCENARIOS[scenario]
-    own = {k: v for k, v in own.items() if k not in cfg["overridden"]}
-    return {
-        "imbalance": imbalance,
-        "modalities": modalities,
-        **{
-            key: own.get(key, cfg[key])
-            for key in ("num_examples", "epochs", "strategies", "oracle")
-        },
-    }
-
-
-def scenario_data(km, settings, generator=None):
-    """(train, val, test) of a scenario: one dataset, generated with seed 0."""
-    x, y, _ = km.datasets.make_synthetic_ecology(
-        settings["num_examples"],
-        imbalance=settings["imbalance"],
-        modalities=settings["modalities"],
-        seed=0,
-        **(generator or {}),
-    )
-    return km.datasets.split_dataset(x, y, seed=0)
 
 
 def target_checks(mean):
@@ -663,7 +423,7 @@ def target_checks(mean):
             )
         if "uniform" in mean.index:
             row_checks["miam_minus_uniform_weak_alone"] = float(
-                mean.loc[row, WEAK] - mean.loc["uniform", WEAK]
+                mean.loc[row, common.WEAK] - mean.loc["uniform", common.WEAK]
             )
         if "oracle" in mean.index:
             row_checks["oracle_minus_miam_avg"] = float(
@@ -678,7 +438,10 @@ def describe_checks(checks):
             "{}'s average minus the best baseline's",
             ">= +1",
         ),
-        "miam_minus_uniform_weak_alone": (f"{{}} minus Uniform, {WEAK} alone", ">= +3"),
+        "miam_minus_uniform_weak_alone": (
+            f"{{}} minus Uniform, {common.WEAK} alone",
+            ">= +3",
+        ),
         "oracle_minus_miam_avg": ("the oracle's average minus {}'s", "<= 1.5"),
     }
     parts = [
@@ -710,22 +473,21 @@ def sensitivity(km, cfg, common_kwargs, cache, results):
     ]
     sweep = []
     for scenario, grid in sweep_plan(cfg).items():
-        settings = scenario_settings(scenario, cfg)
-        train, val, _ = scenario_data(km, settings)
+        settings = common.scenario_settings(scenario, cfg)
+        train, val, _ = common.scenario_data(km, settings)
         for kappa, lam in grid:
             scores = []
             for seed in cfg["sweep_seeds"]:
                 try:
-                    _, runs = km.experiments.compare_strategies(
-                        train,
-                        val,
-                        val,
-                        strategies=[{"name": "miam", "kappa": kappa, "lambda_": lam}],
-                        seeds=[seed],
+                    runs = common.compare(
+                        (train, val, val),
+                        {"miam": {"name": "miam", "kappa": kappa, "lambda_": lam}},
+                        [seed],
+                        common.RunCache(
+                            cache / f"sweep_{scenario}_kappa{kappa:g}_lambda{lam:g}",
+                            cfg["assemble"],
+                        ),
                         verbose=0,
-                        cached_only=cfg["assemble"],
-                        cache_dir=cache
-                        / f"sweep_{scenario}_kappa{kappa:g}_lambda{lam:g}",
                         **{**common_kwargs, "epochs": settings["epochs"]},
                     )
                 except FileNotFoundError:  # --assemble: a seed or point not run
@@ -733,7 +495,9 @@ def sensitivity(km, cfg, common_kwargs, cache, results):
                 subsets = km.experiments.subset_scores(
                     runs[0]["subsets"], settings["modalities"]
                 )
-                scores.append((seed, subsets["average"] * 100, subsets[WEAK] * 100))
+                scores.append(
+                    (seed, subsets["average"] * 100, subsets[common.WEAK] * 100)
+                )
             if not scores:
                 rows.append(f"| {scenario} | {kappa:g} | {lam:g} | not run | | |")
                 continue
@@ -776,7 +540,7 @@ def plot_ablation(curves, path):
             ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
     ax.set(
         xlabel="epoch",
-        ylabel=f"validation AUC, {WEAK} alone",
+        ylabel=f"validation AUC, {common.WEAK} alone",
         title="Ablation: the dominated modality's unimodal curve",
     )
     ax.legend()
@@ -807,14 +571,14 @@ def main(argv=None):
             f"{k} ({v[0]} imbalance; {', '.join(v[1])}"
             + "".join(f"; {a} {b}" for a, b in v[2].items())
             + ")"
-            for k, v in SCENARIOS.items()
+            for k, v in common.SCENARIOS.items()
         ),
     )
     parser.add_argument("--quick", action="store_true", help="the <= 15 min mode")
     parser.add_argument(
         "--scenarios",
         nargs="+",
-        choices=list(SCENARIOS),
+        choices=list(common.SCENARIOS),
         help="scenarios to run (default: the mode's)",
     )
     parser.add_argument(
@@ -823,9 +587,9 @@ def main(argv=None):
     parser.add_argument(
         "--strategies",
         nargs="+",
-        choices=ALL + list(VARIANTS),
+        choices=common.ALL + list(common.VARIANTS),
         help="strategies to train (default: the mode's; the full mode "
-        "adds " + ", ".join(f"{k} = {v}" for k, v in VARIANTS.items()) + ")",
+        "adds " + ", ".join(f"{k} = {v}" for k, v in common.VARIANTS.items()) + ")",
     )
     parser.add_argument(
         "--epochs", type=int, help="epochs per model (default: the mode's)"
