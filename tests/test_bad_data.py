@@ -515,7 +515,7 @@ REFUSED_FITS = {
     ),
     "inf_labels": (
         lambda x, y: (x, np.where(y > 0, np.inf, 0.0)),
-        r"targets `y` must be 0/1, or NaN .* infinite",
+        r"targets `y` must be 0/1 .*or NaN .* infinite",
     ),
     "string_labels": (
         lambda x, y: (x, y.astype(str)),
@@ -670,6 +670,17 @@ def test_class_ids_out_of_range_are_refused():
     assert np.isfinite(history.history["loss"]).all()
 
 
+def test_soft_targets_are_accepted():
+    """Targets in [0, 1] (e.g. SatBird's encounter rates) train the default
+    binary cross-entropy; they are not refused as non-binary."""
+    model = build_transformer()
+    x, _ = make_data(BATCH)
+    rates = np.random.default_rng(3).uniform(size=(BATCH, 3)).astype("float32")
+    km.models.check_data(model, x, rates)
+    history = model.fit(x, rates, batch_size=BATCH, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
 def test_one_output_accepts_1d_labels():
     """1-D labels are the natural form for one output (no unknown-rank crash
     in the traced check on TF)."""
@@ -698,3 +709,59 @@ def test_workaround_for_a_functional_model_that_keras_empties():
         for variable, value in zip(model.variables, values):
             variable.assign(value)
     np.testing.assert_allclose(predict(model, x), before, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# A user's own model (the README Quickstart): what Keras does, and check_data.
+# ----------------------------------------------------------------------------
+def quickstart_case(case):
+    from tests import test_missing_data as quickstart
+
+    x, y = quickstart.make_data(BATCH)
+    bad = {
+        "channels_first": ({**x, "image": np.transpose(x["image"], (0, 3, 1, 2))}, y),
+        "renamed_key": ({"Env": x["env"], "image": x["image"]}, y),
+        "empty": ({k: v[:0] for k, v in x.items()}, y[:0]),
+        "label_width": (x, y[:, :2]),
+    }[case]
+    return quickstart.quickstart_model(), bad
+
+
+# What Keras 3.15 itself does with these inputs on a user's functional model
+# (measured; not keras_miam's doing): None = accepted silently.
+KERAS_OUTCOME = {
+    "channels_first": {"jax": None, "tensorflow": None, "torch": ValueError},
+    "renamed_key": {"jax": None, "tensorflow": ValueError, "torch": ValueError},
+    "empty": {"jax": UnboundLocalError, "tensorflow": None, "torch": ValueError},
+    "label_width": {"jax": ValueError, "tensorflow": ValueError, "torch": ValueError},
+}
+CHECK_MESSAGE = {
+    "channels_first": r"input 'image' of `x`: expected shape \(batch, 16, 16, 4\); "
+    r"received shape \(16, 4, 16, 16\)",
+    "renamed_key": r"exactly the inputs \['env', 'image'\]; received \['Env', 'image'\]",
+    "empty": r"fit\(\) received 0 examples",
+    "label_width": r"expects targets of shape \(batch, \d+\).*received targets `y` "
+    r"of shape \(16, 2\)",
+}
+
+
+@pytest.mark.parametrize("case", list(KERAS_OUTCOME))
+def test_keras_own_checks_on_a_users_model_differ_by_backend(case):
+    """The rows of docs/robustness.md that are Keras' behaviour, measured."""
+    model, (x, y) = quickstart_case(case)
+    expected = KERAS_OUTCOME[case][BACKEND]
+    try:
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+        outcome = None
+    except Exception as error:  # noqa: BLE001 - the outcome is measured
+        outcome = type(error)
+    assert outcome is expected or (expected and issubclass(outcome, expected))
+
+
+@pytest.mark.parametrize("case", list(CHECK_MESSAGE))
+def test_check_data_refuses_before_fit_on_a_users_model(case):
+    """The workaround: `keras_miam.models.check_data(model, x, y)` before
+    `fit`, on every backend, with the input named; the model is untouched."""
+    model, (x, y) = quickstart_case(case)
+    with pytest.raises(ValueError, match=CHECK_MESSAGE[case]):
+        km.models.check_data(model, x, y)

@@ -271,6 +271,53 @@ def test_set_visible_in_compiled_predict(rng):
     assert to_numpy(layer(x)[1]).all()  # views were reset
 
 
+def test_without_keep_mask_the_keras_mask_hides_masked_tokens(rng):
+    """`return_keep_mask=False`: the keep mask is the tokens' Keras mask, so
+    `GlobalAveragePooling1D` averages the kept tokens only."""
+    inputs = keras.Input((6, D))
+    masking = km.MIAMMasking(["x"], return_keep_mask=False, seed=0)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling1D()(masking(inputs)))
+    x = rng.normal(size=(4, 6, D)).astype("float32")
+    x[:, :2] = np.nan  # missing tokens: replaced by the mask token
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), x[:, 2:].mean(1), rtol=1e-5, atol=1e-6
+    )
+    masking.set_visible({"x": [5]})
+    np.testing.assert_allclose(model(x), x[:, 5], rtol=1e-5, atol=1e-6)
+
+
+def test_a_saved_model_carries_no_evaluation_selection(tmp_path, rng):
+    """Issue #24.1: a model saved while a selection is set loads with every
+    token visible (the ready model and a user's functional model)."""
+    x = {"a": rng.normal(size=(8, 3, D)).astype("float32")}
+    x["b"] = rng.normal(size=(8, 2, D)).astype("float32")
+    inputs = {m: keras.Input(v.shape[1:], name=m) for m, v in x.items()}
+    tokens, keep = km.MIAMMasking(["a", "b"], seed=0, name="masking")(inputs)
+    pooled = km.layers.VisibleMeanPooling()(tokens, mask=keep)
+    functional = keras.Model(inputs, keras.layers.Dense(2)(pooled))
+    env = rng.normal(size=(8, 5)).astype("float32")
+    ready = km.models.MultimodalTransformer(
+        {
+            "env": km.tokenizers.TabularTokenizer(D),
+            "b": km.tokenizers.EmbeddingTokenizer(D),
+        },
+        num_outputs=2,
+        num_layers=1,
+    )
+    data = {"env": env, "b": x["b"][:, 0]}
+    for model, inputs in ((functional, x), (ready, data)):
+        everything = model.predict(inputs, verbose=0)
+        layer = km.layers.get_masking_layer(model)
+        layer.set_visible(["b"])
+        assert not np.allclose(model.predict(inputs, verbose=0), everything)
+        path = str(tmp_path / f"{model.name}.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+        np.testing.assert_allclose(
+            loaded.predict(inputs, verbose=0), everything, rtol=1e-5, atol=1e-6
+        )
+
+
 def test_sequential_and_subclassed_models(rng):
     x = rng.normal(size=(128, 6, D)).astype("float32")
     y = rng.normal(size=(128, 1)).astype("float32")

@@ -297,13 +297,13 @@ def test_image_patch_size_must_divide_images():
     [
         (
             {"tokenizers": {**make_tokenizers(), "image": ImagePatchTokenizer(8, 4)}},
-            "same size; received embed_dim env: 16, climate: 16, image: 8",
+            "same size; received embed_dim .*'image': 8",
         ),
         ({"tokenizers": {}}, "non-empty dict"),
-        ({"tokenizers": {"env": "tabular"}}, "must be a Keras layer"),
-        ({"task": "regression"}, "`task` must be one of"),
-        ({"pooling": "max"}, "`pooling` must be one of"),
-        ({"num_outputs": 0}, "must be positive"),
+        ({"tokenizers": {"env": "tabular"}}, "to Keras layers"),
+        ({"task": "regression"}, "`task` must be 'multilabel' or"),
+        ({"pooling": "max"}, "`pooling` 'mean' or 'cls'; received .*'max'"),
+        ({"num_outputs": 0}, "must be a positive int"),
         ({"strategy": "random"}, "Unknown masking strategy"),
     ],
 )

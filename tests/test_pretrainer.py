@@ -233,46 +233,26 @@ def test_reconstruction_metric_needs_a_pretrainer():
         model.fit(x, y, epochs=1, batch_size=8, callbacks=[callback], verbose=0)
 
 
-def test_to_transformer_copies_pretrained_weights():
+def test_fine_tuning_trains_the_pretrained_backbone_itself():
+    """Fine-tuning is the supervised task on the same backbone: no copy."""
     x = make_data(32)
     y = (np.random.default_rng(0).random((32, 3)) < 0.5).astype("float32")
     pretrainer = built_model(x)
-    model = pretrainer.to_transformer(3, strategy="uniform")
-    assert isinstance(model, MultimodalTransformer) and model.built
-    for name in pretrainer.modalities:
-        for a, b in zip(
-            pretrainer.tokenizers[name].get_weights(),
-            model.tokenizers[name].get_weights(),
-        ):
-            np.testing.assert_array_equal(a, b)
-    for a, b in zip(pretrainer.encoder_layers, model.encoder_layers):
-        for wa, wb in zip(a.get_weights(), b.get_weights()):
-            np.testing.assert_array_equal(wa, wb)
-    np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(pretrainer.masking.mask_token),
-        keras.ops.convert_to_numpy(model.masking.mask_token),
-    )
-    before = [w.copy() for w in pretrainer.get_weights()]
+    model = MultimodalTransformer(backbone=pretrainer.backbone, num_outputs=3)
+    assert model.backbone is pretrainer.backbone
+    encoder = [w.copy() for w in pretrainer.encoder_layers[0].get_weights()]
     model.compile(jit_compile=JIT)
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-    # Fine-tuning trains a copy: the pretrainer is unchanged.
-    for a, b in zip(before, pretrainer.get_weights()):
-        np.testing.assert_array_equal(a, b)
-    changed = [
-        not np.array_equal(a, b)
-        for a, b in zip(
-            pretrainer.encoder_layers[0].get_weights(),
-            model.encoder_layers[0].get_weights(),
-        )
-    ]
-    assert any(changed)
+    after = pretrainer.encoder_layers[0].get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(encoder, after))
+    np.testing.assert_array_equal(model.encoder_layers[0].get_weights()[0], after[0])
 
 
 def test_linear_probe_trains_the_head_only():
     x = make_data(32)
     y = (np.random.default_rng(0).random((32, 3)) < 0.5).astype("float32")
     pretrainer = built_model(x)
-    model = pretrainer.to_transformer(3, freeze_encoder=True)
+    model = pretrainer.to_transformer(3, freeze_backbone=True)
     trainable = {w.path.split("/")[-2] for w in model.trainable_weights}
     assert trainable == {"final_norm", "head"}
     encoder = [w.copy() for w in model.encoder_layers[0].get_weights()]
@@ -282,6 +262,74 @@ def test_linear_probe_trains_the_head_only():
     for a, b in zip(encoder, model.encoder_layers[0].get_weights()):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(head, model.head.get_weights()[0])
+
+
+def test_presets_of_the_backbone_and_both_tasks(tmp_path):
+    x = make_data(16)
+    pretrainer = built_model(x)
+    pretrainer.masking.set_visible(["env"])  # not saved with the preset
+    model = MultimodalTransformer(backbone=pretrainer.backbone, num_outputs=2)
+    model(x)
+    pretrainer.masking.reset_visible()
+    expected = model.predict(x, verbose=0)
+    pretrainer.masking.set_visible(["env"])
+    for obj in (pretrainer.backbone, pretrainer, model):
+        path = str(tmp_path / type(obj).__name__)
+        obj.save_to_preset(path)
+        loaded = type(obj).from_preset(path)
+        assert type(loaded) is type(obj) and loaded.masking.visible_pattern(None).all()
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(loaded.masking.view_patterns), 1.0
+        )
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-5)
+    backbone = km.models.MultimodalBackbone.from_preset(
+        str(tmp_path / "MultimodalBackbone")
+    )
+    probe = MultimodalTransformer(backbone=backbone, num_outputs=2)
+    probe.compile(jit_compile=JIT)
+    assert np.isfinite(probe.fit(x, np.ones((16, 2)), verbose=0).history["loss"]).all()
+    with pytest.raises(ValueError, match="holds a MultimodalBackbone"):
+        MultimodalPretrainer.from_preset(str(tmp_path / "MultimodalBackbone"))
+
+
+OTHER = {"torch": "jax", "jax": "tensorflow", "tensorflow": "torch"}
+LOAD_AND_TRAIN = """
+import sys, numpy as np, keras, keras_miam as km
+model = km.models.MultimodalTransformer.from_preset(sys.argv[1])
+x = {k: v for k, v in np.load(sys.argv[2]).items()}
+np.save(sys.argv[3], model.predict(x, verbose=0))
+model.compile()
+loss = model.fit(x, np.ones((16, 2)), verbose=0).history["loss"]
+assert np.isfinite(loss).all(), loss
+"""
+
+
+def test_a_preset_saved_here_loads_and_trains_under_another_backend(tmp_path):
+    import subprocess
+    import sys
+
+    x = make_data(16)
+    model = MultimodalTransformer(make_tokenizers(), num_outputs=2, num_layers=1)
+    model(x)
+    model.save_to_preset(str(tmp_path / "preset"))
+    np.savez(tmp_path / "x.npz", **x)
+    env = {**os.environ, "KERAS_BACKEND": OTHER[keras.backend.backend()]}
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LOAD_AND_TRAIN,
+            str(tmp_path / "preset"),
+            str(tmp_path / "x.npz"),
+            str(tmp_path / "y.npy"),
+        ],
+        env=env,
+        check=True,
+        timeout=600,
+    )
+    np.testing.assert_allclose(
+        np.load(tmp_path / "y.npy"), model.predict(x, verbose=0), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_save_and_load(tmp_path):
@@ -305,7 +353,7 @@ def test_save_and_load(tmp_path):
         loaded.masking.mask_ratios(), model.masking.mask_ratios()
     )
     loaded.fit(x, epochs=1, batch_size=16, verbose=0)  # the optimizer resumes
-    transferred = loaded.to_transformer(2)
+    transferred = MultimodalTransformer(backbone=loaded.backbone, num_outputs=2)
     path = os.path.join(tmp_path, "transferred.keras")
     transferred.save(path)
     reloaded = keras.saving.load_model(path)

@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from keras_miam.tokenizers.tokenizer import NODATA_THRESHOLD
+from keras_miam.missing import NODATA_THRESHOLD
+from keras_miam.missing import is_missing
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
@@ -21,11 +22,9 @@ class FillMissing(keras.layers.Layer):
     `Dense`) multiplies by that layer's inputs; a NaN input therefore makes
     its weights NaN even when its output is masked (0 * NaN = NaN).
 
-    The missing-data rule is the tokenizers' (`keras_miam.tokenizers.
-    Tokenizer`): a value is missing when it is NaN, +-inf, has a magnitude
-    above `1e10` (nodata fill values such as -3.4e38) or equals `nodata`.
-    Missing values are replaced by `fill_value` with `ops.where`, before any
-    arithmetic. A token (by default: the whole input of the example) is
+    Missing values follow `keras_miam.missing.is_missing` (NaN, +-inf,
+    `|x| > 1e10` or `nodata`) and are replaced by `fill_value` with
+    `ops.where`, before any arithmetic. A token (by default: the whole input of the example) is
     available when at least one of its values is; a token with some values
     missing keeps its other values.
 
@@ -124,10 +123,7 @@ class FillMissing(keras.layers.Layer):
         inputs = ops.convert_to_tensor(inputs)
         self._check_shape(inputs.shape)
         values = ops.cast(inputs, self.variable_dtype)
-        # One comparison covers NaN (compares False), +-inf and nodata fills.
-        present = ops.less_equal(ops.abs(values), NODATA_THRESHOLD)
-        if self.nodata is not None:
-            present = ops.logical_and(present, ops.not_equal(values, self.nodata))
+        present = ops.logical_not(is_missing(values, self.nodata))
         values = ops.where(present, values, ops.full_like(values, self.fill_value))
         rank = len(inputs.shape)
         if self.token_axis is None:

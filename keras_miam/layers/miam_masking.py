@@ -7,13 +7,19 @@ import numpy as np
 from keras import ops
 
 from keras_miam import strategies as strategies_lib
+from keras_miam.missing import is_missing
 
 
-def _format_shape(shape, first):
-    """`(4, 3)`, with an unknown first dimension written as `first`."""
-    dims = [first if shape[0] is None else str(shape[0])]
-    dims += ["None" if d is None else str(d) for d in shape[1:]]
+def _format_shape(shape):
+    dims = ["batch" if shape[0] is None else str(shape[0])]
+    dims += [str(d) for d in shape[1:]]
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _differ(received, expected):
+    return len(received) != len(expected) or any(
+        r is not None and e is not None and r != e for r, e in zip(received, expected)
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
@@ -35,9 +41,10 @@ class MIAMMasking(keras.layers.Layer):
     The dynamic state that MIAM and OPM read (unimodal scores s_m, their
     derivatives d_m and a short score history) lives in non-trainable
     variables, updated between steps with `update_dynamics()` (the
-    `ModalityDynamics` callback does it during `fit`). Being variables, it
-    is read by the compiled train step on every backend and saved with the
-    model.
+    `ModalityDynamics` callback does it during `fit`), read by the compiled
+    train step on every backend and saved with the model. The evaluation
+    selection is a variable too, but a loaded layer starts with every token
+    visible: a saved file never carries an evaluation selection.
 
     Args:
         modalities: list of modality names, in the order tokens are
@@ -53,12 +60,13 @@ class MIAMMasking(keras.layers.Layer):
         positional_mask_tokens: if True (default), the replacement of a
             masked token is the shared mask token plus a learned, zero-
             initialised embedding of its slot.
-        mask_non_finite: if True (default), tokens with a NaN or infinite
-            value are treated as missing and their values never propagate.
+        mask_non_finite: if True (default), tokens with a missing value
+            (`keras_miam.missing.is_missing`: NaN, +-inf, |x| > 1e10) are
+            treated as missing and their values never propagate.
         return_keep_mask: if True (default) the layer returns
-            `(tokens, keep_mask)`; if False it returns the tokens and
-            attaches `keep_mask` as the Keras mask (for Sequential models
-            and mask-aware layers such as `GlobalAveragePooling1D`).
+            `(tokens, keep_mask)`; if False it returns the tokens with
+            `keep_mask` as their Keras mask (`compute_mask`), which
+            mask-aware layers such as `GlobalAveragePooling1D` read.
         history_size: how many past score vectors are kept for the
             derivative estimate. Defaults to 16.
         max_views: how many visibility patterns `views()` can hold at once.
@@ -80,7 +88,7 @@ class MIAMMasking(keras.layers.Layer):
     Returns:
         `(tokens, keep_mask)`: tokens (batch, T, D) with masked and missing
         tokens replaced, and the boolean keep mask (batch, T), True =
-        visible.
+        visible (the tokens alone with `return_keep_mask=False`).
 
     Example:
 
@@ -97,8 +105,7 @@ class MIAMMasking(keras.layers.Layer):
     >>> layer.reset_visible()
 
     Reference:
-        Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
-        Multimodal Ecological Applications", ICLR 2026.
+     - [Zbinden et al., 2026 (MIAM)](https://openreview.net/forum?id=oljjAkgZN4)
     """
 
     def __init__(
@@ -147,72 +154,51 @@ class MIAMMasking(keras.layers.Layer):
     def num_modalities(self):
         return len(self.modalities)
 
-    # ------------------------------------------------------------------
-    # Structure of the inputs.
-    # ------------------------------------------------------------------
     def _as_list(self, structure, what, allow_none=False):
         """Puts a dict / list / single tensor into `modalities` order."""
         if structure is None and allow_none:
             return [None] * self.num_modalities
+        if isinstance(structure, dict) and set(structure) != set(self.modalities):
+            raise ValueError(
+                f"MIAMMasking expected {what} for the modalities "
+                f"{self.modalities}; missing: "
+                f"{sorted(set(self.modalities) - set(structure))}, unexpected: "
+                f"{sorted(set(structure) - set(self.modalities))}."
+            )
         if isinstance(structure, dict):
-            keys = set(structure)
-            expected = set(self.modalities)
-            if keys != expected:
-                missing = sorted(expected - keys)
-                extra = sorted(keys - expected)
-                raise ValueError(
-                    f"MIAMMasking expected {what} for the modalities "
-                    f"{self.modalities}; missing: {missing}, unexpected: {extra}."
-                )
             return [structure[m] for m in self.modalities]
         is_shape = isinstance(structure, tuple) and all(
             d is None or isinstance(d, int) for d in structure
         )
         if isinstance(structure, (list, tuple)) and not is_shape:
-            if len(structure) != self.num_modalities:
-                raise ValueError(
-                    f"MIAMMasking expected {self.num_modalities} {what} (one per "
-                    f"modality {self.modalities}); received {len(structure)}."
-                )
-            return list(structure)
-        if self.num_modalities == 1:
+            if len(structure) == self.num_modalities:
+                return list(structure)
+        elif self.num_modalities == 1:
             return [structure]
         raise ValueError(
             f"MIAMMasking expected {what} as a dict {{modality: tensor}} or a "
-            f"list in the order {self.modalities}; received {type(structure).__name__}."
+            f"list of {self.num_modalities} in the order {self.modalities}; "
+            f"received {type(structure).__name__}."
         )
 
     def build(self, input_shape):
-        shapes = self._as_list(input_shape, "token tensors")
-        counts, dims = [], []
+        shapes = [tuple(s) for s in self._as_list(input_shape, "token tensors")]
         for name, shape in zip(self.modalities, shapes):
-            shape = tuple(shape)
-            if len(shape) == 2:
-                counts.append(1)
-            elif len(shape) == 3:
-                counts.append(shape[1])
-            else:
+            if len(shape) not in (2, 3) or (len(shape) == 3 and shape[1] is None):
                 raise ValueError(
-                    f"Modality '{name}': expected tokens of shape (batch, tokens, "
-                    f"dim) or (batch, dim); received shape {shape}."
+                    f"Modality '{name}': expected tokens of shape (batch, "
+                    f"tokens, dim) with a static number of tokens, or (batch, "
+                    f"dim); received shape {shape}."
                 )
-            dims.append(shape[-1])
-        for name, count in zip(self.modalities, counts):
-            if count is None:
-                raise ValueError(
-                    f"Modality '{name}': the number of tokens must be static; "
-                    "received None."
-                )
-        if len(set(dims)) != 1 or dims[0] is None:
+        dims = {m: s[-1] for m, s in zip(self.modalities, shapes)}
+        if len(set(dims.values())) != 1 or None in dims.values():
             raise ValueError(
-                "All modalities must have the same embedding size; received "
-                + ", ".join(f"{m}: {d}" for m, d in zip(self.modalities, dims))
-                + ". Project them to a common size first (e.g. a Dense layer)."
+                f"All modalities must have the same embedding size; received "
+                f"{dims}. Project them to a common size first (e.g. Dense)."
             )
-        self.token_counts = [int(c) for c in counts]
-        self.embed_dim = int(dims[0])
-        total = sum(self.token_counts)
-        self.num_tokens = total
+        self.token_counts = [s[1] if len(s) == 3 else 1 for s in shapes]
+        self.embed_dim = int(shapes[0][-1])
+        self.num_tokens = total = sum(self.token_counts)
         self.token_modality = np.repeat(
             np.arange(self.num_modalities), self.token_counts
         ).astype("int32")
@@ -222,7 +208,6 @@ class MIAMMasking(keras.layers.Layer):
             for m, count, stop in zip(self.modalities, self.token_counts, stops)
         }
         self.single_token = all(c == 1 for c in self.token_counts)
-
         self.mask_token = self.add_weight(
             name="mask_token",
             shape=(self.embed_dim,),
@@ -256,9 +241,11 @@ class MIAMMasking(keras.layers.Layer):
         self.num_views = state("num_views", (), 1.0)
         self.built = True
 
-    # ------------------------------------------------------------------
-    # The forward pass.
-    # ------------------------------------------------------------------
+    def load_own_variables(self, store):
+        # A saved file never carries an evaluation selection.
+        super().load_own_variables(store)
+        self.reset_visible()
+
     def dynamics(self):
         """The state dict the strategy reads (variables, traced in steps)."""
         return {
@@ -268,61 +255,37 @@ class MIAMMasking(keras.layers.Layer):
         }
 
     def _check_shapes(self, tokens, masks):
-        """Checks the static shapes of the tokens and availability masks.
-
-        Dimensions unknown at trace time (`None`) are not checked.
-        """
-
-        def differ(received, expected):
-            return len(received) != len(expected) or any(
-                r is not None and e is not None and r != e
-                for r, e in zip(received, expected)
-            )
-
-        batch_sizes = []
+        """Checks the static shapes (unknown dimensions are not checked)."""
+        batch_sizes = {}
         for i, (name, x, avail) in enumerate(zip(self.modalities, tokens, masks)):
             shape = tuple(x.shape)
-            if len(shape) not in (2, 3):
+            count = self.token_counts[i]
+            expected = (shape[0], count, self.embed_dim)
+            if len(shape) == 2 and count == 1:
+                expected = (shape[0], self.embed_dim)
+            if _differ(shape, expected):
                 raise ValueError(
-                    f"Modality '{name}': expected tokens of shape (batch, "
-                    f"tokens, dim) or (batch, dim); received shape {shape}."
+                    f"Modality '{name}': MIAMMasking was built for tokens of "
+                    f"shape {_format_shape(expected)}; received shape {shape}."
                 )
-            if self.built:
-                count = self.token_counts[i]
-                expected = (
-                    (shape[0], count, self.embed_dim)
-                    if len(shape) == 3 or count != 1
-                    else (shape[0], self.embed_dim)
+            expected = (shape[0], count)
+            if avail is not None and _differ(
+                tuple(avail.shape),
+                expected[: len(avail.shape)] if count == 1 else expected,
+            ):
+                raise ValueError(
+                    f"Modality '{name}': the availability mask must have shape "
+                    f"{_format_shape(expected)} (one boolean per example and "
+                    f"token, for tokens of shape {shape}); received shape "
+                    f"{tuple(avail.shape)}."
                 )
-                if differ(shape, expected):
-                    raise ValueError(
-                        f"Modality '{name}': MIAMMasking was built for tokens "
-                        f"of shape {_format_shape(expected, 'batch')}; "
-                        f"received shape {shape}."
-                    )
-            num_tokens = shape[1] if len(shape) == 3 else 1
-            if avail is not None:
-                mask_shape = tuple(avail.shape)
-                expected = (shape[0], num_tokens)
-                one_d_ok = num_tokens == 1 and len(mask_shape) == 1
-                if differ(mask_shape, expected[:1] if one_d_ok else expected):
-                    raise ValueError(
-                        f"Modality '{name}': the availability mask must have "
-                        f"shape {_format_shape(expected, 'batch')} (one boolean "
-                        f"per example and token, for tokens of shape {shape}); "
-                        f"received shape {mask_shape}."
-                    )
-            batch_sizes.append(shape[0])
-        known = {
-            name: size
-            for name, size in zip(self.modalities, batch_sizes)
-            if size is not None
-        }
-        if len(set(known.values())) > 1:
+            if shape[0] is not None:
+                batch_sizes[name] = shape[0]
+        if len(set(batch_sizes.values())) > 1:
             raise ValueError(
                 "MIAMMasking expects the same batch size for every modality; "
                 "received batch sizes "
-                + ", ".join(f"'{name}': {size}" for name, size in known.items())
+                + ", ".join(f"'{n}': {size}" for n, size in batch_sizes.items())
                 + "."
             )
 
@@ -333,57 +296,43 @@ class MIAMMasking(keras.layers.Layer):
         self._check_shapes(tokens, masks)
         parts, available = [], []
         for x, avail in zip(tokens, masks):
-            if len(x.shape) == 2:
-                x = ops.expand_dims(x, 1)
-            if avail is not None and len(avail.shape) == 1:
-                avail = ops.expand_dims(avail, 1)  # one token: (batch,)
-            batch_shape = ops.shape(x)[:2]
-            ok = (
-                ops.ones(batch_shape, "bool")
-                if avail is None
-                else ops.cast(avail, "bool")
-            )
+            x = ops.expand_dims(x, 1) if len(x.shape) == 2 else x
+            ok = ops.ones(ops.shape(x)[:2], "bool")
+            if avail is not None:
+                avail = ops.cast(avail, "bool")
+                ok = ops.expand_dims(avail, 1) if len(avail.shape) == 1 else avail
             if self.mask_non_finite:
-                # A token with a non-finite value is not kept, so the final
-                # `where` never reads it (nor sends it a gradient): no pass
-                # over the values is needed to zero them.
-                ok = ops.logical_and(ok, ops.all(ops.isfinite(x), axis=-1))
+                # A missing token is never kept, so the final `where` never
+                # reads it (nor sends it a gradient).
+                ok = ops.logical_and(ok, ops.logical_not(ops.any(is_missing(x), -1)))
             parts.append(x)
             available.append(ok)
-        x = ops.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-        allowed = (
-            ops.concatenate(available, axis=1) if len(available) > 1 else available[0]
-        )
+        x = ops.concatenate(parts, axis=1)
+        allowed = ops.concatenate(available, axis=1)
         batch_size = ops.shape(x)[0]
-
         # The evaluation selection: view v of `num_views` covers the v-th
         # contiguous block of the batch (a single view by default).
         num_views = ops.cast(self.num_views.value, "int32")
-        view_index = (ops.arange(batch_size, dtype="int32") * num_views) // ops.maximum(
-            batch_size, 1
+        view = ops.arange(batch_size, dtype="int32") * num_views
+        view = view // ops.maximum(batch_size, 1)
+        allowed = ops.logical_and(
+            allowed, ops.take(self.view_patterns.value, view, axis=0) > 0.5
         )
-        pattern = ops.take(self.view_patterns.value, view_index, axis=0) > 0.5
-        allowed = ops.logical_and(allowed, pattern)
         if visible is not None:
             allowed = ops.logical_and(allowed, ops.cast(visible, "bool"))
-
-        if training:
-            keep = self._random_keep(allowed, batch_size)
-        else:
-            keep = allowed
-
+        keep = self._random_keep(allowed, batch_size) if training else allowed
         fill = ops.cast(self.mask_token, x.dtype)
         if self.slot_embedding is not None:
             fill = fill + ops.cast(self.slot_embedding, x.dtype)
         outputs = ops.where(ops.expand_dims(keep, -1), x, fill)
         if self.return_keep_mask:
             return outputs, keep
+        self._keep = keep  # read by `compute_mask`, right after this call
         return outputs
 
     def _random_keep(self, allowed, batch_size):
-        draws = batch_size if self.per_example else 1
         p = self.strategy.sample(
-            draws,
+            batch_size if self.per_example else 1,
             self.num_modalities,
             seed=self.seed_generator,
             state=self.dynamics(),
@@ -406,18 +355,22 @@ class MIAMMasking(keras.layers.Layer):
         return keep
 
     def compute_mask(self, inputs, previous_mask=None):
-        return None
+        if self.return_keep_mask:
+            return None
+        first = self._as_list(inputs, "token tensors")[0]
+        if isinstance(first, keras.KerasTensor):
+            return keras.KerasTensor((first.shape[0], self.num_tokens), "bool")
+        return self._keep
 
     def compute_output_spec(self, inputs, mask=None, training=None, visible=None):
         tokens = self._as_list(inputs, "token tensors")
         self._check_shapes(
             tokens, self._as_list(mask, "availability masks", allow_none=True)
         )
-        batch = tokens[0].shape[0]
-        dtype = self.compute_dtype
-        out = keras.KerasTensor((batch, self.num_tokens, self.embed_dim), dtype)
+        shape = (tokens[0].shape[0], self.num_tokens, self.embed_dim)
+        out = keras.KerasTensor(shape, self.compute_dtype)
         if self.return_keep_mask:
-            return out, keras.KerasTensor((batch, self.num_tokens), "bool")
+            return out, keras.KerasTensor(shape[:2], "bool")
         return out
 
     # ------------------------------------------------------------------

@@ -5,8 +5,8 @@ import numpy as np
 from keras import ops
 
 from keras_miam.evaluation import view_predictions
-from keras_miam.models.multimodal_transformer import MultimodalTransformer
-from keras_miam.models.multimodal_transformer import deserialize_tokenizers
+from keras_miam.models.multimodal_backbone import MultimodalBackbone
+from keras_miam.models.task import Task
 
 # Seed of the fixed split of each modality's tokens into two halves that
 # `modality_scores()` uses (one half visible, the other reconstructed).
@@ -14,105 +14,65 @@ _SCORE_SPLIT_SEED = 0
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
-class MultimodalPretrainer(keras.Model):
-    """Masked reconstruction of every modality's tokens, with MIAM masking.
+class MultimodalPretrainer(Task):
+    """Masked reconstruction of every modality's tokens on a `MultimodalBackbone`.
 
-    The self-supervised task model of `MultimodalTransformer`: the same
-    tokenizers, `MIAMMasking` layer and pre-LayerNorm transformer encoder
-    (held by `self.backbone`, a `MultimodalTransformer` whose pooled head is
-    not used), followed by one linear reconstruction head per modality that
-    predicts, for every token, the values it was made from: one value per
-    variable of a table, the `patch_len * channels` values of a series
-    segment, the `patch_size^2 * channels` pixels of an image patch, the
-    vector of an embedding. The targets are the inputs themselves, which
-    the tokenizers expect standardised (zero mean, unit variance per
-    variable, channel or band on the training data): the heads predict
-    normalised inputs.
+    One linear head per modality predicts, for every token, the values it
+    was made from (one table variable, the `patch_len * channels` values of
+    a series segment, the pixels of an image patch, an embedding vector):
+    the inputs themselves, which the tokenizers expect standardised.
 
-    During `fit(x)` (no labels) `MIAMMasking` masks tokens with its
-    strategy (MIAM, Uniform, Dirichlet, ... drawn per example over the
-    hypercube), and the loss is the mean squared error over the **masked
-    tokens whose input is available** only, per value: a token missing in
-    the data (NaN) is masked but is no target, and the missing values of a
-    partly missing token are left out of its error. The loss of each
-    modality is the mean over its counted values; the total is the mean
-    over the modalities that have counted values in the batch (so a large
-    image does not outweigh a short table). A batch with nothing to
-    reconstruct has loss 0. NaN never reaches the loss or the gradients.
+    During `fit(x)` (no labels) the backbone masks tokens with its strategy
+    and the loss is the mean squared error over the **masked tokens whose
+    input is available**, per value (missing values never count): the mean
+    over each modality's counted values, then over the modalities with
+    counted values in the batch. A batch with nothing to reconstruct has
+    loss 0. At inference `predict(x)` reconstructs every missing or hidden
+    token (`self.masking.set_visible(...)`) from the visible ones.
 
-    Any-to-any: at inference, `predict(x)` reconstructs every token that is
-    missing or hidden (`self.masking.set_visible(...)`) from the visible
-    ones, so `predict` with `set_visible(["env"])` predicts the image
-    patches from the environmental table.
+    `modality_scores()` gives MIAM's s_m = 1 / (1 + MSE_m), where MSE_m is
+    the error on modality m from modality m alone (its tokens split once,
+    with a fixed seed, into two halves, each reconstructed from the other;
+    a one-token modality is scored from the other modalities).
+    `keras_miam.ModalityDynamics(x_val, metric="reconstruction")` drives
+    MIAM's r_m with these scores, without labels.
 
-    Modality scores for MIAM (`modality_scores()`): s_m = 1 / (1 + MSE_m),
-    in (0, 1], higher is better, where MSE_m is the reconstruction error of
-    modality m's tokens from modality m alone (every other modality
-    hidden). The tokens of m are split once, at random with a fixed seed,
-    into two halves A and B; A is reconstructed from B and B from A, so
-    every token is scored once. This mirrors the supervised s_m (the model
-    on modality m alone): a modality the model has learned to read and
-    complete well (high s_m, saturating) is masked more by MIAM. A modality
-    made of a single token cannot be completed from itself; it is scored
-    from all the other modalities instead.
-    `km.ModalityDynamics(x_val, metric="reconstruction")` (no labels) reads
-    these scores every epoch and drives MIAM's r_m with them.
-
-    Transfer: `to_transformer(num_outputs, ...)` returns a
-    `MultimodalTransformer` with the pre-trained tokenizers, mask token and
-    encoder (copied weights) and a fresh head, for fine-tuning, or for a
-    linear probe with `freeze_encoder=True`.
+    Transfer: `MultimodalTransformer(backbone=pretrainer.backbone,
+    num_outputs=...)` fine-tunes the pre-trained backbone (shared, not
+    copied); with `backbone.trainable = False` it is a linear probe.
 
     Args:
-        tokenizers: dict `{modality_name: tokenizer}` (see
-            `MultimodalTransformer`).
-        strategy: masking strategy of `MIAMMasking`: a name (`"miam"`,
-            `"uniform"`, `"dirichlet"`, `"opm"`, ...), a config dict or a
-            `keras_miam.strategies.MaskingStrategy`. Defaults to `"miam"`.
-        num_layers: int. Transformer blocks. Defaults to `4`.
-        num_heads: int. Attention heads. Defaults to `4`.
-        intermediate_dim: int. Feed-forward size. Defaults to `None`:
-            `2 * D`.
-        dropout: float. Dropout of the encoder blocks. Defaults to `0.1`.
-        seed: optional int, seeds the masking draws.
-        layer_norm_epsilon: float. Epsilon of the layer normalisations.
-            Defaults to `1e-5`.
-        **kwargs: other keyword arguments passed to `keras.Model`, such as
-            `name` and `dtype`.
+        tokenizers: dict `{modality_name: tokenizer}` for a new backbone, or
+            `None` with `backbone`.
+        strategy, num_layers, num_heads, intermediate_dim, dropout, seed,
+            layer_norm_epsilon: arguments of a new `MultimodalBackbone`.
+        backbone: optional `MultimodalBackbone`.
+        **kwargs: other `keras.Model` arguments, such as `name` and `dtype`.
 
     Call arguments:
         inputs: dict `{modality_name: tensor}` with exactly the tokenizers'
-            keys. Missing values are NaN (or another missing marker, see
-            `keras_miam.tokenizers.Tokenizer`).
+            keys. Missing values are NaN.
         training: bool. Masks at random with the strategy when `True`.
 
     Returns:
-        A dict with `"reconstructions"`: `{modality_name: (batch, T_m,
-        V_m)}` float32 predicted token values (V_m values per token, in the
-        tokenizer's grouping), and `"visible"`: the `(batch, T)` boolean
-        keep mask of `MIAMMasking` (`False` = masked or missing; the
-        reconstruction targets are the `False` tokens).
+        A dict: `"reconstructions"`, `{modality_name: (batch, T_m, V_m)}`
+        float32 predicted token values, and `"visible"`, the `(batch, T)`
+        keep mask of `MIAMMasking` (the targets are the `False` tokens).
 
     Example:
 
     ```python
-    import keras_miam as km
-
-    x, _, _ = km.datasets.make_synthetic_ecology(8000, modalities=["env", "image"])
-    pretrainer = km.models.MultimodalPretrainer(
-        tokenizers={
-            "env": km.tokenizers.TabularTokenizer(32, num_frequencies=16),
-            "image": km.tokenizers.ImagePatchTokenizer(32, patch_size=4),
-        },
-        strategy="miam",
+    pretrainer = keras_miam.models.MultimodalPretrainer(
+        {"env": keras_miam.tokenizers.TabularTokenizer(32),
+         "image": keras_miam.tokenizers.ImagePatchTokenizer(32, patch_size=4)},
         num_layers=2,
     )
-    pretrainer.compile()  # AdamW(1e-3, weight_decay=0.01)
-    dynamics = km.ModalityDynamics(x_val, metric="reconstruction")  # no labels
+    pretrainer.compile()
+    dynamics = keras_miam.ModalityDynamics(x_val, metric="reconstruction")
     pretrainer.fit(x, epochs=10, callbacks=[dynamics])
-    model = pretrainer.to_transformer(num_outputs=20)
-    model.compile()
-    model.fit(x_labelled, y_labelled, epochs=30)
+    model = keras_miam.models.MultimodalTransformer(
+        backbone=pretrainer.backbone, num_outputs=20
+    )
     ```
 
     Reference:
@@ -123,7 +83,7 @@ class MultimodalPretrainer(keras.Model):
 
     def __init__(
         self,
-        tokenizers,
+        tokenizers=None,
         strategy="miam",
         num_layers=4,
         num_heads=4,
@@ -131,14 +91,17 @@ class MultimodalPretrainer(keras.Model):
         dropout=0.1,
         seed=None,
         layer_norm_epsilon=1e-5,
+        backbone=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        # The backbone checks the arguments and owns the shared blocks; its
-        # pooled head (one placeholder output) is never called.
-        self.backbone = MultimodalTransformer(
+        if (backbone is None) == (tokenizers is None):
+            raise ValueError(
+                "Pass either `tokenizers` (for a new backbone) or `backbone`; "
+                f"received tokenizers={tokenizers!r}, backbone={backbone!r}."
+            )
+        self.backbone = backbone or MultimodalBackbone(
             tokenizers,
-            num_outputs=1,
             strategy=strategy,
             num_layers=num_layers,
             num_heads=num_heads,
@@ -150,77 +113,34 @@ class MultimodalPretrainer(keras.Model):
             name="backbone",
         )
         self.output_norm = keras.layers.LayerNormalization(
-            epsilon=float(layer_norm_epsilon),
+            epsilon=self.backbone.layer_norm_epsilon,
             dtype=self.dtype_policy,
             name="output_norm",
         )
         self.heads = {}
-        self.input_shapes = None
-
-    @property
-    def tokenizers(self):
-        return self.backbone.tokenizers
-
-    @property
-    def modalities(self):
-        return self.backbone.modalities
-
-    @property
-    def masking(self):
-        return self.backbone.masking
-
-    @property
-    def strategy(self):
-        return self.backbone.masking.strategy
-
-    @property
-    def encoder_layers(self):
-        return self.backbone.encoder_layers
-
-    @property
-    def input_dtype(self):
-        return self.variable_dtype
 
     def build(self, inputs_shape):
-        shapes = self.backbone._check_inputs(inputs_shape, what="input shapes")
-        self.input_shapes = {
-            name: (None,) + tuple(shape)[1:]
-            for name, shape in zip(self.modalities, shapes)
-        }
-        self.backbone.build(self.input_shapes)
-        # Unused in pre-training: frozen, so no optimizer sees a gradient-free
-        # variable.
-        self.backbone.final_norm.trainable = False
-        self.backbone.head.trainable = False
+        if not self.backbone.built:
+            self.backbone.build(inputs_shape)
         embed_dim = self.backbone.embed_dim
         self.output_norm.build((None, None, embed_dim))
         self.heads = {}
-        for name, shape in self.input_shapes.items():
+        shapes = self.backbone.ordered(inputs_shape, "shapes")
+        for name, shape in zip(self.modalities, shapes):
+            # V_m: the number of input values grouped in one token.
+            sample = np.zeros((1,) + tuple(shape)[1:], "float32")
+            values = int(self.tokenizers[name]._grouped(sample).shape[-1])
             head = keras.layers.Dense(
-                self._values_per_token(name, shape),
-                dtype=self.dtype_policy.variable_dtype,
-                name=f"{name}_head",
+                values, dtype=self.dtype_policy.variable_dtype, name=f"{name}_head"
             )
             head.build((None, None, embed_dim))
             self.heads[name] = head
         self.built = True
 
-    def _values_per_token(self, name, shape):
-        """V_m: the number of input values grouped in one token of `name`."""
-        sample = np.zeros((1,) + tuple(shape)[1:], "float32")
-        return int(self.tokenizers[name]._grouped(sample).shape[-1])
-
     def call(self, inputs, training=None):
-        values = self.backbone._check_inputs(inputs)
-        tokens, availability = {}, {}
-        for name, x in zip(self.modalities, values):
-            tokenizer = self.tokenizers[name]
-            tokens[name] = tokenizer(x)
-            availability[name] = tokenizer.compute_mask(x, None)
-        x, keep = self.masking(tokens, mask=availability, training=training)
-        for layer in self.encoder_layers:
-            x = layer(x, training=training)
-        x = self.output_norm(x)
+        x, keep = self.backbone(inputs, training=training)
+        offset = int(self.backbone.cls_token)
+        x, keep = self.output_norm(x[:, offset:]), keep[:, offset:]
         reconstructions = {}
         for name in self.modalities:
             start, stop = self.masking.token_slices[name]
@@ -238,7 +158,7 @@ class MultimodalPretrainer(keras.Model):
             values (missing values replaced by 0) and a boolean tensor,
             `True` where the value is available.
         """
-        values = self.backbone._check_inputs(inputs)
+        values = self.backbone.ordered(inputs)
         targets, known = {}, {}
         for name, x in zip(self.modalities, values):
             tokenizer = self.tokenizers[name]
@@ -264,9 +184,7 @@ class MultimodalPretrainer(keras.Model):
             errors[name] = (ops.sum(squared), ops.sum(weight))
         return errors
 
-    def compute_loss(
-        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
-    ):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
         if y is not None:
             raise ValueError(
                 "MultimodalPretrainer is self-supervised: call `fit(x)` "
@@ -291,32 +209,16 @@ class MultimodalPretrainer(keras.Model):
         return loss
 
     def compile(self, optimizer="auto", **kwargs):
-        """Configures the model for pre-training.
-
-        Args:
-            optimizer: `"auto"` (default) for `AdamW(learning_rate=1e-3,
-                weight_decay=0.01)`, or any optimizer `keras.Model.compile`
-                accepts.
-            **kwargs: other `keras.Model.compile` arguments, such as
-                `jit_compile`. The loss is the model's own (masked
-                reconstruction); `loss` and `metrics` are not accepted.
-        """
+        """Configures the model: `optimizer="auto"` is `AdamW(1e-3,
+        weight_decay=0.01)`; the loss is the model's own (no `loss` or
+        `metrics`); other `keras.Model.compile` arguments pass through."""
         for key in ("loss", "metrics"):
-            if kwargs.get(key) is not None:
+            if kwargs.pop(key, None) is not None:
                 raise ValueError(
                     f"MultimodalPretrainer computes its own loss; `{key}` "
-                    f"must not be passed to `compile()`; received {kwargs[key]!r}."
+                    "must not be passed to `compile()`."
                 )
-            kwargs.pop(key, None)
-        if isinstance(optimizer, str) and optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.01)
-        super().compile(optimizer=optimizer, **kwargs)
-
-    def compile_from_config(self, config):
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+        super().compile(optimizer, **kwargs)
 
     def score_selections(self):
         """The visibility patterns `modality_scores()` evaluates.
@@ -364,7 +266,7 @@ class MultimodalPretrainer(keras.Model):
             modality (NaN for a modality with no such value in `x`).
         """
         triples = self.score_selections()
-        values = self.backbone._check_inputs(x)
+        values = self.backbone.ordered(x)
         x = {name: np.asarray(v) for name, v in zip(self.modalities, values)}
         predictions = view_predictions.predict_views(
             self, x, [selection for _, selection, _ in triples], batch_size=batch_size
@@ -416,98 +318,24 @@ class MultimodalPretrainer(keras.Model):
             )
         return 1.0 / (1.0 + errors)
 
-    def to_transformer(
-        self,
-        num_outputs,
-        task="multilabel",
-        strategy=None,
-        pooling="mean",
-        dropout=None,
-        freeze_encoder=False,
-        **kwargs,
-    ):
-        """A `MultimodalTransformer` initialised from this pre-trained model.
+    def to_transformer(self, num_outputs, freeze_backbone=False, **kwargs):
+        """`MultimodalTransformer(backbone=self.backbone, ...)`: fine-tuning
+        (or, with `freeze_backbone=True`, a linear probe) on this model's
+        backbone, shared, not copied. `kwargs`: `task`, `pooling`, `name`."""
+        from keras_miam.models.multimodal_transformer import MultimodalTransformer
 
-        The tokenizers, the mask token (and slot embeddings) of the masking
-        layer, and the encoder blocks get copies of this model's weights;
-        the pooled head (final LayerNorm and Dense) is new. The returned
-        model is built, independent of this one (training it leaves the
-        pretrainer unchanged), and uncompiled.
-
-        Args:
-            num_outputs: int. Number of species or classes.
-            task: `"multilabel"` or `"multiclass"`. Defaults to
-                `"multilabel"`.
-            strategy: masking strategy for fine-tuning. Defaults to `None`:
-                the pre-training strategy (fresh dynamics).
-            pooling: `"mean"` or `"cls"`. Defaults to `"mean"`.
-            dropout: float. Defaults to `None`: the pre-training dropout.
-            freeze_encoder: bool. If `True`, the tokenizers, the masking
-                layer and the encoder are frozen (`trainable=False`): a
-                linear probe that trains the head only. Defaults to `False`
-                (fine-tuning of every weight).
-            **kwargs: other `MultimodalTransformer` arguments, such as
-                `name` or `seed`.
-
-        Returns:
-            A built `MultimodalTransformer`.
-        """
-        if not self.built:
-            raise ValueError(
-                "MultimodalPretrainer must be built (called on inputs or "
-                "fitted) before `to_transformer()`."
-            )
-        config = self.backbone.get_config()
-        for key in ("name", "trainable", "dtype"):
-            config.pop(key, None)
-        config.update(num_outputs=num_outputs, task=task, pooling=pooling)
-        if strategy is not None:
-            config["strategy"] = strategy
-        if dropout is not None:
-            config["dropout"] = dropout
-        config.update(kwargs)
-        config.setdefault("dtype", self.dtype_policy)
-        model = MultimodalTransformer.from_config(config)
-        model.build(self.input_shapes)
-        for name in self.modalities:
-            model.tokenizers[name].set_weights(self.tokenizers[name].get_weights())
-        # Copies (NumPy), not the variables' buffers, which JAX may donate.
-        model.masking.mask_token.assign(ops.convert_to_numpy(self.masking.mask_token))
-        if self.masking.slot_embedding is not None:
-            if model.masking.slot_embedding is not None:
-                model.masking.slot_embedding.assign(
-                    ops.convert_to_numpy(self.masking.slot_embedding)
-                )
-        for source, target in zip(self.encoder_layers, model.encoder_layers):
-            target.set_weights(source.get_weights())
-        if freeze_encoder:
-            for name in self.modalities:
-                model.tokenizers[name].trainable = False
-            model.masking.trainable = False
-            for layer in model.encoder_layers:
-                layer.trainable = False
-        return model
+        self.backbone.trainable = not freeze_backbone
+        return MultimodalTransformer(
+            backbone=self.backbone, num_outputs=num_outputs, **kwargs
+        )
 
     def get_config(self):
         config = super().get_config()
-        backbone = self.backbone.get_config()
-        config.update(
-            {
-                key: backbone[key]
-                for key in (
-                    "tokenizers",
-                    "strategy",
-                    "num_layers",
-                    "num_heads",
-                    "intermediate_dim",
-                    "dropout",
-                    "seed",
-                    "layer_norm_epsilon",
-                )
-            }
-        )
+        config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
         return config
 
     @classmethod
     def from_config(cls, config):
-        return cls(**deserialize_tokenizers(config))
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
