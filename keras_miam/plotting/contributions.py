@@ -5,6 +5,13 @@ import pandas as pd
 
 from keras_miam.plotting._figure import figure_and_axes
 from keras_miam.plotting._figure import finish
+from keras_miam.plotting._figure import new_figure
+
+
+def _value_label(values):
+    """'Shapley value (<metric>)', the metric read from a frame's attrs."""
+    metric = getattr(values, "attrs", {}).get("metric")
+    return "Shapley value" + (f" ({metric})" if metric else "")
 
 
 def _values_and_errors(values):
@@ -34,7 +41,8 @@ def plot_shapley(values, ax=None, title=None, path=None):
         values: the frame of `modality_shapley` or `token_shapley` (columns
             `value` and optionally `std_error`), a Series or a dict.
         ax: optional matplotlib Axes.
-        title: optional title; defaults to 'Shapley values (<metric>)'.
+        title: optional title; defaults to 'Shapley values (<metric>)',
+            the metric read from the frame's `attrs`.
         path: optional file to write.
 
     Returns:
@@ -51,34 +59,39 @@ def plot_shapley(values, ax=None, title=None, path=None):
     names, heights, errors = _values_and_errors(values)
     if not len(heights):
         raise ValueError("No values to plot.")
-    figure, ax = figure_and_axes(ax, (5.5, 0.9 + 0.3 * len(heights)))
+    figure, ax = figure_and_axes(ax, (5.5, 1.3 + 0.3 * len(heights)))
     positions = np.arange(len(heights))
     ax.barh(positions, heights, xerr=errors, capsize=3 if errors is not None else 0)
     ax.set_yticks(positions, [str(n) for n in names])
     ax.invert_yaxis()
     ax.axvline(0.0, color="0.3", linewidth=0.8)
+    ax.set_xlabel(_value_label(values))
     metric = getattr(values, "attrs", {}).get("metric")
-    ax.set_xlabel("Shapley value" + (f" ({metric})" if metric else ""))
-    if title:
-        ax.set_title(title)
+    ax.set_title(title or "Shapley values" + (f" ({metric})" if metric else ""))
     return finish(figure, path)
 
 
 def plot_image_contributions(
-    values, grid_shape, image=None, alpha=0.6, cmap="RdBu_r", ax=None, path=None
+    values, grid_shape, image=None, cmap="RdBu_r", ax=None, title=None, path=None
 ):
     """Contributions of image patches as a heatmap on the patch grid.
+
+    Each patch is one cell, outlined, with its value written in it (up to 100
+    patches); the colour scale is symmetric around 0 and its bar names the
+    metric. Given `image`, the image is drawn in a panel of its own on the
+    left, with the same patch grid.
 
     Args:
         values: one value per patch in row-major order (the token order of
             `ImagePatchTokenizer`): a `token_shapley` frame, a Series or an
             array of `rows * cols` values.
         grid_shape: `(rows, cols)` of the patch grid.
-        image: optional image `(H, W)` or `(H, W, C)` drawn underneath
-            (the first three channels as RGB, floats rescaled to [0, 1]).
-        alpha: opacity of the heatmap over an image.
-        cmap: a diverging colormap; the colour scale is symmetric around 0.
-        ax: optional matplotlib Axes.
+        image: optional image `(H, W)` or `(H, W, C)` shown beside the
+            heatmap (the first three channels as RGB, floats rescaled to
+            [0, 1]).
+        cmap: a diverging colormap.
+        ax: optional matplotlib Axes for the heatmap (without `image`).
+        title: optional title; defaults to 'Contribution of each image patch'.
         path: optional file to write.
 
     Returns:
@@ -86,9 +99,10 @@ def plot_image_contributions(
 
     Example:
 
-    >>> phi = token_shapley(model, x, groups=None, target=(0, 5))
+    >>> phi = keras_miam.explain.token_shapley(model, x, groups=None, target=(0, 5))
     >>> patches = phi.loc[[f"image[{i}]" for i in range(64)]]
-    >>> plot_image_contributions(patches, (8, 8), image=x["image"][0])
+    >>> keras_miam.plotting.plot_image_contributions(
+    ...     patches, (8, 8), image=x["image"][0])
 
     Reference:
         Zbinden et al., "MaskSDM with Shapley values to improve flexibility,
@@ -99,32 +113,61 @@ def plot_image_contributions(
     rows, cols = (int(n) for n in grid_shape)
     if heat.size != rows * cols:
         raise ValueError(f"{heat.size} values do not fill a {rows}x{cols} patch grid.")
+    if image is not None and ax is not None:
+        raise ValueError("With `image` the figure has two panels: pass no `ax`.")
     heat = heat.reshape(rows, cols)
-    figure, ax = figure_and_axes(ax, (4.8, 4.2))
-    limit = float(np.nanmax(np.abs(heat))) or 1.0
-    extent = (0, cols, rows, 0)
-    if image is not None:
+    title = title or "Contribution of each image patch"
+    if image is None:
+        figure, ax = figure_and_axes(ax, (4.8, 4.4))
+        ax.set_title(title)
+    else:
+        figure = new_figure((8.4, 4.4))
+        image_ax, ax = figure.subplots(1, 2)
         image = np.asarray(image)
         if image.ndim == 3:
             image = image[..., :3] if image.shape[-1] >= 3 else image[..., 0]
         if image.dtype.kind == "f":
             low, high = np.nanmin(image), np.nanmax(image)
             image = (image - low) / (high - low) if high > low else image * 0
-        extent = (0, image.shape[1], image.shape[0], 0)
-        ax.imshow(image, extent=extent, cmap="gray" if image.ndim == 2 else None)
+        image_ax.imshow(image, extent=(0, cols, rows, 0), cmap="gray")
+        image_ax.set_title("image")
+        _patch_grid(image_ax, rows, cols, color="white")
+        ax.set_title("patch contributions")
+        figure.suptitle(title)
+    limit = float(np.nanmax(np.abs(heat))) or 1.0
     shown = ax.imshow(
         heat,
         cmap=cmap,
         vmin=-limit,
         vmax=limit,
-        extent=extent,
-        alpha=alpha if image is not None else 1.0,
+        extent=(0, cols, rows, 0),
         interpolation="nearest",
     )
-    ax.set_xticks([])
-    ax.set_yticks([])
-    figure.colorbar(shown, ax=ax, label="contribution")
+    _patch_grid(ax, rows, cols)
+    if heat.size <= 100:
+        for (i, j), value in np.ndenumerate(heat):
+            ax.text(
+                j + 0.5,
+                i + 0.5,
+                f"{value:.2g}",
+                ha="center",
+                va="center",
+                color="white" if abs(value) > 0.6 * limit else "black",
+                fontsize="x-small" if cols > 5 else "small",
+            )
+    figure.colorbar(shown, ax=ax, label=_value_label(values))
     return finish(figure, path)
+
+
+def _patch_grid(ax, rows, cols, color="0.2"):
+    """Outlines the patches; ticks count patches."""
+    ax.set_xticks(np.arange(cols) + 0.5, [str(j) for j in range(cols)])
+    ax.set_yticks(np.arange(rows) + 0.5, [str(i) for i in range(rows)])
+    ax.set_xticks(np.arange(cols + 1), minor=True)
+    ax.set_yticks(np.arange(rows + 1), minor=True)
+    ax.grid(which="minor", color=color, linewidth=0.8)
+    ax.tick_params(which="both", length=0, labelsize="small")
+    ax.set(xlabel="patch column", ylabel="patch row")
 
 
 def plot_time_contributions(values, labels=None, ax=None, title=None, path=None):
@@ -136,7 +179,8 @@ def plot_time_contributions(values, labels=None, ax=None, title=None, path=None)
         labels: optional tick labels (e.g. years); defaults to the frame's
             index.
         ax: optional matplotlib Axes.
-        title: optional title.
+        title: optional title; defaults to 'Contribution of each time
+            segment'.
         path: optional file to write.
 
     Returns:
@@ -157,14 +201,16 @@ def plot_time_contributions(values, labels=None, ax=None, title=None, path=None)
     labels = names if labels is None else list(labels)
     if len(labels) != len(heights):
         raise ValueError(f"{len(labels)} labels for {len(heights)} time segments.")
-    figure, ax = figure_and_axes(ax, (max(4.5, 0.35 * len(heights)), 3.4))
+    figure, ax = figure_and_axes(ax, (max(4.5, 0.35 * len(heights)), 3.8))
     x = np.arange(len(heights))
     ax.plot(x, heights, marker="o")
     if errors is not None:
         ax.fill_between(x, heights - errors, heights + errors, alpha=0.25)
     ax.axhline(0.0, color="0.3", linewidth=0.8)
     ax.set_xticks(x, [str(label) for label in labels], rotation=45 if len(x) > 8 else 0)
-    ax.set_ylabel("contribution")
-    if title:
-        ax.set_title(title)
+    ax.set_ylabel(_value_label(values))
+    ax.set_xlabel(
+        getattr(getattr(values, "index", None), "name", None) or "time segment"
+    )
+    ax.set_title(title or "Contribution of each time segment")
     return finish(figure, path)

@@ -4,13 +4,15 @@ import itertools
 
 import keras
 import numpy as np
-import pandas as pd
 
 from keras_miam import strategies as strategies_lib
 from keras_miam.layers.miam_masking import MIAMMasking
 from keras_miam.plotting._figure import figure_and_axes
 from keras_miam.plotting._figure import finish
 from keras_miam.plotting._figure import new_figure
+
+PAD = 0.05  # Axis margin, so that points on the faces are not hidden.
+MAX_ATOMS = 64  # At most this many distinct points: one marker per point.
 
 
 def plot_hypercube(
@@ -29,7 +31,8 @@ def plot_hypercube(
     Each point is one draw of the per-modality masking rates. M = 2 gives a
     scatter in the unit square, M = 3 a 3-D scatter in the unit cube, and
     M > 3 a grid of pairwise projections with histograms of each p_m on the
-    diagonal (`pandas.plotting.scatter_matrix`).
+    diagonal. A strategy that draws a few points only (Constant,
+    ModalityDropout, OPM) shows one marker per point, sized by its share.
 
     Args:
         strategy_or_layer: a strategy (name, config dict or
@@ -77,20 +80,22 @@ def plot_hypercube(
                 f"With M={m} modalities the plot is a {m}x{m} grid: it needs a "
                 "figure of its own, not `ax`."
             )
-        # scatter_matrix sets its own spacing (no constrained layout).
-        figure = new_figure((1.7 * m, 1.7 * m), layout=None)
-        axes = figure.subplots(m, m)
-        pd.plotting.scatter_matrix(
-            pd.DataFrame(p, columns=labels),
-            ax=axes,
-            alpha=0.2,
-            s=3,
-            diagonal="hist",
-            hist_kwds={"bins": 20, "range": (0.0, 1.0)},
-        )
-        for axis in axes.flat:
-            axis.set_xlim(0, 1)
-        figure.suptitle(title)
+        figure = new_figure((1.8 * m, 1.8 * m), layout=None)  # Fixed margins: fast.
+        axes = figure.subplots(m, m, gridspec_kw={"wspace": 0.1, "hspace": 0.1})
+        figure.subplots_adjust(left=0.1, bottom=0.08, right=0.98, top=0.94)
+        for (i, j), axis in np.ndenumerate(axes):
+            if i == j:
+                axis.hist(p[:, i], bins=20, range=(0.0, 1.0), color="C0")
+                axis.set_xlim(-PAD, 1 + PAD)
+                axis.set_yticks([])
+            else:
+                scatter(axis, p[:, [j, i]], labels=None)
+            axis.tick_params(labelbottom=i == m - 1, labelleft=j == 0 and i != j)
+            if i == m - 1:
+                axis.set_xlabel(labels[j])
+            if j == 0:
+                axis.set_ylabel(labels[i])
+        figure.suptitle(f"{title}: pairs of p_m, histograms of p_m on the diagonal")
         return finish(figure, path)
     figure, ax = figure_and_axes(
         ax, (4.5, 4.5), **({"projection": "3d"} if m == 3 else {})
@@ -192,23 +197,34 @@ def _sample(strategy_or_layer, num_modalities, num_samples, state, single_token,
 
 
 def scatter(ax, p, labels):
-    """Scatters (N, 2) or (N, 3) rates in the unit square or cube."""
+    """Scatters (N, 2) or (N, 3) rates in the unit square or cube.
+
+    A distribution on a few points (Constant, ModalityDropout, OPM) is drawn
+    as one marker per point, its area proportional to its share of the draws,
+    so that corner points stay visible.
+    """
+    points, counts = np.unique(np.round(p, 3), axis=0, return_counts=True)
+    if len(points) <= MAX_ATOMS:
+        p, style = points, {"s": 15 + 300 * counts / counts.sum(), "alpha": 0.9}
+    else:
+        style = {"s": 6, "alpha": 0.45}
+    style.update(color="C0", linewidths=0, clip_on=False)
+    limits = (-PAD, 1 + PAD)
     if p.shape[1] == 2:
-        ax.scatter(p[:, 0], p[:, 1], s=6, alpha=0.35, linewidths=0)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_aspect("equal")
-        ax.set_xlabel(labels[0])
-        ax.set_ylabel(labels[1])
+        ax.scatter(p[:, 0], p[:, 1], **style)
+        ax.set(xlim=limits, ylim=limits, aspect="equal")
+        if labels:
+            ax.set(xlabel=labels[0], ylabel=labels[1])
         return
     for a, b in itertools.combinations(itertools.product((0, 1), repeat=3), 2):
         if sum(x != y for x, y in zip(a, b)) == 1:  # An edge of the cube.
             ax.plot(*zip(a, b), color="0.7", linewidth=0.6)
-    ax.scatter(p[:, 0], p[:, 1], p[:, 2], s=6, alpha=0.35, linewidths=0)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_zlim(0, 1)
-    ax.set_xlabel(labels[0])
-    ax.set_ylabel(labels[1])
-    ax.set_zlabel(labels[2])
-    ax.set_box_aspect(None, zoom=0.85)  # Room for the z label.
+    ax.scatter(p[:, 0], p[:, 1], p[:, 2], depthshade=False, **style)
+    ax.set(xlim=limits, ylim=limits, zlim=limits)
+    ticks = [0, 0.5, 1]
+    ax.set(xticks=ticks, yticks=ticks, zticks=ticks)
+    ax.set_xlabel(labels[0], labelpad=-4)
+    ax.set_ylabel(labels[1], labelpad=-4)
+    ax.set_zlabel(labels[2], labelpad=1)
+    ax.tick_params(pad=-2, labelsize="small")
+    ax.set_box_aspect(None, zoom=0.8)  # Room for the z label.

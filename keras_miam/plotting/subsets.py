@@ -9,7 +9,9 @@ from keras_miam.plotting._figure import new_figure
 MEAN_ROW = "mean (all subsets)"
 
 
-def plot_subsets(frame, metric=None, include_mean=True, cmap="viridis", path=None):
+def plot_subsets(
+    frame, metric=None, include_mean=True, cmap="viridis", title=None, path=None
+):
     """Draws the metric of each input subset as an annotated heatmap.
 
     One row per subset (in the table's order), one column per model: give
@@ -23,6 +25,8 @@ def plot_subsets(frame, metric=None, include_mean=True, cmap="viridis", path=Non
         include_mean: whether to add the 'mean (all subsets)' row (the
             paper's average column), below a separating line.
         cmap: matplotlib colormap.
+        title: optional title; defaults to '<metric> per subset of
+            modalities'.
         path: optional file to write.
 
     Returns:
@@ -62,7 +66,7 @@ def plot_subsets(frame, metric=None, include_mean=True, cmap="viridis", path=Non
     data = grid.to_numpy(dtype="float64")
     rows, cols = data.shape
     label_width = 0.07 * max(len(str(label)) for label in grid.index)
-    figure = new_figure((1.6 + 1.1 * cols + label_width, 1.0 + 0.32 * rows))
+    figure = new_figure((max(4.5, 1.6 + 1.1 * cols + label_width), 1.4 + 0.32 * rows))
     ax = figure.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, aspect="auto")
     ax.set_xticks(range(cols), grid.columns, rotation=30, ha="right")
@@ -74,7 +78,7 @@ def plot_subsets(frame, metric=None, include_mean=True, cmap="viridis", path=Non
             ax.text(
                 j,
                 i,
-                f"{value:.3g}",
+                f"{value:.3f}",
                 ha="center",
                 va="center",
                 fontsize="small",
@@ -82,5 +86,9 @@ def plot_subsets(frame, metric=None, include_mean=True, cmap="viridis", path=Non
             )
     if include_mean:
         ax.axhline(rows - 1.5, color="white", linewidth=2)
-    figure.colorbar(image, ax=ax, label=", ".join(sorted(metrics)))
+    metric_names = ", ".join(sorted(metrics))
+    figure.colorbar(image, ax=ax, label=metric_names)
+    ax.set_ylabel("visible modalities")
+    ax.set_xlabel("model" if len(frames) > 1 else "")
+    ax.set_title(title or f"{metric_names} per subset of modalities")
     return finish(figure, path)
