@@ -8,6 +8,7 @@ import pytest
 from keras import ops
 
 import keras_miam as km
+from keras_miam.missing import is_missing
 from keras_miam.tokenizers import EmbeddingTokenizer
 from keras_miam.tokenizers import ImagePatchTokenizer
 from keras_miam.tokenizers import TabularTokenizer
@@ -262,28 +263,6 @@ def test_config_round_trip(case):
     np.testing.assert_allclose(np_(clone(x)), tokens, atol=1e-6)
 
 
-def test_cube_to_series_climate_and_landsat():
-    climate = np.arange(4 * 19 * 12).reshape(4, 19, 12)
-    series = TimeSeriesTokenizer.cube_to_series(climate, "climate")
-    assert series.shape == (228, 4)
-    # Time step t = 12 * year + month.
-    np.testing.assert_array_equal(series[12 * 5 + 7], climate[:, 5, 7])
-    landsat = np.arange(2 * 6 * 4 * 21).reshape(2, 6, 4, 21)
-    series = TimeSeriesTokenizer.cube_to_series(landsat, "landsat")
-    assert series.shape == (2, 84, 6)
-    # Time step t = 4 * year + quarter.
-    np.testing.assert_array_equal(series[1, 4 * 20 + 3], landsat[1, :, 3, 20])
-
-
-def test_cube_to_series_errors():
-    with pytest.raises(ValueError, match="Unknown cube `layout`"):
-        TimeSeriesTokenizer.cube_to_series(np.zeros((4, 19, 12)), "sentinel")
-    with pytest.raises(ValueError, match="12 entries on the season axis"):
-        TimeSeriesTokenizer.cube_to_series(np.zeros((4, 12, 19)), "climate")
-    with pytest.raises(ValueError, match="rank 3"):
-        TimeSeriesTokenizer.cube_to_series(np.zeros((228, 4)), "climate")
-
-
 @pytest.mark.parametrize(
     "make, shape, message",
     [
@@ -310,11 +289,43 @@ def test_channels_last_feature_maps_are_accepted():
     assert tokenizer.num_tokens == 16
 
 
-def test_shape_changes_after_build_raise():
-    tokenizer = CASES["tabular"][0]()
-    tokenizer(CASES["tabular"][1]())
-    with pytest.raises(ValueError, match="built for 5 features"):
-        tokenizer(np.zeros((3, 6), "float32"))
+@pytest.mark.parametrize(
+    "case, shape, message",
+    [
+        ("tabular", (3, 6), r"'env' was built for 5 features; received shape \(3, 6\)"),
+        ("time_series", (3, 8, 2), r"built for series of shape \(batch, 12, 2\)"),
+        ("image", (3, 8, 8, 3), r"built for images of shape \(batch, 8, 12, 3\)"),
+        ("embedding", (3, 6), r"built for embeddings of size 7; received"),
+    ],
+)
+def test_shape_changes_after_build_raise(case, shape, message):
+    make, data, _ = CASES[case]
+    tokenizer = type(make())(**{**make().get_config(), "name": "env"})
+    tokenizer(data())
+    with pytest.raises(ValueError, match=message):
+        tokenizer(np.zeros(shape, "float32"))
+    with pytest.raises(ValueError, match=message):
+        tokenizer.compute_availability(np.zeros(shape, "float32"))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_availability_follows_the_one_missing_value_rule(case):
+    """A token is missing where `is_missing` (numpy) holds for all its values."""
+    make, data, num_tokens = CASES[case]
+    tokenizer = type(make())(**{**make().get_config(), "nodata": -7.0})
+    x = data()
+    flat = x.reshape(3, -1)
+    holes = rng(1).random(flat.shape) < 0.5
+    flat[holes] = rng(2).choice([np.nan, np.inf, -np.inf, 3e38, -7.0], holes.sum())
+    flat[0] = rng(3).choice([np.nan, -np.inf, -2e10, -7.0], flat.shape[1])
+    flat[2, 1:] = np.nan
+    missing = is_missing(x, nodata=-7.0, xp=np)
+    expected = ~np_(tokenizer._group_values(missing)).all(axis=-1)
+    assert expected.shape == (3, num_tokens) and not expected[0].any()
+    np.testing.assert_array_equal(np_(tokenizer.compute_availability(x)), expected)
+    np.testing.assert_array_equal(
+        np_(is_missing(ops.convert_to_tensor(x), -7.0)), missing
+    )
 
 
 @pytest.mark.parametrize(

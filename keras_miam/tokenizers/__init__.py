@@ -1,11 +1,4 @@
-"""Modality tokenizers: raw modality inputs -> tokens + per-token availability.
-
-Every tokenizer follows one missing-data rule (see `Tokenizer`): NaN, +-inf,
-`|x| > 1e10` and `nodata` values are missing; a token whose values are all
-missing is unavailable (`compute_mask` / `compute_availability` return
-`False` for it, and `MIAMMasking` replaces it by the mask token); the missing
-values of a partly missing token are zero-filled.
-"""
+"""Modality tokenizers: a modality's input -> tokens + per-token availability."""
 
 from keras_miam.tokenizers.embedding_tokenizer import EmbeddingTokenizer
 from keras_miam.tokenizers.image_patch_tokenizer import ImagePatchTokenizer
