@@ -41,6 +41,7 @@ class MaskedMeanAbsoluteError(keras.metrics.Mean):
     def __init__(self, from_logits=False, name="mae", dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.from_logits = bool(from_logits)
+        self._direction = "down"
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true, weights = observed(y_true, self.dtype)

@@ -47,6 +47,7 @@ class MaskedTopKAccuracy(keras.metrics.Metric):
             raise ValueError(f"`k` must be None or an integer >= 1; received {k!r}.")
         super().__init__(name=name or (f"top{k}" if k else "topk"), dtype=dtype)
         self.k = k
+        self._direction = "up"
         self.total = self.add_variable(shape=(), initializer="zeros", name="total")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
