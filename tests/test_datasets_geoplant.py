@@ -466,6 +466,11 @@ def test_statistics_without_training_values_are_refused(tmp_path):
         with pytest.warns(UserWarning, match="'image' .* rest on 1 training survey"):
             train = load_geoplant(validation_fraction=0.0, **source)
         assert train.stats["image"]["num_surveys"] == 1
+    # The example stops with the loader's error, before training.
+    from examples import geoplant
+
+    with pytest.raises(SystemExit, match=refused):
+        geoplant.main(["--root", str(root), "--output", str(tmp_path / "out")])
 
 
 def test_default_modalities_are_those_with_files(tmp_path):
@@ -477,7 +482,14 @@ def test_default_modalities_are_those_with_files(tmp_path):
 
 
 @pytest.mark.real_samples
-def test_real_glc24_statistics_without_training_values(real_samples_dir):
+def test_real_glc24_statistics_without_training_values(real_samples_dir, tmp_path):
     # The glc24-pa sample's one training survey with files is held out.
-    with pytest.raises(ValueError, match="'climate' statistics rest on 0 of the 43"):
+    from examples import geoplant
+
+    refused = "'climate' statistics rest on 0 of the 43"
+    with pytest.raises(ValueError, match=refused):
         load_geoplant(real_samples_dir / "glc24-pa")
+    with pytest.raises(SystemExit, match=refused):
+        geoplant.main(
+            ["--root", str(real_samples_dir / "glc24-pa"), "--output", str(tmp_path)]
+        )

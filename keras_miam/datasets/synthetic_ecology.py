@@ -64,150 +64,71 @@ def make_synthetic_ecology(
 ):
     """Generates a multimodal presence/absence dataset with a known imbalance.
 
-    The generator mimics the modality *kinds* of GeoPlant at CPU-friendly
-    sizes, and every effect is documented and returned in `info`, so that a
-    model's use of each modality can be checked against the truth.
-
-    Generative model. Each site (example) has four environmental latents
-    `z = (temperature, moisture, soil, land_use)` and one habitat latent
-    `h = habitat_texture`, all independent standard normal. Species `s` is
+    GeoPlant's modality kinds at CPU-friendly sizes, every effect returned in
+    `info`. Each site has latents `z = (temperature, moisture, soil,
+    land_use)` and a habitat latent `h`, standard normal; species `s` is
     present with probability `sigmoid(b_s + a_env,s * w_s . z + a_img,s *
-    u_s * h)`:
+    u_s * h)`, `w_s` a unit vector on two drivers, `b_s` calibrated to a
+    prevalence in `prevalence_range`. A fraction `image_species_fraction`
+    of the species respond to `h` (`u_s = +-1`), with `a_env = 2.5 r /
+    sqrt(1 + r^2)` and `a_img = 2.5 / sqrt(1 + r^2)` for the imbalance
+    ratio `r`; the others have `a_env = 2.5`.
 
-    - `w_s` is a unit vector with two non-zero entries (the species' two
-      environmental drivers, random signs), `b_s` is calibrated so that the
-      prevalence is `pi_s ~ U(prevalence_range)`.
-    - A random `image_species_fraction` of the species also respond to the
-      habitat texture: `u_s = +-1`. For them the effect scales split a fixed
-      total `TOTAL_EFFECT = 2.5` as `a_env = 2.5 r / sqrt(1 + r^2)` and
-      `a_img = 2.5 / sqrt(1 + r^2)`, where `r` is the imbalance ratio
-      ("strong": r = 3, so 2.37 vs 0.79; "mild": r = 1, so 1.77 each). The
-      other species have `u_s = 0` and `a_env = 2.5`.
-
-    What each modality reveals (values are roughly standardised; channels
-    last):
-
-    - "env" `(N, num_env_features)`, the dominant modality: variable `j`
-      measures latent `j mod 4` linearly, `x_j = l_j z + N(0, 0.4^2)`
-      with `|l_j| ~ U(0.7, 1)`. It alone predicts every environmental
-      effect, near-linearly, for all species.
+    - "env" `(N, num_env_features)`, dominant: variable `j` measures latent
+      `j mod 4` linearly, plus noise (sd 0.4).
     - "climate" `(N, climate_steps, 4)` monthly (pr, tas, tasmax, tasmin):
-      `tas = 0.8 temperature + site offset N(0, 0.5^2) + seasonal cycle of
-      site-specific amplitude + AR(1) noise`, `tasmax/tasmin = tas +- 0.35
-      + noise`, `pr = 0.7 moisture + site offset N(0, 0.6^2) + seasonal
-      term + N(0, 0.8^2)`. Redundant with env, two latents only.
-    - "landsat" `(N, landsat_steps, 6)` quarterly (red, green, blue, nir,
-      swir1, swir2): a vegetation vigour `v = 0.6 moisture - 0.6 land_use +
-      N(0, 0.6^2)` drives the visible/NIR bands and their seasonal
-      amplitude; swir1/swir2 track moisture (and land use); per-step noise
-      N(0, 0.5^2). Redundant with env, moderately informative.
-    - "image" `(N, image_size, image_size, 4)` patches (red, green, blue,
-      nir), the weak but unique modality: the channel means carry a
-      land-cover colour (`0.8 land_use + N(0, 0.5^2)` along
-      `IMAGE_COLOUR`) and a vegetation greenness (`0.7 moisture +
-      N(0, 0.5^2)` along `IMAGE_GREENNESS`), noisier views of two latents
-      that env measures better (so alone the image is informative, but a
-      joint model can ignore it), and a sinusoidal
-      grating (hedgerow-like pattern) with random orientation, phase and
-      frequency (0.18-0.32 cycles/pixel) is added with contrast `0.15 + 0.85
-      sigmoid(1.7 h)`, mostly in NIR. The habitat latent is only visible
-      through this contrast, a nonlinear (energy) feature, on top of a
-      low-frequency clutter field (sd 0.4) and pixel noise (sd 0.3). No
-      other modality carries `h`.
+      temperature and moisture with site offsets, seasonal cycles and noise.
+    - "landsat" `(N, landsat_steps, 6)` quarterly bands: a vegetation
+      vigour (moisture, land use) and its seasonal amplitude, plus noise.
+    - "image" `(N, image_size, image_size, 4)`, weak but unique: colours
+      that are noisy views of land use and moisture, and a grating whose
+      contrast `0.15 + 0.85 sigmoid(1.7 h)` alone carries `h`, on clutter
+      and pixel noise.
 
-    Redundancy (the `redundancy` option, off by default). With a float
-    `rho` in [0, 1] the habitat latent becomes `h = rho * soil + sqrt(1 -
-    rho^2) * u`, `u` the independent draw above (so at `rho = 0` the image
-    still carries a latent of its own, and at `rho = 1` it carries only what
-    env carries: the labels are then linear in `z`), and the image's colour
-    loses its latent signal (channel means are the colour noise only). The
-    image then reveals its latent only through the grating's contrast: a
-    second-order (energy) feature with no linear shortcut, slow to learn,
-    that an image-only model can still learn, while env measures `soil`
-    linearly and near-noiselessly. This is the greedy-learning regime of
-    Wu et al. (ICML 2022) and Du et al. (ICML 2023): a joint model fits
-    env first and the image pathway is starved of gradient. With
-    `image_code="product"` the grating's contrast is constant instead and
-    `h` is written as a product code in the colour: the channel means are
-    `sigma + N(0, 0.5^2)` along `IMAGE_COLOUR` and `sigma * h + N(0,
-    0.5^2)` along `IMAGE_GREENNESS`, `sigma = +-1` a random sign per site,
-    so each direction alone is uncorrelated with `h` (no linear shortcut)
-    and their product reveals it (an XOR-like, second-order feature,
-    faster to learn than the grating's energy). With
-    `image_code="patch_product"` the product code is spread over two
-    quadrants (the 2 x 2 patches of an 8-pixel patch tokenizer at
-    `image_size=16`): along `IMAGE_GREENNESS` the top-left quadrant is
-    offset by `sigma`, the bottom-right one by `sigma * h`, the two others
-    by independent random signs, each plus `N(0, 0.3^2)`; `h` is then
-    readable only from two given quadrants seen together, so a model that
-    sees the image partly masked (as under MaskSDM's Uniform masking, when
-    env's soil variables are hidden too) rarely gets to learn it. With
-    `image_code="quadrant_product"` the product code of "product" (`sigma`
-    along `IMAGE_COLOUR`, `sigma * h` along `IMAGE_GREENNESS`, each plus
-    `N(0, 0.5^2)`) is drawn in the top-left quadrant only (one patch of an
-    8-pixel patch tokenizer), the other quadrants carrying no offset: the
-    image is then of use to a model only when that patch is visible.
+    With `redundancy=rho`, `h = rho * soil + sqrt(1 - rho^2) * u` and the
+    image colour carries no latent; `image_code` then says how the image
+    shows `h`: "texture" (the grating's contrast), "product" (`sigma` along
+    `IMAGE_COLOUR`, `sigma * h` along `IMAGE_GREENNESS`, `sigma = +-1` per
+    site), "patch_product" (the product code over two quadrants) or
+    "quadrant_product" (in the top-left quadrant only).
 
-    Missing values are NaN. A rate `r` for a modality is the expected
-    fraction of NaN entries, half from whole-modality absence and half from
-    partial gaps: env, whole rows and single variables; climate and landsat,
-    whole series and single time steps (all channels of a step, e.g. a
-    cloudy quarter); image, whole cloudy/absent images and cloud blobs (a
-    thresholded smooth random field) covering part of other images.
+    Missing values are NaN: a rate is the expected NaN fraction, half whole
+    modalities missing, half partial gaps (variables, time steps, clouds).
 
     Args:
         num_examples: int > 0, number of sites.
         num_species: int > 0, number of species (label columns).
-        modalities: names among "env", "climate", "landsat", "image"; only
-            these are rendered (the labels and latents do not depend on it).
-        imbalance: "strong" (r = 3), "mild" (r = 1), or a positive float
-            `r`, the ratio of the env to the image effect scale for the
-            image-driven species.
-        missing: None for the defaults (env 0.05, climate 0.02, landsat
-            0.15, image 0.2), a float applied to every modality, or a dict
-            `{modality: rate}` (unlisted modalities get 0). Rates in [0, 1).
+        modalities: names among "env", "climate", "landsat", "image" to
+            render (labels and latents do not depend on it).
+        imbalance: "strong" (r = 3), "mild" (r = 1), or a float `r` > 0.
+        missing: None (env 0.05, climate 0.02, landsat 0.15, image 0.2), a
+            float for every modality, or a dict `{modality: rate}`.
         seed: int, seeds every random stream; same seed, same output.
         num_env_features: int >= 4, env variables.
-        climate_steps: int > 0, monthly steps of the climate series.
-        landsat_steps: int > 0, quarterly steps of the Landsat series.
-        image_size: int >= 4, height and width of the image patches.
-        image_species_fraction: float in [0, 1], fraction of species that
-            respond to the habitat texture.
-        prevalence_range: (low, high) with 0 < low <= high < 1, range of
-            the species' target prevalences.
-        redundancy: None (the default: the scenarios above, unchanged) or
-            a float `rho` in [0, 1], the share of the habitat latent that
-            is the env latent `soil` (see "Redundancy"); the image colour
-            then carries no latent.
-        image_code: with `redundancy`, how the image shows `h`: "texture"
-            (the grating's contrast, the default), "product" (a product
-            code of two colour directions), "patch_product" (a product
-            code of two quadrants) or "quadrant_product" (the product code
-            in one quadrant); see "Redundancy".
+        climate_steps: int > 0, monthly steps.
+        landsat_steps: int > 0, quarterly steps.
+        image_size: int >= 4, patch height and width.
+        image_species_fraction: float in [0, 1].
+        prevalence_range: (low, high), 0 < low <= high < 1.
+        redundancy: None, or a float `rho` in [0, 1] (see above).
+        image_code: "texture", "product", "patch_product" or
+            "quadrant_product", with `redundancy`.
 
     Returns:
-        `(x, y, info)`: `x` a dict {modality: float32 array}, `y` a float32
-        array `(num_examples, num_species)` of 0/1 presences, and `info` a
-        JSON-serialisable dict with the ground truth: "dominant_modality",
-        "weak_modality", "imbalance" (ratio and effect scales), "latents",
-        "modalities" (per modality: shape, channels, latents revealed,
-        loadings, missing rate and realised NaN fraction), "species" (per
-        species: intercept, target prevalence, latent effects, texture
-        effect, drivers) and "prevalence" (realised).
+        `(x, y, info)`: `x` a dict {modality: float32 array}, `y` the
+        float32 `(num_examples, num_species)` presences, `info` a JSON-ready
+        dict of the ground truth ("dominant_modality", "weak_modality",
+        "imbalance", "latents", "modalities", "species", "prevalence").
 
     Example:
 
-    >>> x, y, info = make_synthetic_ecology(num_examples=256, seed=0)
+    >>> x, y, info = keras_miam.datasets.make_synthetic_ecology(256, seed=0)
     >>> x["image"].shape, y.shape
     ((256, 16, 16, 4), (256, 20))
-    >>> info["dominant_modality"], info["weak_modality"]
-    ('env', 'image')
 
     Reference:
         Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
-        Multimodal Ecological Applications", ICLR 2026 (the modality kinds
-        follow GeoPlant: Picek et al., "GeoPlant: Spatial Plant Species
-        Prediction Dataset", NeurIPS 2024 Datasets and Benchmarks).
+        Multimodal Ecological Applications", ICLR 2026.
     """
     num_examples = positive_int(num_examples, "num_examples")
     num_species = positive_int(num_species, "num_species")

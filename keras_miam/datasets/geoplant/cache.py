@@ -4,12 +4,11 @@
 split as one float32 `.npy` file (NaN for missing values, unnormalised),
 next to the split's survey metadata (`surveys.csv`), its (surveyId,
 speciesId) presence pairs (`presence.npy`) and `manifest.json`: the shape and
-rows written of every array, and a fingerprint of the source files and
-arguments. `load_geoplant(cache_dir=...)` slices the arrays through memory
-maps (`CachedSource`): a batch is a row gather, with no file decoding.
+rows written of every array, the arguments and the sizes and modification
+times of the source files. `load_geoplant(cache_dir=...)` slices the arrays
+through memory maps (`CachedSource`): a batch is a row gather.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,10 +22,10 @@ from keras_miam.datasets.checks import positive_int
 from keras_miam.datasets.geoplant.layout import GeoPlantLayout
 from keras_miam.datasets.geoplant.plan import clean_metadata
 from keras_miam.datasets.geoplant.sources import GEOPLANT_MODALITIES
-from keras_miam.datasets.geoplant.sources import SERIES_SOURCES
 from keras_miam.datasets.geoplant.sources import ReleaseSource
 from keras_miam.datasets.geoplant.sources import Source
 from keras_miam.datasets.geoplant.sources import available_modalities
+from keras_miam.datasets.geoplant.sources import check_series_source
 
 FORMAT = "keras_miam.geoplant_cache"
 VERSION = 2
@@ -94,11 +93,7 @@ def prepare_geoplant(
     ```
     """
     chunk_size = positive_int(chunk_size, "chunk_size")
-    if series_source not in SERIES_SOURCES:
-        raise ValueError(
-            f"Unknown series_source '{series_source}'; expected one of "
-            f"{list(SERIES_SOURCES)}."
-        )
+    check_series_source(series_source)
     cache_dir = Path(cache_dir).expanduser()
     layout = GeoPlantLayout(root)
     modalities = check_modalities(
@@ -117,23 +112,21 @@ def prepare_geoplant(
             image_size or ReleaseSource(layout, "train", [], ["image"]).image_size
         )
         image_size = positive_int(image_size, "image_size")
-    arguments = {
-        "modalities": list(modalities),
-        "splits": splits,
-        "series_source": series_source,
-        "env_columns": env_columns,
-        "image_size": image_size,
-    }
-    listing = _listing(layout, splits, modalities)
+    arguments = dict(
+        modalities=modalities,
+        splits=splits,
+        series_source=series_source,
+        env_columns=env_columns,
+        image_size=image_size,
+    )
     manifest = _read_json(cache_dir / MANIFEST)
-    fingerprint = _fingerprint(arguments, listing)
-    if manifest is not None and manifest.get("fingerprint") != fingerprint:
+    listing = _listing(layout, arguments)
+    if manifest is not None and (differences := _differences(manifest, listing)):
         if not overwrite:
             raise GeoPlantCacheError(
                 f"The GeoPlant cache '{cache_dir}' was made from other files or "
-                f"arguments: {_differences(manifest, arguments, listing)}. Pass "
-                "overwrite=True (--overwrite) to rebuild it, or use another "
-                "cache_dir."
+                f"arguments: {differences}. Pass overwrite=True (--overwrite) to "
+                "rebuild it, or use another cache_dir."
             )
         for split in manifest.get("splits", {}):
             shutil.rmtree(cache_dir / split, ignore_errors=True)
@@ -141,10 +134,8 @@ def prepare_geoplant(
     manifest = manifest or {
         "format": FORMAT,
         "version": VERSION,
-        "fingerprint": fingerprint,
-        "arguments": arguments,
-        "sources": listing,
         "splits": {},
+        **listing,
     }
     manifest["complete"] = False
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -289,13 +280,11 @@ def open_cache(
         )
     arguments = manifest["arguments"]
     if root is not None:
-        layout = GeoPlantLayout(root)
-        listing = _listing(layout, arguments["splits"], arguments["modalities"])
-        if _fingerprint(arguments, listing) != manifest["fingerprint"]:
+        listing = _listing(GeoPlantLayout(root), arguments)
+        if differences := _differences(manifest, listing):
             raise GeoPlantCacheError(
-                f"The GeoPlant cache '{cache_dir}' is stale: "
-                f"{_differences(manifest, arguments, listing)}. Re-run "
-                "prepare_geoplant(root, cache_dir, overwrite=True)."
+                f"The GeoPlant cache '{cache_dir}' is stale: {differences}. "
+                "Re-run prepare_geoplant(root, cache_dir, overwrite=True)."
             )
     cached = arguments["modalities"]
     modalities = check_modalities(modalities or cached, GEOPLANT_MODALITIES)
@@ -333,11 +322,16 @@ def _unfinished(splits):
     ]
 
 
-def _listing(layout, splits, modalities):
-    """{relative path: [size, mtime_ns], folder/: [files, size, latest]}."""
+def _listing(layout, arguments):
+    """The arguments (as JSON) and the source files of a cache.
+
+    Files: [size, mtime_ns]; folders of cubes or patches: [files, size,
+    latest mtime_ns].
+    """
+    modalities = arguments["modalities"]
     files = [layout.root / rel for rels in layout.metadata.values() for rel in rels]
     folders = []
-    for family in sorted({layout.feature_family(s) for s in splits}):
+    for family in sorted({layout.feature_family(s) for s in arguments["splits"]}):
         if "env" in modalities:
             files += layout.env_files(family)
         if "climate" in modalities:
@@ -348,54 +342,42 @@ def _listing(layout, splits, modalities):
             folders += layout.cube_folders("landsat", family)
         if "image" in modalities:
             folders += [folder for _, folder in layout.image_folders(family)]
-    listing = {}
+    sources = {}
     for path in sorted(set(files)):
         stat = path.stat()
-        listing[str(path.relative_to(layout.root))] = [stat.st_size, stat.st_mtime_ns]
+        sources[str(path.relative_to(layout.root))] = [stat.st_size, stat.st_mtime_ns]
     for folder in sorted(set(folders)):
         stats = [
             os.stat(os.path.join(dirpath, name))
             for dirpath, _, names in os.walk(folder)
             for name in names
         ]
-        listing[str(folder.relative_to(layout.root)) + "/"] = [
+        sources[str(folder.relative_to(layout.root)) + "/"] = [
             len(stats),
             sum(s.st_size for s in stats),
             max((s.st_mtime_ns for s in stats), default=0),
         ]
-    return listing
+    return json.loads(json.dumps({"arguments": arguments, "sources": sources}))
 
 
-def _fingerprint(arguments, listing):
-    text = json.dumps([FORMAT, VERSION, arguments, listing], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _differences(manifest, arguments, listing):
-    old_arguments = manifest.get("arguments", {})
+def _differences(manifest, listing):
+    """What differs between a manifest and a `_listing` ("" when nothing)."""
+    old, new = manifest.get("arguments", {}), listing["arguments"]
     found = [
-        f"{key} {old_arguments.get(key)!r} -> {arguments.get(key)!r}"
-        for key in sorted(set(old_arguments) | set(arguments))
-        if old_arguments.get(key) != arguments.get(key)
+        f"{key} {old.get(key)!r} -> {new.get(key)!r}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
     ]
-    old = manifest.get("sources", {})
-    changed = [
-        p for p in sorted(set(old) | set(listing)) if old.get(p) != listing.get(p)
-    ]
+    old, new = manifest.get("sources", {}), listing["sources"]
+    changed = [p for p in sorted(set(old) | set(new)) if old.get(p) != new.get(p)]
     for path in changed[:5]:
-        what = (
-            "new"
-            if path not in old
-            else "removed"
-            if path not in listing
-            else "changed"
-        )
+        what = "new" if path not in old else "removed" if path not in new else "changed"
         found.append(f"{path} ({what})")
     if len(changed) > 5:
         found.append(f"and {len(changed) - 5} more source(s)")
     if manifest.get("version") != VERSION:
         found.append(f"cache version {manifest.get('version')!r} -> {VERSION}")
-    return "; ".join(found) or "fingerprint differs"
+    return "; ".join(found)
 
 
 def _read_json(path):

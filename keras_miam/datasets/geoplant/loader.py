@@ -12,8 +12,8 @@ from keras_miam.datasets.geoplant.layout import GeoPlantLayout
 from keras_miam.datasets.geoplant.plan import clean_metadata
 from keras_miam.datasets.geoplant.plan import plan_split
 from keras_miam.datasets.geoplant.sources import GEOPLANT_MODALITIES
-from keras_miam.datasets.geoplant.sources import SERIES_SOURCES
 from keras_miam.datasets.geoplant.sources import ReleaseSource
+from keras_miam.datasets.geoplant.sources import check_series_source
 from keras_miam.datasets.geoplant.statistics import check_stats
 from keras_miam.datasets.geoplant.statistics import compute_stats
 
@@ -43,83 +43,55 @@ def load_geoplant(
 ):
     """Streams a split of the GeoPlant presence-absence surveys as batches.
 
-    Reads the GeoPlant / GeoLifeCLEF 2024 and 2025 layout (found by walking
-    `root`, see `GeoPlantLayout`):
+    Reads a GeoPlant / GeoLifeCLEF 2024-2025 release (see `GeoPlantLayout`):
+    the metadata (one row per present species; labels are the multi-hot
+    presence of the selected species), "env" (the environmental CSVs joined
+    on surveyId), "climate" (monthly CSV columns or `.pt` cubes, as
+    (228, 4)), "landsat" (per-band CSVs or cubes, as (84, 6)) and "image"
+    (4-band tiffs or RGB + NIR jpegs, as (H, W, 4)). Missing values (NaN,
+    +-inf, |x| > 1e10, nodata) and surveys without a file are NaN.
 
-    - metadata, one row per present species (`...,speciesId,surveyId`):
-      `PA_metadata_{split}.csv`, `GLC24-PA-metadata-{split}.csv`,
-      `GLC25_PA_metadata_{split}.csv` or a `metadata.csv` with a `subset`
-      column; labels are the multi-hot presence of the selected species.
-    - "env": `EnvironmentalValues/**/...PA-{split}-*.csv` (or
-      `EnvironmentalRasters/`), numeric columns joined on surveyId (the
-      newest `vN` folder of a variable group).
-    - "climate": `Bio-{pr,tas,tasmax,tasmin}_{MM}_{YYYY}` CSV columns or
-      `*_{surveyId}_cube.pt` [4, 19, 12] cubes, as (228, 4).
-    - "landsat": the per-band CSVs (`YYYY_Q` columns) or [6, 4, 21] cubes,
-      as (84, 6).
-    - "image": `{CD}/{AB}/{surveyId}.tiff` 4-band patches (GLC25, nodata -1)
-      or GLC24's RGB and NIR jpegs, CD being the last two digits of the id,
-      as (H, W, 4).
-
-    Missing values (NaN, +-inf, |x| > 1e10, image nodata) and surveys without
-    a row, cube or patch are NaN. With `normalize`, every channel is
-    standardised with the nan-aware mean and std of the training part
-    ("env": every survey; series and images: a seeded sample of
-    `stats_sample_size` surveys). Statistics resting on fewer than two
-    values of a channel raise a ValueError, on fewer than 5 surveys warn.
-    Pass the training set's `stats` to the other splits (they are computed
-    from the training part otherwise).
-
-    "val" is a seeded `validation_fraction` of the training surveys (whole
-    cells of `validation_block` degrees of lon / lat with it), "train" the
-    rest, unless the release has a "val" split. Presence-only files are
-    ignored.
-
-    With `cache_dir`, the batches are read from a `prepare_geoplant` cache
-    instead (the same values; `root`, when given, is checked against the
-    cache's fingerprint). An unfinished, truncated or stale cache raises
-    `GeoPlantCacheError`.
+    With `normalize`, each channel is standardised with the nan-aware mean
+    and std of the training part ("env": every survey; series and images: a
+    seeded sample of `stats_sample_size`); a channel with fewer than two
+    training values raises a ValueError, statistics from fewer than 5
+    surveys warn. "val" is a seeded `validation_fraction` of the training
+    surveys (whole cells of `validation_block` degrees with it) unless the
+    release has one. With `cache_dir`, batches are read from a
+    `prepare_geoplant` cache (the same values; a stale, with `root`,
+    unfinished or truncated cache raises `GeoPlantCacheError`).
 
     Args:
         root: path of the release folder (optional with `cache_dir`).
-        split: "train", "val", or a split of the metadata (e.g. "test",
-            "test_iid").
-        modalities: names among "env", "climate", "landsat", "image".
-            Defaults to every modality the release has training files for
-            (with `cache_dir`: those cached).
-        species: optional list of speciesId (label columns in that order).
-            Default: `stats["species"]`, else the training part's species
-            by frequency (ties: smaller id).
+        split: "train", "val", or a split of the metadata ("test", ...).
+        modalities: names among "env", "climate", "landsat", "image";
+            default every modality with training files (or cached).
+        species: optional list of speciesId (label columns, in order);
+            default `stats["species"]`, else the training part's species by
+            frequency (ties: smaller id).
         num_species: int, keep the most frequent species only.
         batch_size: int, surveys per batch.
-        stats: statistics returned by a previous call (`.stats`), or None.
+        stats: the `.stats` of the training set, or None to compute them.
         normalize: bool; False returns raw values.
-        validation_fraction: float in [0, 1), training surveys held out as
-            "val".
-        seed: int, seeds the validation draw, the statistics sample and the
-            shuffling.
+        validation_fraction: float in [0, 1), training surveys held out.
+        seed: int, seeds the validation part, the sample and the shuffling.
         shuffle: bool, reshuffle every epoch; default True for "train".
-        env_columns: optional env column names or glob patterns (e.g.
-            `["Bio*", "Elevation"]`).
-        series_source: "auto" (CSVs when present, else cubes), "csv" or
-            "cubes".
-        image_size: int, patch height and width (resized if different);
-            default that of the statistics, else of the first patch.
-        stats_sample_size: int, surveys read for the series and image
-            statistics.
+        env_columns: optional env column names or glob patterns.
+        series_source: "auto" (CSVs when present), "csv" or "cubes".
+        image_size: int, patch size (resized); default that of `stats`,
+            else of the first patch.
+        stats_sample_size: int, surveys read for series and image stats.
         drop_remainder: bool, drop the last incomplete batch.
         workers: int, as in `keras.utils.PyDataset`.
         use_multiprocessing: bool, as in `keras.utils.PyDataset`.
         max_queue_size: int, as in `keras.utils.PyDataset`.
         cache_dir: optional path of a `prepare_geoplant` cache.
-        validation_block: optional float, degrees: hold out "val" by
-            spatial cells of that size.
+        validation_block: optional float, degrees of the validation cells.
 
     Returns:
         A `GeoPlantDataset` of `(x, y)` batches (`x` alone without
-        speciesId). Attributes: `stats` (with "species"), `species`,
-        `survey_ids`, `labels`, `surveys` (metadata), `input_shapes`,
-        `env_columns`.
+        speciesId), with `stats` (and "species"), `species`, `survey_ids`,
+        `labels`, `surveys`, `input_shapes` and `env_columns`.
 
     Example:
 
@@ -135,11 +107,7 @@ def load_geoplant(
         Picek et al., "GeoPlant: Spatial Plant Species Prediction Dataset",
         NeurIPS 2024 Datasets and Benchmarks.
     """
-    if series_source not in SERIES_SOURCES:
-        raise ValueError(
-            f"Unknown series_source '{series_source}'; expected one of "
-            f"{list(SERIES_SOURCES)}."
-        )
+    check_series_source(series_source)
     batch_size = positive_int(batch_size, "batch_size")
     stats_sample_size = positive_int(stats_sample_size, "stats_sample_size")
     for name, value in (("image_size", image_size), ("num_species", num_species)):

@@ -56,6 +56,15 @@ def available_modalities(root, split="train"):
     return tuple(name for name in GEOPLANT_MODALITIES if found[name])
 
 
+def check_series_source(series_source):
+    """Raises a ValueError unless `series_source` is "auto", "csv" or "cubes"."""
+    if series_source not in SERIES_SOURCES:
+        raise ValueError(
+            f"Unknown series_source '{series_source}'; expected one of "
+            f"{list(SERIES_SOURCES)}."
+        )
+
+
 def match_columns(columns, patterns):
     """The `columns` matching names or glob `patterns`, in pattern order."""
     selected = []
