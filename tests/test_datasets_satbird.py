@@ -1,7 +1,10 @@
 """Tests of the SatBird loader on a tiny release written in its layout."""
 
+import importlib.util
 import json
 import pickle
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -194,7 +197,9 @@ def test_clear_error_for_a_missing_target(release):
     with pytest.raises(FileNotFoundError, match=r"targets/\{hotspot_id\}.json.*L3"):
         load_satbird(release, "test")  # the training statistics need L3
     (release / "targets" / "L5.json").write_text('{"probs": [0.5, 2.0]}')
-    with pytest.raises(ValueError, match=r"L5.json.*\(2,\).*\[0.5, 2.0\]\); expected a"):
+    with pytest.raises(
+        ValueError, match=r"L5.json.*\(2,\).*\[0.5, 2.0\]\); expected a"
+    ):
         load_satbird(release, "valid", normalize=False)
     (release / "targets" / "L3.json").write_text('{"probs": [0.5, 0.25]}')
     with pytest.raises(ValueError, match=r"L3.json.*\(2,\).*expected 5 encounter"):
@@ -213,3 +218,45 @@ def test_clear_errors_for_wrong_bands_and_variables(release):
     np.save(release / "environmental_data" / "L3.npy", np.zeros((4, 6, 6)))
     with pytest.raises(ValueError, match=r"L3.npy.*\(4, 6, 6\).*with 3 variables"):
         load_satbird(release, modalities="env")  # read for the statistics
+
+
+def _example():
+    path = Path(__file__).resolve().parents[1] / "examples" / "satbird.py"
+    spec = importlib.util.spec_from_file_location("example_satbird", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_example_help_shows_the_defaults(capsys):
+    example = _example()
+    with pytest.raises(SystemExit):
+        example.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option, default in [
+        ("--env", "center"),
+        ("--crop-size", "64"),
+        ("--epochs", "20"),
+        ("--batch-size", "64"),
+        ("--learning-rate", "0.001"),
+        ("--output", "outputs/satbird"),
+    ]:
+        assert re.search(f"{option} .*?\\(default: {re.escape(default)}\\)", text)
+    with pytest.raises(SystemExit):
+        example.parse_args([])
+    assert "pass --root" in capsys.readouterr().err
+
+
+def test_example_dry_run(tmp_path):
+    argv = ["--dry-run", "--strategy", "miam", "--epochs", "1", "--crop-size", "8"]
+    argv += ["--embed-dim", "8", "--num-layers", "1", "--no-explain"]
+    results = _example().main([*argv, "--output", str(tmp_path)])
+    scores = results["scores"]
+    assert set(scores) == {f"miam/{m}" for m in ("mae", "top10", "top30", "topk")}
+    for values in scores.values():
+        assert set(values) == {"image", "env", "image+env"}
+        assert all(0.0 <= v <= 1.0 for v in values.values())
+    assert json.loads((tmp_path / "results.json").read_text())["scores"] == scores
+    assert (tmp_path / "subsets.png").read_bytes().startswith(b"\x89PNG")
+    release = tmp_path / "generated_release"
+    assert len(pd.read_csv(release / "train_split.csv")) == 57
