@@ -16,16 +16,24 @@ Shared input checks (`check_modalities`, `positive_int`, the `|x| > 1e10`
 nodata rule of `clean_values`) live in `datasets.checks`.
 """
 
-from keras_miam.datasets.geoplant import GeoPlantCacheError
-from keras_miam.datasets.geoplant import GeoPlantDataset
-from keras_miam.datasets.geoplant import GeoPlantLayout
-from keras_miam.datasets.geoplant import available_modalities
-from keras_miam.datasets.geoplant import load_geoplant
-from keras_miam.datasets.geoplant import prepare_geoplant
-from keras_miam.datasets.satbird import load_satbird
+from keras_miam._lazy import lazy_exports
 from keras_miam.datasets.split_dataset import split_dataset
 from keras_miam.datasets.synthetic_ecology import make_synthetic_ecology
 from keras_miam.datasets.taxabench import load_taxabench
+
+# The readers of GeoPlant and SatBird load on first use, with their extras.
+_LAZY = {
+    "GeoPlantCacheError": ".geoplant",
+    "GeoPlantDataset": ".geoplant",
+    "GeoPlantLayout": ".geoplant",
+    "available_modalities": ".geoplant",
+    "load_geoplant": ".geoplant",
+    "prepare_geoplant": ".geoplant",
+    "load_satbird": ".satbird",
+}
+__getattr__, __dir__ = lazy_exports(
+    __name__, _LAZY, extras={".geoplant": "geoplant", ".satbird": "satbird"}
+)
 
 __all__ = [
     "GeoPlantCacheError",

@@ -4,20 +4,20 @@ Every function draws off-screen (Agg canvas, no display, pyplot untouched),
 writes the figure when given `path` and returns the matplotlib `Figure`.
 """
 
-from keras_miam.plotting.contributions import plot_image_contributions
-from keras_miam.plotting.contributions import plot_shapley
-from keras_miam.plotting.contributions import plot_time_contributions
-from keras_miam.plotting.dynamics import plot_dynamics
-from keras_miam.plotting.hypercube import plot_hypercube
-from keras_miam.plotting.hypercube import plot_strategies
-from keras_miam.plotting.subsets import plot_subsets
+from keras_miam._lazy import lazy_exports
 
-__all__ = [
-    "plot_dynamics",
-    "plot_hypercube",
-    "plot_image_contributions",
-    "plot_shapley",
-    "plot_strategies",
-    "plot_subsets",
-    "plot_time_contributions",
-]
+_NAMES = {
+    "plot_dynamics": ".dynamics",
+    "plot_hypercube": ".hypercube",
+    "plot_image_contributions": ".contributions",
+    "plot_shapley": ".contributions",
+    "plot_strategies": ".hypercube",
+    "plot_subsets": ".subsets",
+    "plot_time_contributions": ".contributions",
+}
+# matplotlib (the `plot` extra) loads with the first figure function used.
+__getattr__, __dir__ = lazy_exports(
+    __name__, _NAMES, extras=dict.fromkeys(_NAMES.values(), "plot")
+)
+
+__all__ = sorted(_NAMES)
