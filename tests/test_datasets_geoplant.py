@@ -333,10 +333,10 @@ def test_errors(glc25, tmp_path):
     bare = tmp_path / "bare"
     _write_metadata(bare / "PresenceAbsenceSurveys/PA_metadata_train.csv", TRAIN_IDS)
     for name, match in (
-        ("env", "No environmental CSVs"),
-        ("climate", "No climate time series"),
-        ("landsat", "No landsat time series"),
-        ("image", "No Sentinel-2 patches"),
+        ("env", "No 'env' files.*EnvironmentalValues"),
+        ("climate", "No 'climate' files.*bioclimatic_monthly"),
+        ("landsat", "No 'landsat' files.*six landsat"),
+        ("image", "No 'image' files.*Sentinel-2 patches"),
     ):
         with pytest.raises(FileNotFoundError, match=match):
             load_geoplant(bare, modalities=(name,))

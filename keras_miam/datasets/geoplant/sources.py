@@ -79,6 +79,22 @@ def match_columns(columns, patterns):
     return selected
 
 
+_EXPECTED = {
+    "env": "EnvironmentalValues/**/*PA*-{train,test}-*.csv files (or "
+    "EnvironmentalRasters/) with a 'surveyId' column",
+    "climate": "a bioclimatic_monthly CSV (surveyId + Bio-{pr,tas,tasmax,tasmin}"
+    "_{MM}_{YYYY}) or *-bioclimatic_monthly_{surveyId}_cube.pt files",
+    "landsat": "the six landsat-time-series-{red,green,blue,nir,swir1,swir2} "
+    "CSVs (surveyId + YYYY_Q) or *-landsat*_{surveyId}_cube.pt files",
+    "image": "Sentinel-2 patches {CD}/{AB}/{surveyId}.tiff (R, G, B, NIR) or "
+    "GLC24's RGB and NIR jpegs, CD being the last two digits of the id",
+}
+
+
+def _absent(name, where):
+    raise FileNotFoundError(f"No '{name}' files {where}. Expected {_EXPECTED[name]}.")
+
+
 class Source:
     """Raw values (NaN for missing) of a release split's surveys, by row.
 
@@ -147,57 +163,27 @@ class ReleaseSource(Source):
         self.survey_ids = ids = np.asarray(survey_ids, "int64")
         self.tables, self.cubes, self.origin, self.shapes = {}, {}, {}, {}
         if "env" in modalities:
-            files = layout.env_files(family)
-            if not files:
-                raise FileNotFoundError(
-                    f"No environmental CSVs {where}. Expected "
-                    "EnvironmentalValues/**/*PA*-{train,test}-*.csv files with a "
-                    "'surveyId' column (or EnvironmentalRasters/ in GLC24)."
-                )
+            files = layout.env_files(family) or _absent("env", where)
             frame = read_env_table(files, ids)
             self.tables["env"] = to_float32(frame.to_numpy("float64", na_value=np.nan))
             self._stored_env = list(frame.columns)
             self.select_env(patterns=env_columns)
-        for kind in ("climate", "landsat"):
-            if kind not in modalities:
-                continue
-            climate = kind == "climate"
-            csvs = (
-                layout.climate_csvs(family) if climate else layout.landsat_csvs(family)
-            )
+        for kind in [k for k in ("climate", "landsat") if k in modalities]:
+            csvs = layout.climate_csvs(family)
+            if kind == "landsat":
+                csvs = layout.landsat_csvs(family)
+                csvs = csvs if len(csvs) == len(LANDSAT_BANDS) else None
             folders = layout.cube_folders(kind, family)
             if csvs and series_source != "cubes":
-                absent = [b for b in LANDSAT_BANDS if not climate and b not in csvs]
-                if absent:
-                    raise FileNotFoundError(
-                        f"Landsat CSVs {where} lack the band(s) {absent}; found "
-                        f"{sorted(csvs)}. Expected one CSV per band {list(LANDSAT_BANDS)}."
-                    )
                 self.tables[kind] = read_series_csvs(kind, csvs, ids)
-                self.origin[kind] = "csv"
-            elif folders and series_source != "csv":
-                index = index_cubes(folders)
+            elif series_source != "csv" and (index := index_cubes(folders)):
                 first = next((index[i] for i in ids if i in index), None)
-                first = first or next(iter(index.values()), None)
-                if first is None:
-                    raise FileNotFoundError(
-                        f"The {kind} cube folders {folders} hold no cube."
-                    )
+                first = first or next(iter(index.values()))
                 self.cubes[kind] = index
                 self.shapes[kind] = read_cube(first, kind).shape
                 self.origin[kind] = "cubes"
             else:
-                raise FileNotFoundError(
-                    f"No {kind} time series ({series_source}: CSVs or *_cube.pt "
-                    f"files) {where}. Expected "
-                    + (
-                        "a bioclimatic_monthly CSV (surveyId + Bio-{pr,tas,tasmax,"
-                        "tasmin}_{MM}_{YYYY}) or *-bioclimatic_monthly_{id}_cube.pt."
-                        if climate
-                        else "landsat-time-series-{red,...,swir2} CSVs (surveyId + "
-                        "YYYY_Q) or *-landsat*_{id}_cube.pt."
-                    )
-                )
+                _absent(kind, f"{where} (series_source={series_source!r})")
         for name, values in self.tables.items():
             self.shapes[name] = values.shape[1:]
             self.origin.setdefault(name, "csv")
@@ -210,11 +196,7 @@ class ReleaseSource(Source):
                 if extension is not None:
                     found.append((rank[kind], (kind, str(folder), extension), example))
             if not found:
-                raise FileNotFoundError(
-                    f"No Sentinel-2 patches {where}. Expected {{CD}}/{{AB}}/"
-                    "{surveyId}.tiff (4 bands R, G, B, NIR) or the GLC24 RGB and "
-                    "NIR jpegs, CD being the last two digits of the id."
-                )
+                _absent("image", where)
             found.sort(key=lambda f: f[0])
             self.patches = [f[1] for f in found]
             if image_size is None:
