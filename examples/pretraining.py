@@ -5,9 +5,8 @@ every site, but species surveys for few. This example generates the synthetic
 ecology data (env table, Landsat-like series, image patches), pre-trains a
 `MultimodalPretrainer` on the unlabelled sites with MIAM masking (its masking
 state driven by the per-modality reconstruction scores, through
-`ModalityDynamics` without labels), moves the pre-trained tokenizers and
-encoder into a `MultimodalTransformer` (`to_transformer`), fine-tunes it on the
-labelled budget, and compares it with the same model trained from scratch on
+`ModalityDynamics` without labels), puts a `MultimodalTransformer` on the
+pre-trained backbone (shared, not copied), fine-tunes it on the labelled budget, and compares it with the same model trained from scratch on
 the budget alone, on every subset of modalities of a test split.
 
     KERAS_BACKEND=tensorflow python examples/pretraining.py
@@ -107,7 +106,11 @@ def main(argv=None):
         return km.experiments.subset_scores(frame, modalities=MODALITIES)
 
     # 2. Transfer and fine-tune on the labelled budget.
-    fine_tuned = pretrainer.to_transformer(y.shape[1], strategy="uniform")
+    backbone = pretrainer.backbone
+    backbone.masking.strategy = km.strategies.get("uniform")
+    fine_tuned = km.models.MultimodalTransformer(
+        backbone=backbone, num_outputs=y.shape[1]
+    )
     scores = {"pre-trained + fine-tuned": fit_and_test(fine_tuned)}
     # 3. The same model from scratch, on the labelled budget alone.
     scratch = km.models.MultimodalTransformer(

@@ -355,12 +355,10 @@ class MIAMMasking(keras.layers.Layer):
         return keep
 
     def compute_mask(self, inputs, previous_mask=None):
-        if self.return_keep_mask:
-            return None
-        first = self._as_list(inputs, "token tensors")[0]
-        if isinstance(first, keras.KerasTensor):
-            return keras.KerasTensor((first.shape[0], self.num_tokens), "bool")
-        return self._keep
+        # The keep mask of the last call; none for symbolic inputs, so that a
+        # functional model's next layer reads each call's own mask.
+        symbolic = isinstance(self._as_list(inputs, "")[0], keras.KerasTensor)
+        return None if self.return_keep_mask or symbolic else self._keep
 
     def compute_output_spec(self, inputs, mask=None, training=None, visible=None):
         tokens = self._as_list(inputs, "token tensors")

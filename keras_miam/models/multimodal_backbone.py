@@ -46,33 +46,29 @@ class PresetMixin:
 class MultimodalBackbone(PresetMixin, keras.Model):
     """Tokenizers -> `MIAMMasking` -> pre-LayerNorm transformer encoder.
 
-    Each named input goes through its tokenizer; `MIAMMasking` replaces
+    Each named input goes through its tokenizer; `MIAMMasking` replaces the
     masked tokens (drawn from the strategy in training; missing tokens and
     tokens outside the evaluation selection always) by its learned mask
-    token; a stack of pre-LayerNorm `keras_hub.layers.TransformerEncoder`
-    blocks mixes all tokens (keras-hub is imported when the backbone is
-    built). Tasks sit on top: `MultimodalTransformer` (supervised) and
-    `MultimodalPretrainer` (masked reconstruction) share one backbone, so
-    fine-tuning is the supervised task on a pre-trained backbone and a
-    linear probe is that backbone with `trainable = False`.
-
-    Masked tokens are replaced, not dropped: shapes stay static, one compiled
-    graph serves every subset of inputs, and a token missing in the data and
-    a token hidden by `masking.set_visible()` give the same output.
+    token, so shapes stay static and a missing token equals a hidden one;
+    pre-LayerNorm `keras_hub.layers.TransformerEncoder` blocks (keras-hub is
+    imported when the backbone is built) mix all tokens. The tasks
+    `MultimodalTransformer` and `MultimodalPretrainer` sit on a backbone:
+    fine-tuning is the supervised task on a pre-trained backbone, a linear
+    probe the same with `backbone.trainable = False`.
 
     Args:
-        tokenizers: dict `{modality_name: tokenizer}` of Keras layers mapping
-            a modality's input to `(batch, T_m, D)` tokens (or `(batch, D)`)
-            with one `D`; their `compute_mask()` gives token availability
-            (see `keras_miam.tokenizers`). The dict order is the token order.
-        strategy: masking strategy of `MIAMMasking`: a name (`"miam"`,
-            `"uniform"`, ...), a config dict or a
-            `keras_miam.strategies.MaskingStrategy`. Defaults to `"miam"`.
+        tokenizers: dict `{modality_name: tokenizer}` of Keras layers giving
+            `(batch, T_m, D)` (or `(batch, D)`) tokens of one size `D`, their
+            availability as Keras mask (see `keras_miam.tokenizers`), in
+            token order.
+        strategy: a `MIAMMasking` strategy: a name (`"miam"`, `"uniform"`,
+            ...), a config dict or a `keras_miam.strategies.MaskingStrategy`.
+            Defaults to `"miam"`.
         num_layers: int. Transformer blocks. Defaults to `4` (MaskSDM: 7).
         num_heads: int. Attention heads. Defaults to `4` (MaskSDM: 8).
         intermediate_dim: int. Feed-forward size. Defaults to `None`: `2 * D`.
         dropout: float. Dropout of the encoder blocks. Defaults to `0.1`.
-        cls_token: bool. Prepends a learned, always visible CLS token.
+        cls_token: bool. Prepends a learned, always kept CLS token.
             Defaults to `False`.
         seed: optional int, seeds the masking draws.
         layer_norm_epsilon: float. Defaults to `1e-5`.
@@ -80,13 +76,12 @@ class MultimodalBackbone(PresetMixin, keras.Model):
 
     Call arguments:
         inputs: dict `{modality_name: tensor}` with exactly the tokenizers'
-            keys. Missing values are NaN (or see `keras_miam.missing`).
+            keys; missing values are NaN (see `keras_miam.missing`).
         training: bool. Masks at random with the strategy when `True`.
 
     Returns:
-        `(tokens, keep)`: the encoded tokens `(batch, T, D)` and the boolean
-        keep mask `(batch, T)` of `MIAMMasking` (`T` counts the CLS token,
-        always kept, when there is one).
+        `(tokens, keep)`: encoded tokens `(batch, T, D)` and the boolean keep
+        mask `(batch, T)` (`T` counts the CLS token when there is one).
 
     Example:
 

@@ -5,7 +5,6 @@ import numpy as np
 from keras import ops
 
 from keras_miam.evaluation import view_predictions
-from keras_miam.models.multimodal_backbone import MultimodalBackbone
 from keras_miam.models.task import Task
 
 # Seed of the fixed split of each modality's tokens into two halves that
@@ -44,10 +43,10 @@ class MultimodalPretrainer(Task):
     Args:
         tokenizers: dict `{modality_name: tokenizer}` for a new backbone, or
             `None` with `backbone`.
-        strategy, num_layers, num_heads, intermediate_dim, dropout, seed,
-            layer_norm_epsilon: arguments of a new `MultimodalBackbone`.
         backbone: optional `MultimodalBackbone`.
-        **kwargs: other `keras.Model` arguments, such as `name` and `dtype`.
+        **kwargs: the new backbone's arguments (`strategy`, `num_layers`,
+            `num_heads`, `intermediate_dim`, `dropout`, `seed`,
+            `layer_norm_epsilon`), and `name`, `dtype`.
 
     Call arguments:
         inputs: dict `{modality_name: tensor}` with exactly the tokenizers'
@@ -81,37 +80,8 @@ class MultimodalPretrainer(Task):
      - [Bachmann et al., 2022 (MultiMAE)](https://arxiv.org/abs/2204.01678)
     """
 
-    def __init__(
-        self,
-        tokenizers=None,
-        strategy="miam",
-        num_layers=4,
-        num_heads=4,
-        intermediate_dim=None,
-        dropout=0.1,
-        seed=None,
-        layer_norm_epsilon=1e-5,
-        backbone=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        if (backbone is None) == (tokenizers is None):
-            raise ValueError(
-                "Pass either `tokenizers` (for a new backbone) or `backbone`; "
-                f"received tokenizers={tokenizers!r}, backbone={backbone!r}."
-            )
-        self.backbone = backbone or MultimodalBackbone(
-            tokenizers,
-            strategy=strategy,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            intermediate_dim=intermediate_dim,
-            dropout=dropout,
-            seed=seed,
-            layer_norm_epsilon=layer_norm_epsilon,
-            dtype=self.dtype_policy,
-            name="backbone",
-        )
+    def __init__(self, tokenizers=None, backbone=None, **kwargs):
+        super().__init__(tokenizers, backbone, **kwargs)
         self.output_norm = keras.layers.LayerNormalization(
             epsilon=self.backbone.layer_norm_epsilon,
             dtype=self.dtype_policy,
@@ -148,16 +118,8 @@ class MultimodalPretrainer(Task):
         return {"reconstructions": reconstructions, "visible": keep}
 
     def reconstruction_targets(self, inputs):
-        """The values each token is made from, and which of them are known.
-
-        Args:
-            inputs: dict `{modality_name: tensor}`, as for `call`.
-
-        Returns:
-            Two dicts `{modality_name: (batch, T_m, V_m)}`: the target
-            values (missing values replaced by 0) and a boolean tensor,
-            `True` where the value is available.
-        """
+        """Two dicts `{modality_name: (batch, T_m, V_m)}`: the values each
+        token is made from (missing ones as 0) and where they are known."""
         values = self.backbone.ordered(inputs)
         targets, known = {}, {}
         for name, x in zip(self.modalities, values):
@@ -221,18 +183,11 @@ class MultimodalPretrainer(Task):
         super().compile(optimizer, **kwargs)
 
     def score_selections(self):
-        """The visibility patterns `modality_scores()` evaluates.
-
-        Returns:
-            A list of `(modality_name, selection, scored)` triples: the
-            selection (a `MIAMMasking.visible_pattern()` dict) and the `(T,)`
-            boolean pattern of the tokens of `modality_name` it scores.
-        """
+        """`(modality_name, selection, scored)` triples that
+        `modality_scores()` evaluates: a `MIAMMasking.visible_pattern()`
+        selection and the `(T,)` boolean pattern of the tokens it scores."""
         if not self.built:
-            raise ValueError(
-                "MultimodalPretrainer must be built (called on inputs or "
-                "fitted) before `modality_scores()`."
-            )
+            raise ValueError("MultimodalPretrainer must be built before scoring.")
         rng = np.random.default_rng(_SCORE_SPLIT_SEED)
         layer = self.masking
         triples = []
@@ -254,17 +209,8 @@ class MultimodalPretrainer(Task):
         return triples
 
     def modality_errors(self, x, batch_size=256):
-        """Reconstruction MSE of each modality (see `modality_scores()`).
-
-        Args:
-            x: dict `{modality_name: array}` of validation inputs.
-            batch_size: examples per forward pass.
-
-        Returns:
-            A `(M,)` float64 numpy array, in `self.modalities` order: the
-            mean squared error over the scored, available values of each
-            modality (NaN for a modality with no such value in `x`).
-        """
+        """The `(M,)` reconstruction MSE_m of `modality_scores()` over the
+        scored, available values (NaN for a modality with none in `x`)."""
         triples = self.score_selections()
         values = self.backbone.ordered(x)
         x = {name: np.asarray(v) for name, v in zip(self.modalities, values)}
@@ -291,13 +237,10 @@ class MultimodalPretrainer(Task):
     def modality_scores(self, x, batch_size=256):
         """Per-modality reconstruction scores s_m = 1 / (1 + MSE_m).
 
-        For each modality m, the model sees modality m alone, half of its
-        tokens at a time (a fixed random split; both halves are scored),
-        and MSE_m is the mean squared error of its reconstruction of the
-        hidden half, over the available values (NaN inputs never count).
-        A one-token modality is reconstructed from all the other
-        modalities. Scores are in (0, 1], higher is better, the form
-        `MIAMMasking.update_dynamics()` takes.
+        MSE_m is the error of the reconstruction of modality m's hidden
+        half from its other half (a fixed random split, both halves
+        scored; a one-token modality from the other modalities), over the
+        available values. Scores are in (0, 1], higher is better.
 
         Args:
             x: dict `{modality_name: array}` of validation inputs.
@@ -328,14 +271,3 @@ class MultimodalPretrainer(Task):
         return MultimodalTransformer(
             backbone=self.backbone, num_outputs=num_outputs, **kwargs
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)

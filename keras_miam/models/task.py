@@ -5,6 +5,7 @@ import inspect
 import keras
 
 from keras_miam.models.checks import check_data
+from keras_miam.models.multimodal_backbone import MultimodalBackbone
 from keras_miam.models.multimodal_backbone import PresetMixin
 
 
@@ -83,7 +84,26 @@ def guarded(method_name):
 
 class Task(PresetMixin, keras.Model):
     """A model on `self.backbone` whose `fit`, `evaluate`, `predict` and
-    `*_on_batch` check their data first and keep the model on an error."""
+    `*_on_batch` check their data first and keep the model on an error.
+
+    Takes either `tokenizers` and `MultimodalBackbone` arguments, for a new
+    backbone, or a `backbone`; other keyword arguments go to `keras.Model`.
+    """
+
+    def __init__(self, tokenizers=None, backbone=None, **kwargs):
+        model_kwargs = {k: kwargs.pop(k, None) for k in ("name", "dtype", "trainable")}
+        super().__init__(**{k: v for k, v in model_kwargs.items() if v is not None})
+        if (backbone is None) == (tokenizers is None) or (backbone and kwargs):
+            raise ValueError(
+                "Pass either `tokenizers` and backbone arguments, for a new "
+                "backbone, or a `backbone`; received tokenizers="
+                f"{tokenizers!r}, backbone={backbone!r} and {kwargs}."
+            )
+        if backbone is None:
+            backbone = MultimodalBackbone(
+                tokenizers, dtype=self.dtype_policy, name="backbone", **kwargs
+            )
+        self.backbone = backbone
 
     fit = guarded("fit")
     evaluate = guarded("evaluate")
@@ -129,3 +149,14 @@ class Task(PresetMixin, keras.Model):
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
             self.optimizer.build(self.trainable_variables)
+
+    def get_config(self):
+        config = super().get_config()
+        config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
