@@ -1,13 +1,9 @@
-"""The one metric system: what `metric=` means under a selection.
-
-`ModalityDynamics`, `evaluate_subsets` and the Shapley functions turn their
-`metric=` into a scorer with `resolve_metric()`: a `keras.metrics.Metric`
-(streamed, one fresh copy per selection) or a function
-`fn(y_true, y_pred)` called on all the predictions of a selection. Keras
-covers the names it knows; the names below add what it cannot do (NaN
-targets, the exact rank AUC, the compiled loss as a score). Whether the
-outputs are logits is read in `from_logits_of()` only.
-"""
+"""The one metric system of `ModalityDynamics`, `evaluate_subsets` and the
+Shapley functions: `resolve_metric()` turns `metric=` into a
+`keras.metrics.Metric` (one fresh copy per selection) or a function called
+on all the predictions of a selection. Keras covers the names it knows;
+`OWN_NAMES` add what it cannot do (NaN targets, the exact rank AUC, the
+compiled loss as a score)."""
 
 import keras
 import numpy as np
@@ -54,14 +50,8 @@ def fresh_metric(metric):
 
 
 def metric_direction(metric, mode="auto"):
-    """ "max", "min" or None (unknown), as `keras.callbacks.EarlyStopping` infers it.
-
-    Args:
-        metric: what `resolve_metric` accepts.
-        mode: "auto" (the metric's `_direction`, as Keras metrics declare
-            it; the names of this module are higher-is-better), "max" or
-            "min".
-    """
+    """`mode` if "max" or "min"; for "auto", the metric's direction as
+    `keras.callbacks.EarlyStopping` reads it ("max", "min" or None)."""
     if mode in ("max", "min"):
         return mode
     if mode != "auto":
@@ -111,9 +101,6 @@ def _task_of(model, y_pred):
         return LOSS_KINDS.get(name.removeprefix("sparse_").split("_")[0])
     if any(key in name for key in ERROR_LOSSES):
         return "regression"
-    activation = _output_activation(model)
-    if activation in ("sigmoid", "softmax"):
-        return "multilabel" if activation == "sigmoid" else "multiclass"
     if np.all((y_pred >= 0) & (y_pred <= 1)):
         one = y_pred.shape[1] > 1 and np.allclose(y_pred.sum(1), 1.0, atol=1e-3)
         return "multiclass" if one else "multilabel"
@@ -125,23 +112,11 @@ def _loss_name(loss):
     return str(name or getattr(loss, "name", "")).lower()
 
 
-def _output_activation(model):
-    layer = getattr(model, "layers", None) and model.layers[-1]
-    while isinstance(layer, keras.Model) and layer.layers:
-        layer = layer.layers[-1]
-    if isinstance(layer, keras.layers.Softmax):
-        return "softmax"
-    return getattr(getattr(layer, "activation", None), "__name__", None)
-
-
 def from_logits_of(model, y_pred, from_logits=None):
-    """Whether the outputs are logits: the one place this is read.
-
-    `from_logits` when given; else the compiled loss's `from_logits`; else
-    False for a sigmoid or softmax output; else True for a model that
-    declares a `task` (as `MultimodalTransformer`); else False for outputs
-    in [0, 1]; else None (unknown).
-    """
+    """Whether the outputs are logits (the one place this is read):
+    `from_logits`, else the compiled loss's, else True for a model with a
+    `task` (`MultimodalTransformer`), False for outputs in [0, 1] (a sigmoid
+    or softmax output), else None (unknown)."""
     if from_logits is not None:
         return bool(from_logits)
     loss = compiled_loss(model)
@@ -149,16 +124,9 @@ def from_logits_of(model, y_pred, from_logits=None):
         return bool(loss.get_config()["from_logits"])
     if "crossentropy" in _loss_name(loss):
         return False  # a loss function's default
-    if _output_activation(model) in ("sigmoid", "softmax"):
-        return False
     if getattr(model, "task", None) is not None:
         return True
     return False if np.all((y_pred >= 0) & (y_pred <= 1)) else None
-
-
-def _as_2d(values):
-    values = np.asarray(values)
-    return values.reshape(len(values), -1)
 
 
 def _binary(y, width, name, allow_nan):
@@ -235,28 +203,24 @@ def resolve_metric(metric, y_true, y_pred, model=None, from_logits=None):
 
     Args:
         metric: None (exact macro AUC for multi-label heads, top-1 accuracy
-            for multi-class ones: the head is read from the model's `task`,
-            its compiled loss, its output activation, else the outputs and
-            labels); `"auc"` (exact `keras_miam.metrics.macro_auc`, NaN
-            targets left out, one-vs-rest for class ids), `"micro_auc"`,
-            `"top_k_f1"` (`MaskedTopKF1(k=25)`), `"accuracy"` (top-1 on a
-            multi-class head, binary accuracy on a multi-label one),
-            `"binary_accuracy"`, `"categorical_accuracy"`,
+            for multi-class ones; the head is read from the model's `task`,
+            compiled loss, else the outputs and labels);
+            `"auc"` (`keras_miam.metrics.macro_auc`: exact, NaN targets left
+            out, one-vs-rest for class ids), `"micro_auc"`, `"top_k_f1"`
+            (`MaskedTopKF1(k=25)`), `"accuracy"` (top-1, or binary on a
+            multi-label head), `"binary_accuracy"`, `"categorical_accuracy"`,
             `"sparse_categorical_accuracy"`, `"loss"` (the compiled loss as
-            the score `1 / (1 + loss)`, named `"loss_score"`); any other
-            name `keras.metrics.get` knows; a `keras.metrics.Metric` (its
-            own `from_logits` applies); or a function `fn(y_true, y_pred)`
-            returning a number (or one per example, averaged).
+            `1 / (1 + loss)`, named `"loss_score"`); a name
+            `keras.metrics.get` knows; a `keras.metrics.Metric` (with its
+            own `from_logits`); or a function `fn(y_true, y_pred)`.
         y_true: all the labels, or None for a function that ignores them.
         y_pred: a batch of the model's outputs.
-        model: the model: its head and compiled loss.
+        model: the model (its head and compiled loss).
         from_logits: whether the outputs are logits (thresholded accuracies
-            cut at 0, else 0.5). None reads it from the model
-            (`from_logits_of`).
+            cut at 0, else 0.5); None reads it with `from_logits_of`.
 
     Returns:
-        A `keras.metrics.Metric` or a function `fn(y_true, y_pred)`; its
-        name is `metric_name(scorer)`.
+        A `keras.metrics.Metric` or a function; `metric_name()` names it.
     """
     if isinstance(metric, type) and issubclass(metric, keras.metrics.Metric):
         return metric()
@@ -271,7 +235,7 @@ def resolve_metric(metric, y_true, y_pred, model=None, from_logits=None):
             "`metric` must be None, a name, a keras.metrics.Metric or a function "
             f"fn(y_true, y_pred); received {metric!r}."
         )
-    y_pred = _as_2d(y_pred)
+    y_pred = np.reshape(y_pred, (len(y_pred), -1))
     width = y_pred.shape[1]
     task = _task_of(model, y_pred)
     name = default_metric(y_true, y_pred, task) if metric is None else metric.lower()

@@ -1,17 +1,10 @@
 """The view engine: a model's outputs, or its metric, under several selections.
 
-`iter_view_predictions()` scores V token selections in one compiled forward
-pass per batch: each batch of b examples is tiled V times inside the
-compiled function, `MIAMMasking.views()` makes block v of the tiled batch
-see selection v, and the outputs are split back into V blocks; long runs of
-batches go through `predict`, so scoring V selections costs about V plain
-`predict` passes. `score_selections()` accumulates a metric
-(`keras_miam.evaluation.metrics`) per selection over those blocks: it is
-what `ModalityDynamics`, `evaluate_selections` / `evaluate_subsets` and the
-Shapley functions measure with.
-
-Everything works inside `fit` (from a callback) and outside it, on the
-TensorFlow, JAX and PyTorch backends.
+Each batch of b examples is tiled V times inside one compiled function,
+`MIAMMasking.views()` makes block v see selection v, and the outputs come
+back as V blocks; long runs of batches go through `predict`, so V
+selections cost about V plain `predict` passes, inside `fit` (from a
+callback) or outside it, on every backend.
 """
 
 import contextlib
@@ -24,44 +17,21 @@ from keras_miam.evaluation import metrics as metrics_lib
 from keras_miam.layers import masking_lookup
 from keras_miam.layers.miam_masking import MIAMMasking
 
-
-def sync_model_state(model):
-    """Puts the JAX trainer's in-flight state back into the model variables.
-
-    During `fit` the JAX trainer keeps the model state outside the variables;
-    reading or assigning a variable before this sync reads stale values, and
-    an assignment is silently overwritten. Inside a callback, accessing
-    `self.model` does the same. No-op on other backends and outside `fit`.
-    """
-    sync = getattr(model, "jax_state_sync", None)
-    if keras.backend.backend() == "jax" and callable(sync):
-        sync()
-
-
-# A `predict` call has a fixed cost (TensorFlow builds a tf.data pipeline for
-# it: about 0.1 s on a CPU), so it is used for runs of at least this many
-# batches; shorter runs go through `predict_on_batch`.
+# `predict` has a fixed cost per call (a tf.data pipeline on TensorFlow), so
+# it runs at least this many batches; shorter runs use `predict_on_batch`.
 MIN_PREDICT_BATCHES = 16
-# Outputs held at once by one `predict` call, in bytes (its slab of examples
-# is sized from the first batch's outputs).
+# Outputs held at once by one `predict` call, in bytes.
 MAX_PREDICT_BYTES = 1 << 28
-_CACHE_ATTRIBUTE = "_keras_miam_views_models"
 
 
 class _TiledViews(keras.Model):
-    """Scores a batch under `num_views` selections in one compiled call.
+    """The model on a batch tiled `num_views` times: outputs `(b, V, ...)`.
 
-    The batch is tiled `num_views` times inside the compiled function (so
-    the host sends b examples, not V * b), the model sees V contiguous
-    blocks (which `MIAMMasking.views()` shows different tokens), and the
-    outputs come back as `(b, V, ...)`: `predict` can then run the whole
-    data as usual, asynchronously and with the model state gathered once.
-    It has no weights of its own: they are the model's.
+    It has no weights of its own; `predict` runs it as any model.
     """
 
     def __init__(self, model, num_views, **kwargs):
-        # autocast=False: the inputs reach the model untouched.
-        super().__init__(autocast=False, **kwargs)
+        super().__init__(autocast=False, **kwargs)  # inputs reach the model as is
         self.inner_model = model
         self.num_views = int(num_views)
 
@@ -79,9 +49,9 @@ class _TiledViews(keras.Model):
         return keras.tree.map_structure(split, outputs)
 
 
-class _ViewsModels:
-    """The `_TiledViews` of a model, by number of views (a plain object, so
-    Keras neither tracks nor saves it)."""
+class _Cache:
+    """`_TiledViews` by (V, jit_compile, run_eagerly): not a dict, so Keras
+    neither tracks nor saves them."""
 
     def __init__(self):
         self.models = {}
@@ -89,28 +59,21 @@ class _ViewsModels:
 
 def _views_model(model, num_views):
     """The cached `_TiledViews(model, num_views)`, compiled once per shape."""
-    cache = getattr(model, _CACHE_ATTRIBUTE, None)
-    if not isinstance(cache, _ViewsModels):
-        cache = _ViewsModels()
-        setattr(model, _CACHE_ATTRIBUTE, cache)
+    cache = model.__dict__.setdefault("_keras_miam_views", _Cache()).models
     jit_compile = getattr(model, "jit_compile", "auto")
     run_eagerly = bool(getattr(model, "run_eagerly", False))
     key = (int(num_views), jit_compile, run_eagerly)
-    views_model = cache.models.get(key)
-    if views_model is None:
-        views_model = _TiledViews(
-            model, num_views, name=f"{model.name}_views_{num_views}"
-        )
-        views_model.jit_compile = jit_compile
-        views_model.run_eagerly = run_eagerly
-        cache.models[key] = views_model
-    return views_model
+    if key not in cache:
+        views = _TiledViews(model, num_views, name=f"{model.name}_views_{num_views}")
+        views.jit_compile, views.run_eagerly = jit_compile, run_eagerly
+        cache[key] = views
+    return cache[key]
 
 
 class _PassCounter(keras.callbacks.Callback):
     """Reports each finished batch of a `predict` call to `progress`."""
 
-    async_safe = True  # Like Keras' progress bar: no sync per batch.
+    async_safe = True  # no sync per batch, as Keras' progress bar
 
     def __init__(self, progress):
         super().__init__()
@@ -124,21 +87,14 @@ def _predict_slabs(views_model, x, n, b, progress):
     """Yields `(start, stop, outputs)` for all n examples, b per pass.
 
     The first batch goes through `predict_on_batch` (it checks the inputs,
-    compiles, and sizes the slabs); the remaining full batches through
-    `predict`, a slab at a time, when there are at least
-    `MIN_PREDICT_BATCHES` of them; the last, partial batch is padded to b
-    examples (one compiled shape for every pass).
+    compiles and sizes the slabs); then full batches through `predict`, a
+    slab at a time, when there are at least `MIN_PREDICT_BATCHES`; the
+    last, partial batch is padded to b examples (one compiled shape).
     """
 
     def on_batch(start, stop):
-        if stop - start == b:
-            batch = data_lib.take_examples(x, slice(start, stop))
-        else:
-            index = np.concatenate(
-                [np.arange(start, stop), np.full(b - (stop - start), start)]
-            )
-            batch = data_lib.take_examples(x, index)
-        outputs = views_model.predict_on_batch(batch)
+        index = np.arange(start, start + b).clip(max=stop - 1)
+        outputs = views_model.predict_on_batch(data_lib.take_examples(x, index))
         if progress is not None:
             progress(1)
         return keras.tree.map_structure(
@@ -148,7 +104,10 @@ def _predict_slabs(views_model, x, n, b, progress):
     full = n // b * b
     outputs = on_batch(0, b)
     yield 0, b, outputs
-    if (full - b) // b >= MIN_PREDICT_BATCHES:
+    if (full - b) // b < MIN_PREDICT_BATCHES:
+        for start in range(b, full, b):
+            yield start, start + b, on_batch(start, start + b)
+    else:
         batch_bytes = sum(out.nbytes for out in keras.tree.flatten(outputs))
         slab = max(MIN_PREDICT_BATCHES, MAX_PREDICT_BYTES // batch_bytes) * b
         callbacks = [_PassCounter(progress)] if progress is not None else []
@@ -161,51 +120,40 @@ def _predict_slabs(views_model, x, n, b, progress):
                     verbose=0,
                     callbacks=callbacks,
                 )
-            finally:
-                # JAX: `predict` detaches the variables while it runs; after
-                # an interruption, put back the last state it computed.
-                sync_model_state(views_model)
+            finally:  # JAX: after an interruption, put back the last state
+                _sync(views_model)
             yield start, stop, outputs
-    else:
-        for start in range(b, full, b):
-            yield start, start + b, on_batch(start, start + b)
     if full < n:
         yield full, n, on_batch(full, n)
+
+
+def _sync(model):
+    """JAX: puts the trainer's in-flight state back into the variables."""
+    sync = getattr(model, "jax_state_sync", None)
+    if keras.backend.backend() == "jax" and callable(sync):
+        sync()
 
 
 def iter_view_predictions(model, x, selections, masking, batch_size=256, progress=None):
     """Yields the model's predictions under several token selections.
 
-    The V selections (at most `masking.max_views` at once; more are done in
-    groups) are scored together: each forward pass holds about `batch_size`
-    examples, b = max(1, batch_size // V) examples tiled V times (inside the
-    compiled function), and `masking.views(selections)` makes block v see
-    selection v. So the cost is that of one `predict` pass per selection.
-    Long runs of batches go through `model.predict`-style calls
-    (asynchronous dispatch, the model state gathered once per call), short
-    ones through `predict_on_batch`; the last batch is padded to the full
-    size, so one compiled function serves every pass. The layer's prior
-    visibility is restored when the iteration ends or is closed (`close()`,
-    or garbage collection of an abandoned generator).
+    V selections (groups of at most `masking.max_views`) share each forward
+    pass of about `batch_size` examples: b = batch_size // V examples tiled
+    V times. The layer's prior visibility comes back when the iteration
+    ends or is closed.
 
     Args:
         model: the Keras model.
-        x: the inputs, a numpy structure (see `collect_examples()`).
-        selections: a list of V selections, each in a form
-            `MIAMMasking.visible_pattern()` accepts (a modality name, a list
-            of names, a dict of token selections, or None for everything).
-        masking: the model's `MIAMMasking` layer (found by the caller, e.g.
-            with `keras_miam.layers.get_masking_layer(model)`).
+        x: the inputs, a numpy structure.
+        selections: a list of selections (`MIAMMasking.visible_pattern()`).
+        masking: the model's `MIAMMasking` layer.
         batch_size: examples per forward pass, tiled copies included.
-        progress: optional callable, called with 1 after each forward pass
-            (e.g. `keras.utils.Progbar.add`).
+        progress: optional callable, called with 1 after each forward pass.
 
     Yields:
         `(views, start, stop, outputs)`: `views` a `range` of selection
-        indices, `[start, stop)` the examples (one batch, or a slab of
-        batches), and `outputs` a list with, for each view in `views`, the
-        predictions (a numpy structure like the model's outputs) for those
-        examples.
+        indices, `[start, stop)` the examples, `outputs` one numpy
+        structure per view.
     """
     layer = _the_layer(masking)
     selections = list(selections)
@@ -214,24 +162,23 @@ def iter_view_predictions(model, x, selections, masking, batch_size=256, progres
     if int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be >= 1; received {batch_size}.")
     n = data_lib.num_examples(x)
-    sync_model_state(model)
+    _sync(model)
     for first in range(0, len(selections), layer.max_views):
         group = selections[first : first + layer.max_views]
-        views = range(first, first + len(group))
         v = len(group)
         b = min(views_batch_size(batch_size, v), n)
-        views_model = _views_model(model, v)
         with layer.views(group):
-            for start, stop, outputs in _predict_slabs(views_model, x, n, b, progress):
+            for start, stop, out in _predict_slabs(
+                _views_model(model, v), x, n, b, progress
+            ):
                 blocks = [
-                    keras.tree.map_structure(lambda out, i=i: out[:, i], outputs)
+                    keras.tree.map_structure(lambda o, i=i: o[:, i], out)
                     for i in range(v)
                 ]
-                yield views, start, stop, blocks
+                yield range(first, first + v), start, stop, blocks
 
 
 def _the_layer(masking):
-    """The `MIAMMasking` layer the engine is given (it does not search models)."""
     if not isinstance(masking, MIAMMasking):
         raise ValueError(
             "`masking` must be the model's MIAMMasking layer (e.g. "
@@ -249,25 +196,20 @@ def views_batch_size(batch_size, num_views):
 def predict_views(model, x, selections, masking=None, batch_size=256):
     """The model's predictions on `x` under each of several selections.
 
-    See `iter_view_predictions()`: one compiled forward pass per tiled batch
-    scores every selection at once.
-
     Args:
         model: the Keras model.
         x: the inputs, a numpy structure.
-        selections: a list of V selections (see
-            `MIAMMasking.visible_pattern()`).
+        selections: a list of V selections (`MIAMMasking.visible_pattern()`).
         masking: the `MIAMMasking` layer, its name, or None.
         batch_size: examples per forward pass, tiled copies included.
 
     Returns:
-        A list of V numpy structures like the model's outputs, each with all
-        `data_lib.num_examples(x)` examples.
+        A list of V numpy structures like the model's outputs.
 
     Example:
 
-    >>> preds = predict_views(model, x_val, ["env", "image", None])
-    >>> env_only, image_only, everything = preds
+    >>> env_only, everything = keras_miam.evaluation.predict_views(
+    ...     model, x_val, ["env", None])
     """
     layer = masking_lookup.get_masking_layer(model, masking)
     chunks = [[] for _ in selections]
@@ -277,7 +219,7 @@ def predict_views(model, x, selections, masking=None, batch_size=256):
         for view, block in zip(views, blocks):
             chunks[view].append(block)
     return [
-        keras.tree.map_structure(lambda *parts: np.concatenate(parts, axis=0), *parts)
+        keras.tree.map_structure(lambda *parts: np.concatenate(parts), *parts)
         for parts in chunks
     ]
 
@@ -307,30 +249,16 @@ def score_selections(
 ):
     """The model's metric under each of several selections, in tiled passes.
 
-    The loop that `ModalityDynamics`, `evaluate_selections` and the Shapley
-    functions measure with: selections go `views_per_pass` at a time
-    through `iter_view_predictions()` (a short last group padded with its
-    last selection, so every pass has one shape). A `keras.metrics.Metric`
-    is streamed, one fresh copy per selection; a function is called once
-    per selection on all its predictions.
-
-    Args:
-        model: the Keras model.
-        x: the inputs, a numpy structure (see `data.collect_examples()`).
-        y: the labels (numpy), or None for a function that ignores them.
-        selections: a list of selections (`MIAMMasking.visible_pattern()`).
-        masking: the model's `MIAMMasking` layer.
-        metric: what `metrics.resolve_metric()` accepts, resolved on the
-            first batch of outputs.
-        batch_size: examples per forward pass, tiled copies included.
-        views_per_pass: selections per forward pass. Defaults to the
-            layer's `max_views`.
-        progress: optional callable, called with 1 after each forward pass.
-        from_logits: see `metrics.resolve_metric()`.
+    What `ModalityDynamics`, `evaluate_selections` and the Shapley functions
+    measure with: selections go `views_per_pass` at a time (a short last
+    group padded with its last selection: one compiled shape) through
+    `iter_view_predictions()`. `metric` (see `metrics.resolve_metric()`) is
+    resolved on the first outputs; a Keras metric is streamed, one fresh
+    copy per selection, a function called once on all the predictions of
+    a selection. `y` may be None for a function that ignores it.
 
     Returns:
-        `(values, name)`: a float64 array with one value per selection,
-        and the metric's name.
+        `(values, name)`: one float64 value per selection, the metric's name.
     """
     layer = _the_layer(masking)
     selections = list(selections)

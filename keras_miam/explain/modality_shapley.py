@@ -25,59 +25,40 @@ def modality_shapley(
     """Exact Shapley values of the modalities for a metric, by masking.
 
     The players are the M modalities; the value of a coalition S is the
-    metric of the model with only the modalities in S visible (the others
-    are replaced by the mask token, as missing inputs are):
-    v(S) = metric(model | S). Every one of the 2^M coalitions is evaluated
-    with `evaluate_selections` (2^M - 1 subsets plus the empty one, in
-    batched passes, with the metric system of `evaluate_subsets`), then
-
-        phi_m = sum_{S not containing m} |S|! (M - |S| - 1)! / M!
-                * (v(S + {m}) - v(S)).
-
-    The empty coalition v({}) is, by default, the metric of the model with
-    every token masked: its prediction with no input at all, i.e. what it
-    learned as the prior (for AUC, constant predictions give 0.5). Pass
-    `baseline` to use another reference value instead (e.g. 0.5 for AUC,
-    or the prevalence-only score). The values satisfy efficiency:
-    sum_m phi_m = v(all) - v({}).
+    metric with only the modalities in S visible (the others replaced by
+    the mask token). All 2^M coalitions are scored with
+    `keras_miam.evaluation.evaluate_selections`, then
+    `phi_m = sum_{S not containing m} |S|! (M - |S| - 1)! / M!
+    (v(S + {m}) - v(S))`. v({}) is the metric with every token masked (the
+    model's prior), or `baseline`. The values sum to v(all) - v({}).
 
     Args:
         model: a Keras model with one `MIAMMasking` layer.
-        data: `(x, y)` arrays, a `keras.utils.PyDataset` or a
-            `tf.data.Dataset` of `(x, y)` batches.
-        metric: the value function's metric; see `evaluate_subsets`
-            (default: macro AUC for multi-label heads, accuracy for
-            classification heads).
-        baseline: None (v({}) = the metric with every token masked) or a
-            float used as v({}).
+        data: `(x, y)` arrays or a dataset of `(x, y)` batches.
+        metric: the value function's metric (see `evaluate_subsets`).
+        baseline: None, or a float used as v({}).
         masking: the `MIAMMasking` layer, when the model has several.
-        batch_size: examples per forward pass (see `evaluate_subsets`).
+        batch_size: examples per forward pass.
         views_per_pass: coalitions per forward pass.
         verbose: 0, 1 (progress bar) or 2.
+        from_logits: whether the outputs are logits (see
+            `evaluate_subsets`).
 
     Returns:
-        A `pandas.DataFrame` indexed by modality with the column `value`
-        (phi_m). `frame.attrs` holds `metric`, `v_all` (all modalities
-        visible), `v_empty` and `baseline` ('masked' or 'given').
+        A `pandas.DataFrame` indexed by modality with the column `value`;
+        `frame.attrs` holds `metric`, `v_all`, `v_empty` and `baseline`
+        (`"masked"` or `"given"`).
 
     Example:
 
-    >>> phi = modality_shapley(model, (x_test, y_test))
-    >>> phi
-                 value
-    modality
-    env       0.112
-    climate   0.071
-    image     0.027
+    >>> phi = keras_miam.explain.modality_shapley(model, (x_test, y_test))
     >>> phi["value"].sum(), phi.attrs["v_all"] - phi.attrs["v_empty"]
-    (0.210, 0.210)
 
     Reference:
-        - Shapley, "A value for n-person games", Contributions to the Theory
-          of Games II, 1953.
-        - Zbinden et al., "MaskSDM with Shapley values to improve flexibility,
-          robustness, and explainability in species distribution
-          modeling", Methods in Ecology and Evolution, 2025.
+        - Shapley, "A value for n-person games", 1953.
+        - Zbinden et al., "MaskSDM with Shapley values to improve
+          flexibility, robustness, and explainability in species
+          distribution modeling", Methods in Ecology and Evolution, 2025.
     """
     layer = masking_lookup.get_masking_layer(model, masking)
     names = layer.modalities

@@ -33,91 +33,62 @@ def token_shapley(
 
     The players are G groups of tokens (by default one per token): a few
     tabular variables, a time window, an image region. The value of a
-    coalition S is the model's score with only the tokens of S visible
-    (the others replaced by the mask token):
+    coalition S is the model's score with only the tokens of S visible:
+    the metric on `data` (`target=None`, as in `evaluate_subsets`), or the
+    model's output for one example and output (`target`). Permutation
+    sampling (Castro et al., 2009): adding the groups of a random order one
+    by one gives one marginal contribution per group; the estimates sum to
+    v(all groups) - v({}). Sampling schemes, each with a standard error
+    over its independent units:
 
-    - globally (`target=None`): the metric on `data` (as in
-      `evaluate_subsets`);
-    - locally (`target=(example_index, output_index)`): the model's output
-      (logit or probability, as the model returns it) for that example and
-      output.
-
-    Shapley values are estimated by permutation sampling: for a random
-    order of the G groups, adding the groups one by one gives G + 1
-    coalitions and one marginal contribution per group; the estimate is
-    the mean over permutations (Castro et al., 2009). Every permutation
-    satisfies efficiency exactly, so the estimates sum to
-    v(all groups) - v({}). All coalitions (shared ones evaluated once) are
-    scored with `evaluate_selections`, `views_per_pass` per forward pass.
-
-    Sampling schemes, each with a standard error over its independent
-    units:
-
-    - 'antithetic' (default): permutations come in pairs (pi, reversed
-      pi), so a group that enters early in one enters late in the other;
-      `num_permutations` is rounded up to an even number (at least 4).
-    - 'stratified': blocks of G permutations forming a random Latin square,
-      so within a block each group takes every position exactly once
-      (MaskSDM's stratified permutations); `num_permutations` is rounded up
-      to a multiple of G (at least 2 blocks).
-    - 'random': independent uniform permutations.
+    - `"antithetic"`: pairs (pi, reversed pi); `num_permutations` rounded
+      up to an even number (at least 4);
+    - `"stratified"`: blocks of G permutations forming a random Latin
+      square (each group takes every position once per block; MaskSDM's);
+      rounded up to a multiple of G (at least 2 blocks);
+    - `"random"`: independent uniform permutations.
 
     Args:
         model: a Keras model with one `MIAMMasking` layer.
-        data: `(x, y)` arrays, a `keras.utils.PyDataset` or a
-            `tf.data.Dataset` of `(x, y)` batches; with `target`, the
-            targets are not needed (`x` alone is accepted).
-        groups: None (one group per token, named 'modality[i]', or the
-            modality's name for a single-token modality), or a dict
-            `{name: selection}` of disjoint selections, e.g.
-            `{"Bio1-Bio19": {"env": range(19)}, "2010s": {"climate": idx},
-            "centre": {"image": [27, 28, 35, 36]}, "image": "image"}`.
-        target: None (global values of the metric), an example index (for
-            a single-output model) or `(example_index, output_index)`.
-        metric: the metric of global values; see `evaluate_subsets`. Not
-            used with `target`.
-        num_permutations: number of sampled permutations (rounded up, see
-            above). The cost is about `num_permutations * (G - 1) + 2`
-            coalition evaluations over `data`.
-        sampling: 'antithetic', 'stratified' or 'random'.
-        others: what happens to tokens in no group: 'hidden' (default;
-            v({}) is then the model with nothing visible) or 'visible'
-            (they are always shown: values are contributions on top of
-            them).
+        data: `(x, y)` arrays or a dataset of `(x, y)` batches; `x` alone
+            with `target`.
+        groups: None (one group per token, named `"modality[i]"`), or a
+            dict `{name: selection}` of disjoint selections, e.g.
+            `{"Bio1-Bio19": {"env": range(19)}, "image": "image"}`.
+        target: None (global values of the metric), an example index (a
+            single-output model) or `(example_index, output_index)`.
+        metric: the metric of global values (see `evaluate_subsets`).
+        num_permutations: sampled permutations (rounded up, see above);
+            about `num_permutations * (G - 1) + 2` coalitions are scored.
+        sampling: `"antithetic"`, `"stratified"` or `"random"`.
+        others: tokens in no group are `"hidden"` (default) or always
+            `"visible"`.
         seed: seed of the permutations.
         masking: the `MIAMMasking` layer, when the model has several.
-        batch_size: examples per forward pass (see `evaluate_subsets`).
+        batch_size: examples per forward pass.
         views_per_pass: coalitions per forward pass. Defaults to 16, or
-            the layer's `max_views` with `target` (one example per view).
-        verbose: 0, 1 (progress bar over forward passes) or 2.
+            the layer's `max_views` with `target`.
+        verbose: 0, 1 (progress bar) or 2.
+        from_logits: whether the outputs are logits (see
+            `evaluate_subsets`).
 
     Returns:
-        A `pandas.DataFrame` indexed by group with columns `value` (the
-        Shapley estimate) and `std_error` (its standard error).
-        `frame.attrs` holds `metric` ('prediction' with `target`), `v_all`,
-        `v_empty`, `num_permutations` and `sampling`.
+        A `pandas.DataFrame` indexed by group with columns `value` and
+        `std_error`; `frame.attrs` holds `metric` (`"prediction"` with
+        `target`), `v_all`, `v_empty`, `num_permutations` and `sampling`.
 
     Example:
 
-    >>> groups = {"temperature": {"env": range(0, 11)},
-    ...           "precipitation": {"env": range(11, 19)},
-    ...           "image": "image"}
-    >>> token_shapley(model, (x_val, y_val), groups=groups)
-                      value  std_error
-    group
-    temperature     0.081      0.004
-    precipitation   0.046      0.004
-    image           0.021      0.003
-    >>> local = token_shapley(model, x_val, target=(12, 3))  # one prediction
+    >>> groups = {"temperature": {"env": range(0, 11)}, "image": "image"}
+    >>> keras_miam.explain.token_shapley(model, (x_val, y_val), groups=groups)
+    >>> keras_miam.explain.token_shapley(model, x_val, target=(12, 3))
 
     Reference:
-        - Shapley, "A value for n-person games", Contributions to the Theory
-          of Games II, 1953.
         - Castro, Gomez and Tejada, "Polynomial calculation of the Shapley
           value based on sampling", Computers & Operations Research, 2009.
-        - Zbinden et al., "MaskSDM with Shapley values to improve flexibility,
-          robustness, and explainability in species distribution
-          modeling", Methods in Ecology and Evolution, 2025.
+        - Zbinden et al., "MaskSDM with Shapley values to improve
+          flexibility, robustness, and explainability in species
+          distribution modeling", Methods in Ecology and Evolution, 2025.
     """
     layer = masking_lookup.get_masking_layer(model, masking)
     names, group_patterns = _parse_groups(layer, groups)

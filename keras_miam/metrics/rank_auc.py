@@ -65,17 +65,8 @@ def macro_auc(y_true, y_score):
 
 
 def micro_auc(y_true, y_score):
-    """Exact ROC AUC of all observed (example, output) pairs pooled.
-
-    `macro_auc` of the flattened targets and scores: frequent outputs weigh
-    more.
-
-    Args:
-        y_true: 0/1 targets (NaN: unobserved), `(N,)` or `(N, K)`.
-        y_score: scores of the same shape.
-
-    Returns:
-        float.
+    """Exact ROC AUC of all observed (example, output) pairs pooled:
+    `macro_auc` of the flattened arrays (frequent outputs weigh more).
 
     Example:
 
