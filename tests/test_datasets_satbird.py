@@ -188,7 +188,9 @@ def test_clear_errors_for_folders_and_arguments(release, tmp_path):
         load_satbird(tmp_path, "valid")
     with pytest.raises(ValueError, match="`env` must be one of"):
         load_satbird(release, env="mean")
-    with pytest.raises(ValueError, match="Unknown split 'training'"):
+    with pytest.raises(
+        ValueError, match="`split` must be one of .*received 'training'"
+    ):
         load_satbird(release, "training")
 
 
@@ -198,7 +200,8 @@ def test_clear_error_for_a_missing_target(release):
         load_satbird(release, "test")  # the training statistics need L3
     (release / "targets" / "L5.json").write_text('{"probs": [0.5, 2.0]}')
     with pytest.raises(
-        ValueError, match=r"L5.json.*\(2,\).*\[0.5, 2.0\]\); expected a"
+        ValueError,
+        match=r"L5.json.*\[0.5, 2.0\]\) and keys \['probs'\]; expected a list",
     ):
         load_satbird(release, "valid", normalize=False)
     (release / "targets" / "L3.json").write_text('{"probs": [0.5, 0.25]}')

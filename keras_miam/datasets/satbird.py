@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_miam.datasets.checks import check_modalities
+from keras_miam.datasets.checks import positive_int
 from keras_miam.missing import is_missing
 
 SATBIRD_MODALITIES = ("image", "env")
@@ -35,62 +36,57 @@ def load_satbird(
 ):
     """Streams a split of a SatBird sub-dataset as batches of encounter rates.
 
-    SatBird pairs eBird hotspots with a Sentinel-2 patch and environmental
-    rasters; the targets are encounter rates, the share of a hotspot's
-    complete checklists that report each species. `root` is one
-    sub-dataset (`USA_summer`, `USA_winter` or `Kenya`), laid out as:
+    `root` is one sub-dataset (`USA_summer`, `USA_winter` or `Kenya`):
 
-        {split}_split.csv                 # split in train, valid, test;
-                                          # column hotspot_id
-        images/{hotspot_id}.tif           # R, G, B, NIR, >= crop_size px
+        {train,valid,test}_split.csv          # column hotspot_id
+        images/{hotspot_id}.tif               # R, G, B, NIR, >= crop_size px
         environmental_data/{hotspot_id}.npy   # (variables, H, W), NaN ok
-        targets/{hotspot_id}.json         # {"probs": [...],
-                                          #  "num_complete_checklists": n}
-        range_maps.pkl                    # optional, see `range_mask`
+        targets/{hotspot_id}.json   # {"probs": [...], "num_complete_checklists": n}
+        range_maps.pkl                        # optional, see `range_mask`
 
-    Modalities: "image", the centre `crop_size` x `crop_size` crop of the
-    tif, channels last `(crop, crop, 4)` (SatBird's baseline crops 64);
-    "env", with `env="center"` the value of every variable at the raster's
-    centre, `(V,)` (the mean of the central 2 x 2 pixels of an even-sized
-    raster; one token per variable for `TabularTokenizer`), or with
-    `env="image"` the whole raster channels last, `(H, W, V)`, for
-    `ImagePatchTokenizer`. NaN, +-inf and `|x| > 1e10` are missing values
-    (NaN). With `normalize`, each channel / variable is standardised with
-    nan-aware statistics of a seeded sample of `stats_sample_size`
-    training hotspots; pass the training set's `.stats` to the others.
+    "image" is the centre crop of the tif, `(crop_size, crop_size, 4)`;
+    "env" is, with `env="center"`, each variable at the raster's centre,
+    `(V,)` (the mean of the central 2 x 2 pixels of an even-sized raster:
+    one token per variable for `TabularTokenizer`), or with `env="image"`
+    the raster channels last, `(H, W, V)`, for `ImagePatchTokenizer`. NaN,
+    +-inf and `|x| > 1e10` are missing (NaN). With `normalize`, channels
+    and variables are standardised with nan-aware statistics of a seeded
+    sample of training hotspots; pass the training set's `.stats` to the
+    others. The targets are the `probs`: encounter rates in [0, 1], the
+    share of a hotspot's complete checklists that report each species.
 
     `range_maps.pkl` is a pickle, and reading a pickle runs any code the
     file holds: it is read only with `range_mask=True`, from a release you
-    trust. Then the targets of species outside a hotspot's range are NaN
-    (ignored by `keras_miam` losses and metrics) and the 0/1 mask is the
-    dataset's `range_mask`, `(N, K)`, to multiply probabilities with, as
-    SatBird's trainer does. Everything else is read with formats that
-    cannot run code (tifffile, `np.load(allow_pickle=False)`, json, csv).
+    trust. The targets of species outside a hotspot's range are then NaN
+    (ignored by the `keras_miam` losses and metrics), and the 0/1 mask is
+    the dataset's `range_mask`, to multiply probabilities with as SatBird
+    does. All else is read with formats that cannot run code (tifffile,
+    `np.load(allow_pickle=False)`, json, csv).
 
     Args:
         root: path of a sub-dataset folder.
         split: "train", "valid" (or "val") or "test".
         modalities: names among "image" and "env".
-        env: "center" or "image", the form of the "env" modality.
-        crop_size: int, side of the centre crop of the images.
+        env: "center" or "image", the form of "env".
+        crop_size: int, side of the centre crop (SatBird's baseline: 64).
         batch_size: int, hotspots per batch.
         stats: statistics of a previous call (`.stats`), or None.
         normalize: bool; False returns the raw values.
         stats_sample_size: int, training hotspots read for the statistics.
         sample_weight: None, or "checklists", "sqrt" or "log": batches are
-            then `(x, y, w)` with `w` the hotspots' number of complete
-            checklists, its square root or its log (SatBird's weighted loss).
-        range_mask: bool, read `range_maps.pkl` (a pickle; see above).
+            then `(x, y, w)`, `w` the number of complete checklists, its
+            square root or its log (SatBird's weighted loss).
+        range_mask: bool, read `range_maps.pkl` (a pickle, see above).
         shuffle: bool, reshuffle every epoch; default True for "train".
         seed: int, seeds the statistics sample and the shuffling.
         **kwargs: `drop_remainder`, and `workers`, `use_multiprocessing`,
             `max_queue_size` of `keras.utils.PyDataset`.
 
     Returns:
-        A `SatBirdDataset` of `(x, y)` batches: `x` a dict of float32 arrays,
-        `y` the `(B, K)` float32 encounter rates. Attributes: `hotspot_ids`,
-        `targets`, `num_complete_checklists`, `range_mask`, `stats`,
-        `input_shapes`.
+        A `keras.utils.PyDataset` of `(x, y)` batches, `x` a dict of float32
+        arrays and `y` the `(B, K)` float32 rates, with attributes
+        `hotspot_ids`, `targets`, `num_complete_checklists`, `range_mask`,
+        `stats` and `input_shapes`.
 
     Example:
 
@@ -103,119 +99,99 @@ def load_satbird(
 
     Reference:
         Teng et al., "SatBird: a Dataset for Bird Species Distribution
-        Modeling using Remote Sensing and Citizen Science Data", NeurIPS 2023
-        Datasets and Benchmarks.
+        Modeling using Remote Sensing and Citizen Science Data", NeurIPS 2023.
     """
     import pandas as pd
 
     modalities = check_modalities(modalities, SATBIRD_MODALITIES)
-    if env not in ENV_MODES:
-        raise ValueError(f"`env` must be one of {ENV_MODES}; received {env!r}.")
-    if split not in _SPLITS:
-        raise ValueError(f"Unknown split {split!r}; expected one of {list(_SPLITS)}.")
-    if sample_weight is not None and sample_weight not in SAMPLE_WEIGHTS:
-        raise ValueError(
-            f"`sample_weight` must be None or one of {list(SAMPLE_WEIGHTS)}; "
-            f"received {sample_weight!r}."
-        )
+    for name, value, known in (
+        ("split", split, _SPLITS),
+        ("env", env, ENV_MODES),
+        ("sample_weight", sample_weight, (None, *SAMPLE_WEIGHTS)),
+    ):
+        if value not in known:
+            raise ValueError(
+                f"`{name}` must be one of {list(known)}; received {value!r}."
+            )
+    crop_size = positive_int(crop_size, "crop_size")
+    batch_size = positive_int(batch_size, "batch_size")
     root = Path(root).expanduser()
     ids = _hotspots(root, split, pd)
-    targets, counts = _read_targets(root, ids)
-    dataset = SatBirdDataset(
-        root,
-        ids,
-        modalities,
-        targets,
-        env,
-        int(crop_size),
-        batch_size,
-        shuffle=split == "train" if shuffle is None else shuffle,
-        seed=seed,
-        **kwargs,
-    )
-    dataset.num_complete_checklists = counts
+    dataset = SatBirdDataset(root, ids, modalities, env, crop_size, **kwargs)
+    dataset.batch_size, dataset.seed = batch_size, seed
+    dataset.shuffle = split == "train" if shuffle is None else shuffle
+    dataset.targets, dataset.num_complete_checklists = _read_targets(root, ids)
     if sample_weight is not None:
+        counts = dataset.num_complete_checklists
         dataset.weights = SAMPLE_WEIGHTS[sample_weight](counts).astype("float32")
     if range_mask:
-        path = root / "range_maps.pkl"
-        dataset.range_mask = _read_range_mask(path, ids, targets.shape[1], pd)
-        dataset.targets = np.where(dataset.range_mask > 0, targets, np.nan)
+        path, size = root / "range_maps.pkl", dataset.targets.shape[1]
+        dataset.range_mask = _read_range_mask(path, ids, size, pd)
+        dataset.targets[dataset.range_mask == 0] = np.nan
     if normalize and stats is None:
-        train = dataset if split == "train" else _hotspots(root, "train", pd)
-        if not isinstance(train, SatBirdDataset):
-            train = SatBirdDataset(root, train, modalities, None, env, int(crop_size))
-        take = min(len(train.hotspot_ids), int(stats_sample_size))
-        rows = np.random.default_rng(seed).choice(
-            len(train.hotspot_ids), take, replace=False
-        )
-        with warnings.catch_warnings():  # all-NaN channels: mean 0, std 1
-            warnings.simplefilter("ignore", RuntimeWarning)
-            stats = {}
-            for name in modalities:
-                sample = train.read(name, np.sort(rows)).astype("float64")
-                axes = tuple(range(sample.ndim - 1))
-                mean = np.nan_to_num(np.nanmean(sample, axis=axes))
-                std = np.nanstd(sample, axis=axes)
-                std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
-                stats[name] = {"mean": mean.tolist(), "std": std.tolist()}
+        train = dataset
+        if split != "train":
+            train_ids = _hotspots(root, "train", pd)
+            train = SatBirdDataset(root, train_ids, modalities, env, crop_size)
+        count = len(train.hotspot_ids)
+        rows = np.random.default_rng(seed).permutation(count)[:stats_sample_size]
+        stats = {}
+        for name in modalities:
+            values = train.read(name, np.sort(rows)).astype("float64")
+            values = values.reshape(-1, values.shape[-1])
+            std = _nan_reduce(np.nanstd, values)
+            stats[name] = {
+                "mean": np.nan_to_num(_nan_reduce(np.nanmean, values)).tolist(),
+                "std": np.where(std > 0, std, 1.0).tolist(),  # NaN > 0 is False
+            }
     dataset.stats = stats if normalize else None
     return dataset
+
+
+def _nan_reduce(function, values):
+    """`function(values, axis=0)`, NaN without a warning for all-NaN columns."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return function(values, axis=0)
 
 
 class SatBirdDataset(keras.utils.PyDataset):
     """Batches of SatBird hotspots, images and rasters read per batch.
 
     Built by `keras_miam.datasets.load_satbird` (see there); `read(name,
-    rows)` returns the raw (unnormalised) values of one modality.
+    rows)` returns the raw values of one modality.
     """
 
-    def __init__(
-        self,
-        root,
-        hotspot_ids,
-        modalities,
-        targets,
-        env,
-        crop_size,
-        batch_size=64,
-        shuffle=False,
-        seed=0,
-        drop_remainder=False,
-        **kwargs,
-    ):
+    batch_size, shuffle, seed, drop_remainder = 64, False, 0, False
+    stats = targets = weights = range_mask = num_complete_checklists = None
+
+    def __init__(self, root, hotspot_ids, modalities, env, crop_size, **kwargs):
+        self.drop_remainder = kwargs.pop("drop_remainder", False)
         super().__init__(**kwargs)
-        self.root, self.hotspot_ids = Path(root), list(hotspot_ids)
-        self.modalities, self.targets, self.env = modalities, targets, env
-        self.crop_size, self.batch_size = crop_size, int(batch_size)
-        self.shuffle, self.seed, self.drop_remainder = shuffle, seed, drop_remainder
-        self.stats = self.weights = self.range_mask = None
-        self.num_complete_checklists = None
-        self._order = np.arange(len(self.hotspot_ids))
-        self._epoch = 0
-        self.on_epoch_end()
-        first = {name: self.read(name, [0])[0].shape for name in modalities}
-        self.input_shapes = first
+        self.root, self.hotspot_ids, self.modalities = root, hotspot_ids, modalities
+        self.env, self.crop_size, self.epoch = env, crop_size, 0
+        self.input_shapes = {
+            name: self.read(name, [0]).shape[1:] for name in modalities
+        }
 
     def __len__(self):
         rounding = math.floor if self.drop_remainder else math.ceil
         return rounding(len(self.hotspot_ids) / self.batch_size)
 
     def on_epoch_end(self):
-        if self.shuffle:
-            rng = np.random.default_rng([self.seed, self._epoch])
-            self._order = rng.permutation(len(self.hotspot_ids))
-        self._epoch += 1
+        self.epoch += 1
 
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
-        rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
-        x = {}
-        for name in self.modalities:
-            x[name] = self.read(name, rows)
-            if self.stats:
-                mean, std = (np.float32(self.stats[name][k]) for k in ("mean", "std"))
-                x[name] = (x[name] - mean) / std
+        order = np.arange(len(self.hotspot_ids))
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(order)
+        rows = order[index * self.batch_size : (index + 1) * self.batch_size]
+        x = {name: self.read(name, rows) for name in self.modalities}
+        for name in self.modalities if self.stats else ():
+            mean, std = (np.float32(self.stats[name][k]) for k in ("mean", "std"))
+            x[name] = (x[name] - mean) / std
         if self.weights is None:
             return x, self.targets[rows]
         return x, self.targets[rows], self.weights[rows]
@@ -245,24 +221,18 @@ class SatBirdDataset(keras.utils.PyDataset):
     def _env(self, hotspot):
         path = self.root / "environmental_data" / f"{hotspot}.npy"
         raster = np.load(path, allow_pickle=False).astype("float32")
-        known = getattr(self, "input_shapes", {}).get("env")
-        variables = known[-1] if known else None
-        if raster.ndim != 3 or variables not in (None, raster.shape[0]):
+        known = getattr(self, "input_shapes", {}).get("env", (None,))[-1]
+        if raster.ndim != 3 or known not in (None, len(raster)):
             raise ValueError(
                 f"'{path}' holds an array of shape {raster.shape}; expected "
-                f"(variables, height, width) with {variables or 'V'} variables."
+                f"(variables, height, width) with {known or 'V'} variables."
             )
         raster = np.where(is_missing(raster, xp=np), np.nan, raster)
         if self.env == "image":
             return np.moveaxis(raster, 0, -1)
-        height, width = raster.shape[1:]
-        block = raster[
-            :, (height - 1) // 2 : height // 2 + 1, (width - 1) // 2 : width // 2 + 1
-        ].reshape(len(raster), -1)
-        seen = ~np.isnan(block)
-        total = np.where(seen, block, 0.0).sum(axis=1)
-        count = seen.sum(axis=1)
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        h, w = raster.shape[1:]
+        centre = raster[:, (h - 1) // 2 : h // 2 + 1, (w - 1) // 2 : w // 2 + 1]
+        return _nan_reduce(np.nanmean, centre.reshape(len(raster), -1).T)
 
 
 def _hotspots(root, split, pd):
@@ -281,19 +251,14 @@ def _hotspots(root, split, pd):
             "train_split.csv, valid_split.csv, test_split.csv."
         )
     table = pd.read_csv(path)
-    if "hotspot_id" not in table.columns:
+    if "hotspot_id" not in table.columns or table.empty:
         raise ValueError(
-            f"'{path}' has columns {list(table.columns)}; expected a "
-            "'hotspot_id' column."
+            f"'{path}' has columns {list(table.columns)} and {len(table)} rows; "
+            "expected a 'hotspot_id' column listing at least one hotspot."
         )
     ids = table["hotspot_id"].astype(str).tolist()
-    if not ids:
-        raise ValueError(f"'{path}' lists no hotspot.")
-    for folder, suffix in (
-        ("images", ".tif"),
-        ("environmental_data", ".npy"),
-        ("targets", ".json"),
-    ):
+    files = {"images": ".tif", "environmental_data": ".npy", "targets": ".json"}
+    for folder, suffix in files.items():
         absent = [i for i in ids if not (root / folder / f"{i}{suffix}").is_file()]
         if absent:
             raise FileNotFoundError(
@@ -312,15 +277,15 @@ def _read_targets(root, ids):
         content = json.loads(path.read_text())
         values = np.asarray(content.get("probs", []), "float32")
         size = len(probs[0]) if probs else None
-        bad = values.ndim != 1 or (size is not None and len(values) != size)
+        bad = values.ndim != 1 or len(values) != (size or len(values))
+        bad |= "num_complete_checklists" not in content
         if bad or np.any(values < 0) or np.any(values > 1):
             raise ValueError(
                 f"'{path}' has `probs` of shape {values.shape} (first values "
-                f"{values.ravel()[:5].tolist()}); "
-                f"expected {size or 'a list of'} encounter rates in [0, 1]."
+                f"{values.ravel()[:5].tolist()}) and keys {sorted(content)}; "
+                f"expected {size or 'a list of'} encounter rates in [0, 1] and "
+                "'num_complete_checklists'."
             )
-        if "num_complete_checklists" not in content:
-            raise ValueError(f"'{path}' has no 'num_complete_checklists'.")
         probs.append(values)
         counts.append(content["num_complete_checklists"])
     return np.stack(probs), np.asarray(counts, "float32")
