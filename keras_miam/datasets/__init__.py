@@ -12,8 +12,8 @@
   The loader, dataset, layout and file readers live in `datasets.geoplant`.
 - `load_taxabench`: TaxaBench-8k style per-modality embeddings and labels.
 
-Shared input checks (`check_modalities`, `positive_int`, the `|x| > 1e10`
-nodata rule of `clean_values`) live in `datasets.checks`.
+Shared input checks (`check_modalities`, `positive_int`) live in
+`datasets.checks`; missing values follow `keras_miam.missing.is_missing`.
 """
 
 from keras_miam._lazy import lazy_exports
