@@ -260,6 +260,8 @@ def test_example_dry_run(tmp_path):
         assert set(values) == {"image", "env", "image+env"}
         assert all(0.0 <= v <= 1.0 for v in values.values())
     assert json.loads((tmp_path / "results.json").read_text())["scores"] == scores
+    # MIAM's unimodal scores are the adaptive top-k accuracy.
+    assert {"val_image_topk", "val_env_topk"} <= set(results["history"]["miam"])
     assert (tmp_path / "subsets.png").read_bytes().startswith(b"\x89PNG")
     release = tmp_path / "generated_release"
     assert len(pd.read_csv(release / "train_split.csv")) == 57

@@ -119,3 +119,40 @@ def test_metrics_serialize(metric):
     config = keras.saving.serialize_keras_object(metric)
     clone = keras.saving.deserialize_keras_object(config)
     assert type(clone) is type(metric) and clone.get_config() == metric.get_config()
+
+
+def test_soft_targets_in_fit_evaluate_subsets_and_the_callback():
+    import keras_miam as km
+
+    rng = np.random.default_rng(0)
+    x = {
+        "env": rng.normal(size=(64, 5)).astype("float32"),
+        "image": rng.normal(size=(64, 4, 4, 4)).astype("float32"),
+    }
+    y = rng.uniform(size=(64, 12)) * (rng.uniform(size=(64, 12)) < 0.5)
+    y = y.astype("float32")  # encounter rates: soft targets in [0, 1]
+    model = km.models.MultimodalTransformer(
+        km.experiments.default_tokenizers(x, embed_dim=8),
+        num_outputs=12,
+        num_layers=1,
+        num_heads=1,
+        seed=0,
+    )
+    # The default loss: MaskedBinaryCrossentropy(from_logits=True).
+    model.compile(metrics=[MaskedMeanAbsoluteError(from_logits=True)])
+    dynamics = km.ModalityDynamics((x, y), metric=MaskedTopKAccuracy())
+    history = model.fit(x, y, epochs=2, batch_size=32, callbacks=[dynamics], verbose=0)
+    assert {"val_env_topk", "val_image_topk"} <= set(history.history)
+    assert all(0 < v <= 1 for v in history.history["val_image_topk"])
+    logits = keras.ops.convert_to_numpy(model.predict(x, verbose=0))
+    probs = 1 / (1 + np.exp(-logits.astype("float64")))
+    logs = model.evaluate(x, y, batch_size=32, return_dict=True, verbose=0)
+    assert logs["mae"] == pytest.approx(np.abs(probs - y).mean(), rel=1e-4)
+    bce = -(y * np.log(probs) + (1 - y) * np.log1p(-probs)).mean()
+    assert logs["loss"] == pytest.approx(bce, rel=1e-4)
+    frame = km.evaluation.evaluate_subsets(
+        model, (x, y), metric=MaskedTopKAccuracy(k=3), summary=False, verbose=0
+    )
+    assert list(frame["size"]) == [1, 1, 2]
+    both = frame[frame["size"] == 2]["top3"].iloc[0]
+    assert both == pytest.approx(satbird_top_k(y, logits, 3), abs=1e-6)
