@@ -1,288 +1,377 @@
-"""MIAM's dynamics estimator on the gated testbed, on validation data only.
+"""Does MIAM keep its promise? The dynamics estimators and the paper's ablations.
 
-`ModalityDynamics` turns the per-epoch unimodal validation scores s_m into
-the derivatives d_m that MIAM's ratios r_m = rho_s,m / rho_d,m read. Three of
-its choices are examined here (issue #15, item 5), each varied alone from
-the library default (the least-squares slope over a window of 3 scores,
-scores and derivatives floored at `epsilon = 1e-3`, no warm-up):
+The promise (issue #23): "modalities that perform strongly and learn stably
+are masked more often". Two studies, each on validation data first:
 
-- the derivative: a window of 2 (the plain finite difference) or 5 scores,
-  or an exponential moving average of the differences (`ema_decay=0.7`);
-- the floor: `epsilon = 1e-2` (damps the jump of r_m when a score plateaus)
-  or `1e-4`;
-- the warm-up: `warmup_epochs=4` (r_m = 1 for the first epochs, when the
-  dominant modality improves fastest and so reads as "not dominant").
+- `--study estimators`: the `ModalityDynamics` estimator variants, fixed
+  before any run: `published` (raw metric, epsilon floor: `chance=None,
+  noise_floor=False`), `chance` (score rescaled so that chance is 0),
+  `noise` (score and derivative floored at the measured noise), `both`,
+  and `beta_hypercube` (no dynamics), on three scenarios:
+  - `testbed`: the gated testbed `redundant_M2` (3000 sites, 16 epochs,
+    the checkpoint of lowest `val_loss`);
+  - `texture`: the same sites and model, the image showing env's soil
+    latent as a grating's energy (the gate's attempt A1, which the image
+    learns slowly: a modality stuck near chance);
+  - `quickstart`: the README Quickstart model (Dense encoders, one token
+    per modality; 12 epochs of batches of 128, the last epoch: the CPU time
+    this study had) on `make_synthetic_ecology(3000, modalities=("env",
+    "image"))`.
+- `--study ablations` (the gated testbed, the `both` estimator): rho_s only
+  (`lambda_d=0`), rho_d only (`lambda_s=0`), kappa in {1, 5, 20} and lambda
+  in {0.5, 3} beside the default (kappa 10, lambda 1). Uniform against
+  priority corner weights is not run: with M = 2 both weigh every corner
+  1/4 (`priority_corners_mass=0.5` = 2 / 2^M), the same distribution.
 
-`beta_hypercube` (MIAM with r_m = 1 throughout) is the reference without
-dynamics. The variants were fixed before any of them ran. Every model is
-MIAM (kappa = 10, lambda = 1) on `redundant_M2` of `strategies.py` (the
-testbed accepted by `testbed_gate.py`; 3000 sites, 16 epochs, the
-checkpoint of lowest `val_loss`), seeds 0-2, and is scored on the
-VALIDATION split (the test split is never read): the weak modality (the
-image) alone, and the average over the 11 whole and partial inputs of the
-testbed table.
+Per run: the geometric mean of r_env (env is the dominant modality) over
+epochs 2..E, the share of those epochs with r_env > 1, the std of the
+epoch-to-epoch change of log r_env, the validation subset average and the
+image alone, then the same on the test split.
 
-Decision rule, fixed before the runs: a variant replaces the library
-default only if its mean validation average beats the default's by more
-than the larger of the two rows' seed standard deviations, it is ahead on
-every seed, and it is not worse on the image alone by more than the
-default's seed standard deviation. Otherwise the default stays.
+Decision rule (issue #23, fixed before the runs): a variant becomes the
+default where its r_env geometric mean (mean over seeds) is > 1 on every
+scenario and its validation subset average is not below the published
+estimator's by more than the larger seed std of the two.
 
-Runs are cached in `benchmarks/results/dynamics_estimator_runs/<variant>/`
-(one JSON per seed), so the script resumes, and `--assemble` trains nothing.
+Runs are cached as JSON in `benchmarks/results/dynamics_estimator_runs/`
+(one file per study, scenario, variant and seed): the script resumes, and
+`--assemble` trains nothing.
 
-    python benchmarks/dynamics_estimator.py            # about 25 models
-    python benchmarks/dynamics_estimator.py --seeds 0  # one seed
+    python benchmarks/dynamics_estimator.py                       # everything
+    python benchmarks/dynamics_estimator.py --study ablations --seeds 0
 """
 
 import argparse
+import importlib
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-import strategies as testbed  # noqa: E402
 
-SCENARIO = "redundant_M2"
-WEAK = testbed.WEAK
-DOMINANT = "env"
 SEEDS = [0, 1, 2]
-# label: (strategy, ModalityDynamics arguments); "default" first.
-VARIANTS = {
-    "default": ("miam", {}),
-    "window2": ("miam", {"smoothing": 2}),
-    "window5": ("miam", {"smoothing": 5}),
-    "ema0.7": ("miam", {"ema_decay": 0.7}),
-    "eps1e-2": ("miam", {"epsilon": 1e-2}),
-    "eps1e-4": ("miam", {"epsilon": 1e-4}),
-    "warmup4": ("miam", {"warmup_epochs": 4}),
-    "beta_hypercube": ("beta_hypercube", {}),
+DOMINANT, WEAK = "env", "image"
+PUBLISHED = {"chance": None, "noise_floor": False}
+ESTIMATORS = {
+    "published": ("miam", PUBLISHED),
+    "chance": ("miam", {"chance": "auto", "noise_floor": False}),
+    "noise": ("miam", {"chance": None, "noise_floor": True}),
+    "both": ("miam", {"chance": "auto", "noise_floor": True}),
+    "beta_hypercube": ("beta_hypercube", PUBLISHED),
 }
-EARLY_EPOCHS = 4  # the ratios in force for epochs 2-5
+BOTH = ESTIMATORS["both"][1]
+ABLATIONS = {
+    "default": ({"name": "miam"}, BOTH),
+    "rho_s_only": ({"name": "miam", "lambda_d": 0.0}, BOTH),
+    "rho_d_only": ({"name": "miam", "lambda_s": 0.0}, BOTH),
+    "kappa1": ({"name": "miam", "kappa": 1.0}, BOTH),
+    "kappa5": ({"name": "miam", "kappa": 5.0}, BOTH),
+    "kappa20": ({"name": "miam", "kappa": 20.0}, BOTH),
+    "lambda0.5": ({"name": "miam", "lambda_": 0.5}, BOTH),
+    "lambda3": ({"name": "miam", "lambda_": 3.0}, BOTH),
+}
+STUDIES = {
+    "estimators": (ESTIMATORS, ["quickstart", "testbed", "texture"]),
+    "ablations": (ABLATIONS, ["testbed"]),
+}
 
 
-def run(seeds, variants, out, assemble=False):
+def testbed_module():
+    """Where the gated testbed's definitions live (common, or strategies)."""
+    return (
+        common if hasattr(common, "TESTBEDS") else importlib.import_module("strategies")
+    )
+
+
+def scenario(km, name):
+    """(train, val, test, train_fn) of a scenario; train_fn(strategy,
+    dynamics_kwargs, seed) -> (model, history, fit seconds)."""
+    if name == "quickstart":
+        x, y, _ = km.datasets.make_synthetic_ecology(3000, modalities=(DOMINANT, WEAK))
+        train, val, test = km.datasets.split_dataset(x, y, seed=0)
+        return train, val, test, None, lambda *a: quickstart_fit(km, train, val, *a)
+    tb = testbed_module()
+    spec = tb.TESTBEDS["redundant_M2"]
+    cfg = {**tb.MODES["full"], "overridden": []}
+    settings = tb.scenario_settings("redundant_M2", cfg)
+    generator = dict(spec["generator"])
+    if name == "texture":  # the gate's attempt A1
+        generator = {"redundancy": 1.0, "image_species_fraction": 1.0}
+    train, val, test = tb.scenario_data(km, settings, generator)
+    kwargs = tb.testbed_training(km, spec, settings)
+    subsets = kwargs.pop("subsets")
+
+    def fit(strategy, dynamics, seed):
+        result = km.experiments.train_and_evaluate(
+            train,
+            val,
+            val,
+            strategy=strategy,
+            dynamics_kwargs=dynamics,
+            seed=seed,
+            verbose=0,
+            subsets={"env": {"env": True}},
+            **kwargs,
+        )
+        return result["model"], result["history"], result["fit_seconds"]
+
+    return train, val, test, subsets, fit
+
+
+def quickstart_fit(km, train, val, strategy, dynamics, seed, extra=()):
+    """The README Quickstart's model and compile, 12 epochs of 128."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = {
+        "env": keras.Input((20,), name="env"),
+        "image": keras.Input((16, 16, 4), name="image"),
+    }
+    env_x, env_ok = km.layers.FillMissing()(inputs["env"])
+    img_x, img_ok = km.layers.FillMissing()(inputs["image"])
+    env = keras.layers.Dense(64, activation="relu")(env_x)
+    img = keras.layers.Dense(64, activation="relu")(keras.layers.Flatten()(img_x))
+    masking = km.MIAMMasking(["env", "image"], strategy=strategy, seed=seed)
+    tokens, keep = masking(
+        {"env": env, "image": img}, mask={"env": env_ok, "image": img_ok}
+    )
+    pooled = km.layers.VisibleMeanPooling()(tokens, mask=keep)
+    model = keras.Model(inputs, keras.layers.Dense(20)(pooled))
+    model.compile("adamw", keras.losses.BinaryCrossentropy(from_logits=True))
+    start = time.perf_counter()
+    history = model.fit(
+        *train,
+        epochs=12,
+        batch_size=128,
+        validation_data=val,
+        verbose=0,
+        callbacks=[km.ModalityDynamics(val, **dynamics), *extra],
+    )
+    return model, history.history, time.perf_counter() - start
+
+
+def ratio_summary(history):
+    """r_env over epochs 2..E: geometric mean, share > 1, std of d log r."""
+    r = np.asarray(history[f"{DOMINANT}_mask_ratio"], "float64")[1:]
+    log_r = np.log(r)
+    return {
+        "r_dominant_geomean": float(np.exp(log_r.mean())),
+        "share_r_dominant_above_1": float(np.mean(r > 1.0)),
+        "std_dlog_r": float(np.std(np.diff(log_r))),
+        "r_dominant": r.tolist(),
+        "r_weak": np.asarray(history[f"{WEAK}_mask_ratio"], "float64")[1:].tolist(),
+    }
+
+
+def subset_scores(km, model, data, subsets):
+    frame = km.evaluation.evaluate_subsets(model, data, subsets=subsets or "all")
+    values = frame[frame["kind"] == "subset"][frame.attrs["metric"]] * 100
+    values = {str(k).replace(" ", ""): float(v) for k, v in values.items()}
+    return {
+        "average": float(np.mean(list(values.values()))),
+        "weak": values[WEAK],
+        "subsets": values,
+    }
+
+
+def run_one(km, data, study, scen, label, seed, out, assemble):
+    path = out / "dynamics_estimator_runs" / study / scen / f"{label}_seed{seed}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    if assemble:
+        return None
+    train, val, test, subsets, fit = data
+    strategy, dynamics = STUDIES[study][0][label]
+    model, history, seconds = fit(strategy, dynamics, seed)
+    record = {
+        "study": study,
+        "scenario": scen,
+        "variant": label,
+        "seed": seed,
+        "strategy": strategy,
+        "dynamics_kwargs": dynamics,
+        "fit_seconds": seconds,
+        **ratio_summary(history),
+        "validation": subset_scores(km, model, val, subsets),
+        "test": subset_scores(km, model, test, subsets),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(common.jsonable(record), indent=1))
+    print(
+        f"{study}/{scen}/{label}/seed{seed}: r_env {record['r_dominant_geomean']:.2f}, "
+        f"val avg {record['validation']['average']:.2f}, {seconds:.0f} s",
+        flush=True,
+    )
+    return record
+
+
+def run(study, seeds, out, assemble=False, scenarios=None, only=None):
     import keras_miam as km
 
-    cfg = {**testbed.MODES["full"], "overridden": []}
-    settings = testbed.scenario_settings(SCENARIO, cfg)
-    spec = testbed.TESTBEDS[SCENARIO]
-    testbed.check_gated(SCENARIO, settings, out)
-    train, val, _ = testbed.scenario_data(km, settings, spec["generator"])
-    embed_dim = spec["embed_dim"]
-    runs, missing = [], []
-    for seed in seeds:  # seed first: an interrupted study has whole seeds
-        for label in variants:
-            strategy, dynamics = VARIANTS[label]
-            try:
-                _, result = km.experiments.compare_strategies(
-                    train,
-                    val,
-                    val,  # scored on the validation split
-                    strategies={label: strategy},
-                    seeds=[seed],
-                    verbose=2,
-                    cache_dir=out / "dynamics_estimator_runs" / label,
-                    cached_only=assemble,
-                    cache_key={
-                        "embed_dim": embed_dim,
-                        "generator": spec["generator"],
-                        "scored_on": "validation",
-                    },
-                    dynamics_kwargs=dynamics,
-                    **testbed.testbed_training(km, spec, settings),
-                )
-            except FileNotFoundError:  # --assemble: not run
-                missing.append((label, seed))
-                continue
-            runs += result
-    if not runs:
-        raise SystemExit("No run to tabulate.")
-    mean, std, raw = testbed.testbed_table(runs, settings["modalities"])
+    variants, names = STUDIES[study]
+    variants = [v for v in variants if not only or v in only]
+    records = []
+    for scen in scenarios or names:
+        data = None if assemble else scenario(km, scen)
+        for seed in seeds:  # seed first: an interrupted study has whole seeds
+            for label in variants:
+                record = run_one(km, data, study, scen, label, seed, out, assemble)
+                if record is not None:
+                    records.append(record)
+    if records:
+        report(study, records, out)
+    return records
+
+
+def table(records, scen, split):
+    """Rows: variant -> mean +- std over seeds of each column."""
     rows = []
-    for label in mean.index:
-        mine = [r for r in runs if r["strategy"] == label]
-        per_seed = raw[raw["strategy"] == label].set_index("seed")
-        rows.append(
-            {
-                "variant": label,
-                "strategy": VARIANTS[label][0],
-                "dynamics_kwargs": VARIANTS[label][1],
-                "seeds": [int(s) for s in per_seed.index],
-                "val_weak": float(mean.loc[label, WEAK]),
-                "val_weak_std": float(std.loc[label, WEAK]),
-                "val_average": float(mean.loc[label, "average"]),
-                "val_average_std": float(std.loc[label, "average"]),
-                "val_whole_avg": float(mean.loc[label, "whole avg"]),
-                "val_partial_avg": float(mean.loc[label, "partial avg"]),
-                "val_weak_per_seed": per_seed[WEAK].tolist(),
-                "val_average_per_seed": per_seed["average"].tolist(),
-                **ratio_summary(mine),
-                "fit_seconds": float(np.mean([r["fit_seconds"] for r in mine])),
-            }
-        )
-    decision = decide(rows)
-    results = {
-        "scenario": SCENARIO,
-        "generator": spec["generator"],
-        "epochs": settings["epochs"],
-        "restore_best": spec["restore_best"],
-        "scored_on": "validation",
-        "missing": missing,
-        "variants": rows,
-        "decision": decision,
-    }
-    (out / "dynamics_estimator.json").write_text(
-        json.dumps(km.experiments.jsonable(results), indent=2)
-    )
-    common.write_markdown(
-        "dynamics_estimator",
-        "MIAM's dynamics estimator on the gated testbed (validation data)",
-        report(rows, decision, settings, missing),
-        folder=out,
-    )
-    return results
-
-
-def ratio_summary(runs):
-    """How the ratios moved: r_dominant early, the largest jump of log r."""
-    early, jumps, final = [], [], []
-    for r in runs:
-        history = r["history"]
-        dominant = np.asarray(history.get(f"{DOMINANT}_mask_ratio", []), "float64")
-        if not len(dominant):
-            continue
-        early.append(float(np.mean(dominant[:EARLY_EPOCHS])))
-        log_r = np.log(dominant)
-        jumps.append(float(np.max(np.abs(np.diff(log_r)))) if len(log_r) > 1 else 0.0)
-        final.append(float(dominant[-1]))
-    if not early:
-        return {}
-    return {
-        "early_dominant_ratio": float(np.mean(early)),
-        "max_log_ratio_jump": float(np.mean(jumps)),
-        "final_dominant_ratio": float(np.mean(final)),
-    }
-
-
-def decide(rows):
-    """The decision rule of the module docstring, per variant."""
-    by = {row["variant"]: row for row in rows}
-    base = by.get("default")
-    verdicts = {}
-    if base is None:
-        return {"default_kept": True, "verdicts": verdicts, "why": "no default row"}
-    for row in rows:
-        label = row["variant"]
-        if label == "default" or row["strategy"] != "miam":
-            continue
-        common_seeds = [s for s in row["seeds"] if s in base["seeds"]]
-        if len(common_seeds) < 3:
-            verdicts[label] = "fewer than 3 seeds: no decision"
-            continue
-        gain = row["val_average"] - base["val_average"]
-        margin = max(row["val_average_std"], base["val_average_std"])
-        mine = dict(zip(row["seeds"], row["val_average_per_seed"]))
-        theirs = dict(zip(base["seeds"], base["val_average_per_seed"]))
-        ahead = all(mine[s] > theirs[s] for s in common_seeds)
-        paired = [mine[s] - theirs[s] for s in common_seeds]
-        weak_ok = row["val_weak"] >= base["val_weak"] - base["val_weak_std"]
-        verdicts[label] = {
-            "average_gain": gain,
-            "margin": margin,
-            "paired_differences": paired,
-            "ahead_on_every_seed": ahead,
-            "weak_not_worse": weak_ok,
-            "better": bool(gain > margin and ahead and weak_ok),
+    for label in dict.fromkeys(r["variant"] for r in records if r["scenario"] == scen):
+        mine = [r for r in records if r["scenario"] == scen and r["variant"] == label]
+        cols = {
+            "r_env geomean": [r["r_dominant_geomean"] for r in mine],
+            "epochs r_env > 1": [100 * r["share_r_dominant_above_1"] for r in mine],
+            "std d log r_env": [r["std_dlog_r"] for r in mine],
+            f"{split} average": [r[split]["average"] for r in mine],
+            f"{split} image": [r[split]["weak"] for r in mine],
+            "fit s": [r["fit_seconds"] for r in mine],
         }
-    better = [k for k, v in verdicts.items() if isinstance(v, dict) and v["better"]]
-    return {"default_kept": not better, "better": better, "verdicts": verdicts}
+        rows.append((label, sorted(r["seed"] for r in mine), cols))
+    return rows
 
 
-def report(rows, decision, settings, missing):
+def markdown(rows, split):
+    head = [
+        "r_env geomean",
+        "epochs r_env > 1",
+        "std d log r_env",
+        f"{split} average",
+        f"{split} image",
+        "fit s",
+    ]
     lines = [
-        common.machine_line(),
-        "",
-        f"MIAM (kappa = 10, lambda = 1) on `{SCENARIO}` (the gated testbed), "
-        f"{settings['num_examples']} sites, {settings['epochs']} epochs, the "
-        "checkpoint of lowest `val_loss`; one `ModalityDynamics` argument "
-        "changed per row (`default`: window of 3 scores, epsilon 1e-3, no "
-        "warm-up; `beta_hypercube`: no dynamics, r = 1). Scored on the "
-        "VALIDATION split: macro AUC x100, mean +- std over the seeds listed. "
-        f"'average' is over the {len(testbed.WHOLE) + len(testbed.PARTIAL)} "
-        "whole and partial inputs of `strategies_testbed.md`. r_env early: "
-        f"mean ratio r_env in force for epochs 2-{EARLY_EPOCHS + 1} (< 1: env, "
-        "the dominant modality, masked LESS than under the hypercube); "
-        "max |d log r_env|: the largest change of log r_env between two "
-        "epochs (the jumps a floored plateau causes), mean over seeds.",
-        "",
-        "| variant | arguments | seeds | val image | val average | whole avg | "
-        "partial avg | r_env early | max abs d log r_env | r_env final | fit s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | seeds | " + " | ".join(head) + " |",
+        "|---" * (len(head) + 2) + "|",
     ]
-    for row in rows:
-        args = ", ".join(f"{k}={v}" for k, v in row["dynamics_kwargs"].items())
+    for label, seeds, cols in rows:
+        cells = [f"{np.mean(cols[h]):.2f} +- {np.std(cols[h]):.2f}" for h in head[:-1]]
         lines.append(
-            f"| {row['variant']} | {args or '-'} | "
-            f"{', '.join(map(str, row['seeds']))} | "
-            f"{row['val_weak']:.2f} +- {row['val_weak_std']:.2f} | "
-            f"{row['val_average']:.2f} +- {row['val_average_std']:.2f} | "
-            f"{row['val_whole_avg']:.2f} | {row['val_partial_avg']:.2f} | "
-            + (
-                f"{row['early_dominant_ratio']:.3f} | "
-                f"{row['max_log_ratio_jump']:.2f} | "
-                f"{row['final_dominant_ratio']:.3f} | "
-                if "early_dominant_ratio" in row
-                else "- | - | - | "
-            )
-            + f"{row['fit_seconds']:.0f} |"
+            f"| {label} | {', '.join(map(str, seeds))} | "
+            + " | ".join(cells)
+            + f" | {np.mean(cols['fit s']):.0f} |"
         )
-    lines += ["", "Decision (the rule of `benchmarks/dynamics_estimator.py`):", ""]
-    for label, verdict in decision.get("verdicts", {}).items():
-        if isinstance(verdict, str):
-            lines.append(f"- {label}: {verdict}")
-            continue
-        lines.append(
-            f"- {label}: average {verdict['average_gain']:+.2f} vs the default "
-            f"(margin {verdict['margin']:.2f}; per seed "
-            + ", ".join(f"{d:+.2f}" for d in verdict["paired_differences"])
-            + "), ahead on every seed: "
-            f"{verdict['ahead_on_every_seed']}, image not worse: "
-            f"{verdict['weak_not_worse']} -> "
-            + ("better" if verdict["better"] else "not shown better")
-        )
-    lines += [
-        "",
-        (
-            "The library default is kept: no variant is better beyond the seed spread."
-            if decision.get("default_kept")
-            else "Better than the default beyond the seed spread: "
-            + ", ".join(decision["better"])
-        ),
-    ]
-    if missing:
-        lines += ["", f"Not run (left out): {missing}"]
     return lines
 
 
+def decide(records):
+    """The decision rule of the module docstring, per MIAM variant."""
+    verdicts = {}
+    scens = list(dict.fromkeys(r["scenario"] for r in records))
+    for label in ("chance", "noise", "both"):
+        ok, why = True, []
+        for scen in scens:
+            mine = [
+                r for r in records if r["scenario"] == scen and r["variant"] == label
+            ]
+            base = [
+                r
+                for r in records
+                if r["scenario"] == scen and r["variant"] == "published"
+            ]
+            if len(mine) < 3 or len(base) < 3:
+                ok = False
+                why.append(f"{scen}: fewer than 3 seeds")
+                continue
+            gm = np.mean([r["r_dominant_geomean"] for r in mine])
+            a = [r["validation"]["average"] for r in mine]
+            b = [r["validation"]["average"] for r in base]
+            margin = max(np.std(a), np.std(b))
+            kept = gm > 1 and np.mean(a) >= np.mean(b) - margin
+            ok &= bool(kept)
+            why.append(
+                f"{scen}: r_env {gm:.2f}, val avg {np.mean(a) - np.mean(b):+.2f} (margin {margin:.2f})"
+            )
+        verdicts[label] = {"qualifies": ok, "why": why}
+    return verdicts
+
+
+def report(study, records, out):
+    scens = list(dict.fromkeys(r["scenario"] for r in records))
+    lines = [common.machine_line(), "", __doc__.split("\n\n")[1], ""]
+    for split in ("validation", "test"):
+        lines += [f"## {split.capitalize()} split", ""]
+        for scen in scens:
+            lines += [
+                f"### {scen}",
+                "",
+                *markdown(table(records, scen, split), split),
+                "",
+            ]
+    if study == "estimators":
+        lines += ["## Decision (validation only)", ""]
+        for label, v in decide(records).items():
+            lines.append(
+                f"- {label}: {'qualifies' if v['qualifies'] else 'does not qualify'} ({'; '.join(v['why'])})"
+            )
+    common.write_markdown(
+        f"dynamics_estimator_{study}", f"MIAM's promise: {study}", lines, folder=out
+    )
+    plot_ratios(study, records, out / f"dynamics_estimator_{study}.png")
+
+
+def plot_ratios(study, records, path):
+    """r_env and r_image over epochs, one panel per scenario, mean over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scens = list(dict.fromkeys(r["scenario"] for r in records))
+    fig, axes = plt.subplots(
+        2, len(scens), figsize=(5 * len(scens), 6.5), squeeze=False
+    )
+    for j, scen in enumerate(scens):
+        for i, key in enumerate(("r_dominant", "r_weak")):
+            ax = axes[i, j]
+            for label in dict.fromkeys(r["variant"] for r in records):
+                runs = [
+                    r[key]
+                    for r in records
+                    if r["scenario"] == scen and r["variant"] == label
+                ]
+                if runs:
+                    n = min(map(len, runs))
+                    geo = np.exp(np.mean(np.log([run[:n] for run in runs]), axis=0))
+                    ax.plot(np.arange(2, n + 2), geo, marker="o", ms=3, label=label)
+            ax.axhline(1.0, color="grey", lw=0.8)
+            ax.set_yscale("log")
+            ax.set_title(f"{scen}: r_{DOMINANT if i == 0 else WEAK}")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("r (geometric mean over seeds)")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--study", choices=list(STUDIES) + ["all"], default="all")
     parser.add_argument("--seeds", nargs="+", type=int, default=SEEDS)
-    parser.add_argument(
-        "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS)
-    )
-    parser.add_argument(
-        "--assemble", action="store_true", help="train nothing: tabulate the cache"
-    )
+    parser.add_argument("--scenarios", nargs="+", default=None)
+    parser.add_argument("--variants", nargs="+", default=None)
+    parser.add_argument("--assemble", action="store_true", help="train nothing")
     parser.add_argument("--output", type=Path, default=common.RESULTS)
     args = parser.parse_args(argv)
-    run(args.seeds, args.variants, args.output, assemble=args.assemble)
+    for study in STUDIES if args.study == "all" else [args.study]:
+        run(
+            study, args.seeds, args.output, args.assemble, args.scenarios, args.variants
+        )
 
 
 if __name__ == "__main__":

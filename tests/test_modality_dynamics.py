@@ -852,3 +852,163 @@ def test_mask_ratio_log_is_the_strategy_ratio_not_a_token_fraction():
     values = [logs[f"{m}_mask_ratio"] for m in MODALITIES]
     assert np.prod(values) == pytest.approx(1.0, rel=1e-4)
     assert max(values) > 1.0
+
+
+# ----------------------------------------------------------------------------
+# The chance-corrected score, the noise floor, the callback order, and the
+# promise (issue #23).
+# ----------------------------------------------------------------------------
+def test_chance_levels_and_rescaled_scores_follow_the_formula():
+    from keras_miam.callbacks import modality_dynamics as md
+
+    ids, one_hot = np.array([0, 2, 1]), np.eye(4)[[0, 3, 1]]
+    multi = np.array([[1, 1, 0], [0, 1, 1]])
+    assert md.chance_level("auc", multi, 3) == 0.5
+    assert md.chance_level("accuracy", ids, 3) == pytest.approx(1 / 3)
+    assert md.chance_level("sparse_categorical_accuracy", one_hot, 4) == 0.25
+    assert md.chance_level("accuracy", multi, 3) is None  # binary accuracy
+    assert md.chance_level("loss_score", multi, 3, prior_score=0.4) == 0.4
+    assert md.chance_level("top_k_f1", multi, 3) is None
+    np.testing.assert_allclose(
+        md.rescale_score("auc", [0.5, 0.75, 1.0], 0.5), [0, 0.5, 1]
+    )
+    np.testing.assert_allclose(
+        md.rescale_score("accuracy", [0.25, 0.625], 0.25), [0.0, 0.5]
+    )
+    # Loss score 1 / (1 + L) against the prior's L0 = 1.5: 1 - L / L0.
+    losses = np.array([1.5, 0.75, 0.0])
+    np.testing.assert_allclose(
+        md.rescale_score("loss_score", 1 / (1 + losses), 1 / 2.5), [0.0, 0.5, 1.0]
+    )
+
+
+def test_callback_uses_the_chance_level_of_its_metric():
+    model = make_model(probe=False, head="softmax")
+    y_val = np.argmax(Y_VAL, axis=1)  # 2 classes of the 3 outputs
+    cases = [
+        ("accuracy", "auto", 1 / 3),
+        ("accuracy", 0.2, 0.2),
+        ("accuracy", None, None),
+    ]
+    for metric, chance, expected in cases:
+        callback = km.ModalityDynamics((X_VAL, y_val), metric=metric, chance=chance)
+        callback.set_model(model)
+        callback.on_train_begin()
+        assert callback._chance_value == (
+            expected if expected is None else pytest.approx(expected)
+        )
+    # "loss": the loss of predicting the label prior (two classes at their
+    # validation frequencies) is the chance level.
+    callback = km.ModalityDynamics((X_VAL, y_val), metric="loss")
+    callback.set_model(model)
+    callback.on_train_begin()
+    freq = np.bincount(y_val, minlength=3) / len(y_val)
+    prior_loss = -np.mean(np.log(np.clip(freq, 1e-6, 1)[y_val]))
+    assert callback._chance_value == pytest.approx(1 / (1 + prior_loss), rel=1e-3)
+
+
+def test_noise_estimate_and_noise_floor():
+    cb = km.ModalityDynamics((X_VAL, Y_VAL), epsilon=1e-3)
+    # A line has no second differences: no noise.
+    line = 0.5 + 0.01 * np.arange(6)[:, None]
+    np.testing.assert_allclose(cb.estimate_noise(line), [0.0], atol=1e-12)
+    # Fewer than three scores: unknown, zero.
+    np.testing.assert_allclose(cb.estimate_noise([[0.5], [0.6]]), [0.0])
+    # A line plus independent noise of scale sigma: sigma, from the last 6
+    # scores (sampled: the estimate is unbiased for sigma^2).
+    rng = np.random.default_rng(0)
+    sigma = 0.02
+    runs = 0.3 + 0.01 * np.arange(6)[:, None] + sigma * rng.normal(size=(6, 20000))
+    assert np.mean(cb.estimate_noise(runs) ** 2) == pytest.approx(sigma**2, rel=0.03)
+    # Known second differences: (0.1 - 0.2 + 0.1) ... -> sqrt(mean(d2^2) / 6).
+    scores = np.array([[0.1], [0.2], [0.1], [0.2], [0.1], [0.2], [0.1]])
+    np.testing.assert_allclose(cb.estimate_noise(scores), [0.2 / np.sqrt(6)])
+    # The derivative floor is the slope's standard error, sigma / sqrt(sum t^2)
+    # (window of 3: t = -1, 0, 1), never below epsilon.
+    flat = np.full((3, 2), 0.4)
+    np.testing.assert_allclose(
+        cb.estimate_derivatives(flat, noise=[0.02, 0.0]), [0.02 / np.sqrt(2), 1e-3]
+    )
+    ema = km.ModalityDynamics((X_VAL, Y_VAL), ema_decay=0.5)
+    w = np.array([1.0, 2.0]) / 3.0  # 2 differences, weights 0.5, 1, normalised
+    np.testing.assert_allclose(
+        ema.estimate_derivatives(flat, noise=[0.02, 0.0]),
+        [0.02 * np.sqrt(2 * np.sum(w * w)), 1e-3],
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"chance": "half"}, {"chance": 1.0}, {"noise_floor": "yes"}]
+)
+def test_bad_chance_and_noise_arguments(kwargs):
+    with pytest.raises(ValueError, match=list(kwargs)[0]):
+        km.ModalityDynamics((X_VAL, Y_VAL), **kwargs)
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_every_callback_sees_the_keys_whatever_the_order(first, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = make_model(probe=False)
+    csv = keras.callbacks.CSVLogger(str(tmp_path / "log.csv"))
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_strong_auc", mode="max", patience=10, restore_best_weights=True
+    )
+    dynamics = km.ModalityDynamics((X_VAL, Y_VAL))
+    callbacks = [dynamics, csv, stop] if first else [csv, stop, dynamics]
+    import warnings
+
+    with warnings.catch_warnings():
+        # EarlyStopping warns when its key is missing.
+        warnings.filterwarnings("error", message="Early stopping conditioned")
+        history = model.fit(
+            X_TRAIN,
+            Y_TRAIN,
+            epochs=3,
+            batch_size=128,
+            verbose=0,
+            validation_data=(X_VAL, Y_VAL),
+            callbacks=callbacks,
+        ).history
+    header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
+    for m in MODALITIES:
+        for key in ("val_{}_auc", "{}_mask_ratio", "{}_score_derivative"):
+            assert key.format(m) in header and key.format(m) in history
+        assert f"{m}_score_noise" in header
+    assert stop.best_weights is not None
+    assert stop.best == pytest.approx(max(history["val_strong_auc"]))
+    # One measurement per epoch, whichever hook made it; the restored
+    # weights carry the masking state of the best epoch.
+    num_updates = get_masking_layer(model).dynamics_state()["num_updates"]
+    assert num_updates == stop.best_epoch + 1
+
+
+def test_the_chance_corrected_estimator_masks_the_dominant_modality_more():
+    # The promise: "modalities that perform strongly and learn stably are
+    # masked more often". "strong" gives the labels; "weak" is pure noise,
+    # at chance throughout. The chance-corrected, noise-floored estimator
+    # keeps r_strong > 1 on average (geometric mean) over epochs 2..E.
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x_train = {
+        "strong": X_TRAIN["strong"],
+        "weak": rng.normal(size=X_TRAIN["weak"].shape).astype("float32"),
+    }
+    x_val = {
+        "strong": X_VAL["strong"],
+        "weak": rng.normal(size=X_VAL["weak"].shape).astype("float32"),
+    }
+    model = make_model(probe=False)
+    history = model.fit(
+        x_train,
+        Y_TRAIN,
+        epochs=6,
+        batch_size=128,
+        verbose=0,
+        validation_data=(x_val, Y_VAL),
+        callbacks=[
+            km.ModalityDynamics((x_val, Y_VAL), chance="auto", noise_floor=True)
+        ],
+    ).history
+    assert max(history["val_weak_auc"]) < 0.6  # stuck near chance
+    r = np.asarray(history["strong_mask_ratio"][1:])
+    assert np.exp(np.mean(np.log(r))) > 1.0, r

@@ -57,8 +57,9 @@ def test_miam_moments_and_marginals_match_mixprodbeta(kappa, lam, scores, derivs
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(strategy.mean(3, state)), expected, rtol=1e-5
     )
+    # `ratios` is the authors' r = rho_s^lambda / rho_d^lambda.
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(strategy.ratios(3, state)), r, rtol=1e-5
+        keras.ops.convert_to_numpy(strategy.ratios(3, state)), r**lam, rtol=1e-5
     )
     for m in range(3):
         result = stats.kstest(p[:, m], mixture_cdf(a[m], b[m]))
@@ -291,6 +292,54 @@ def test_serialization_round_trip_gives_identical_samples():
     assert strategies.deserialize(strategies.serialize(custom)).kappa == 3.0
 
 
+@pytest.mark.parametrize("lam_s,lam_d", [(1.0, 0.0), (0.0, 1.0), (3.0, 0.5)])
+def test_separate_exponents_follow_the_authors_formula(lam_s, lam_d):
+    # r_m = rho_s^lambda_s / rho_d^lambda_d; Beta(kappa r, 1), Beta(1, kappa / r).
+    s, d = np.asarray(SCORES), np.asarray(DERIVS)
+    rho_s, rho_d = s / stats.gmean(s), d / stats.gmean(d)
+    r = rho_s**lam_s / rho_d**lam_d
+    strategy = strategies.MIAM(kappa=4.0, lambda_s=lam_s, lambda_d=lam_d)
+    state = dynamics_state(3, SCORES, DERIVS)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(strategy.ratios(3, state)), r, rtol=1e-5
+    )
+    p = np_sample(strategy, state=state, seed=11)
+    for m in range(3):
+        assert stats.kstest(p[:, m], mixture_cdf(4.0 * r[m], 4.0 / r[m])).pvalue > 1e-3
+    # lambda_ sets both; an explicit lambda_s / lambda_d wins; all serialised.
+    both = strategies.MIAM(lambda_=2.0)
+    assert (both.lambda_s, both.lambda_d) == (2.0, 2.0)
+    restored = strategies.deserialize(strategies.serialize(strategy))
+    assert (restored.lambda_s, restored.lambda_d) == (lam_s, lam_d)
+
+
+@pytest.mark.parametrize("mass", [0.5, 0.25, 0.9, 0.0])
+def test_priority_corners_mass_sets_the_corner_weights(mass):
+    # M = 3: all-zeros and all-ones get mass / 2 each, the 6 mixed corners
+    # share the rest; 2 / 2^M = 0.25 weighs every corner 1/8.
+    strategy = strategies.MIAM(kappa=200.0, priority_corners_mass=mass)
+    w0, w1, w_other = strategy.corner_weights(3)
+    np.testing.assert_allclose([w0, w1, w_other], [mass / 2, mass / 2, (1 - mass) / 6])
+    # Sampled corners (kappa = 200 puts p within 0.03 of its corner).
+    corners = np.round(np_sample(strategy, seed=3)).astype(int)
+    codes = corners @ [1, 2, 4]
+    counts = np.bincount(codes, minlength=8)
+    expected = np.array([w0] + [w_other] * 6 + [w1]) * N
+    keep = expected > 0
+    assert counts[~keep].sum() == 0
+    assert stats.chisquare(counts[keep], expected[keep]).pvalue > 1e-3
+    # The analytic mean and the density agree with the weights.
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(strategy.mean(3)),
+        corners.mean(0),
+        atol=0.01,
+    )
+    restored = strategies.deserialize(strategies.serialize(strategy))
+    assert restored.priority_corners_mass == mass
+    # M = 1: the two corners, 1/2 each, whatever the mass.
+    np.testing.assert_allclose(strategy.corner_weights(1), [0.5, 0.5, 0.0])
+
+
 def test_get_accepts_names_and_rejects_unknown_ones():
     assert isinstance(strategies.get("Modality-Dropout"), strategies.ModalityDropout)
     assert isinstance(strategies.get("uniform hypercube"), strategies.UniformHypercube)
@@ -307,6 +356,10 @@ def test_get_accepts_names_and_rejects_unknown_ones():
         (lambda: strategies.MIAM(kappa=-1.0), "kappa"),
         (lambda: strategies.MIAM(kappa=float("nan")), "kappa"),
         (lambda: strategies.MIAM(lambda_=-1.0), "lambda_"),
+        (lambda: strategies.MIAM(lambda_s=float("inf")), "lambda_s"),
+        (lambda: strategies.MIAM(lambda_d=-0.5), "lambda_d"),
+        (lambda: strategies.MIAM(priority_corners_mass=1.5), "priority_corners"),
+        (lambda: strategies.BetaHypercube(priority_corners_mass=-0.1), "priority"),
         (lambda: strategies.BetaHypercube(kappa=0.0), "kappa"),
         (lambda: strategies.Constant(rate=1.5), "rate"),
         (lambda: strategies.Dirichlet(alpha=0.0), "alpha"),

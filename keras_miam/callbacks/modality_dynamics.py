@@ -1,6 +1,7 @@
 """The ModalityDynamics callback: unimodal validation scores -> masking state."""
 
 import contextlib
+import sys
 import time
 import warnings
 
@@ -12,167 +13,87 @@ from keras_miam.evaluation import metrics as metrics_lib
 from keras_miam.evaluation import view_predictions
 from keras_miam.layers import masking_lookup
 
+# Scores the noise estimate reads (4 second differences).
+NOISE_SCORES = 6
+
 
 class ModalityDynamics(keras.callbacks.Callback):
     """Measures each modality's validation score and updates MIAM's masking.
 
-    At the end of an epoch, for every modality m, the callback measures s_m,
-    the model's metric on the validation data with only modality m visible
-    (every other modality is replaced by mask tokens), derives
-    d_m = |d s_m / d epoch| from the history of s_m, and calls
-    `MIAMMasking.update_dynamics(s, d)`. Strategies that read these
-    dynamics (`"miam"`: r_m = rho_s,m / rho_d,m; `"opm"`: the score ratios)
-    then mask dominant modalities more from the next epoch on.
+    At the end of every `every`-th epoch, for every modality m the callback
+    measures the metric on `validation_data` with only modality m visible
+    (one tiled forward pass per batch scores all modalities), turns it into
+    the score
+    s_m and the derivative d_m = |d s_m / d epoch|, and calls
+    `MIAMMasking.update_dynamics(s, d)`. MIAM then masks modalities with a
+    high, stable score (r_m = rho_s,m / rho_d,m > 1) more from the next
+    epoch on; OPM reads the score ratios.
 
-    Measuring is cheap in passes: each validation batch of b examples is
-    tiled M times and read by `MIAMMasking.views()` as M blocks, block m
-    seeing modality m only, so one compiled forward pass (of M * b
-    examples) per batch scores every modality. The validation arrays are
-    read and cached once, at the start of training.
+    By default s_m is the raw metric and d_m is floored at `epsilon` (the
+    published estimator). With `chance="auto"`, s_m is the metric rescaled
+    so that chance is 0 and a perfect score 1, (metric - chance) /
+    (1 - chance): 2 AUC - 1 for AUC, (acc - 1/K) /
+    (1 - 1/K) for top-1 accuracy over K classes, the improvement over the
+    loss of predicting the label prior for `"loss"`. d_m is the absolute
+    least-squares slope of the last `smoothing` scores (or an EMA of the
+    differences). With `noise_floor=True` both are floored at the score's
+    own noise level sigma_m, estimated from the second differences of the
+    recent scores: s_m >= sigma_m and d_m >= sigma_m / sqrt(sum t^2), the
+    standard error of the slope, so a plateau reads as "no change
+    detectable". Everything is floored at `epsilon` too. Both options make
+    a modality stuck near chance read as weak rather than as stable (issue
+    #23); `benchmarks/dynamics_estimator.py` compares them.
 
-    Derivative. d_m is the absolute least-squares slope of the last
-    `smoothing` scores of modality m against the epoch (per epoch, so
-    divided by `every`); with two scores it is the plain finite difference.
-    With `ema_decay=beta` it is instead the absolute value of an
-    exponential moving average of the per-epoch score differences over the
-    whole stored history (the difference k updates back weighted beta^k,
-    the weights normalised to sum to one, so the first estimate is the
-    plain difference, as with the window). Scores and derivatives are
-    floored at `epsilon`, so they stay strictly positive and a plateau
-    (changes below `epsilon` per epoch) reads as `epsilon`. The score
-    history lives in the layer
-    (`MIAMMasking.dynamics_history()`), so a model that is saved and
-    reloaded, or restored by `keras.callbacks.BackupAndRestore`, continues
-    with the same dynamics.
-
-    Warm-up. The dynamics are activated (r_m may differ from 1) at the end
-    of the first measured epoch `epoch` with `epoch + 1 >= warmup_epochs`
-    for which at least two scores exist; the next epoch trains with them.
-    Scores measured before are stored in the layer's history (they feed the
-    first derivative), but the layer is left inactive, so MIAM uses
-    r_m = 1 (the Beta hypercube) and OPM drops every modality at its
-    `q_base`. While a single score
-    exists, the stored derivative is `epsilon`. A layer that was already
-    active (a resumed run) stays active.
-
-    Defaults. The window of 3, `epsilon=1e-3` and no warm-up were compared
-    on the validation split of the gated testbed (`redundant_M2`, 3 seeds;
-    `benchmarks/results/dynamics_estimator.md`) with a window of 2 or 5, an
-    EMA (`ema_decay=0.7`), `epsilon` 1e-2 or 1e-4 and `warmup_epochs=4`: no
-    variant moved the validation average or the weak modality's AUC beyond
-    the seed spread, so the defaults stay. The warm-up does what it says
-    (without it the dominant modality's r_m averages about 0.65 over
-    epochs 2-5, i.e. it is masked less than under the Beta hypercube;
-    `warmup_epochs=4` holds it at 1 up to epoch 4), and a larger
-    `epsilon` damps the jumps of r_m at plateaus, but neither changed the
-    scores there.
-
-    Updates happen at the end of epochs with `epoch % every == 0`, and at
-    the end of the first epoch if the layer holds no scores yet.
-
-    Metric. s_m must be > 0 and grow with quality. The metric is resolved
-    by `keras_miam.evaluation.resolve_metric`, the one metric system that
-    `evaluate_subsets` and the Shapley functions use too, so a name gives
-    the same number in the callback and in `evaluate_subsets` (same model,
-    modality and data). With `metric=None` the head is inspected (a `task`
-    attribute such as `MultimodalTransformer.task`, else the compiled loss,
-    else the output activation, else the outputs and labels): multi-label /
-    binary heads get `"auc"` (exact, rank-based, macro-averaged over the
-    outputs that have both positives and negatives in the validation data,
-    so species absent from it are skipped; NaN labels, e.g. species not
-    surveyed at a site, are left out of their output's AUC), softmax /
-    multi-class heads get `"accuracy"` (top-1); `"accuracy"` on a
-    multi-label head is the binary accuracy over all outputs. Outputs may
-    be logits: AUC ranks, top-1 uses the argmax, and thresholded
-    accuracies cut at 0 instead of 0.5 when the outputs are logits (a
-    compiled loss with `from_logits=True`, or a model with a `task`).
-    `metric="loss"` uses the compiled loss instead, as
-    s_m = 1 / (1 + loss_m) (in (0, 1], higher is better, no underflow for
-    large losses), for tasks without a classification metric. Any other
-    name (also one added with `keras_miam.evaluation.register_metric`), a
-    `keras.metrics.Metric` instance (e.g.
-    `keras.metrics.AUC(multi_label=True, from_logits=True)`, computed with
-    a fresh copy per modality), a function `fn(y_true, y_pred)` (called on
-    all the validation predictions of a modality) or a
-    `keras_miam.evaluation.SubsetMetric` is accepted if it is "higher is
-    better": error metrics such as `MeanSquaredError` are refused (use
-    `"loss"`).
-
-    Logs. At every epoch (also without an update, and during warm-up: the
-    current values), the epoch `logs` receive, per modality m,
-    `val_<m>_<metric>` (s_m), `<m>_mask_ratio` and `<m>_score_derivative`
-    (d_m). `<m>_mask_ratio` is not a fraction of masked tokens: it is the
-    strategy's imbalance ratio in force for the next epoch
-    (`MIAMMasking.mask_ratios()`): MIAM's r_m = rho_s,m / rho_d,m (> 1:
-    modality m is masked more), OPM's rho_m, 1 for static strategies. `History` and the progress bar, which
-    `fit` appends after your callbacks, show them; put this callback before
-    `CSVLogger`, `TensorBoard`, `EarlyStopping` or `BackupAndRestore` in
-    the `callbacks` list so they see the new values too.
-
-    Errors. Bad input raises a `ValueError` before the first train step: at
-    construction (no labels, sample weights, an unknown or lower-is-better
-    metric) or in `on_train_begin` (no `MIAMMasking` in the model, several
-    and none named, validation inputs that do not match the model's, labels
-    the metric cannot use, e.g. AUC or accuracy on a regression head).
-
-    Backends. Everything runs inside `fit` on TensorFlow, JAX and PyTorch
-    with compiled steps: the masking state is in variables that the train
-    step reads, and the callback touches `self.model` before reading or
-    assigning them (the JAX trainer keeps its state outside the variables
-    during `fit`).
+    Logs, per modality m: `val_<m>_<metric>` (the raw metric),
+    `<m>_mask_ratio` (the ratio in force for the next epoch: MIAM's r_m,
+    OPM's rho_m, 1 for static strategies), `<m>_score_derivative` (d_m) and
+    `<m>_score_noise` (sigma_m). The callback moves itself first in `fit`'s
+    callback list, so `CSVLogger`, `EarlyStopping` and the others see these
+    keys whatever the order of the list. The score history is kept in the
+    layer: a saved or restored model continues with the same dynamics.
 
     Args:
-        validation_data: a tuple `(x, y)` (x an array, a list or a dict of
-            arrays, as the model takes them), or a dataset of `(x, y)`
-            batches (`tf.data.Dataset`, `keras.utils.PyDataset`, ...), read
-            once at the start of training. With `metric="reconstruction"`
-            (a self-supervised `MultimodalPretrainer`'s `modality_scores`):
-            a dict of input arrays, without labels.
-        metric: None (chosen from the head, see above), a name (`"auc"`,
-            `"accuracy"`, `"binary_accuracy"`, `"categorical_accuracy"`,
-            `"sparse_categorical_accuracy"`, `"loss"`, a registered name, or
-            any name `keras.metrics.get` knows), a `keras.metrics.Metric`
-            instance, a function `fn(y_true, y_pred)` or a `SubsetMetric`.
-        masking: the `MIAMMasking` layer to drive: None (the model's only
-            one, found recursively, nested models included), a layer name,
-            or an instance.
+        validation_data: `(x, y)` arrays or a dataset of `(x, y)` batches,
+            read once at the start of training (a dict of inputs with
+            `metric="reconstruction"`).
+        metric: None (AUC for multi-label heads, top-1 accuracy for
+            multi-class heads), a name, `"loss"`, a `keras.metrics.Metric`,
+            or a function `fn(y_true, y_pred)`
+            (`keras_miam.evaluation.resolve_metric`); higher is better.
+        masking: the `MIAMMasking` layer: None (the model's only one), a
+            name or an instance.
         every: measure every `every` epochs. Defaults to 1.
-        warmup_epochs: number of initial epochs trained with r_m = 1.
-            Defaults to 0 (the first two measured epochs are still needed
-            for a derivative).
+        warmup_epochs: initial epochs trained with r_m = 1. Defaults to 0.
         max_validation_samples: optional cap on the validation examples
-            used; a larger set is subsampled once, with `seed` (the same
-            examples at every epoch, so score changes are not sampling
-            noise).
-        smoothing: number of most recent scores the slope is fitted to,
-            >= 2. Defaults to 3 (the mean of the last two differences).
-            Not used with `ema_decay`.
-        ema_decay: None (the default: the windowed slope above), or a
-            number in (0, 1): d_m is the absolute exponential moving
-            average of the per-epoch differences of s_m over the layer's
-            stored history (its `history_size` scores), the difference k
-            updates back weighted `ema_decay^k`. Larger values smooth more.
-        epsilon: floor of the scores and derivatives, > 0 (the strategies
-            floor them again at their own, smaller `epsilon`, 1e-6). Defaults
-            to 1e-3.
-        batch_size: examples per forward pass: each pass scores
-            `batch_size // M` validation examples under each of the M
-            single-modality views (tiled copies). Defaults to 256.
-        seed: seed of the `max_validation_samples` subsample. Defaults to 0.
-        verbose: 0 (silent) or 1 (one line per update). Defaults to 0.
+            (one subsample drawn with `seed`).
+        smoothing: scores in the slope window, >= 2. Defaults to 3.
+        epsilon: floor of scores and derivatives, > 0. Defaults to 1e-3.
+        batch_size: examples per forward pass. Defaults to 256.
+        seed: seed of the subsample. Defaults to 0.
+        verbose: 0 or 1 (one line per update).
+        ema_decay: None, or in (0, 1): d_m from an EMA of the differences.
+        chance: None (the raw metric, as published), `"auto"` (the chance
+            level of AUC, top-1 accuracy or the loss; other metrics stay
+            raw), or a number (the chance level of another metric).
+            Defaults to None.
+        noise_floor: floor s_m and d_m at the measured noise. Defaults to
+            False (the published fixed `epsilon`).
+        mode: `"auto"` (the metric's direction, as
+            `keras.callbacks.EarlyStopping` infers it) or `"max"` (e.g. for a
+            function); a lower-is-better metric is refused.
+        from_logits: whether the model's outputs are logits (for thresholded
+            accuracies). Defaults to None: read from the compiled loss.
 
     Example:
 
     ```python
-    model = km.models.MultimodalTransformer(tokenizers, num_outputs=100)
+    model = keras_miam.models.MultimodalTransformer(tokenizers, num_outputs=100)
     model.compile()
     history = model.fit(
-        x_train, y_train, epochs=20,
-        callbacks=[km.ModalityDynamics(validation_data=(x_val, y_val))],
+        x_train, y_train, epochs=20, validation_data=(x_val, y_val),
+        callbacks=[keras_miam.ModalityDynamics(validation_data=(x_val, y_val))],
     )
-    history.history["val_image_auc"]      # s_image per epoch
-    history.history["image_mask_ratio"]   # r_image per epoch
-    model.masking.dynamics_state()        # stored scores, derivatives, history
+    history.history["val_image_mask_ratio"]   # r_image per epoch
     ```
 
     Reference:
@@ -194,6 +115,8 @@ class ModalityDynamics(keras.callbacks.Callback):
         seed=0,
         verbose=0,
         ema_decay=None,
+        chance=None,
+        noise_floor=False,
         mode="auto",
         from_logits=None,
     ):
@@ -225,21 +148,14 @@ class ModalityDynamics(keras.callbacks.Callback):
             else _check_int(max_validation_samples, "max_validation_samples", 1)
         )
         self.smoothing = _check_int(smoothing, "smoothing", 2)
-        if ema_decay is not None:
-            if isinstance(ema_decay, bool) or not isinstance(
-                ema_decay, (int, float, np.floating, np.integer)
-            ):
-                raise ValueError(
-                    f"`ema_decay` must be None or a number in (0, 1); received "
-                    f"{ema_decay!r}."
-                )
-            ema_decay = float(ema_decay)
-            if not 0.0 < ema_decay < 1.0:
-                raise ValueError(
-                    f"`ema_decay` must be None or a number in (0, 1); received "
-                    f"{ema_decay}."
-                )
-        self.ema_decay = ema_decay
+        if ema_decay is not None and not (
+            _is_number(ema_decay) and 0.0 < ema_decay < 1.0
+        ):
+            raise ValueError(
+                f"`ema_decay` must be None or a number in (0, 1); received "
+                f"{ema_decay!r}."
+            )
+        self.ema_decay = None if ema_decay is None else float(ema_decay)
         epsilon = float(epsilon)
         if not (epsilon > 0 and np.isfinite(epsilon)):
             raise ValueError(
@@ -251,6 +167,19 @@ class ModalityDynamics(keras.callbacks.Callback):
         if verbose not in (0, 1, True, False):
             raise ValueError(f"`verbose` must be 0 or 1; received {verbose!r}.")
         self.verbose = int(verbose)
+        if not (chance is None or chance == "auto" or _is_number(chance)):
+            raise ValueError(
+                "`chance` must be 'auto', a number below 1 or None; received "
+                f"{chance!r}."
+            )
+        if _is_number(chance) and not float(chance) < 1.0:
+            raise ValueError(f"`chance` must be below 1; received {chance}.")
+        self.chance = chance
+        if noise_floor not in (True, False):
+            raise ValueError(f"`noise_floor` must be a bool; received {noise_floor!r}.")
+        self.noise_floor = bool(noise_floor)
+        self._chance_value = None
+        self._raw = None
         self._x = None
         self._y = None
         self._layer = None
@@ -259,21 +188,35 @@ class ModalityDynamics(keras.callbacks.Callback):
         self.last_update_seconds = None
 
     # ------------------------------------------------------------------
-    # The derivative estimate.
+    # The estimate: noise, derivative.
     # ------------------------------------------------------------------
-    def estimate_derivatives(self, history):
-        """d_m from a score history: |rate of change| per epoch, >= eps.
+    def estimate_noise(self, history):
+        """sigma_m, the score's noise around its local trend, (M,).
+
+        Each second difference of a linear trend plus independent noise of
+        scale sigma has variance 6 sigma^2, so sigma_m is the root mean
+        square of the second differences of the last `NOISE_SCORES` scores
+        divided by sqrt(6). Zeros while fewer than three scores exist.
+        """
+        history = np.asarray(history, dtype="float64")[-NOISE_SCORES:]
+        if len(history) < 3:
+            return np.zeros(history.shape[1])
+        second = np.diff(history, n=2, axis=0)
+        return np.sqrt(np.mean(second**2, axis=0) / 6.0)
+
+    def estimate_derivatives(self, history, noise=None):
+        """d_m from a score history: |rate of change| per epoch.
 
         Args:
             history: (n, M) scores, oldest first, measured every `every`
                 epochs.
+            noise: optional (M,) sigma_m: d_m is then floored at the
+                standard error of the estimate under noise sigma_m.
 
         Returns:
-            (M,) float64: the absolute slope of the last `smoothing` scores
-            of each modality against the epoch (or, with `ema_decay`, the
-            absolute EMA of all the per-epoch differences), floored at
-            `epsilon`; `epsilon` everywhere when fewer than two scores
-            exist.
+            (M,) float64, the absolute slope of the last `smoothing` scores
+            (or the absolute EMA of the differences), floored at `epsilon`
+            (and at the noise); `epsilon` while fewer than two scores exist.
         """
         history = np.asarray(history, dtype="float64")
         if history.ndim != 2:
@@ -284,19 +227,33 @@ class ModalityDynamics(keras.callbacks.Callback):
             return np.full(history.shape[1], self.epsilon)
         if self.ema_decay is not None:
             steps = np.diff(history, axis=0) / self.every  # (n - 1, M)
-            weights = self.ema_decay ** np.arange(len(steps))[::-1]
-            slope = weights @ steps / np.sum(weights)
-            return np.maximum(np.abs(slope), self.epsilon)
-        window = history[-self.smoothing :]
-        t = np.arange(len(window), dtype="float64") * self.every
-        t -= t.mean()
-        slope = t @ (window - window.mean(axis=0)) / np.sum(t * t)
-        return np.maximum(np.abs(slope), self.epsilon)
+            w = self.ema_decay ** np.arange(len(steps))[::-1]
+            w /= np.sum(w)
+            slope = w @ steps
+            # Each difference has variance 2 sigma^2.
+            standard_error = np.sqrt(2.0 * np.sum(w * w)) / self.every
+        else:
+            window = history[-self.smoothing :]
+            t = np.arange(len(window), dtype="float64") * self.every
+            t -= t.mean()
+            slope = t @ (window - window.mean(axis=0)) / np.sum(t * t)
+            standard_error = 1.0 / np.sqrt(np.sum(t * t))
+        floor = self.epsilon
+        if noise is not None:
+            floor = np.maximum(floor, np.asarray(noise) * standard_error)
+        return np.maximum(np.abs(slope), floor)
 
     # ------------------------------------------------------------------
     # Callback hooks.
     # ------------------------------------------------------------------
     def on_train_begin(self, logs=None):
+        # Go first in `fit`'s callback list, so that every callback sees the
+        # keys this one logs at the end of an epoch, whatever the order the
+        # user gave. The callbacks already run keep their turn.
+        caller = sys._getframe(1).f_locals.get("self")
+        if isinstance(caller, keras.callbacks.CallbackList):
+            caller.callbacks.remove(self)
+            caller.callbacks.insert(0, self)
         # JAX: accessing `self.model` syncs the trainer state into the
         # variables, before anything reads or assigns them.
         model = self.model
@@ -326,6 +283,7 @@ class ModalityDynamics(keras.callbacks.Callback):
             if not layer.built:
                 model.predict_on_batch(data_lib.take_examples(x, slice(0, 1)))
             self._layer, self._scorer, self.metric_name = layer, None, self.metric
+            self._chance_value = self._resolve_chance(None, None)
             return
         try:
             if not layer.built:
@@ -355,45 +313,64 @@ class ModalityDynamics(keras.callbacks.Callback):
         self._layer = layer
         self._scorer = scorer
         self.metric_name = metrics_lib.metric_name(scorer)
+        self._chance_value = self._resolve_chance(y, outputs[0])
 
     def on_epoch_end(self, epoch, logs=None):
+        self._update(epoch)
+        if logs is not None:
+            logs.update(self._current_logs())
+
+    # ------------------------------------------------------------------
+    # Internals.
+    # ------------------------------------------------------------------
+    def _update(self, epoch):
         # JAX: touch `self.model` before reading or assigning variables, or
         # the new dynamics are silently lost.
         model = self.model
         layer = self._layer
         state = layer.dynamics_state()
-        if state["num_updates"] == 0 or epoch % self.every == 0:
-            start = time.perf_counter()
-            raw = self._measure(model)
-            self.last_update_seconds = time.perf_counter() - start
-            if np.all(np.isfinite(raw)):
-                # float32, as stored: the history read back later is exact.
-                scores = np.maximum(raw, self.epsilon).astype("float32")
-                history = np.concatenate(
-                    [layer.dynamics_history(), scores[None]], axis=0
-                )
-                derivatives = self.estimate_derivatives(history)
-                active = state["num_updates"] + 1 >= 2 and (
-                    state["ready"] or epoch + 1 >= self.warmup_epochs
-                )
-                # While warming up, r_m = 1 (and OPM idles); the score is
-                # still kept in the history for the derivative.
-                layer.update_dynamics(scores, derivatives, ready=active)
-                if self.verbose:
-                    self._print_update(epoch, layer, active)
-            else:
-                warnings.warn(
-                    f"Epoch {epoch + 1}: ModalityDynamics measured non-finite "
-                    f"scores {dict(zip(layer.modalities, raw.tolist()))}; the "
-                    "masking state is left unchanged.",
-                    stacklevel=2,
-                )
-        if logs is not None:
-            logs.update(self._current_logs(layer))
+        if not (
+            self._raw is None or state["num_updates"] == 0 or epoch % self.every == 0
+        ):
+            return
+        start = time.perf_counter()
+        raw = self._measure(model)
+        self.last_update_seconds = time.perf_counter() - start
+        if not np.all(np.isfinite(raw)):
+            warnings.warn(
+                f"Epoch {epoch + 1}: ModalityDynamics measured non-finite "
+                f"scores {dict(zip(layer.modalities, raw.tolist()))}; the "
+                "masking state is left unchanged.",
+                stacklevel=2,
+            )
+            return
+        self._raw = raw
+        s = (
+            raw
+            if self._chance_value is None
+            else rescale_score(self.metric_name, raw, self._chance_value)
+        )
+        past = layer.dynamics_history()
+        floor = np.full(len(s), self.epsilon)
+        noise = None
+        if self.noise_floor:
+            noise = self.estimate_noise(
+                np.concatenate([past, np.maximum(s, floor)[None]])
+            )
+            floor = np.maximum(floor, noise)
+        # float32, as stored: the history read back later is exact.
+        scores = np.maximum(s, floor).astype("float32")
+        history = np.concatenate([past, scores[None]], axis=0)
+        derivatives = self.estimate_derivatives(history, noise)
+        active = state["num_updates"] + 1 >= 2 and (
+            state["ready"] or epoch + 1 >= self.warmup_epochs
+        )
+        # While warming up, r_m = 1 (and OPM idles); the score is still kept
+        # in the history for the derivative.
+        layer.update_dynamics(scores, derivatives, ready=active)
+        if self.verbose:
+            self._print_update(epoch, layer, active)
 
-    # ------------------------------------------------------------------
-    # Internals.
-    # ------------------------------------------------------------------
     def _measure(self, model):
         """s_m for every modality: one tiled forward pass per batch."""
         if self._scorer is None:  # metric="reconstruction"
@@ -409,14 +386,31 @@ class ModalityDynamics(keras.callbacks.Callback):
         )
         return values
 
-    def _current_logs(self, layer):
+    def _resolve_chance(self, y, output):
+        """The metric's value at chance (None: the raw metric is used)."""
+        if self.chance is None or (self.chance == "auto" and y is None):
+            return None
+        if self.chance != "auto":
+            return float(self.chance)
+        prior = None
+        if self.metric_name in LOSS_NAMES:
+            prior = max(
+                _score(self._scorer, y, p) for p in prior_predictions(y, output.shape)
+            )
+        return chance_level(self.metric_name, y, output.shape[-1], prior)
+
+    def _current_logs(self):
+        layer = self._layer
         state = layer.dynamics_state()
         ratios = layer.mask_ratios()
+        noise = self.estimate_noise(state["history"]) if self.noise_floor else None
         logs = {}
-        for i, name in enumerate(layer.modalities):
-            logs[f"val_{name}_{self.metric_name}"] = float(state["scores"][i])
-            logs[f"{name}_mask_ratio"] = float(ratios[i])
-            logs[f"{name}_score_derivative"] = float(state["derivatives"][i])
+        for i, m in enumerate(layer.modalities):
+            if self._raw is not None:
+                logs[f"val_{m}_{self.metric_name}"] = float(self._raw[i])
+            logs[f"{m}_mask_ratio"] = float(ratios[i])
+            logs[f"{m}_score_derivative"] = float(state["derivatives"][i])
+            logs[f"{m}_score_noise"] = 0.0 if noise is None else float(noise[i])
         return logs
 
     def _print_update(self, epoch, layer, active):
@@ -438,8 +432,81 @@ class ModalityDynamics(keras.callbacks.Callback):
 
 
 # ----------------------------------------------------------------------------
+# Chance.
+# ----------------------------------------------------------------------------
+TOP1_NAMES = ("accuracy", "categorical_accuracy", "sparse_categorical_accuracy")
+LOSS_NAMES = ("loss", "loss_score")
+
+
+def chance_level(metric_name, y_true, num_outputs, prior_score=None):
+    """A metric's value at chance, or None where it is not known.
+
+    Args:
+        metric_name: the resolved metric's name.
+        y_true: the labels (class ids or one-hot rows make `"accuracy"` a
+            top-1 accuracy).
+        num_outputs: K, the width of the model's output.
+        prior_score: the metric of the label-prior prediction (the loss
+            score's chance level).
+
+    Returns:
+        0.5 for AUC, 1 / K for top-1 accuracy over K classes, `prior_score`
+        for the loss score, else None.
+    """
+    name = str(metric_name).lower()
+    if "auc" in name:
+        return 0.5
+    if name in TOP1_NAMES and num_outputs > 1 and _single_label(y_true, num_outputs):
+        return 1.0 / num_outputs
+    if name in LOSS_NAMES:
+        return prior_score
+    return None
+
+
+def rescale_score(metric_name, raw, chance):
+    """(metric - chance) / (1 - chance): 0 at chance, 1 when perfect.
+
+    For the loss score 1 / (1 + L) it is the relative improvement over the
+    loss L_0 of the label prior, 1 - L / L_0 (`chance` = 1 / (1 + L_0)).
+    """
+    raw = np.asarray(raw, "float64")
+    if str(metric_name).lower() in LOSS_NAMES:
+        return 1.0 - (1.0 / raw - 1.0) / (1.0 / chance - 1.0)
+    return (raw - chance) / (1.0 - chance)
+
+
+def prior_predictions(y_true, shape):
+    """Constant predictions of the label prior: probabilities, logits (sigmoid
+    and softmax), each of `shape` (N, K)."""
+    y = np.asarray(y_true, "float64")
+    width = shape[-1]
+    if width > 1 and (y.ndim == 1 or y.shape[-1] == 1):  # class ids
+        prior = np.bincount(y.reshape(-1).astype(int), minlength=width) / len(y)
+    else:
+        prior = np.nanmean(y.reshape(len(y), -1), axis=0)
+    prior = np.clip(prior, 1e-6, 1.0 - 1e-6)
+    for p in (prior, np.log(prior / (1.0 - prior)), np.log(prior)):
+        yield np.broadcast_to(p, (len(y), width)).astype("float32")
+
+
+def _score(scorer, y, p):
+    return metrics_lib.score(scorer, y, p)
+
+
+def _single_label(y, width):
+    y = np.asarray(y)
+    if y.ndim == 1 or y.shape[-1] == 1:
+        return True
+    return y.shape[-1] == width and bool(np.all(np.nansum(y, axis=-1) == 1))
+
+
+# ----------------------------------------------------------------------------
 # Checks.
 # ----------------------------------------------------------------------------
+def _is_number(value):
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+
+
 def _check_int(value, name, low):
     if isinstance(value, bool) or int(value) != value or int(value) < low:
         raise ValueError(f"`{name}` must be an int >= {low}; received {value!r}.")

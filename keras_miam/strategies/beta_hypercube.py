@@ -16,6 +16,8 @@ class BetaHypercube(MIAM):
 
     Args:
         kappa: Beta sharpness, > 0. Defaults to 10.
+        priority_corners_mass: total weight of the all-zeros and all-ones
+            corners, in [0, 1]. Defaults to 0.5.
 
     Example:
 
@@ -31,11 +33,16 @@ class BetaHypercube(MIAM):
     name = "beta_hypercube"
     dynamic = False
 
-    def __init__(self, kappa=10.0):
-        super().__init__(kappa=kappa, lambda_=0.0)
+    def __init__(self, kappa=10.0, priority_corners_mass=0.5):
+        super().__init__(
+            kappa=kappa, lambda_=0.0, priority_corners_mass=priority_corners_mass
+        )
 
     def ratios(self, num_modalities, state=None):
         return ops.ones((num_modalities,), "float32")
 
     def get_config(self):
-        return {"kappa": self.kappa}
+        return {
+            "kappa": self.kappa,
+            "priority_corners_mass": self.priority_corners_mass,
+        }
