@@ -1012,3 +1012,26 @@ def test_the_chance_corrected_estimator_masks_the_dominant_modality_more():
     assert max(history["val_weak_auc"]) < 0.6  # stuck near chance
     r = np.asarray(history["strong_mask_ratio"][1:])
     assert np.exp(np.mean(np.log(r))) > 1.0, r
+
+
+def test_dynamics_plot_names_its_metric_and_skips_the_unmeasured_derivative():
+    plotting = pytest.importorskip("keras_miam.plotting")
+    logs = {
+        "val_env_auc": [0.6, 0.7, 0.72],
+        "val_image_auc": [0.5, 0.51, 0.5],
+        "env_score_derivative": [1e-3, 0.1, 0.06],
+        "image_score_derivative": [1e-3, 0.01, 0.005],
+        "env_mask_ratio": [1.0, 0.8, 1.3],
+        "image_mask_ratio": [1.0, 1.25, 0.77],
+    }
+    figure = plotting.plot_dynamics(logs)
+    score, derivative, ratio = figure.axes
+    assert "auc" in score.get_ylabel() and "auc" in figure._suptitle.get_text()
+    # Epochs are whole numbers.
+    figure.canvas.draw()
+    ticks = [t for t in score.get_xticks() if 1 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    # The first epoch's derivative (the floor, nothing measured) is not drawn.
+    for line in derivative.get_lines():
+        assert np.isnan(line.get_ydata()[0]) and np.isfinite(line.get_ydata()[1:]).all()
+    assert len(ratio.get_lines()) == 3  # two modalities and r = 1

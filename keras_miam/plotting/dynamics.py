@@ -65,8 +65,11 @@ def plot_dynamics(history, modalities=None, metric=None, path=None):
                 "`modalities=`."
             )
     modalities = list(modalities)
+    score_keys = _score_keys(logs, modalities, metric)
+    names = {key[len(f"val_{m}_") :] for m, key in score_keys.items()}
+    metric_label = f" ({', '.join(sorted(names))})" if names else ""
     panels = [
-        ("unimodal score $s_m$", _score_keys(logs, modalities, metric), False),
+        (f"unimodal score $s_m${metric_label}", score_keys, False),
         (
             "$|ds_m / d\\mathrm{epoch}|$ $d_m$",
             {m: f"{m}{DERIVATIVE_SUFFIX}" for m in modalities},
@@ -92,6 +95,10 @@ def plot_dynamics(history, modalities=None, metric=None, path=None):
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for ax, (label, keys, log) in zip(axes, panels):
         series = {m: _as_series(logs[key]) for m, key in keys.items()}
+        if label.startswith("$|ds_m"):
+            # The first epoch has one score: no derivative was measured.
+            for values in series.values():
+                values[:1] = np.nan
         for m, values in series.items():
             ax.plot(np.arange(1, len(values) + 1), values, marker=".", label=m)
         if log:
@@ -111,8 +118,10 @@ def plot_dynamics(history, modalities=None, metric=None, path=None):
                     ticker.LogLocator(base=2.0 if span < 16 else 10.0)
                 )
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.set_ylabel(label)
     axes[0].legend(fontsize="small")
+    figure.suptitle(f"MIAM dynamics per modality{metric_label}")
     return finish(figure, path)
 
 
