@@ -68,12 +68,12 @@ def modality_shapley(
         model,
         data,
         [selections_lib.subset_selection(names, subset) for subset in subsets],
-        metric=metric,
-        masking=layer,
-        batch_size=batch_size,
-        views_per_pass=views_per_pass,
-        verbose=verbose,
-        from_logits=from_logits,
+        metric,
+        layer,
+        batch_size,
+        views_per_pass,
+        verbose,
+        from_logits,
     )
     value = np.full(1 << m, np.nan)  # v(S), S as a bit mask over `names`
     for subset, v in zip(subsets, values):

@@ -148,12 +148,12 @@ def token_shapley(
         model,
         data,
         [selections_lib.pattern_selection(layer, pattern) for pattern in unique],
-        metric=metric,
-        masking=layer,
-        batch_size=batch_size,
-        views_per_pass=views_per_pass,
-        verbose=verbose,
-        from_logits=from_logits,
+        metric,
+        layer,
+        batch_size,
+        views_per_pass,
+        verbose,
+        from_logits,
     )
     chain = values[inverse.reshape(-1)].reshape(len(permutations), num_groups + 1)
     samples = np.empty((len(permutations), num_groups))

@@ -54,14 +54,7 @@ class MaskedBinaryCrossentropy(keras.losses.BinaryCrossentropy):
                 f"averages over the observed ones: `axis` must be -1; "
                 f"received axis={axis}."
             )
-        super().__init__(
-            from_logits=from_logits,
-            label_smoothing=label_smoothing,
-            axis=axis,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+        super().__init__(from_logits, label_smoothing, axis, reduction, name, dtype)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
