@@ -23,8 +23,7 @@ class ModalityDynamics(keras.callbacks.Callback):
     At the end of every `every`-th epoch, for every modality m the callback
     measures the metric on `validation_data` with only modality m visible
     (one tiled forward pass per batch scores all modalities), turns it into
-    the score
-    s_m and the derivative d_m = |d s_m / d epoch|, and calls
+    the score s_m and the derivative d_m = |d s_m / d epoch|, and calls
     `MIAMMasking.update_dynamics(s, d)`. MIAM then masks modalities with a
     high, stable score (r_m = rho_s,m / rho_d,m > 1) more from the next
     epoch on; OPM reads the score ratios.
@@ -32,9 +31,9 @@ class ModalityDynamics(keras.callbacks.Callback):
     By default s_m is the raw metric and d_m is floored at `epsilon` (the
     published estimator). With `chance="auto"`, s_m is the metric rescaled
     so that chance is 0 and a perfect score 1, (metric - chance) /
-    (1 - chance): 2 AUC - 1 for AUC, (acc - 1/K) /
-    (1 - 1/K) for top-1 accuracy over K classes, the improvement over the
-    loss of predicting the label prior for `"loss"`. d_m is the absolute
+    (1 - chance): 2 AUC - 1 for AUC, (acc - 1/K) / (1 - 1/K) for top-1
+    accuracy over K classes, the improvement over the loss of predicting
+    the label prior for `"loss"`. d_m is the absolute
     least-squares slope of the last `smoothing` scores (or an EMA of the
     differences). With `noise_floor=True` both are floored at the score's
     own noise level sigma_m, estimated from the second differences of the
@@ -49,8 +48,7 @@ class ModalityDynamics(keras.callbacks.Callback):
     OPM's rho_m, 1 for static strategies), `<m>_score_derivative` (d_m) and
     `<m>_score_noise` (sigma_m). The callback moves itself first in `fit`'s
     callback list, so `CSVLogger`, `EarlyStopping` and the others see these
-    keys whatever the order of the list. The score history is kept in the
-    layer: a saved or restored model continues with the same dynamics.
+    keys whatever the order of the list. The history is kept in the layer.
 
     Args:
         validation_data: `(x, y)` arrays or a dataset of `(x, y)` batches,
@@ -167,13 +165,10 @@ class ModalityDynamics(keras.callbacks.Callback):
         if verbose not in (0, 1, True, False):
             raise ValueError(f"`verbose` must be 0 or 1; received {verbose!r}.")
         self.verbose = int(verbose)
-        if not (chance is None or chance == "auto" or _is_number(chance)):
+        if not (chance in (None, "auto") or (_is_number(chance) and chance < 1)):
             raise ValueError(
-                "`chance` must be 'auto', a number below 1 or None; received "
-                f"{chance!r}."
+                f"`chance` must be None, 'auto' or a number below 1; received {chance!r}."
             )
-        if _is_number(chance) and not float(chance) < 1.0:
-            raise ValueError(f"`chance` must be below 1; received {chance}.")
         self.chance = chance
         if noise_floor not in (True, False):
             raise ValueError(f"`noise_floor` must be a bool; received {noise_floor!r}.")
