@@ -1,5 +1,6 @@
 """A seeded multimodal species-distribution testbed with known imbalance."""
 
+import itertools
 import numbers
 
 import numpy as np
@@ -66,59 +67,41 @@ def make_synthetic_ecology(
 
     GeoPlant's modality kinds at CPU-friendly sizes, every effect returned in
     `info`. Each site has latents `z = (temperature, moisture, soil,
-    land_use)` and a habitat latent `h`, standard normal; species `s` is
-    present with probability `sigmoid(b_s + a_env,s * w_s . z + a_img,s *
-    u_s * h)`, `w_s` a unit vector on two drivers, `b_s` calibrated to a
-    prevalence in `prevalence_range`. A fraction `image_species_fraction`
-    of the species respond to `h` (`u_s = +-1`), with `a_env = 2.5 r /
-    sqrt(1 + r^2)` and `a_img = 2.5 / sqrt(1 + r^2)` for the imbalance
-    ratio `r`; the others have `a_env = 2.5`.
-
-    - "env" `(N, num_env_features)`, dominant: variable `j` measures latent
-      `j mod 4` linearly, plus noise (sd 0.4).
-    - "climate" `(N, climate_steps, 4)` monthly (pr, tas, tasmax, tasmin):
-      temperature and moisture with site offsets, seasonal cycles and noise.
-    - "landsat" `(N, landsat_steps, 6)` quarterly bands: a vegetation
-      vigour (moisture, land use) and its seasonal amplitude, plus noise.
-    - "image" `(N, image_size, image_size, 4)`, weak but unique: colours
-      that are noisy views of land use and moisture, and a grating whose
-      contrast `0.15 + 0.85 sigmoid(1.7 h)` alone carries `h`, on clutter
-      and pixel noise.
-
-    With `redundancy=rho`, `h = rho * soil + sqrt(1 - rho^2) * u` and the
-    image colour carries no latent; `image_code` then says how the image
-    shows `h`: "texture" (the grating's contrast), "product" (`sigma` along
-    `IMAGE_COLOUR`, `sigma * h` along `IMAGE_GREENNESS`, `sigma = +-1` per
-    site), "patch_product" (the product code over two quadrants) or
-    "quadrant_product" (in the top-left quadrant only).
-
-    Missing values are NaN: a rate is the expected NaN fraction, half whole
-    modalities missing, half partial gaps (variables, time steps, clouds).
+    land_use)` and a habitat latent `h`; species `s` is present with
+    probability `sigmoid(b_s + a_env,s * w_s . z + a_img,s * u_s * h)`, `b_s`
+    calibrated to a prevalence in `prevalence_range`. A fraction
+    `image_species_fraction` of the species respond to `h`, with `a_env =
+    2.5 r / sqrt(1 + r^2)` and `a_img = 2.5 / sqrt(1 + r^2)` for the
+    imbalance ratio `r`. "env" `(N, num_env_features)` measures `z` (dominant);
+    "climate" `(N, climate_steps, 4)` and "landsat" `(N, landsat_steps, 6)`
+    are seasonal series of some latents; "image" `(N, image_size,
+    image_size, 4)` alone shows `h` (a grating's contrast). With
+    `redundancy=rho`, `h = rho * soil + sqrt(1 - rho^2) * u` and `image_code`
+    says how the image shows `h`: "texture", "product", "patch_product" or
+    "quadrant_product". Missing values are NaN, half whole modalities, half
+    partial gaps.
 
     Args:
         num_examples: int > 0, number of sites.
         num_species: int > 0, number of species (label columns).
-        modalities: names among "env", "climate", "landsat", "image" to
-            render (labels and latents do not depend on it).
+        modalities: names among "env", "climate", "landsat", "image".
         imbalance: "strong" (r = 3), "mild" (r = 1), or a float `r` > 0.
         missing: None (env 0.05, climate 0.02, landsat 0.15, image 0.2), a
             float for every modality, or a dict `{modality: rate}`.
-        seed: int, seeds every random stream; same seed, same output.
+        seed: int, seeds every random stream.
         num_env_features: int >= 4, env variables.
         climate_steps: int > 0, monthly steps.
         landsat_steps: int > 0, quarterly steps.
         image_size: int >= 4, patch height and width.
         image_species_fraction: float in [0, 1].
         prevalence_range: (low, high), 0 < low <= high < 1.
-        redundancy: None, or a float `rho` in [0, 1] (see above).
-        image_code: "texture", "product", "patch_product" or
-            "quadrant_product", with `redundancy`.
+        redundancy: None, or a float `rho` in [0, 1].
+        image_code: how the image shows `h` (see above).
 
     Returns:
         `(x, y, info)`: `x` a dict {modality: float32 array}, `y` the
         float32 `(num_examples, num_species)` presences, `info` a JSON-ready
-        dict of the ground truth ("dominant_modality", "weak_modality",
-        "imbalance", "latents", "modalities", "species", "prevalence").
+        dict of the ground truth.
 
     Example:
 
@@ -137,25 +120,50 @@ def make_synthetic_ecology(
     landsat_steps = positive_int(landsat_steps, "landsat_steps")
     image_size = positive_int(image_size, "image_size", 4)
     modalities = check_modalities(modalities, MODALITIES)
-    ratio, imbalance_name = _check_imbalance(imbalance)
-    rates = _check_missing(missing, modalities)
+    if isinstance(imbalance, str) and imbalance in IMBALANCE_PRESETS:
+        ratio, imbalance_name = IMBALANCE_PRESETS[imbalance], imbalance
+    elif _real(imbalance) and np.isfinite(imbalance) and imbalance > 0:
+        ratio, imbalance_name = float(imbalance), "custom"
+    else:
+        raise ValueError(
+            "`imbalance` must be 'strong', 'mild' or a positive float (the env "
+            f"to image effect ratio); received {imbalance!r}."
+        )
+    if missing is None:
+        rates = {m: DEFAULT_MISSING[m] for m in modalities}
+    elif isinstance(missing, dict):
+        if unknown := sorted(set(missing) - set(MODALITIES)):
+            raise ValueError(
+                f"`missing` has unknown modality name(s) {unknown}; expected "
+                f"keys among {list(MODALITIES)}."
+            )
+        rates = {m: float(missing.get(m, 0.0)) for m in modalities}
+    else:
+        rates = {m: float(missing) for m in modalities}
+    if bad := {m: r for m, r in rates.items() if not 0.0 <= r < 1.0}:
+        raise ValueError(f"Missing rate(s) {bad} must be in [0, 1).")
     if not 0.0 <= float(image_species_fraction) <= 1.0:
         raise ValueError(
             "`image_species_fraction` must be in [0, 1]; received "
             f"{image_species_fraction!r}."
         )
-    low, high = _check_prevalence(prevalence_range)
-    rho = _check_redundancy(redundancy)
-    if image_code not in ("texture", "product", "patch_product", "quadrant_product"):
+    low, high = map(float, prevalence_range)
+    if not 0.0 < low <= high < 1.0:
         raise ValueError(
-            "`image_code` must be 'texture', 'product', 'patch_product' or "
-            "'quadrant_product'; "
-            f"received {image_code!r}."
+            "`prevalence_range` must be (low, high) with 0 < low <= high < 1; "
+            f"received {prevalence_range!r}."
         )
-    if image_code != "texture" and rho is None:
+    if redundancy is not None and not (_real(redundancy) and 0 <= redundancy <= 1):
         raise ValueError(
-            "`image_code` other than 'texture' needs `redundancy` (a float in "
-            f"[0, 1]); received image_code={image_code!r} with redundancy=None."
+            f"`redundancy` must be None or a float in [0, 1]; received {redundancy!r}."
+        )
+    rho = None if redundancy is None else float(redundancy)
+    codes = ("texture", "product", "patch_product", "quadrant_product")
+    if image_code not in codes or (image_code != "texture" and rho is None):
+        raise ValueError(
+            f"`image_code` must be one of {codes}, other than 'texture' only "
+            f"with a `redundancy`; received image_code={image_code!r}, "
+            f"redundancy={redundancy!r}."
         )
 
     species = _species_model(
@@ -301,11 +309,9 @@ def _render_env(rng, z, num_features):
     loadings *= rng.choice([-1.0, 1.0], num_features)
     values = z[:, latent_index] * loadings
     values += ENV_NOISE * rng.standard_normal(values.shape)
-    names = []
-    counts = {}
-    for l in latent_index:
-        counts[l] = counts.get(l, 0) + 1
-        names.append(f"{LATENTS[l]}_{counts[l]}")
+    names = [
+        f"{LATENTS[l]}_{j // len(LATENTS) + 1}" for j, l in enumerate(latent_index)
+    ]
     variables = [
         {"name": n, "latent": LATENTS[l], "loading": float(w)}
         for n, l, w in zip(names, latent_index, loadings)
@@ -417,41 +423,33 @@ def _render_image(rng, z, h, size, colour_signal=True, code="texture"):
         colour = colour + noise * rng.standard_normal(n)
         means = means + colour[:, None] * np.asarray(direction)[None, :]
 
-    if code == "product":
-        sign = rng.choice([-1.0, 1.0], n)
-        means = means + (sign + 0.5 * rng.standard_normal(n))[:, None] * np.asarray(
-            IMAGE_COLOUR
-        )
-        means = means + (sign * h + 0.5 * rng.standard_normal(n))[:, None] * np.asarray(
-            IMAGE_GREENNESS
-        )
-        h = np.zeros_like(h)  # constant contrast: the grating shows nothing
     quadrants = None
-    if code == "quadrant_product":
+    half = size // 2
+    if code in ("product", "quadrant_product"):
         sign = rng.choice([-1.0, 1.0], n)
-        colour = (sign + 0.5 * rng.standard_normal(n))[:, None] * np.asarray(
-            IMAGE_COLOUR
+        colour = (
+            (means if code == "product" else 0.0)
+            + (sign + 0.5 * rng.standard_normal(n))[:, None] * np.asarray(IMAGE_COLOUR)
+            + (sign * h + 0.5 * rng.standard_normal(n))[:, None]
+            * np.asarray(IMAGE_GREENNESS)
         )
-        colour = colour + (sign * h + 0.5 * rng.standard_normal(n))[
-            :, None
-        ] * np.asarray(IMAGE_GREENNESS)
-        half = size // 2
-        quadrants = np.zeros((n, size, size, len(IMAGE_CHANNELS)))
-        quadrants[:, :half, :half, :] = colour[:, None, None, :]
-        h = np.zeros_like(h)
+        if code == "product":
+            means = colour
+        else:
+            quadrants = np.zeros((n, size, size, len(IMAGE_CHANNELS)))
+            quadrants[:, :half, :half, :] = colour[:, None, None, :]
+        h = np.zeros_like(h)  # constant contrast: the grating shows nothing
     if code == "patch_product":
         # Quadrants top-left, top-right, bottom-left, bottom-right.
         sign = rng.choice([-1.0, 1.0], (n, 4))
         offsets = sign.copy()
         offsets[:, 3] = sign[:, 0] * h
         offsets = offsets + 0.3 * rng.standard_normal((n, 4))
-        half = size // 2
-        quadrants = np.zeros((n, size, size))
-        corners = ((0, 0), (0, half), (half, 0), (half, half))
-        for q, (r0, c0) in enumerate(corners):
-            r1 = half if r0 == 0 else size
-            c1 = half if c0 == 0 else size
-            quadrants[:, r0:r1, c0:c1] = offsets[:, q, None, None]
+        field = np.zeros((n, size, size))
+        halves = (slice(0, half), slice(half, None))
+        for q, (rows, cols) in enumerate(itertools.product(halves, repeat=2)):
+            field[:, rows, cols] = offsets[:, q, None, None]
+        quadrants = field[..., None] * np.asarray(IMAGE_GREENNESS)
         h = np.zeros_like(h)
 
     theta = rng.uniform(0.0, np.pi, n)
@@ -469,10 +467,8 @@ def _render_image(rng, z, h, size, colour_signal=True, code="texture"):
 
     clutter = _smooth_field(rng, n, size) * IMAGE_CLUTTER
     values = means[:, None, None, :] + texture + clutter[..., None]
-    if quadrants is not None and quadrants.ndim == 4:
+    if quadrants is not None:
         values = values + quadrants
-    elif quadrants is not None:
-        values = values + quadrants[..., None] * np.asarray(IMAGE_GREENNESS)
     values += IMAGE_PIXEL_NOISE * rng.standard_normal(values.shape)
     details = {
         "kind": "image",
@@ -558,81 +554,5 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _check_imbalance(imbalance):
-    if isinstance(imbalance, str):
-        if imbalance not in IMBALANCE_PRESETS:
-            raise ValueError(
-                f"Unknown imbalance '{imbalance}'. Expected one of "
-                f"{sorted(IMBALANCE_PRESETS)} or a positive float (the ratio "
-                "of the env to the image effect scale)."
-            )
-        return IMBALANCE_PRESETS[imbalance], imbalance
-    if (
-        isinstance(imbalance, numbers.Real)
-        and not isinstance(imbalance, bool)
-        and np.isfinite(imbalance)
-        and imbalance > 0
-    ):
-        return float(imbalance), "custom"
-    raise ValueError(
-        f"Invalid imbalance {imbalance!r}. Expected 'strong', 'mild' or a "
-        "positive finite float (the ratio of the env to the image effect "
-        "scale)."
-    )
-
-
-def _check_missing(missing, modalities):
-    if missing is None:
-        rates = {m: DEFAULT_MISSING[m] for m in modalities}
-    elif isinstance(missing, numbers.Real) and not isinstance(missing, bool):
-        rates = {m: float(missing) for m in modalities}
-    elif isinstance(missing, dict):
-        unknown = [m for m in missing if m not in MODALITIES]
-        if unknown:
-            raise ValueError(
-                f"`missing` has unknown modality name(s) {unknown}. Expected "
-                f"keys among {list(MODALITIES)}."
-            )
-        rates = {m: float(missing.get(m, 0.0)) for m in modalities}
-    else:
-        raise ValueError(
-            "`missing` must be None, a float rate or a dict {modality: "
-            f"rate}}; received {missing!r}."
-        )
-    for m, r in rates.items():
-        if not 0.0 <= r < 1.0:
-            raise ValueError(
-                f"Missing rate for '{m}' must be in [0, 1); received {r!r}."
-            )
-    return rates
-
-
-def _check_redundancy(redundancy):
-    if redundancy is None:
-        return None
-    if (
-        isinstance(redundancy, numbers.Real)
-        and not isinstance(redundancy, bool)
-        and 0.0 <= redundancy <= 1.0
-    ):
-        return float(redundancy)
-    raise ValueError(
-        "`redundancy` must be None or a float in [0, 1] (the share of the "
-        f"habitat latent that is the env latent 'soil'); received {redundancy!r}."
-    )
-
-
-def _check_prevalence(prevalence_range):
-    try:
-        low, high = (float(v) for v in prevalence_range)
-    except (TypeError, ValueError):
-        raise ValueError(
-            "`prevalence_range` must be a pair (low, high); received "
-            f"{prevalence_range!r}."
-        ) from None
-    if not 0.0 < low <= high < 1.0:
-        raise ValueError(
-            "`prevalence_range` must satisfy 0 < low <= high < 1; received "
-            f"{prevalence_range!r}."
-        )
-    return low, high
+def _real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
