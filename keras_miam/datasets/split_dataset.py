@@ -1,9 +1,4 @@
-"""Seeded split of array datasets into train/validation/test parts.
-
-At random, or by spatial blocks (no block of `spatial_block` degrees shared
-between parts), as GeoLifeCLEF baselines validate against spatial
-autocorrelation.
-"""
+"""Seeded split of array datasets into parts, at random or by spatial blocks."""
 
 import numbers
 
@@ -18,40 +13,28 @@ def split_dataset(
     spatial_block=None,
     coordinates=None,
 ):
-    """Splits examples at random, or by spatial blocks, into parts.
+    """Splits aligned arrays, at random or by spatial blocks, into parts.
 
-    Every array in `x` (an array or a dict of arrays) and `y` is indexed
-    with the same seeded selection, so examples stay aligned across
-    modalities.
-
-    - At random (`spatial_block=None`): part sizes are
-      `floor(fraction * N)`, the remainder going to the first part, and
-      every part gets at least one example.
-    - By spatial blocks (`spatial_block=DEGREES`, with `coordinates`): the
-      examples are grouped in square cells of `DEGREES` x `DEGREES` of
-      longitude and latitude, the cells are shuffled (seeded) and dealt out
-      whole, in that order, to the parts until each holds about its
-      fraction of the examples. No cell is shared between two parts, so
-      nearby examples (spatially autocorrelated) never sit on both sides of
-      a split; part sizes follow the fractions up to one cell. Every part
-      gets at least one cell.
+    Every array in `x` and `y` is indexed with the same seeded selection. At
+    random, part sizes are `floor(fraction * N)`, the remainder going to the
+    first part. By spatial blocks, the examples are grouped in square cells
+    of `spatial_block` degrees, and the shuffled cells dealt out whole to the
+    parts (sizes follow the fractions up to one cell), so that no cell is
+    shared between parts. Every part gets at least one example.
 
     Args:
-        x: a numpy array, or a dict {name: array}, all with the same first
+        x: an array, or a dict {name: array}, all with the same first
             dimension N.
         y: optional array with first dimension N (labels).
-        fractions: sequence of at least two positive floats summing to 1.
+        fractions: at least two positive floats summing to 1.
         seed: int, seeds the permutation (of examples, or of cells).
         spatial_block: optional float > 0, the cell size in degrees.
-            Defaults to None (a random split).
-        coordinates: with `spatial_block`: the `(N, 2)` longitudes and
-            latitudes in degrees, or a table with "lon" and "lat" columns
-            (e.g. `load_geoplant(...).surveys`).
+        coordinates: with `spatial_block`, the `(N, 2)` longitudes and
+            latitudes, or a table with "lon" and "lat" columns.
 
     Returns:
-        A tuple with one `(x_part, y_part)` pair per fraction (`y_part` is
-        None when `y` is None), e.g. `(train, val, test)` for three
-        fractions. `x_part` has the type of `x`.
+        A tuple of one `(x_part, y_part)` per fraction (`y_part` None
+        without `y`); `x_part` has the type of `x`.
 
     Example:
 
@@ -63,14 +46,8 @@ def split_dataset(
     >>> parts = split_dataset(x, spatial_block=1.0, coordinates=lon_lat)
     >>> [len(p[0]["env"]) for p in parts]  # ten cells of ten examples
     [70, 10, 20]
-
-    Reference:
-        Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
-        Multimodal Ecological Applications", ICLR 2026.
     """
     arrays = x if isinstance(x, dict) else {None: x}
-    if not arrays:
-        raise ValueError("`x` is an empty dict; expected at least one array.")
     lengths = {k: len(v) for k, v in arrays.items()}
     if y is not None:
         lengths["y"] = len(y)
@@ -81,26 +58,16 @@ def split_dataset(
         )
     n = next(iter(lengths.values()))
     fractions = [float(f) for f in fractions]
-    if len(fractions) < 2 or any(f <= 0 for f in fractions):
+    if len(fractions) < 2 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
         raise ValueError(
-            f"`fractions` must hold at least two positive values; received {fractions}."
+            "`fractions` must hold at least two positive values that sum to 1; "
+            f"received {fractions}."
         )
-    if abs(sum(fractions) - 1.0) > 1e-6:
-        raise ValueError(
-            f"`fractions` must sum to 1; received {fractions} (sum "
-            f"{sum(fractions):.6g})."
-        )
-    if n < len(fractions):
-        raise ValueError(
-            f"Cannot split {n} examples into {len(fractions)} non-empty parts."
-        )
-    if not isinstance(seed, numbers.Integral):
-        raise ValueError(f"`seed` must be an integer; received {seed!r}.")
     sizes = [max(1, int(np.floor(f * n))) for f in fractions]
     sizes[0] = n - sum(sizes[1:])
-    if sizes[0] < 1:
+    if n < len(fractions) or sizes[0] < 1:
         raise ValueError(
-            f"Cannot split {n} examples into parts of fractions {fractions}."
+            f"Cannot split {n} examples into non-empty parts of {fractions}."
         )
     if spatial_block is None:
         order = np.random.default_rng(seed).permutation(n)
@@ -118,19 +85,15 @@ def split_dataset(
 
 
 def spatial_parts(coordinates, spatial_block, fractions, n, seed):
-    """Example indices of each part, whole cells of `spatial_block` degrees.
-
-    The spatial rule of `split_dataset`, also used by `load_geoplant` to
-    hold out validation surveys by blocks.
-    """
-    if isinstance(spatial_block, bool) or not isinstance(spatial_block, numbers.Real):
+    """Example indices of each part: whole cells of `spatial_block` degrees."""
+    if not (
+        isinstance(spatial_block, numbers.Real)
+        and not isinstance(spatial_block, bool)
+        and np.isfinite(spatial_block)
+        and spatial_block > 0
+    ):
         raise ValueError(
-            f"`spatial_block` must be a cell size in degrees (a number > 0); "
-            f"received {spatial_block!r}."
-        )
-    if not np.isfinite(spatial_block) or spatial_block <= 0:
-        raise ValueError(
-            f"`spatial_block` must be a number of degrees > 0; received "
+            "`spatial_block` must be a cell size of degrees > 0; received "
             f"{spatial_block!r}."
         )
     if coordinates is None:

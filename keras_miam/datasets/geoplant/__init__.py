@@ -1,16 +1,9 @@
 """GeoPlant / GeoLifeCLEF 2024-2025 presence-absence surveys.
 
-- `load_geoplant` (`loader`): a split as a `GeoPlantDataset` (`dataset`),
-  read from the release's files or from a cache.
-- `prepare_geoplant` (`cache`): reads a release once into a memory-mapped
-  array cache (also `python -m keras_miam.datasets.geoplant prepare ROOT
-  CACHE`).
-- `GeoPlantLayout` (`layout`) finds the files of a release;
-  `available_modalities` (`sources`) lists the modalities it has files for.
-
-Inside: `readers` (CSV, cube and patch readers), `sources` (the files of a
-split, read by row), `plan` (surveys, validation part, species, labels),
-`statistics` (normalisation).
+`layout` finds a release's files, `readers` read them, `sources` read a
+split by row, `plan` picks surveys, validation part, species and labels,
+`statistics` normalises, `dataset` batches, `loader` (`load_geoplant`) ties
+them, and `cache` (`prepare_geoplant`) writes a memory-mapped cache.
 """
 
 from keras_miam.datasets.geoplant.cache import GeoPlantCacheError

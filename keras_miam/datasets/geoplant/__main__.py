@@ -1,8 +1,4 @@
-"""Command line of the GeoPlant cache.
-
-    python -m keras_miam.datasets.geoplant prepare ROOT CACHE_DIR \\
-        [--modalities env climate landsat image] [--splits train test] [--overwrite]
-"""
+"""`python -m keras_miam.datasets.geoplant prepare ROOT CACHE_DIR [options]`."""
 
 import argparse
 import sys
@@ -17,31 +13,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m keras_miam.datasets.geoplant")
     commands = parser.add_subparsers(dest="command", required=True)
     prepare = commands.add_parser(
-        "prepare",
-        help="read a release once into a memory-mapped array cache "
-        "(re-run to resume an interrupted preparation)",
+        "prepare", help="read a release once into an array cache (re-run: resume)"
     )
     prepare.add_argument("root", help="folder of the release")
     prepare.add_argument("cache_dir", help="folder of the cache (created)")
-    prepare.add_argument(
-        "--modalities",
-        nargs="+",
-        choices=GEOPLANT_MODALITIES,
-        help="modalities to cache (default: every one the release has files for)",
-    )
-    prepare.add_argument(
-        "--splits", nargs="+", help="release splits to cache (default: all)"
-    )
+    prepare.add_argument("--modalities", nargs="+", choices=GEOPLANT_MODALITIES)
+    prepare.add_argument("--splits", nargs="+", help="default: all")
     prepare.add_argument("--series-source", choices=SERIES_SOURCES, default="auto")
-    prepare.add_argument(
-        "--image-size", type=int, help="patch size (default: the first's)"
-    )
-    prepare.add_argument(
-        "--chunk-size", type=int, default=512, help="surveys per chunk"
-    )
-    prepare.add_argument(
-        "--overwrite", action="store_true", help="rebuild a cache of other files"
-    )
+    prepare.add_argument("--image-size", type=int, help="default: the first's")
+    prepare.add_argument("--chunk-size", type=int, default=512)
+    prepare.add_argument("--overwrite", action="store_true")
     args = vars(parser.parse_args(argv))
     args.pop("command")
     try:

@@ -1,12 +1,9 @@
 """A one-time, memory-mapped array cache of a GeoPlant release.
 
-`prepare_geoplant` reads the release once and writes each modality of each
-split as one float32 `.npy` file (NaN for missing values, unnormalised),
-next to the split's survey metadata (`surveys.csv`), its (surveyId,
-speciesId) presence pairs (`presence.npy`) and `manifest.json`: the shape and
-rows written of every array, the arguments and the sizes and modification
-times of the source files. `load_geoplant(cache_dir=...)` slices the arrays
-through memory maps (`CachedSource`): a batch is a row gather.
+`prepare_geoplant` writes each modality of each split as one float32 `.npy`
+(NaN for missing, unnormalised), the split's `surveys.csv` and
+`presence.npy`, and `manifest.json` (shapes, rows written, arguments, source
+file sizes and times); `CachedSource` reads them through memory maps.
 """
 
 import json
@@ -54,18 +51,14 @@ def prepare_geoplant(
 ):
     """Reads a GeoPlant release once into a memory-mapped array cache.
 
-    Each split (all of the release's by default; "train" always) is read
-    with the readers of `load_geoplant`, and each modality written to
-    `cache_dir/{split}/{modality}.npy`, float32, NaN for missing values,
-    unnormalised: "env" `(N, F)`, "climate" `(N, T, 4)`, "landsat"
-    `(N, T, 6)`, "image" `(N, H, W, 4)`. Species, validation part and
-    statistics are chosen when loading. The per-survey files are read
-    `chunk_size` surveys at a time, and the manifest records the rows
-    written after each chunk: re-running the same call after an
-    interruption continues from there. A cache made from other files or
-    arguments is refused (`GeoPlantCacheError`, naming what differs) unless
-    `overwrite=True`. It takes 4 bytes per value (5.8 GB for the 64x64x4
-    patches of GLC25's 89k training surveys).
+    Each split (all by default; "train" always) is read with the readers of
+    `load_geoplant` and each modality written to
+    `cache_dir/{split}/{modality}.npy`: float32, NaN for missing values,
+    unnormalised. Species, validation part and statistics are chosen when
+    loading. The manifest records the rows written after each chunk of
+    `chunk_size` surveys: re-running the same call resumes. A cache made
+    from other files or arguments raises `GeoPlantCacheError`, naming what
+    differs, unless `overwrite=True`.
 
     Args:
         root: path of the release folder.

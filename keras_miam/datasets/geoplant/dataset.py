@@ -10,17 +10,11 @@ class GeoPlantDataset(keras.utils.PyDataset):
     """A `keras.utils.PyDataset` over the surveys of one GeoPlant split.
 
     Built by `keras_miam.datasets.load_geoplant`. Each batch reads its rows
-    from `source` (tables in memory, `.pt` cubes and patches read in
-    `__getitem__`, or the memory-mapped arrays of a cache), so that
-    `workers` parallelise the reading and no more than a batch of images is
-    held. Values are standardised per channel with `stats`; missing values
-    stay NaN.
-
-    Each batch is `(x, y)`, or `x` alone when the split has no labels: `x`
-    is a dict with "env" `(B, F)`, "climate" `(B, T, 4)` (pr, tas, tasmax,
-    tasmin, months in time order), "landsat" `(B, T, 6)` (red, green, blue,
-    nir, swir1, swir2, quarters in time order) and "image" `(B, H, W, 4)`
-    (R, G, B, NIR), float32; `y` the `(B, K)` float32 multi-hot presence.
+    from `source` (so `workers` parallelise the reading), standardised per
+    channel with `stats` (missing values stay NaN). A batch is `(x, y)`, or
+    `x` alone without labels: `x` a dict of float32 "env" `(B, F)`,
+    "climate" `(B, T, 4)`, "landsat" `(B, T, 6)` and "image" `(B, H, W, 4)`;
+    `y` the `(B, K)` float32 multi-hot presence.
 
     Args:
         source: what reads the raw rows (`read(name, rows)`,

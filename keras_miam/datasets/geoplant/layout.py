@@ -36,12 +36,10 @@ def split_family(path):
 class GeoPlantLayout:
     """Locates the file families of a GeoPlant presence-absence release.
 
-    Walks `root` once (not into the `{CD}/{AB}` patch folders) for metadata
-    CSVs, environmental and time series CSVs, folders of `*_cube.pt` files
-    and patch folders. Each file or folder belongs to the split family
-    ('train', 'test' or 'val') named by the deepest `train`/`test`/`val`
-    word of its path (`PA-train`, `pa_train_patches_rgb`); presence-only
-    files (a `PO`/`P0` word in the path) are ignored.
+    Walks `root` once (not into the `{CD}/{AB}` patch folders) for metadata,
+    environmental and series CSVs, cube folders and patch folders. Each
+    belongs to the split family named by the deepest `train`/`test`/`val`
+    word of its path; presence-only files (a `PO` word) are ignored.
 
     Args:
         root: path of the release folder.
@@ -51,12 +49,7 @@ class GeoPlantLayout:
     ```python
     layout = keras_miam.datasets.GeoPlantLayout("/data/geoplant")
     layout.splits()  # e.g. ['test', 'train']
-    layout.env_files("train")  # the environmental CSVs of the training split
     ```
-
-    Reference:
-        Picek et al., "GeoPlant: Spatial Plant Species Prediction Dataset",
-        NeurIPS 2024 Datasets and Benchmarks.
     """
 
     def __init__(self, root):

@@ -43,23 +43,16 @@ def load_geoplant(
 ):
     """Streams a split of the GeoPlant presence-absence surveys as batches.
 
-    Reads a GeoPlant / GeoLifeCLEF 2024-2025 release (see `GeoPlantLayout`):
-    the metadata (one row per present species; labels are the multi-hot
-    presence of the selected species), "env" (the environmental CSVs joined
-    on surveyId), "climate" (monthly CSV columns or `.pt` cubes, as
-    (228, 4)), "landsat" (per-band CSVs or cubes, as (84, 6)) and "image"
-    (4-band tiffs or RGB + NIR jpegs, as (H, W, 4)). Missing values (NaN,
-    +-inf, |x| > 1e10, nodata) and surveys without a file are NaN.
-
-    With `normalize`, each channel is standardised with the nan-aware mean
-    and std of the training part ("env": every survey; series and images: a
-    seeded sample of `stats_sample_size`); a channel with fewer than two
-    training values raises a ValueError, statistics from fewer than 5
-    surveys warn. "val" is a seeded `validation_fraction` of the training
-    surveys (whole cells of `validation_block` degrees with it) unless the
-    release has one. With `cache_dir`, batches are read from a
-    `prepare_geoplant` cache (the same values; a stale, with `root`,
-    unfinished or truncated cache raises `GeoPlantCacheError`).
+    Reads a GeoPlant / GeoLifeCLEF 2024-2025 release (see `GeoPlantLayout`),
+    or a `prepare_geoplant` cache: labels are the multi-hot presence of the
+    selected species; "env" `(F,)`, "climate" `(T, 4)`, "landsat" `(T, 6)`
+    and "image" `(H, W, 4)`, missing values (and surveys without a file)
+    NaN. With `normalize`, each channel is standardised with the nan-aware
+    mean and std of the training part (series and images: a seeded sample
+    of `stats_sample_size` surveys); a channel with fewer than two training
+    values raises, fewer than 5 surveys warn. "val" is a seeded
+    `validation_fraction` of the training surveys (whole cells of
+    `validation_block` degrees with it) unless the release has one.
 
     Args:
         root: path of the release folder (optional with `cache_dir`).

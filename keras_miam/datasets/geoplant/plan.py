@@ -1,10 +1,4 @@
-"""The plan of a GeoPlant split: its surveys, the training part, the labels.
-
-Shared by the release reader and the cache: both give the metadata of a
-split as `(surveys, presence)` (`clean_metadata`), and `plan_split` decides
-which surveys a split reads, the held-out validation part, the species and
-the multi-hot labels.
-"""
+"""The plan of a GeoPlant split: its surveys, the training part, the labels."""
 
 import collections
 
@@ -15,13 +9,8 @@ from keras_miam.datasets.split_dataset import spatial_parts
 Plan = collections.namedtuple(
     "Plan", ["source_split", "rows", "surveys", "train_rows", "species", "labels"]
 )
-Plan.__doc__ = """A split's surveys, as rows of a release split.
-
-`source_split`: the release split whose files (or cached arrays) hold them;
-`rows`: their positions there; `surveys`: their metadata (one row each);
-`train_rows`: the positions of the training part in "train"; `species`: the
-label columns; `labels`: `(len(rows), K)` sparse multi-hot, or None.
-"""
+Plan.__doc__ = """A split's surveys (`rows` of `source_split`), metadata, training
+rows in "train", species and `(len(rows), K)` sparse multi-hot labels (or None)."""
 
 
 def clean_metadata(rows):

@@ -137,13 +137,11 @@ def read_cube(path, kind):
     if values.ndim != 3 or any(
         e not in (None, n) for e, n in zip(expected, values.shape)
     ):
+        what = (
+            "4 variables, years, 12 months" if climate else "6 bands, 4 quarters, years"
+        )
         raise ValueError(
-            f"The {kind} cube '{path}' has shape {values.shape}; expected "
-            + (
-                "[4 variables, years, 12 months]."
-                if climate
-                else "[6 bands, 4 quarters, years]."
-            )
+            f"The {kind} cube '{path}' has shape {values.shape}; expected [{what}]."
         )
     values = values.transpose((1, 2, 0) if climate else (2, 1, 0))
     return to_float32(values.reshape(-1, values.shape[-1]))

@@ -22,19 +22,14 @@ SERIES_SOURCES = ("auto", "csv", "cubes")
 def available_modalities(root, split="train"):
     """The modalities a GeoPlant release has files for, in a split.
 
-    Looks for the files `load_geoplant` reads, without reading them:
-    environmental CSVs ("env"), the monthly series as CSV or cubes
-    ("climate"), the six Landsat band CSVs or the cubes ("landsat") and
-    patch folders holding a patch ("image").
+    Looks for the files `load_geoplant` reads, without reading them.
 
     Args:
         root: path of the release folder, or a `GeoPlantLayout`.
-        split: a split of the release; its files are those of its family
-            ("test_iid" reads the "test" files, "val" the "train" ones).
+        split: a split of the release (its family's files are looked at).
 
     Returns:
-        A tuple of names among "env", "climate", "landsat", "image", in that
-        order.
+        A tuple of names among "env", "climate", "landsat", "image".
 
     Example:
 

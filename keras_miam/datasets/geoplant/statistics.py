@@ -20,22 +20,11 @@ MIN_SURVEYS = 5
 def compute_stats(source, rows, modalities, sample_size=1024, seed=0):
     """Per-channel nan-aware mean and std of the training surveys.
 
-    "env" is read for every survey in `rows`; the series and the images for
-    a seeded sample of `sample_size` of them. A channel with fewer than two
-    values raises; a modality whose values come from fewer than
-    `MIN_SURVEYS` surveys warns with the count. A constant channel gets std 1.
-
-    Args:
-        source: what reads raw values, `source.read(name, rows)`.
-        rows: int array, the training surveys' rows in `source`.
-        modalities: names of the modalities.
-        sample_size: int, surveys read for the series and the images.
-        seed: int, seeds the sample.
-
-    Returns:
-        A JSON-ready dict {modality: {"mean", "std", "count",
-        "num_surveys", and "columns" (env), "num_steps" (series) or "size"
-        (image)}}.
+    "env" is read for every survey in `rows`, the series and images for a
+    seeded sample of `sample_size`. A channel with fewer than two values
+    raises; fewer than `MIN_SURVEYS` surveys warn; a constant channel gets
+    std 1. Returns a JSON-ready `{modality: {"mean", "std", "count",
+    "num_surveys", and "columns", "num_steps" or "size"}}`.
     """
     rows = np.asarray(rows)
     sample = rows
