@@ -899,7 +899,7 @@ def test_callback_uses_the_chance_level_of_its_metric():
         )
     # "loss": the loss of predicting the label prior (two classes at their
     # validation frequencies) is the chance level.
-    callback = km.ModalityDynamics((X_VAL, y_val), metric="loss")
+    callback = km.ModalityDynamics((X_VAL, y_val), metric="loss", chance="auto")
     callback.set_model(model)
     callback.on_train_begin()
     freq = np.bincount(y_val, minlength=3) / len(y_val)
