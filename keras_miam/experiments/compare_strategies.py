@@ -1,5 +1,7 @@
 """The paper's comparison: several strategies (and oracles), several seeds."""
 
+import functools
+
 import numpy as np
 
 from keras_miam.evaluation import data as data_lib
@@ -21,13 +23,10 @@ def compare_strategies(
     """Trains every strategy (and optionally the per-subset oracle) per seed.
 
     Args:
-        train, validation, test: `(x, y)` tuples, x a dict of arrays, or
-            streamed data (see `train_and_evaluate`).
-        strategies: names (or configs, or instances) of the strategies to
-            compare, each row labelled by its name; or a dict
-            `{label: strategy}` to label them yourself (e.g. two MIAM
-            configurations: `{"miam": "miam", "miam_lambda3":
-            {"name": "miam", "lambda_": 3.0}}`).
+        train, validation, test: `(x, y)` tuples or streamed data (see
+            `train_and_evaluate`).
+        strategies: names, configs or instances of the strategies, each row
+            labelled by its name; or a dict `{label: strategy}`.
         seeds: one model per strategy and seed.
         oracle: also train one model per modality subset, on that subset
             only (2^M - 1 models per seed).
@@ -37,12 +36,10 @@ def compare_strategies(
 
     Returns:
         `(table, runs)`: `table` a DataFrame with one row per strategy (and
-        "oracle"), one column per subset plus "average", holding
-        "mean +- std over seeds" strings, with the raw means and stds in
-        `table.attrs["mean"]` / `table.attrs["std"]` (DataFrames) and the
-        per-seed scores in `table.attrs["raw"]`; `runs` the list of the
-        `train_and_evaluate` results, each with its "strategy" and "seed"
-        (and, for an oracle model, its "subset").
+        "oracle") and one column per subset plus "average", of "mean +- std
+        over seeds" strings (`table.attrs` "mean", "std" and "raw" hold the
+        numbers); `runs` the `train_and_evaluate` results, with "strategy",
+        "seed" (and "subset" for an oracle model).
 
     Example:
 
@@ -52,9 +49,6 @@ def compare_strategies(
     ...     train, val, test, strategies=["uniform", "miam"], epochs=5)
     >>> print(table.to_string())
 
-    Reference:
-        Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
-        Multimodal Ecological Applications", ICLR 2026 (Table 1 protocol).
     """
     import pandas as pd
 
@@ -70,18 +64,11 @@ def compare_strategies(
             f"'oracle'; received names {names}."
         )
     fit_verbose = 1 if verbose == 1 else 0
+    run = functools.partial(train_and_evaluate, train, validation, test, **kwargs)
     runs, rows = [], []
     for seed in seeds:
         for name, strategy in zip(names, strategies):
-            result = train_and_evaluate(
-                train,
-                validation,
-                test,
-                strategy,
-                seed=seed,
-                verbose=fit_verbose,
-                **kwargs,
-            )
+            result = run(strategy, seed=seed, verbose=fit_verbose)
             scores = subset_scores(result["subsets"], modalities)
             runs.append({"strategy": name, "seed": seed, **result})
             rows.append({"strategy": name, "seed": seed, **scores})
@@ -100,15 +87,7 @@ def compare_strategies(
         if oracle:
             scores = {}
             for subset in all_subsets(modalities):
-                result = train_and_evaluate(
-                    train,
-                    validation,
-                    test,
-                    seed=seed,
-                    visible=list(subset),
-                    verbose=0,
-                    **kwargs,
-                )
+                result = run(seed=seed, visible=list(subset), verbose=0)
                 scores.update(
                     subset_scores(result["subsets"], modalities, summary=False)
                 )

@@ -11,22 +11,17 @@ def default_tokenizers(
 ):
     """Picks a tokenizer for each modality from its shape.
 
-    - (N, F): `TabularTokenizer` (one token per variable), or
-      `EmbeddingTokenizer` (one token) for names in `embedding_modalities`;
-    - (N, T, C): `TimeSeriesTokenizer` with the smallest `patch_len` that
-      divides T and gives at most `max_tokens` tokens;
-    - (N, H, W, C): `ImagePatchTokenizer` with the smallest square patch
-      that divides H and W and gives at most `max_tokens` tokens.
+    (N, F): `TabularTokenizer`, or `EmbeddingTokenizer` for names in
+    `embedding_modalities`; (N, T, C): `TimeSeriesTokenizer`, and (N, H, W,
+    C): `ImagePatchTokenizer`, with the smallest patch that divides the
+    steps (or H and W) and gives at most `max_tokens` tokens.
 
     Args:
-        x: dict `{modality: shape}`, a shape being a tuple whose first
-            entry is the batch (any value, None too), e.g. `(None, 20)`; or
-            `{modality: array}` (its shape is read), or anything with a
-            `shape` (a `tf.TensorSpec`, a `keras.KerasTensor`).
+        x: dict `{modality: shape}` (the batch entry may be None), or
+            `{modality: array}` or anything with a `shape`.
         embed_dim: the token size D shared by all modalities.
         max_tokens: the token budget per series or image modality.
-        embedding_modalities: names of (N, E) modalities holding
-            precomputed embeddings (one token each).
+        embedding_modalities: names of (N, E) precomputed embeddings.
         num_frequencies: periodic frequencies of the tabular tokenizer.
 
     Returns:
@@ -39,10 +34,6 @@ def default_tokenizers(
     >>> tokenizers = keras_miam.experiments.default_tokenizers(shapes)
     >>> {k: type(v).__name__ for k, v in tokenizers.items()}
     {'env': 'TabularTokenizer', 'climate': 'TimeSeriesTokenizer', 'image': 'ImagePatchTokenizer'}
-
-    Reference:
-        Zbinden et al., "MaskSDM with Shapley values ...", 2025 (one token
-        per variable); Dosovitskiy et al., ICLR 2021 (image patches).
     """
     tokenizers = {}
     for name, values in x.items():

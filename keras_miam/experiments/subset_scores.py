@@ -8,10 +8,6 @@ from keras_miam.evaluation import selections
 def subset_scores(frame, modalities=None, summary=True):
     """`{subset label: metric}` from an `evaluate_subsets` frame.
 
-    The labels are the frame's (`keras_miam.evaluation.subset_label`:
-    'env+image'); labels written with spaces by older versions
-    ('env + image') are read as the same subset.
-
     Args:
         frame: the DataFrame returned by `keras_miam.evaluation.evaluate_subsets`
             (its subset rows are read, summary rows ignored).

@@ -39,52 +39,40 @@ def train_and_evaluate(
 ):
     """Trains one model under a masking strategy and evaluates every subset.
 
-    The model is `keras_miam.models.MultimodalTransformer`, trained with
-    AdamW (weight decay 0.01). A `ModalityDynamics` callback logs the
-    unimodal validation scores every epoch (they drive MIAM and OPM). The
-    test split is only read at the end, by `evaluate_subsets`. With
-    `visible`, the model is the paper's per-subset *oracle*: trained and
-    evaluated on those modalities only, without random masking.
+    The model is a `keras_miam.models.MultimodalTransformer` trained with
+    AdamW (weight decay 0.01) and a `ModalityDynamics` callback on
+    `validation`; `test` is read only at the end, by `evaluate_subsets`.
+    With `visible`, the model is the paper's per-subset oracle: trained and
+    evaluated on those modalities only, without masking.
 
     Args:
         train, validation, test: `(x, y)` tuples (x a dict of arrays), or
-            streamed `(x, y)` batches (a `keras.utils.PyDataset` or a
-            `tf.data.Dataset`), which `fit` reads as they are.
+            streamed `(x, y)` batches that `fit` reads as they are.
         strategy: strategy name, config or instance.
         epochs, batch_size, learning_rate: training settings.
         task: "multilabel" (AUC) or "multiclass" (accuracy).
-        tokenizers: a callable `{modality: shape} -> {modality: tokenizer}`
-            (the first entry of a shape may be None); defaults to
-            `default_tokenizers`.
-        model_kwargs: extra `MultimodalTransformer` arguments; `num_outputs`
-            defaults to the labels' width (multilabel) or their largest
-            class id + 1 (multiclass arrays).
+        tokenizers: a callable `{modality: shape} -> {modality: tokenizer}`;
+            defaults to `default_tokenizers`.
+        model_kwargs: extra `MultimodalTransformer` arguments (`num_outputs`
+            defaults to the labels' width or largest class id + 1).
         dynamics_kwargs: extra `ModalityDynamics` arguments.
         visible: None, or the list of modalities of an oracle model.
         seed: seeds weights, masking and shuffling.
         verbose: 0 silent, 1 a progress bar per epoch.
-        callbacks: optional extra Keras callbacks (they see the logs of
-            `ModalityDynamics`).
-        restore_best: None, or a validation log (e.g. "val_loss",
-            "val_image_auc"): the weights of its best epoch (lowest for
-            losses, highest otherwise) are restored after training.
-        subsets: the test subsets of a jointly trained model, as
-            `evaluate_subsets` takes them (default: every subset).
-        per_example: draw the strategy's p once per example (True) or once
-            per batch (False).
-        metric: the test metric, as `evaluate_subsets` takes it (default:
-            macro AUC for multilabel, accuracy for multiclass).
-        compile_metrics: optional Keras metrics given to `compile` instead
-            of the model's own (each model compiles a copy).
-        test_metrics: optional `{name: metric}` of extra test scores of the
-            model with every modality visible (e.g.
-            `{"top25_f1": "top_k_f1"}`).
+        callbacks: optional extra Keras callbacks.
+        restore_best: None, or a validation log (e.g. "val_loss") whose best
+            epoch's weights are restored after training.
+        subsets: the test subsets, as `evaluate_subsets` takes them.
+        per_example: draw the strategy's p per example (True) or per batch.
+        metric: the test metric, as `evaluate_subsets` takes it.
+        compile_metrics: optional Keras metrics for `compile` (copied).
+        test_metrics: optional `{name: metric}` of extra test scores with
+            every modality visible (e.g. `{"top25_f1": "top_k_f1"}`).
 
     Returns:
-        dict with `model`, `history` (per-epoch logs), `subsets` (the
-        `evaluate_subsets` DataFrame on the test split), `fit_seconds`,
-        `best_epoch` (1-based, the epoch `restore_best` restored, else
-        None) and `test_scores` (`{name: value}` of `test_metrics`).
+        dict with `model`, `history`, `subsets` (the `evaluate_subsets`
+        DataFrame), `fit_seconds`, `best_epoch` (1-based, or None) and
+        `test_scores`.
 
     Example:
 
@@ -95,9 +83,6 @@ def train_and_evaluate(
     ...     restore_best="val_loss", test_metrics={"top25_f1": "top_k_f1"})
     >>> result["subsets"]  # one row per subset of modalities
 
-    Reference:
-        Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
-        Multimodal Ecological Applications", ICLR 2026 (protocol).
     """
     x_shapes, y_shape = data_lib.data_shapes(train, "`train`")
     streamed = not isinstance(train, (tuple, list))
