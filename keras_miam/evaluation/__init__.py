@@ -1,12 +1,4 @@
-"""Measuring a model under masking selections: subsets, the metric, the engine.
-
-- `evaluate_subsets.py`: `evaluate_subsets` (the table), `evaluate_selections`;
-- `metrics.py`: `resolve_metric`, the one metric system, shared with
-  `ModalityDynamics` and `keras_miam.explain`;
-- `selections.py`: subset <-> token pattern <-> label ('env+image');
-- `view_predictions.py`: the engine, V selections per compiled forward pass;
-- `data.py`: `(x, y)` data or datasets of batches read into arrays once.
-"""
+"""Measuring a model under masking selections: subsets, the metric, the engine."""
 
 from keras_miam.evaluation.data import collect_examples
 from keras_miam.evaluation.evaluate_subsets import evaluate_selections

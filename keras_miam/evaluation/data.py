@@ -75,12 +75,11 @@ def collect_examples(data, max_examples=None, seed=0, what="Validation data"):
     """Reads `(x, y)` data into numpy arrays, once.
 
     Args:
-        data: `(x, y)` arrays or tensors (x may be a dict or list), or an
-            iterable of `(x, y)` batches (`tf.data.Dataset`,
-            `keras.utils.PyDataset`, a torch `DataLoader`, a generator),
-            read to the end, or to `max_examples` when it has no length.
-        max_examples: optional cap: a larger set is subsampled without
-            replacement with `seed`, in order (the same subset every epoch).
+        data: `(x, y)` arrays or tensors, or an iterable of `(x, y)` batches
+            (`tf.data.Dataset`, `PyDataset`, `DataLoader`, a generator),
+            read to the end, or to `max_examples` without a length.
+        max_examples: optional cap: a larger set is subsampled in order,
+            without replacement, with `seed` (the same subset every epoch).
         seed: the subsampling seed.
         what: the name used in error messages.
 
@@ -179,13 +178,8 @@ def _shape_of(leaf):
 
 
 def data_shapes(data, what="`data`"):
-    """The shapes `(x_shapes, y_shape)` of `(x, y)` data, from one batch.
-
-    Reads the arrays, a `tf.data.Dataset`'s `element_spec`, or the first
-    batch of a sequence or re-iterable dataset (the batch dimension is the
-    batch size, or None). A one-shot iterator is refused (its first batch
-    would be lost).
-    """
+    """The shapes `(x_shapes, y_shape)` of `(x, y)` data, from the arrays, an
+    `element_spec` or the first batch (a one-shot iterator is refused)."""
     check_xy(data, what)
     if isinstance(data, (tuple, list)):
         element = data

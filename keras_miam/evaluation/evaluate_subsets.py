@@ -28,43 +28,33 @@ def evaluate_subsets(
 ):
     """Evaluates a model with only a subset of its inputs visible, per subset.
 
-    A model trained with `keras_miam.MIAMMasking` accepts any subset of its
-    tokens: hidden tokens become the mask token, as missing inputs do. This
-    scores the model for every non-empty subset of modalities (the columns
-    of the paper's tables), or for given selections, partial ones included
-    (a time window, an image's centre patch). `views_per_pass` subsets share
-    each compiled forward pass (`MIAMMasking.views`), so the cost is about
-    one `predict` pass per subset. The layer's visibility is restored.
+    Hidden tokens become the mask token, as missing inputs do. Scores every
+    non-empty subset of modalities (the paper's tables), or given selections,
+    partial ones included; `views_per_pass` subsets share each forward pass.
 
     Args:
         model: a Keras model with one `MIAMMasking` layer and one output.
         data: `(x, y)` arrays, or a dataset of `(x, y)` batches, read once.
-        metric: see `keras_miam.evaluation.resolve_metric`: None (exact
-            macro AUC for multi-label heads, accuracy for multi-class ones),
-            a name (`"auc"`, `"accuracy"`, `"loss"`, `"top_k_f1"`, or one
-            `keras.metrics.get` knows), a `keras.metrics.Metric` or a
-            function `fn(y_true, y_pred)`. It gives the same number in
-            `keras_miam.ModalityDynamics` and the Shapley functions.
-        subsets: `"all"` (the 2^M - 1 subsets, by size, then in modality
-            order); a list of modality names, lists of names, selection
-            dicts `{modality: True | False | token indices | (T_m,)
-            booleans}` or `(label, selection)` pairs; or a dict
-            `{label: selection}`. Unlabelled selections are named after
-            what they show, e.g. `"env+climate[12/48]"`.
+        metric: None, a name, a `keras.metrics.Metric` or a function
+            `fn(y_true, y_pred)` (see `keras_miam.evaluation.resolve_metric`);
+            the same number as in `ModalityDynamics`.
+        subsets: `"all"` (the 2^M - 1 subsets, by size); a list of names,
+            lists of names, selection dicts `{modality: bool | token indices
+            | (T_m,) booleans}` or `(label, selection)` pairs; or a dict
+            `{label: selection}`. Unlabelled ones are named after what they
+            show, e.g. `"env+climate[12/48]"`.
         masking: the `MIAMMasking` layer, when the model has several.
         batch_size: examples per forward pass, tiled copies included.
         views_per_pass: subsets per forward pass, at most the layer's
             `max_views`. Defaults to `min(16, max_views)`.
         summary: whether to append the mean rows (per size, and overall).
         verbose: 0 (silent), 1 (progress bar) or 2.
-        from_logits: whether the outputs are logits, for thresholded
-            accuracies. None reads it from the model.
+        from_logits: whether the outputs are logits (None: from the model).
 
     Returns:
         A `pandas.DataFrame` indexed by subset label: `kind` (`"subset"` or
-        `"mean"`), one column per modality (shown, or the fraction of its
-        tokens shown when a selection is partial), `size` and the metric
-        (`frame.attrs["metric"]` names it).
+        `"mean"`), one column per modality (shown, or its shown fraction),
+        `size` and the metric (named in `frame.attrs["metric"]`).
 
     Example:
 
@@ -111,8 +101,7 @@ def evaluate_subsets(
     )
     if summary:
         means = frame.groupby("size")[name].mean()
-        rows = {f"mean (size {k})": (k, v) for k, v in means.items()}
-        rows["mean (all subsets)"] = (pd.NA, values.mean())
+        rows = [f"mean (size {k})" for k in means.index] + ["mean (all subsets)"]
         taken = sorted(set(labels).intersection(rows))
         if taken:
             raise ValueError(
@@ -122,10 +111,10 @@ def evaluate_subsets(
         summary_rows = pd.DataFrame(
             {
                 "kind": "mean",
-                "size": pd.array([k for k, _ in rows.values()], dtype="Int64"),
-                name: [v for _, v in rows.values()],
+                "size": pd.array([*means.index, pd.NA], dtype="Int64"),
+                name: [*means, values.mean()],
             },
-            index=pd.Index(list(rows), name="subset"),
+            index=pd.Index(rows, name="subset"),
         )
         frame = pd.concat([frame, summary_rows])[frame.columns]
     frame.attrs["metric"] = name
@@ -145,9 +134,8 @@ def evaluate_selections(
 ):
     """The metric for each of a list of token selections (no table).
 
-    The engine behind `evaluate_subsets`, `modality_shapley` and
-    `token_shapley`; the arguments are `evaluate_subsets`'. A function
-    metric may ignore the labels: `data` may then be `x` alone.
+    The arguments are `evaluate_subsets`'; with a function metric that
+    ignores the labels, `data` may be `x` alone.
 
     Returns:
         `(values, metric_name)`: one float64 value per selection.
@@ -168,8 +156,6 @@ def evaluate_selections(
             f"`views_per_pass` must be between 1 and the layer's max_views="
             f"{layer.max_views}; received {views_per_pass}."
         )
-    if int(batch_size) < 1:
-        raise ValueError(f"`batch_size` must be >= 1; received {batch_size}.")
     views = min(views, len(selections))
     function = callable(metric) and not isinstance(metric, (type, keras.metrics.Metric))
     if not function:

@@ -1,9 +1,5 @@
-"""The one metric system of `ModalityDynamics`, `evaluate_subsets` and the
-Shapley functions: `resolve_metric()` turns `metric=` into a
-`keras.metrics.Metric` (one fresh copy per selection) or a function called
-on all the predictions of a selection. Keras covers the names it knows;
-`OWN_NAMES` add what it cannot do (NaN targets, the exact rank AUC, the
-compiled loss as a score)."""
+"""The metric system of `ModalityDynamics`, `evaluate_subsets` and the
+Shapley functions: `resolve_metric()` and what it reads from the model."""
 
 import keras
 import numpy as np
@@ -39,19 +35,12 @@ def score(scorer, y_true, y_pred):
 
 def fresh_metric(metric):
     """A new copy of a Keras metric, with its configuration."""
-    try:
-        return metric.__class__.from_config(metric.get_config())
-    except Exception as error:
-        raise ValueError(
-            f"Could not copy the metric {metric!r} (one fresh copy per "
-            "selection is needed): its `from_config(get_config())` fails with "
-            f"{type(error).__name__}: {error}"
-        ) from error
+    return metric.__class__.from_config(metric.get_config())
 
 
 def metric_direction(metric, mode="auto"):
-    """`mode` if "max" or "min"; for "auto", the metric's direction as
-    `keras.callbacks.EarlyStopping` reads it ("max", "min" or None)."""
+    """`mode`, or for "auto" the direction `EarlyStopping` reads ("max",
+    "min" or None)."""
     if mode in ("max", "min"):
         return mode
     if mode != "auto":
@@ -76,6 +65,10 @@ def _keras_metric(metric):
             ) from error
         instance.name = metric  # as `Model.compile` names it
         return instance
+    return _metric_class(metric)
+
+
+def _metric_class(metric):
     if isinstance(metric, type) and issubclass(metric, keras.metrics.Metric):
         return metric()
     return metric
@@ -113,10 +106,8 @@ def _loss_name(loss):
 
 
 def from_logits_of(model, y_pred, from_logits=None):
-    """Whether the outputs are logits (the one place this is read):
-    `from_logits`, else the compiled loss's, else True for a model with a
-    `task` (`MultimodalTransformer`), False for outputs in [0, 1] (a sigmoid
-    or softmax output), else None (unknown)."""
+    """Whether the outputs are logits: `from_logits`, the compiled loss's,
+    True for a model with a `task`, False for outputs in [0, 1], else None."""
     if from_logits is not None:
         return bool(from_logits)
     loss = compiled_loss(model)
@@ -137,22 +128,19 @@ def _binary(y, width, name, allow_nan):
     if y.shape[1:] != (width,):
         hint = " Class ids? Use metric='accuracy'." if y.ndim == 1 else ""
         raise ValueError(
-            f"The metric '{name}' compares 0/1 labels with the {width} outputs "
-            f"of the model (a multi-label or binary head); the labels have "
-            f"shape {y.shape}.{hint}"
+            f"The metric '{name}' needs 0/1 labels for the {width} outputs (a "
+            f"multi-label or binary head); received shape {y.shape}.{hint}"
         )
     seen = ~np.isnan(y)
     if not allow_nan and not seen.all():
         raise ValueError(
-            f"The metric '{name}' needs 0/1 labels; the labels hold NaN "
-            "(unobserved entries), which only 'auc', 'micro_auc' and "
-            "'top_k_f1' leave out."
+            f"The metric '{name}' needs 0/1 labels; the labels hold NaN (only "
+            "'auc', 'micro_auc' and 'top_k_f1' leave them out)."
         )
     if not np.isin(y[seen], (0.0, 1.0)).all():
         raise ValueError(
-            f"The metric '{name}' needs 0/1 labels (NaN: unobserved); the "
-            f"labels hold {np.unique(y[seen])[:5].tolist()}. For a regression "
-            "head use metric='loss' or an error metric."
+            f"The metric '{name}' needs 0/1 labels (NaN: unobserved); received "
+            f"{np.unique(y[seen])[:5].tolist()}. Regression: metric='loss'."
         )
     return y
 
@@ -166,9 +154,8 @@ def _class_ids(y, width, name):
     y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
     if y.ndim != 1 or np.any(y % 1) or np.any(y < 0) or np.any(y >= width):
         raise ValueError(
-            f"The metric '{name}' needs integer class ids in [0, {width}) for "
-            f"a {width}-output head, or one-hot labels; the labels have shape "
-            f"{y.shape} and values {np.unique(y)[:5].tolist()}."
+            f"The metric '{name}' needs class ids in [0, {width}) or one-hot "
+            f"labels; received {y.shape}, {np.unique(y)[:5].tolist()}."
         )
     return y.astype("int64")
 
@@ -179,9 +166,8 @@ def default_metric(y_true, y_pred, task):
         return "auc" if task == "multilabel" else "accuracy"
     if task == "regression":
         raise ValueError(
-            "metric=None: could not choose a metric for this regression head "
-            "(the defaults are AUC for multi-label and accuracy for "
-            "multi-class heads); pass `metric=`, e.g. metric='loss'."
+            "metric=None: could not choose a metric for a regression head; pass "
+            "`metric=`, e.g. metric='loss'."
         )
     y = np.asarray(y_true)
     y2 = y.reshape(len(y), -1)
@@ -192,9 +178,8 @@ def default_metric(y_true, y_pred, task):
     if y_pred.shape[1] > 1 and y.size == len(y) and not np.any(y % 1):
         return "accuracy"
     raise ValueError(
-        f"metric=None: could not choose a default metric for labels of shape "
-        f"{y.shape} and outputs of shape {y_pred.shape} (AUC needs 0/1 labels, "
-        "one per output; accuracy, class ids). Pass `metric=`, e.g. 'loss'."
+        f"metric=None: no default metric for labels {y.shape} and outputs "
+        f"{y_pred.shape} (AUC: 0/1 labels; accuracy: class ids). Pass `metric=`."
     )
 
 
@@ -202,17 +187,14 @@ def resolve_metric(metric, y_true, y_pred, model=None, from_logits=None):
     """Turns `metric=` into a scorer, checked against the labels and outputs.
 
     Args:
-        metric: None (exact macro AUC for multi-label heads, top-1 accuracy
-            for multi-class ones; the head is read from the model's `task`,
-            compiled loss, else the outputs and labels);
-            `"auc"` (`keras_miam.metrics.macro_auc`: exact, NaN targets left
-            out, one-vs-rest for class ids), `"micro_auc"`, `"top_k_f1"`
-            (`MaskedTopKF1(k=25)`), `"accuracy"` (top-1, or binary on a
-            multi-label head), `"binary_accuracy"`, `"categorical_accuracy"`,
-            `"sparse_categorical_accuracy"`, `"loss"` (the compiled loss as
-            `1 / (1 + loss)`, named `"loss_score"`); a name
-            `keras.metrics.get` knows; a `keras.metrics.Metric` (with its
-            own `from_logits`); or a function `fn(y_true, y_pred)`.
+        metric: None (macro AUC for multi-label heads, accuracy for
+            multi-class ones, read from the model's `task`, compiled loss,
+            else the outputs and labels); `"auc"` (exact `macro_auc`, NaN
+            targets left out, one-vs-rest for class ids), `"micro_auc"`,
+            `"top_k_f1"` (`MaskedTopKF1(k=25)`), an accuracy name, `"loss"`
+            (`1 / (1 + loss)`, named `"loss_score"`), a name
+            `keras.metrics.get` knows, a `keras.metrics.Metric` or a
+            function `fn(y_true, y_pred)`.
         y_true: all the labels, or None for a function that ignores them.
         y_pred: a batch of the model's outputs.
         model: the model (its head and compiled loss).
@@ -222,10 +204,8 @@ def resolve_metric(metric, y_true, y_pred, model=None, from_logits=None):
     Returns:
         A `keras.metrics.Metric` or a function; `metric_name()` names it.
     """
-    if isinstance(metric, type) and issubclass(metric, keras.metrics.Metric):
-        return metric()
-    if callable(metric) and not isinstance(metric, (str, type)):
-        return metric
+    if callable(metric) and not isinstance(metric, str):
+        return _metric_class(metric)
     if y_true is None:
         raise ValueError(f"The metric {metric!r} needs labels: pass `(x, y)` data.")
     if isinstance(metric, str) and metric.lower() not in OWN_NAMES:
@@ -246,10 +226,7 @@ def resolve_metric(metric, y_true, y_pred, model=None, from_logits=None):
             y = np.eye(width)[_class_ids(y, width, name)]
         y = _binary(y, width, name, allow_nan=True)
         if not ((y == 1).any(0) & (y == 0).any(0)).any():
-            raise ValueError(
-                f"The metric '{name}' needs, for at least one output, positive "
-                "and negative examples in the labels; none has both."
-            )
+            raise ValueError(f"The metric '{name}': no output has both classes.")
 
         def auc(y_true, y_pred):
             if one_vs_rest:
@@ -273,9 +250,8 @@ def _accuracy(name, y_true, y_pred, task, from_logits):
     if name in ("accuracy", "acc"):
         if task == "regression":
             raise ValueError(
-                f"The metric '{name}' needs a classification head; this head "
-                "is a regression (its compiled loss is an error). Use "
-                "metric='loss'."
+                f"The metric '{name}' needs a classification head; this one is "
+                "a regression. Use metric='loss'."
             )
         binary = task == "multilabel" or width == 1
         binary = binary or (task is None and _class_ids(y_true, width, name) is None)
@@ -286,24 +262,21 @@ def _accuracy(name, y_true, y_pred, task, from_logits):
         _binary(y_true, width, name, allow_nan=False)
         if from_logits is None:
             raise ValueError(
-                f"The metric '{name}' thresholds the outputs of a multi-label "
-                "or binary head, which are outside [0, 1], and nothing says "
-                "they are logits: there is no threshold to use. Pass "
-                "`from_logits=True`, compile a loss with `from_logits=True`, "
-                "use a sigmoid output, or metric='auc'."
+                f"The metric '{name}' thresholds a multi-label or binary head's "
+                "outputs, outside [0, 1]: no threshold without logits. Pass "
+                "`from_logits=True`, use a sigmoid output, or metric='auc'."
             )
         threshold = 0.0 if from_logits else 0.5
         return keras.metrics.BinaryAccuracy(name=name, threshold=threshold)
     if width < 2:
         raise ValueError(
-            f"The metric '{name}' takes the argmax of several class outputs; "
-            "the model has one output. Use 'binary_accuracy' or 'auc'."
+            f"The metric '{name}' needs several class outputs; the model has "
+            "one. Use 'binary_accuracy' or 'auc'."
         )
     if _class_ids(y_true, width, name) is None:
         raise ValueError(
-            f"The metric '{name}' needs class ids or one-hot labels for a "
-            f"{width}-class head; the labels have shape {np.shape(y_true)} "
-            "(rows with several or no 1s are multi-label: use metric='auc')."
+            f"The metric '{name}' needs class ids or one-hot labels; received "
+            f"shape {np.shape(y_true)} (multi-label? use metric='auc')."
         )
     if np.ndim(y_true) == 2 and np.shape(y_true)[1] == width:
         return keras.metrics.CategoricalAccuracy(name=name)
@@ -314,18 +287,14 @@ def _loss_score(model):
     loss = compiled_loss(model)
     if not callable(loss):
         raise ValueError(
-            "metric='loss' uses the compiled loss of a single-output model; "
-            f"the model's loss is {getattr(model, 'loss', None)!r}. Compile the "
-            "model with a loss, or pass a metric."
+            "metric='loss' needs a compiled single-output loss; the model's "
+            f"loss is {getattr(model, 'loss', None)!r}."
         )
 
     def loss_score(y_true, y_pred):
         value = float(np.mean(keras.ops.convert_to_numpy(loss(y_true, y_pred))))
         if value < 0:
-            raise ValueError(
-                "metric='loss' needs a loss >= 0 (the score is 1 / (1 + loss)); "
-                f"the compiled loss gives {value}."
-            )
+            raise ValueError(f"metric='loss' needs a loss >= 0; received {value}.")
         return 1.0 / (1.0 + value)
 
     return loss_score

@@ -1,12 +1,6 @@
-"""One vocabulary for selections: subset <-> token pattern <-> label.
-
-A *subset* is a tuple of modality names; a *selection* is what
-`MIAMMasking.visible_pattern()` accepts; a *pattern* is a (T,) boolean array
-over the layer's tokens. Every table, file, figure and Shapley result names
-a selection by the modalities it shows, in the layer's order, joined by "+"
-("env+image"), a partly shown modality with its share of tokens
-("climate[12/48]"), and "(nothing)" when no token is visible.
-"""
+"""Subsets (tuples of modality names), selections (what
+`MIAMMasking.visible_pattern()` accepts), (T,) token patterns, and their
+labels: "env+image", "climate[12/48]" for a partial modality, "(nothing)"."""
 
 import itertools
 

@@ -1,13 +1,9 @@
-"""The view engine: a model's outputs, or its metric, under several selections.
-
-Each batch of b examples is tiled V times inside one compiled function,
-`MIAMMasking.views()` makes block v see selection v, and the outputs come
-back as V blocks; long runs of batches go through `predict`, so V
-selections cost about V plain `predict` passes, inside `fit` (from a
-callback) or outside it, on every backend.
-"""
+"""The view engine: each batch is tiled V times in one compiled function and
+`MIAMMasking.views()` shows block v selection v (V selections cost about V
+`predict` passes)."""
 
 import contextlib
+import types
 
 import keras
 import numpy as np
@@ -25,10 +21,7 @@ MAX_PREDICT_BYTES = 1 << 28
 
 
 class _TiledViews(keras.Model):
-    """The model on a batch tiled `num_views` times: outputs `(b, V, ...)`.
-
-    It has no weights of its own; `predict` runs it as any model.
-    """
+    """The model on a batch tiled `num_views` times: outputs `(b, V, ...)`."""
 
     def __init__(self, model, num_views, **kwargs):
         super().__init__(autocast=False, **kwargs)  # inputs reach the model as is
@@ -49,17 +42,12 @@ class _TiledViews(keras.Model):
         return keras.tree.map_structure(split, outputs)
 
 
-class _Cache:
-    """`_TiledViews` by (V, jit_compile, run_eagerly): not a dict, so Keras
-    neither tracks nor saves them."""
-
-    def __init__(self):
-        self.models = {}
-
-
 def _views_model(model, num_views):
-    """The cached `_TiledViews(model, num_views)`, compiled once per shape."""
-    cache = model.__dict__.setdefault("_keras_miam_views", _Cache()).models
+    """The cached `_TiledViews(model, num_views)` (in a namespace, not a dict:
+    Keras neither tracks nor saves it)."""
+    cache = model.__dict__.setdefault(
+        "_keras_miam_views", types.SimpleNamespace(models={})
+    ).models
     jit_compile = getattr(model, "jit_compile", "auto")
     run_eagerly = bool(getattr(model, "run_eagerly", False))
     key = (int(num_views), jit_compile, run_eagerly)
@@ -84,13 +72,9 @@ class _PassCounter(keras.callbacks.Callback):
 
 
 def _predict_slabs(views_model, x, n, b, progress):
-    """Yields `(start, stop, outputs)` for all n examples, b per pass.
-
-    The first batch goes through `predict_on_batch` (it checks the inputs,
-    compiles and sizes the slabs); then full batches through `predict`, a
-    slab at a time, when there are at least `MIN_PREDICT_BATCHES`; the
-    last, partial batch is padded to b examples (one compiled shape).
-    """
+    """Yields `(start, stop, outputs)` for all n examples, b per pass: the
+    first batch and short runs by `predict_on_batch`, long runs by `predict`
+    in slabs; the last, partial batch padded to b (one compiled shape)."""
 
     def on_batch(start, stop):
         index = np.arange(start, start + b).clip(max=stop - 1)
@@ -137,10 +121,9 @@ def _sync(model):
 def iter_view_predictions(model, x, selections, masking, batch_size=256, progress=None):
     """Yields the model's predictions under several token selections.
 
-    V selections (groups of at most `masking.max_views`) share each forward
-    pass of about `batch_size` examples: b = batch_size // V examples tiled
-    V times. The layer's prior visibility comes back when the iteration
-    ends or is closed.
+    V selections (at most `masking.max_views`) share each forward pass of
+    `batch_size // V` examples tiled V times. The layer's visibility comes
+    back when the iteration ends or is closed.
 
     Args:
         model: the Keras model.
@@ -151,9 +134,8 @@ def iter_view_predictions(model, x, selections, masking, batch_size=256, progres
         progress: optional callable, called with 1 after each forward pass.
 
     Yields:
-        `(views, start, stop, outputs)`: `views` a `range` of selection
-        indices, `[start, stop)` the examples, `outputs` one numpy
-        structure per view.
+        `(views, start, stop, outputs)`: a `range` of selection indices, the
+        examples `[start, stop)`, one numpy structure per view.
     """
     layer = _the_layer(masking)
     selections = list(selections)
@@ -249,13 +231,11 @@ def score_selections(
 ):
     """The model's metric under each of several selections, in tiled passes.
 
-    What `ModalityDynamics`, `evaluate_selections` and the Shapley functions
-    measure with: selections go `views_per_pass` at a time (a short last
-    group padded with its last selection: one compiled shape) through
-    `iter_view_predictions()`. `metric` (see `metrics.resolve_metric()`) is
-    resolved on the first outputs; a Keras metric is streamed, one fresh
-    copy per selection, a function called once on all the predictions of
-    a selection. `y` may be None for a function that ignores it.
+    Selections go `views_per_pass` at a time (a short last group padded:
+    one compiled shape). `metric` (`resolve_metric()`) is resolved on the
+    first outputs; a Keras metric streams, one fresh copy per selection; a
+    function sees all of a selection's predictions. `y` may be None for a
+    function that ignores it.
 
     Returns:
         `(values, name)`: one float64 value per selection, the metric's name.

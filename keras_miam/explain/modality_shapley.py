@@ -24,13 +24,10 @@ def modality_shapley(
 ):
     """Exact Shapley values of the modalities for a metric, by masking.
 
-    The players are the M modalities; the value of a coalition S is the
-    metric with only the modalities in S visible (the others replaced by
-    the mask token). All 2^M coalitions are scored with
-    `keras_miam.evaluation.evaluate_selections`, then
-    `phi_m = sum_{S not containing m} |S|! (M - |S| - 1)! / M!
-    (v(S + {m}) - v(S))`. v({}) is the metric with every token masked (the
-    model's prior), or `baseline`. The values sum to v(all) - v({}).
+    v(S) is the metric with only the modalities in S visible; all 2^M
+    coalitions are scored, then `phi_m = sum_{S not containing m} |S|!
+    (M - |S| - 1)! / M! (v(S + {m}) - v(S))`. v({}) is the metric with every
+    token masked, or `baseline`. The values sum to v(all) - v({}).
 
     Args:
         model: a Keras model with one `MIAMMasking` layer.
@@ -41,8 +38,7 @@ def modality_shapley(
         batch_size: examples per forward pass.
         views_per_pass: coalitions per forward pass.
         verbose: 0, 1 (progress bar) or 2.
-        from_logits: whether the outputs are logits (see
-            `evaluate_subsets`).
+        from_logits: whether the outputs are logits (see `evaluate_subsets`).
 
     Returns:
         A `pandas.DataFrame` indexed by modality with the column `value`;
@@ -88,12 +84,7 @@ def modality_shapley(
             if not code >> i & 1:
                 phi[i] += weight * (value[code | 1 << i] - value[code])
     result = pd.DataFrame({"value": phi}, index=pd.Index(names, name="modality"))
-    result.attrs.update(
-        {
-            "metric": metric_name,
-            "v_all": float(value[-1]),
-            "v_empty": float(value[0]),
-            "baseline": "masked" if baseline is None else "given",
-        }
-    )
+    result.attrs.update(metric=metric_name, v_all=float(value[-1]))
+    result.attrs.update(v_empty=float(value[0]))
+    result.attrs["baseline"] = "masked" if baseline is None else "given"
     return result

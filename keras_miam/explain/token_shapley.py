@@ -31,22 +31,14 @@ def token_shapley(
 ):
     """Shapley values of single tokens or named token groups, by sampling.
 
-    The players are G groups of tokens (by default one per token): a few
-    tabular variables, a time window, an image region. The value of a
-    coalition S is the model's score with only the tokens of S visible:
-    the metric on `data` (`target=None`, as in `evaluate_subsets`), or the
-    model's output for one example and output (`target`). Permutation
-    sampling (Castro et al., 2009): adding the groups of a random order one
-    by one gives one marginal contribution per group; the estimates sum to
-    v(all groups) - v({}). Sampling schemes, each with a standard error
-    over its independent units:
-
-    - `"antithetic"`: pairs (pi, reversed pi); `num_permutations` rounded
-      up to an even number (at least 4);
-    - `"stratified"`: blocks of G permutations forming a random Latin
-      square (each group takes every position once per block; MaskSDM's);
-      rounded up to a multiple of G (at least 2 blocks);
-    - `"random"`: independent uniform permutations.
+    The players are G groups of tokens (by default one per token). The
+    value of a coalition is the metric on `data` with only its tokens
+    visible, or with `target` the model's output for one example. Adding
+    the groups of a permutation one by one gives one marginal contribution
+    per group (Castro et al., 2009); the estimates sum to v(all) - v({}),
+    with a standard error over independent units: `"antithetic"` pairs
+    (pi, reversed pi), `"stratified"` blocks of G permutations forming a
+    random Latin square (MaskSDM's), or `"random"` permutations.
 
     Args:
         model: a Keras model with one `MIAMMasking` layer.
@@ -58,8 +50,8 @@ def token_shapley(
         target: None (global values of the metric), an example index (a
             single-output model) or `(example_index, output_index)`.
         metric: the metric of global values (see `evaluate_subsets`).
-        num_permutations: sampled permutations (rounded up, see above);
-            about `num_permutations * (G - 1) + 2` coalitions are scored.
+        num_permutations: sampled permutations, rounded up to whole units
+            (at least 2 units).
         sampling: `"antithetic"`, `"stratified"` or `"random"`.
         others: tokens in no group are `"hidden"` (default) or always
             `"visible"`.
@@ -69,8 +61,7 @@ def token_shapley(
         views_per_pass: coalitions per forward pass. Defaults to 16, or
             the layer's `max_views` with `target`.
         verbose: 0, 1 (progress bar) or 2.
-        from_logits: whether the outputs are logits (see
-            `evaluate_subsets`).
+        from_logits: whether the outputs are logits (see `evaluate_subsets`).
 
     Returns:
         A `pandas.DataFrame` indexed by group with columns `value` and
@@ -110,18 +101,14 @@ def token_shapley(
                 "`metric` and `target` are exclusive: with a target, the "
                 "value of a coalition is the model's prediction."
             )
-        example_index, output_index = (
-            (target, None) if np.ndim(target) == 0 else tuple(target)
-        )
+        index, output_index = (target, None) if np.ndim(target) == 0 else target
         x, _ = data_lib.read_data(data, needs_labels=False)
         count = data_lib.num_examples(x)
-        if not 0 <= int(example_index) < count:
+        if not 0 <= int(index) < count:
             raise ValueError(
-                f"Example index {example_index} is out of range: `data` has "
-                f"{count} examples."
+                f"Example index {index} is out of range: `data` has {count} examples."
             )
-        index = int(example_index)
-        data = (data_lib.take_examples(x, slice(index, index + 1)), None)
+        data = (data_lib.take_examples(x, slice(int(index), int(index) + 1)), None)
         metric = _prediction(output_index)
         if views_per_pass is None:
             views_per_pass = layer.max_views
@@ -129,18 +116,11 @@ def token_shapley(
     permutations, units = _permutations(
         num_groups, int(num_permutations), sampling, np.random.default_rng(seed)
     )
-    base = np.zeros(layer.num_tokens, bool)
-    if others == "visible":
-        base = ~np.any(group_patterns, axis=0)
+    base = ~group_patterns.any(0) if others == "visible" else False
     # coalitions[p, k]: the tokens of the first k groups of permutation p.
     added = np.logical_or.accumulate(group_patterns[permutations], axis=1)
-    coalitions = np.concatenate(
-        [
-            np.broadcast_to(base, (len(permutations), 1, layer.num_tokens)),
-            added | base,
-        ],
-        axis=1,
-    )
+    empty = np.zeros_like(added[:, :1])
+    coalitions = np.concatenate([empty, added], axis=1) | base
     unique, inverse = np.unique(
         coalitions.reshape(-1, layer.num_tokens), axis=0, return_inverse=True
     )
@@ -167,15 +147,9 @@ def token_shapley(
         },
         index=pd.Index(names, name="group"),
     )
-    result.attrs.update(
-        {
-            "metric": metric_name,
-            "v_all": float(chain[0, -1]),
-            "v_empty": float(chain[0, 0]),
-            "num_permutations": len(permutations),
-            "sampling": sampling,
-        }
-    )
+    result.attrs.update(metric=metric_name, sampling=sampling)
+    result.attrs.update(v_all=float(chain[0, -1]), v_empty=float(chain[0, 0]))
+    result.attrs["num_permutations"] = len(permutations)
     return result
 
 
@@ -202,18 +176,15 @@ def _prediction(output_index):
 def _parse_groups(layer, groups):
     """Group names and their (G, T) token patterns."""
     if groups is None:
-        names, patterns = [], []
-        for name, (start, stop) in layer.token_slices.items():
-            for i in range(stop - start):
-                names.append(name if stop - start == 1 else f"{name}[{i}]")
-                pattern = np.zeros(layer.num_tokens, bool)
-                pattern[start + i] = True
-                patterns.append(pattern)
-        return names, np.stack(patterns)
+        names = [
+            name if stop - start == 1 else f"{name}[{i}]"
+            for name, (start, stop) in layer.token_slices.items()
+            for i in range(stop - start)
+        ]
+        return names, np.eye(layer.num_tokens, dtype=bool)
     if not isinstance(groups, dict) or not groups:
         raise ValueError(
-            "`groups` must be None (one group per token) or a non-empty dict "
-            f"{{name: selection}}; received {groups!r}."
+            f"`groups` must be None or a non-empty dict; received {groups!r}."
         )
     names = [str(name) for name in groups]
     patterns = []
@@ -239,18 +210,14 @@ def _permutations(num_groups, num_permutations, sampling, rng):
         return perms, num_permutations
     if sampling == "antithetic":
         pairs = max(2, -(-num_permutations // 2))
-        perms = []
-        for _ in range(pairs):
-            order = rng.permutation(num_groups)
-            perms.extend([order, order[::-1]])
-        return np.stack(perms), pairs
+        orders = [rng.permutation(num_groups) for _ in range(pairs)]
+        return np.stack([o for order in orders for o in (order, order[::-1])]), pairs
     # Stratified: random Latin squares (rows = permutations, columns =
     # positions); row k puts group symbols[(columns[i] + k) % G] at i.
     blocks = max(2, -(-num_permutations // num_groups))
-    perms = []
     shift = np.arange(num_groups)[:, None]
-    for _ in range(blocks):
-        symbols = rng.permutation(num_groups)
-        columns = rng.permutation(num_groups)
-        perms.append(symbols[(columns[None, :] + shift) % num_groups])
+    perms = [
+        rng.permutation(num_groups)[(rng.permutation(num_groups) + shift) % num_groups]
+        for _ in range(blocks)
+    ]
     return np.concatenate(perms), blocks

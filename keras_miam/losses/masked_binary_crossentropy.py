@@ -11,14 +11,11 @@ from keras_miam.metrics.masked_targets import observed
 class MaskedBinaryCrossentropy(keras.losses.BinaryCrossentropy):
     """Binary cross-entropy that ignores NaN targets.
 
-    A NaN target (e.g. a species not surveyed at a site) gets weight 0, and
-    the loss is the mean over the observed entries,
-    `sum(w_ij * bce_ij) / sum(w_ij)` (`w_ij` the example's `sample_weight`,
-    or 1). Targets may be soft, in [0, 1] (e.g. SatBird's encounter rates).
-    A batch without an observed target has loss 0 and zero gradients; NaN
-    targets are replaced before any arithmetic, so neither the loss nor
-    its gradients become NaN. Without NaN targets it equals
-    `keras.losses.BinaryCrossentropy`.
+    A NaN target (e.g. a species not surveyed at a site) gets weight 0; the
+    loss is `sum(w_ij * bce_ij) / sum(w_ij)` over observed entries (`w_ij`
+    the `sample_weight`, or 1). Targets may be soft, in [0, 1]. A batch
+    without an observed target has loss 0 and zero, never NaN, gradients.
+    Without NaN targets it equals `keras.losses.BinaryCrossentropy`.
 
     Args:
         from_logits: whether `y_pred` are logits. Defaults to `False`.
@@ -50,9 +47,7 @@ class MaskedBinaryCrossentropy(keras.losses.BinaryCrossentropy):
     ):
         if axis != -1:
             raise ValueError(
-                "MaskedBinaryCrossentropy computes one loss per entry and "
-                f"averages over the observed ones: `axis` must be -1; "
-                f"received axis={axis}."
+                f"MaskedBinaryCrossentropy needs axis=-1; received axis={axis}."
             )
         super().__init__(from_logits, label_smoothing, axis, reduction, name, dtype)
 

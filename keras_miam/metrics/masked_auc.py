@@ -11,14 +11,10 @@ from keras_miam.metrics.masked_targets import observed
 class MaskedAUC(keras.metrics.AUC):
     """`keras.metrics.AUC` that ignores NaN targets.
 
-    A NaN target entry gets weight 0 (Keras' `AUC` would count it as a
-    positive). With `multi_label=True` the result is the mean AUC of the
-    outputs that have both observed positives and negatives (Keras' `AUC`
-    would count the others as 0): the thresholded, streaming form of
-    `keras_miam.metrics.macro_auc`, for `fit`. With `multi_label=False`,
-    every observed entry enters one pooled AUC (`micro_auc`). Without an
-    output with both classes the result is NaN, never 0. Takes the
-    arguments of `keras.metrics.AUC`.
+    A NaN target gets weight 0. With `multi_label=True`, the mean AUC of the
+    outputs with both observed classes (the streaming form of `macro_auc`);
+    otherwise one pooled AUC (`micro_auc`). NaN, never 0, without an output
+    with both classes. Takes the arguments of `keras.metrics.AUC`.
 
     Example:
 

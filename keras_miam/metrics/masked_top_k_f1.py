@@ -10,12 +10,10 @@ AVERAGES = ("samples", "micro")
 class MaskedTopKF1(keras.metrics.Metric):
     """F1 of the `k` highest-scored outputs of each example, NaN targets ignored.
 
-    Each example predicts its `k` highest-scored observed outputs (a NaN
-    target is never predicted nor counted) and is compared with its
-    positive outputs. `average="samples"`: the mean F1 over the examples
-    with an observed output (GeoLifeCLEF's top-25 F1); `"micro"`:
-    `2 sum |P & T| / (sum |P| + sum |T|)`. A NaN score of an observed
-    target makes the result NaN. Only the order of the scores counts.
+    Each example predicts its `k` highest-scored observed outputs (NaN
+    targets never count). `average="samples"`: the mean F1 over examples
+    with an observed output (GeoLifeCLEF's); `"micro"`: `2 sum |P & T| /
+    (sum |P| + sum |T|)`. A NaN score of an observed target gives NaN.
 
     Args:
         k: int, outputs predicted per example. Defaults to 25.
@@ -70,21 +68,17 @@ class MaskedTopKF1(keras.metrics.Metric):
         predicted = predicted * ops.cast(observed, self.dtype)
         hits = ops.sum(predicted * positive, axis=-1)
         sizes = ops.sum(predicted, axis=-1) + ops.sum(positive, axis=-1)
-        nan = ops.cast(float("nan"), self.dtype)
         weight = ops.ones_like(hits)
         if sample_weight is not None:
-            weight = ops.reshape(ops.cast(sample_weight, self.dtype), (-1,))
-            weight = weight * ops.ones_like(hits)
-        if self.average == "micro":
-            hits = ops.where(bad, nan, hits)
-            self.total.assign_add(ops.sum(2.0 * hits * weight))
-            self.count.assign_add(ops.sum(sizes * weight))
-            return
-        defined = ops.cast(ops.any(observed, axis=-1), self.dtype)
-        f1 = ops.divide_no_nan(2.0 * hits, sizes)
-        f1 = ops.where(bad, nan, f1)
-        self.total.assign_add(ops.sum(f1 * defined * weight))
-        self.count.assign_add(ops.sum(defined * weight))
+            weight = weight * ops.reshape(ops.cast(sample_weight, self.dtype), (-1,))
+        if self.average == "samples":
+            weight = weight * ops.cast(ops.any(observed, axis=-1), self.dtype)
+            hits, sizes = ops.divide_no_nan(2.0 * hits, sizes), ops.ones_like(hits)
+        else:
+            hits = 2.0 * hits
+        hits = ops.where(bad, ops.cast(float("nan"), self.dtype), hits)
+        self.total.assign_add(ops.sum(hits * weight))
+        self.count.assign_add(ops.sum(sizes * weight))
 
     def result(self):
         return ops.where(

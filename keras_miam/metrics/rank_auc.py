@@ -7,13 +7,10 @@ from scipy import stats
 def macro_auc(y_true, y_score):
     """Exact ROC AUC averaged over the outputs that have both classes.
 
-    Per output, the AUC is the Mann-Whitney statistic (ties count one half):
-    exact, and the same for logits and probabilities. Outputs without both
-    positive and negative observed examples are left out of the average
-    (as MaskSDM and MIAM report it). A NaN target is unobserved: it takes
-    no rank. A NaN score of an observed target makes its output NaN.
-    `keras_miam.metrics.MaskedAUC` is its streaming, thresholded form for
-    `fit`.
+    Per output, the Mann-Whitney statistic (ties count one half). Outputs
+    without both observed classes are left out (as MaskSDM and MIAM report
+    it); a NaN target takes no rank; a NaN score of an observed target makes
+    its output NaN. `MaskedAUC` is its streaming, thresholded form.
 
     Args:
         y_true: 0/1 targets (NaN: unobserved), `(N,)` or `(N, K)`.
@@ -32,10 +29,8 @@ def macro_auc(y_true, y_score):
         Hanley and McNeil, "The meaning and use of the area under a ROC
         curve", Radiology 1982.
     """
-    y_true = np.asarray(y_true, "float64")
-    y_true = y_true.reshape(len(y_true), -1)
-    y_score = np.asarray(y_score)
-    y_score = y_score.reshape(len(y_score), -1)
+    y_true = np.reshape(np.asarray(y_true, "float64"), (len(y_true), -1))
+    y_score = np.reshape(y_score, (len(y_score), -1))
     if y_true.shape != y_score.shape:
         raise ValueError(
             "`y_true` and `y_score` must have the same shape; received "
@@ -74,11 +69,4 @@ def micro_auc(y_true, y_score):
     ...     [[1, 0], [0, 1], [1, np.nan]], [[0.9, 0.5], [0.3, 0.4], [0.8, 0.1]])
     0.8333333333333334
     """
-    y_true = np.asarray(y_true, "float64")
-    y_score = np.asarray(y_score)
-    if y_true.size != y_score.size:
-        raise ValueError(
-            "`y_true` and `y_score` must have the same shape; received "
-            f"{y_true.shape} and {y_score.shape}."
-        )
-    return macro_auc(y_true.reshape(-1), y_score.reshape(-1))
+    return macro_auc(np.ravel(y_true), np.ravel(y_score))
