@@ -253,6 +253,7 @@ def test_linear_probe_trains_the_head_only():
     y = (np.random.default_rng(0).random((32, 3)) < 0.5).astype("float32")
     pretrainer = built_model(x)
     model = pretrainer.to_transformer(3, freeze_backbone=True)
+    model(x)  # built: its head has weights
     trainable = {w.path.split("/")[-2] for w in model.trainable_weights}
     assert trainable == {"final_norm", "head"}
     encoder = [w.copy() for w in model.encoder_layers[0].get_weights()]

@@ -17,10 +17,9 @@ class FillMissing(keras.layers.Layer):
     tokens of missing inputs by its mask token. This is the supported way
     to feed data with missing values to a model of your own.
 
-    Why before the encoder: `MIAMMasking` replaces non-finite *tokens* in
-    the forward pass, but the gradient of a layer placed before it (e.g.
-    `Dense`) multiplies by that layer's inputs; a NaN input therefore makes
-    its weights NaN even when its output is masked (0 * NaN = NaN).
+    Before the encoder, because the gradient of a layer placed before
+    `MIAMMasking` multiplies by its inputs: a NaN input makes its weights
+    NaN even when its output is masked (0 * NaN = NaN).
 
     Missing values follow `keras_miam.missing.is_missing` (NaN, +-inf,
     `|x| > 1e10` or `nodata`) and are replaced by `fill_value` with

@@ -26,33 +26,25 @@ def _differ(received, expected):
 class MIAMMasking(keras.layers.Layer):
     """Masks the tokens of several modalities with rates drawn from a strategy.
 
-    For each example the layer draws p = (p_1, ..., p_M) from its masking
-    strategy (by default MIAM), masks each token of modality m
-    independently with probability p_m, and replaces masked tokens, and
-    tokens whose input is missing, by a learned mask token (plus, with
-    `positional_mask_tokens`, a learned embedding of the token's slot, so a
-    mask token still says which modality and position it stands for).
-    Shapes stay static: tokens are replaced, never dropped.
+    For each example the layer draws p = (p_1, ..., p_M) from its strategy
+    (by default MIAM), masks each token of modality m with probability p_m,
+    and replaces masked and missing tokens by a learned mask token (plus a
+    learned embedding of the token's slot): shapes stay static. At
+    inference only missing tokens and tokens outside the evaluation
+    selection (`set_visible()`, `views()`, `visible=`) are masked.
 
-    At inference (`training=False`) nothing random happens: only missing
-    tokens, and tokens outside the evaluation selection (`set_visible()`,
-    `views()` or the `visible` call argument), are masked.
-
-    The dynamic state that MIAM and OPM read (unimodal scores s_m, their
-    derivatives d_m and a short score history) lives in non-trainable
-    variables, updated between steps with `update_dynamics()` (the
-    `ModalityDynamics` callback does it during `fit`), read by the compiled
-    train step on every backend and saved with the model. The evaluation
-    selection is a variable too, but a loaded layer starts with every token
-    visible: a saved file never carries an evaluation selection.
+    MIAM's and OPM's state (scores s_m, derivatives d_m, a score history)
+    lives in non-trainable variables, updated between steps by
+    `update_dynamics()` (`ModalityDynamics` does it) and saved with the
+    model. A loaded layer starts with every token visible: a saved file
+    never carries an evaluation selection.
 
     Args:
         modalities: list of modality names, in the order tokens are
             concatenated.
-        strategy: a strategy name ('constant', 'uniform', 'dirichlet',
-            'modality_dropout', 'opm', 'uniform_hypercube',
-            'beta_hypercube', 'miam'), config dict or
-            `keras_miam.strategies.MaskingStrategy`. Defaults to 'miam'.
+        strategy: a strategy name (see `keras_miam.strategies`), config
+            dict or `keras_miam.strategies.MaskingStrategy`. Defaults to
+            'miam'.
         seed: int or None, seeds the masking draws.
         per_example: draw p per example (True, default) or once per batch.
         ensure_visible: if True (default), every example keeps at least one

@@ -17,28 +17,20 @@ class MultimodalPretrainer(Task):
     """Masked reconstruction of every modality's tokens on a `MultimodalBackbone`.
 
     One linear head per modality predicts, for every token, the values it
-    was made from (one table variable, the `patch_len * channels` values of
-    a series segment, the pixels of an image patch, an embedding vector):
-    the inputs themselves, which the tokenizers expect standardised.
+    was made from (a table variable, a series segment, an image patch, an
+    embedding): the standardised inputs themselves. `fit(x)` takes no
+    labels; the loss is the mean squared error over the **masked tokens
+    whose input is available** (missing values never count), averaged per
+    modality, then over the modalities present in the batch (0 when there is
+    nothing to reconstruct). `predict(x)` reconstructs every missing or
+    hidden token from the visible ones (any-to-any).
 
-    During `fit(x)` (no labels) the backbone masks tokens with its strategy
-    and the loss is the mean squared error over the **masked tokens whose
-    input is available**, per value (missing values never count): the mean
-    over each modality's counted values, then over the modalities with
-    counted values in the batch. A batch with nothing to reconstruct has
-    loss 0. At inference `predict(x)` reconstructs every missing or hidden
-    token (`self.masking.set_visible(...)`) from the visible ones.
-
-    `modality_scores()` gives MIAM's s_m = 1 / (1 + MSE_m), where MSE_m is
-    the error on modality m from modality m alone (its tokens split once,
-    with a fixed seed, into two halves, each reconstructed from the other;
-    a one-token modality is scored from the other modalities).
+    `modality_scores(x)` gives MIAM's s_m = 1 / (1 + MSE_m), MSE_m being the
+    error on modality m from modality m alone (half its tokens from the
+    other half, with a fixed split; a one-token modality from the others):
     `keras_miam.ModalityDynamics(x_val, metric="reconstruction")` drives
-    MIAM's r_m with these scores, without labels.
-
-    Transfer: `MultimodalTransformer(backbone=pretrainer.backbone,
-    num_outputs=...)` fine-tunes the pre-trained backbone (shared, not
-    copied); with `backbone.trainable = False` it is a linear probe.
+    MIAM with them, without labels. Fine-tune with
+    `MultimodalTransformer(backbone=pretrainer.backbone, num_outputs=n)`.
 
     Args:
         tokenizers: dict `{modality_name: tokenizer}` for a new backbone, or
@@ -88,6 +80,7 @@ class MultimodalPretrainer(Task):
             name="output_norm",
         )
         self.heads = {}
+        self._build_on_a_built_backbone()
 
     def build(self, inputs_shape):
         if not self.backbone.built:

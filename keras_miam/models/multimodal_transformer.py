@@ -114,6 +114,7 @@ class MultimodalTransformer(Task):
         self.head = keras.layers.Dense(
             num_outputs, dtype=self.dtype_policy.variable_dtype, name="head"
         )
+        self._build_on_a_built_backbone()
 
     def build(self, inputs_shape):
         if not self.backbone.built:
@@ -132,6 +133,11 @@ class MultimodalTransformer(Task):
         if y is not None and y_pred is not None:
             check_target_shape(self, static_shape(y), static_shape(y_pred))
         return super().compute_loss(x, y, y_pred, sample_weight, **kwargs)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if y is not None and y_pred is not None:
+            check_target_shape(self, static_shape(y), static_shape(y_pred))
+        return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
         """`keras.Model.compile` with the task's defaults for `"auto"`."""

@@ -150,6 +150,12 @@ class Task(PresetMixin, keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    def _build_on_a_built_backbone(self):
+        """A task on a built (e.g. pre-trained) backbone is built at once."""
+        config = self.backbone.get_build_config() if self.backbone.built else None
+        if config and not self.built:
+            self.build(config["input_shape"])
+
     def get_config(self):
         config = super().get_config()
         config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
