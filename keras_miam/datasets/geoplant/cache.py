@@ -124,12 +124,8 @@ def prepare_geoplant(
         for split in manifest.get("splits", {}):
             shutil.rmtree(cache_dir / split, ignore_errors=True)
         manifest = None
-    manifest = manifest or {
-        "format": FORMAT,
-        "version": VERSION,
-        "splits": {},
-        **listing,
-    }
+    manifest = manifest or {"format": FORMAT, "version": VERSION, "splits": {}}
+    manifest.update(listing)
     manifest["complete"] = False
     cache_dir.mkdir(parents=True, exist_ok=True)
     for split in splits:
@@ -164,15 +160,8 @@ def _prepare_split(layout, cache_dir, manifest, split, arguments, chunk_size, ve
     surveys.to_csv(folder / "surveys.csv")
     if presence is not None:
         np.save(folder / "presence.npy", presence)
-    source = ReleaseSource(
-        layout,
-        split,
-        surveys.index,
-        arguments["modalities"],
-        arguments["env_columns"],
-        arguments["series_source"],
-        arguments["image_size"],
-    )
+    keys = ("modalities", "env_columns", "series_source", "image_size")
+    source = ReleaseSource(layout, split, surveys.index, *map(arguments.get, keys))
     entry = manifest["splits"].setdefault(split, {"arrays": {}})
     entry.update(labelled=presence is not None, env_columns=source.env_columns)
     for name in arguments["modalities"]:

@@ -112,10 +112,6 @@ def load_geoplant(
         )
     if species is not None and num_species is not None:
         raise ValueError("Pass either `species` or `num_species`, not both.")
-    if stats is not None and not isinstance(stats, dict):
-        raise ValueError(
-            f"`stats` must be a dict returned by load_geoplant; received {stats!r}."
-        )
 
     if cache_dir is not None:
         manifest, modalities = open_cache(
