@@ -730,9 +730,13 @@ def quickstart_case(case):
 # What Keras 3.15 itself does with these inputs on a user's functional model
 # (measured; not keras_miam's doing): None = accepted silently.
 KERAS_OUTCOME = {
-    "channels_first": {"jax": None, "tensorflow": None, "torch": ValueError},
-    "renamed_key": {"jax": None, "tensorflow": ValueError, "torch": ValueError},
-    "empty": {"jax": UnboundLocalError, "tensorflow": None, "torch": ValueError},
+    "channels_first": {
+        "jax": ValueError,
+        "tensorflow": ValueError,
+        "torch": ValueError,
+    },
+    "renamed_key": {"jax": ValueError, "tensorflow": ValueError, "torch": ValueError},
+    "empty": {"jax": StopIteration, "tensorflow": None, "torch": ValueError},
     "label_width": {"jax": ValueError, "tensorflow": ValueError, "torch": ValueError},
 }
 CHECK_MESSAGE = {
