@@ -190,17 +190,25 @@ def pretrain(data, settings, strategy, seed):
 
 
 def run_pretrained(data, settings, strategy, seed):
+    import tempfile
+
+    import keras_miam as km
+
     pretrainer, record = pretrain(data, settings, strategy, seed)
     result = {"pretrain": record}
+    preset = tempfile.mkdtemp()
+    pretrainer.backbone.save_to_preset(preset)
     for mode, frozen, lr in (
         ("finetune", False, settings["finetune_learning_rate"]),
         ("probe", True, settings["probe_learning_rate"]),
     ):
-        model = pretrainer.to_transformer(
-            data["train"][1].shape[1],
-            strategy=settings["finetune_strategy"],
-            freeze_encoder=frozen,
-            seed=seed,
+        # A fresh copy of the pre-trained backbone per mode: the probe must not
+        # start from the fine-tuned weights.
+        backbone = km.models.MultimodalBackbone.from_preset(preset)
+        backbone.masking.strategy = km.strategies.get(settings["finetune_strategy"])
+        backbone.trainable = not frozen
+        model = km.models.MultimodalTransformer(
+            backbone=backbone, num_outputs=data["train"][1].shape[1]
         )
         val_auc, seconds = fit_supervised(model, data, settings, lr, seed)
         result[mode] = {

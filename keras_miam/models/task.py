@@ -60,10 +60,13 @@ def guarded(method_name):
         jax = keras.backend.backend() == "jax"
         if jax:
             _record(self, saved)
-            if "callbacks" in signature.parameters:
-                callbacks = list(arguments.get("callbacks") or [])
+            callbacks = arguments.get("callbacks")
+            # `fit` calls `evaluate` with its own `CallbackList`: it is guarded.
+            if "callbacks" in signature.parameters and not isinstance(
+                callbacks, keras.callbacks.CallbackList
+            ):
                 snapshot = _Snapshot(lambda: _record(self, saved))
-                arguments["callbacks"] = callbacks + [snapshot]
+                arguments["callbacks"] = list(callbacks or []) + [snapshot]
         try:
             return method(*bound.args, **bound.kwargs)
         except BaseException:
