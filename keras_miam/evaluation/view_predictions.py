@@ -58,19 +58,6 @@ def _views_model(model, num_views):
     return cache[key]
 
 
-class _PassCounter(keras.callbacks.Callback):
-    """Reports each finished batch of a `predict` call to `progress`."""
-
-    async_safe = True  # no sync per batch, as Keras' progress bar
-
-    def __init__(self, progress):
-        super().__init__()
-        self.progress = progress
-
-    def on_predict_batch_end(self, batch, logs=None):
-        self.progress(1)
-
-
 def _predict_slabs(views_model, x, n, b, progress):
     """Yields `(start, stop, outputs)` for all n examples, b per pass: the
     first batch and short runs by `predict_on_batch`, long runs by `predict`
@@ -94,7 +81,11 @@ def _predict_slabs(views_model, x, n, b, progress):
     else:
         batch_bytes = sum(out.nbytes for out in keras.tree.flatten(outputs))
         slab = max(MIN_PREDICT_BATCHES, MAX_PREDICT_BYTES // batch_bytes) * b
-        callbacks = [_PassCounter(progress)] if progress is not None else []
+        counter = keras.callbacks.LambdaCallback(
+            on_predict_batch_end=lambda batch, logs: progress(1)
+        )
+        counter.async_safe = True  # no sync per batch, as Keras' progress bar
+        callbacks = [counter] if progress is not None else []
         for start in range(b, full, slab):
             stop = min(start + slab, full)
             try:
