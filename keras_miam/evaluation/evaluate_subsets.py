@@ -69,17 +69,8 @@ def evaluate_subsets(
     """
     layer = masking_lookup.get_masking_layer(model, masking)
     labels, selections, fractions = selections_lib.parse_subsets(subsets, layer)
-    values, name = evaluate_selections(
-        model,
-        data,
-        selections,
-        metric,
-        layer,
-        batch_size,
-        views_per_pass,
-        verbose,
-        from_logits,
-    )
+    options = (metric, layer, batch_size, views_per_pass, verbose, from_logits)
+    values, name = evaluate_selections(model, data, selections, *options)
     modalities = list(layer.modalities)
     clash = sorted({"kind", "size", name}.intersection(modalities))
     if clash:

@@ -60,17 +60,9 @@ def modality_shapley(
     names = layer.modalities
     m = len(names)
     subsets = selections_lib.all_subsets(names, include_empty=baseline is None)
-    values, metric_name = evaluate_selections(
-        model,
-        data,
-        [selections_lib.subset_selection(names, subset) for subset in subsets],
-        metric,
-        layer,
-        batch_size,
-        views_per_pass,
-        verbose,
-        from_logits,
-    )
+    selections = [selections_lib.subset_selection(names, subset) for subset in subsets]
+    options = (metric, layer, batch_size, views_per_pass, verbose, from_logits)
+    values, metric_name = evaluate_selections(model, data, selections, *options)
     value = np.full(1 << m, np.nan)  # v(S), S as a bit mask over `names`
     for subset, v in zip(subsets, values):
         value[sum(1 << names.index(name) for name in subset)] = v

@@ -124,17 +124,11 @@ def token_shapley(
     unique, inverse = np.unique(
         coalitions.reshape(-1, layer.num_tokens), axis=0, return_inverse=True
     )
-    values, metric_name = evaluate_selections(
-        model,
-        data,
-        [selections_lib.pattern_selection(layer, pattern) for pattern in unique],
-        metric,
-        layer,
-        batch_size,
-        views_per_pass,
-        verbose,
-        from_logits,
-    )
+    selections = [
+        selections_lib.pattern_selection(layer, pattern) for pattern in unique
+    ]
+    options = (metric, layer, batch_size, views_per_pass, verbose, from_logits)
+    values, metric_name = evaluate_selections(model, data, selections, *options)
     chain = values[inverse.reshape(-1)].reshape(len(permutations), num_groups + 1)
     samples = np.empty((len(permutations), num_groups))
     rows = np.arange(len(permutations))[:, None]

@@ -1,7 +1,6 @@
 """The exact, rank-based ROC AUC, NaN targets left out."""
 
 import numpy as np
-from scipy import stats
 
 
 def macro_auc(y_true, y_score):
@@ -51,6 +50,8 @@ def macro_auc(y_true, y_score):
             f"examples among these {len(y_true)} examples."
         )
     scores = np.ascontiguousarray(np.where(observed, y_score, np.nan)[:, valid].T)
+    from scipy import stats  # imported on first use: light `import keras_miam`
+
     ranks = stats.rankdata(scores, axis=1, nan_policy="omit")
     rank_sums = np.sum(np.where(y_true[:, valid].T == 1.0, ranks, 0.0), axis=1)
     pos, neg = positives[valid], negatives[valid]

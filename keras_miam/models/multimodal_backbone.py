@@ -217,7 +217,10 @@ class MultimodalBackbone(PresetMixin, keras.Model):
     def call(self, inputs, training=None):
         tokens, available = {}, {}
         for name, x in zip(self.modalities, self.ordered(inputs)):
-            tokens[name] = self.tokenizers[name](x)
+            try:
+                tokens[name] = self.tokenizers[name](x)
+            except ValueError as error:  # name the modality, not the layer
+                raise ValueError(f"Modality '{name}': {error}") from None
             available[name] = self.tokenizers[name].compute_mask(x, None)
         x, keep = self.masking(tokens, mask=available, training=training)
         if self.cls_token:
