@@ -433,7 +433,7 @@ def test_bad_input_errors(rng):
         km.MIAMMasking(MODALITIES)({"a": x["a"], "b": x["b"], "z": x["c"]})
     with pytest.raises(ValueError, match="a list of 3 in the order"):
         km.MIAMMasking(MODALITIES)([x["a"], x["b"]])
-    with pytest.raises(ValueError, match="same embedding size.*a: 8, b: 8, c: 5"):
+    with pytest.raises(ValueError, match="same embedding size.*'a': 8, 'b': 8, 'c': 5"):
         km.MIAMMasking(MODALITIES)({**x, "c": x["c"][..., :5]})
     with pytest.raises(ValueError, match="shape \\(batch, tokens, dim\\)"):
         km.MIAMMasking(["a"])({"a": np.zeros((2, 3, 4, 5), "float32")})
