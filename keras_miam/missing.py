@@ -30,8 +30,11 @@ def is_missing(x, nodata=None, xp=ops):
     >>> is_missing(np.array([1.0, -3.4e38, np.inf, np.nan]), xp=np).tolist()
     [False, True, True, True]
     """
-    # One comparison covers NaN (it compares False), +-inf and fill values.
-    missing = xp.logical_not(xp.less_equal(xp.abs(x), NODATA_THRESHOLD))
+    # Not `not |x| <= T`: TensorFlow's graph optimizer rewrites that into
+    # `|x| > T`, which is False for NaN.
+    missing = xp.logical_or(
+        xp.logical_not(xp.isfinite(x)), xp.greater(xp.abs(x), NODATA_THRESHOLD)
+    )
     if nodata is not None:
         missing = xp.logical_or(missing, xp.equal(x, nodata))
     return missing
