@@ -42,16 +42,12 @@ Runs are cached as JSON in `benchmarks/results/dynamics_estimator_runs/`
 """
 
 import argparse
-import importlib
 import json
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import numpy as np
 
 SEEDS = [0, 1, 2]
 DOMINANT, WEAK = "env", "image"
@@ -80,13 +76,6 @@ STUDIES = {
 }
 
 
-def testbed_module():
-    """Where the gated testbed's definitions live (common, or strategies)."""
-    return (
-        common if hasattr(common, "TESTBEDS") else importlib.import_module("strategies")
-    )
-
-
 def scenario(km, name):
     """(train, val, test, train_fn) of a scenario; train_fn(strategy,
     dynamics_kwargs, seed) -> (model, history, fit seconds)."""
@@ -94,7 +83,7 @@ def scenario(km, name):
         x, y, _ = km.datasets.make_synthetic_ecology(3000, modalities=(DOMINANT, WEAK))
         train, val, test = km.datasets.split_dataset(x, y, seed=0)
         return train, val, test, None, lambda *a: quickstart_fit(km, train, val, *a)
-    tb = testbed_module()
+    tb = common
     spec = tb.TESTBEDS["redundant_M2"]
     cfg = {**tb.MODES["full"], "overridden": []}
     settings = tb.scenario_settings("redundant_M2", cfg)
