@@ -236,19 +236,14 @@ def test_redundancy_off_by_default_leaves_output_unchanged():
         np.testing.assert_array_equal(x0[name], x1[name])
     np.testing.assert_array_equal(y0, y1)
     assert info0 == info1 and info0["redundancy"] is None
-    assert info0["modalities"]["image"]["colour_signal_on"] is True
+    assert info0["modalities"]["image"]["reveals"][:2] == ["land_use", "moisture"]
 
 
 def test_redundancy_one_image_shows_env_soil_only_nonlinearly():
     x, y, info = make_synthetic_ecology(
         N, imbalance="mild", redundancy=1.0, image_species_fraction=1.0, seed=0
     )
-    assert info["redundancy"] == {
-        "rho": 1.0,
-        "latent": "soil",
-        "image_colour": False,
-        "image_code": "texture",
-    }
+    assert info["redundancy"] == {"rho": 1.0, "image_code": "texture"}
     assert info["modalities"]["image"]["reveals"] == ["soil"]
     assert info["modalities"]["image"]["unique"] is False
     z = _env_latents(x, info)
