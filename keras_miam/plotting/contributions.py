@@ -8,41 +8,35 @@ from keras_miam.plotting._figure import finish
 from keras_miam.plotting._figure import new_figure
 
 
-def _value_label(values):
-    """'Shapley value (<metric>)', the metric read from a frame's attrs."""
+def _read(values):
+    """(names, values, standard errors or None, ' (<metric>)' or '')."""
     metric = getattr(values, "attrs", {}).get("metric")
-    return "Shapley value" + (f" ({metric})" if metric else "")
-
-
-def _values_and_errors(values):
-    """(names, values, standard errors or None) from a frame, Series or dict."""
+    metric = f" ({metric})" if metric else ""
     if isinstance(values, pd.DataFrame):
         if "value" not in values:
             raise ValueError(
                 "Expected a frame with a 'value' column (as modality_shapley "
                 f"and token_shapley return); columns: {list(values.columns)}."
             )
-        errors = (
-            values["std_error"].to_numpy("float64") if "std_error" in values else None
-        )
-        return list(values.index), values["value"].to_numpy("float64"), errors
-    if isinstance(values, dict):
+        errors = values.get("std_error")
+        errors = None if errors is None else errors.to_numpy("float64")
+        return list(values.index), values["value"].to_numpy("float64"), errors, metric
+    if isinstance(values, (dict, pd.Series)):
         values = pd.Series(values)
-    if isinstance(values, pd.Series):
-        return list(values.index), values.to_numpy("float64"), None
+        return list(values.index), values.to_numpy("float64"), None, metric
     values = np.asarray(values, "float64").reshape(-1)
-    return list(range(len(values))), values, None
+    return list(range(len(values))), values, None, metric
 
 
 def plot_shapley(values, ax=None, title=None, path=None):
     """Horizontal bars of Shapley values, with standard-error bars.
 
     Args:
-        values: the frame of `modality_shapley` or `token_shapley` (columns
-            `value` and optionally `std_error`), a Series or a dict.
+        values: the frame of `keras_miam.explain.modality_shapley` or
+            `token_shapley` (columns `value`, optionally `std_error`), a
+            Series or a dict.
         ax: optional matplotlib Axes.
-        title: optional title; defaults to 'Shapley values (<metric>)',
-            the metric read from the frame's `attrs`.
+        title: optional title; defaults to 'Shapley values (<metric>)'.
         path: optional file to write.
 
     Returns:
@@ -50,13 +44,16 @@ def plot_shapley(values, ax=None, title=None, path=None):
 
     Example:
 
-    >>> plot_shapley(modality_shapley(model, (x, y)), path="shapley.png")
+    ```python
+    phi = keras_miam.explain.modality_shapley(model, (x, y))
+    keras_miam.plotting.plot_shapley(phi, path="shapley.png")
+    ```
 
     Reference:
         Shapley, "A value for n-person games", Contributions to the Theory
         of Games II, 1953.
     """
-    names, heights, errors = _values_and_errors(values)
+    names, heights, errors, metric = _read(values)
     if not len(heights):
         raise ValueError("No values to plot.")
     figure, ax = figure_and_axes(ax, (5.5, 1.3 + 0.3 * len(heights)))
@@ -65,9 +62,8 @@ def plot_shapley(values, ax=None, title=None, path=None):
     ax.set_yticks(positions, [str(n) for n in names])
     ax.invert_yaxis()
     ax.axvline(0.0, color="0.3", linewidth=0.8)
-    ax.set_xlabel(_value_label(values))
-    metric = getattr(values, "attrs", {}).get("metric")
-    ax.set_title(title or "Shapley values" + (f" ({metric})" if metric else ""))
+    ax.set_xlabel(f"Shapley value{metric}")
+    ax.set_title(title or f"Shapley values{metric}")
     return finish(figure, path)
 
 
@@ -76,22 +72,20 @@ def plot_image_contributions(
 ):
     """Contributions of image patches as a heatmap on the patch grid.
 
-    Each patch is one cell, outlined, with its value written in it (up to 100
-    patches); the colour scale is symmetric around 0 and its bar names the
-    metric. Given `image`, the image is drawn in a panel of its own on the
-    left, with the same patch grid.
+    Each patch is an outlined cell with its value written in it (up to 100
+    patches), on a colour scale symmetric around 0. Given `image`, the image
+    is drawn on the left with the same patch grid.
 
     Args:
-        values: one value per patch in row-major order (the token order of
-            `ImagePatchTokenizer`): a `token_shapley` frame, a Series or an
-            array of `rows * cols` values.
+        values: one value per patch, row-major (the token order of
+            `keras_miam.tokenizers.ImagePatchTokenizer`): a `token_shapley`
+            frame, a Series or an array.
         grid_shape: `(rows, cols)` of the patch grid.
-        image: optional image `(H, W)` or `(H, W, C)` shown beside the
-            heatmap (the first three channels as RGB, floats rescaled to
-            [0, 1]).
+        image: optional `(H, W)` or `(H, W, C)` image (its first three
+            channels as RGB, floats rescaled to [0, 1]).
         cmap: a diverging colormap.
         ax: optional matplotlib Axes for the heatmap (without `image`).
-        title: optional title; defaults to 'Contribution of each image patch'.
+        title: optional title.
         path: optional file to write.
 
     Returns:
@@ -99,17 +93,18 @@ def plot_image_contributions(
 
     Example:
 
-    >>> phi = keras_miam.explain.token_shapley(model, x, groups=None, target=(0, 5))
-    >>> patches = phi.loc[[f"image[{i}]" for i in range(64)]]
-    >>> keras_miam.plotting.plot_image_contributions(
-    ...     patches, (8, 8), image=x["image"][0])
+    ```python
+    phi = keras_miam.explain.token_shapley(model, x, groups=None, target=(0, 5))
+    patches = phi.loc[[f"image[{i}]" for i in range(64)]]
+    keras_miam.plotting.plot_image_contributions(patches, (8, 8), image=x["image"][0])
+    ```
 
     Reference:
         Zbinden et al., "MaskSDM with Shapley values to improve flexibility,
         robustness, and explainability in species distribution modeling",
         Methods in Ecology and Evolution, 2025.
     """
-    _, heat, _ = _values_and_errors(values)
+    _, heat, _, metric = _read(values)
     rows, cols = (int(n) for n in grid_shape)
     if heat.size != rows * cols:
         raise ValueError(f"{heat.size} values do not fill a {rows}x{cols} patch grid.")
@@ -135,27 +130,17 @@ def plot_image_contributions(
         ax.set_title("patch contributions")
         figure.suptitle(title)
     limit = float(np.nanmax(np.abs(heat))) or 1.0
-    shown = ax.imshow(
-        heat,
-        cmap=cmap,
-        vmin=-limit,
-        vmax=limit,
-        extent=(0, cols, rows, 0),
-        interpolation="nearest",
-    )
+    extent, style = (0, cols, rows, 0), {"vmin": -limit, "vmax": limit}
+    shown = ax.imshow(heat, cmap, extent=extent, interpolation="nearest", **style)
     _patch_grid(ax, rows, cols)
-    if heat.size <= 100:
-        for (i, j), value in np.ndenumerate(heat):
-            ax.text(
-                j + 0.5,
-                i + 0.5,
-                f"{value:.2g}",
-                ha="center",
-                va="center",
-                color="white" if abs(value) > 0.6 * limit else "black",
-                fontsize="x-small" if cols > 5 else "small",
-            )
-    figure.colorbar(shown, ax=ax, label=_value_label(values))
+    for (i, j), value in np.ndenumerate(heat if heat.size <= 100 else []):
+        color = "white" if abs(value) > 0.6 * limit else "black"
+        size = "x-small" if cols > 5 else "small"
+        text = f"{value:.2g}"
+        ax.text(
+            j + 0.5, i + 0.5, text, ha="center", va="center", color=color, size=size
+        )
+    figure.colorbar(shown, ax=ax, label=f"Shapley value{metric}")
     return finish(figure, path)
 
 
@@ -176,11 +161,9 @@ def plot_time_contributions(values, labels=None, ax=None, title=None, path=None)
     Args:
         values: one value per segment in time order: a `token_shapley`
             frame (its `std_error` gives the band), a Series or an array.
-        labels: optional tick labels (e.g. years); defaults to the frame's
-            index.
+        labels: optional tick labels (e.g. years); defaults to the index.
         ax: optional matplotlib Axes.
-        title: optional title; defaults to 'Contribution of each time
-            segment'.
+        title: optional title.
         path: optional file to write.
 
     Returns:
@@ -188,16 +171,13 @@ def plot_time_contributions(values, labels=None, ax=None, title=None, path=None)
 
     Example:
 
-    >>> years = {str(y): {"climate": [y - 2000]} for y in range(2000, 2019)}
-    >>> phi = token_shapley(model, (x, y), groups=years)
-    >>> plot_time_contributions(phi, path="climate.png")
-
-    Reference:
-        Zbinden et al., "MaskSDM with Shapley values to improve flexibility,
-        robustness, and explainability in species distribution modeling",
-        Methods in Ecology and Evolution, 2025.
+    ```python
+    years = {str(y): {"climate": [y - 2000]} for y in range(2000, 2019)}
+    phi = keras_miam.explain.token_shapley(model, (x, y), groups=years)
+    keras_miam.plotting.plot_time_contributions(phi, path="climate.png")
+    ```
     """
-    names, heights, errors = _values_and_errors(values)
+    names, heights, errors, metric = _read(values)
     labels = names if labels is None else list(labels)
     if len(labels) != len(heights):
         raise ValueError(f"{len(labels)} labels for {len(heights)} time segments.")
@@ -208,9 +188,7 @@ def plot_time_contributions(values, labels=None, ax=None, title=None, path=None)
         ax.fill_between(x, heights - errors, heights + errors, alpha=0.25)
     ax.axhline(0.0, color="0.3", linewidth=0.8)
     ax.set_xticks(x, [str(label) for label in labels], rotation=45 if len(x) > 8 else 0)
-    ax.set_ylabel(_value_label(values))
-    ax.set_xlabel(
-        getattr(getattr(values, "index", None), "name", None) or "time segment"
-    )
+    ax.set_ylabel(f"Shapley value{metric}")
+    ax.set_xlabel(getattr(values, "index", pd.Index([])).name or "time segment")
     ax.set_title(title or "Contribution of each time segment")
     return finish(figure, path)

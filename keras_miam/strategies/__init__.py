@@ -2,8 +2,7 @@
 
 Every strategy draws p = (p_1, ..., p_M), the masking probability of each
 modality, per example; `MIAMMasking` then masks each token of modality m
-with probability p_m. `get(name_or_config)` builds one from a registry name,
-a config dict or an instance.
+with probability p_m.
 """
 
 import keras
@@ -46,42 +45,36 @@ def get(identifier):
     """Returns a strategy from a name, a config dict or an instance.
 
     Args:
-        identifier: one of 'constant', 'uniform', 'dirichlet',
-            'modality_dropout', 'opm', 'uniform_hypercube', 'beta_hypercube',
-            'miam' (case-insensitive, '-' or ' ' read as '_'); a dict
+        identifier: a registry name (`"miam"`, `"opm"`, `"constant"`, ...;
+            case-insensitive, '-' or ' ' read as '_'); a dict
             `{"name": ..., **kwargs}` or the output of `serialize()`; or a
-            `MaskingStrategy` instance (returned as is).
+            `MaskingStrategy` (returned as is).
 
     Example:
 
-    >>> get("miam")
-    MIAM(kappa=10.0, lambda_=1.0, epsilon=1e-06, max_ratio=1000.0)
-    >>> get({"name": "constant", "rate": 0.5})
+    >>> keras_miam.strategies.get({"name": "constant", "rate": 0.5})
     Constant(rate=0.5)
     """
     if isinstance(identifier, MaskingStrategy):
         return identifier
-    if isinstance(identifier, str):
-        key = identifier.strip().lower().replace("-", "_").replace(" ", "_")
-        if key not in STRATEGIES:
-            raise ValueError(
-                f"Unknown masking strategy '{identifier}'. Expected one of "
-                f"{sorted(STRATEGIES)}, a config dict or a MaskingStrategy."
-            )
-        return STRATEGIES[key]()
-    if isinstance(identifier, dict):
-        if "class_name" in identifier:
-            return deserialize(identifier)
-        if "name" in identifier:
-            kwargs = dict(identifier)
-            cls = STRATEGIES.get(str(kwargs.pop("name")).lower())
-            if cls is None:
-                return get(identifier["name"])  # raises the clear error
-            return cls(**kwargs)
-    raise ValueError(
-        "Expected a strategy name, a config dict or a MaskingStrategy; "
-        f"received {identifier!r}."
-    )
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        return deserialize(identifier)
+    kwargs = {}
+    if isinstance(identifier, dict) and "name" in identifier:
+        kwargs = dict(identifier)
+        identifier = kwargs.pop("name")
+    if not isinstance(identifier, str):
+        raise ValueError(
+            "Expected a strategy name, a config dict or a MaskingStrategy; "
+            f"received {identifier!r}."
+        )
+    key = identifier.strip().lower().replace("-", "_").replace(" ", "_")
+    if key not in STRATEGIES:
+        raise ValueError(
+            f"Unknown masking strategy '{identifier}'. Expected one of "
+            f"{sorted(STRATEGIES)}, a config dict or a MaskingStrategy."
+        )
+    return STRATEGIES[key](**kwargs)
 
 
 __all__ = [cls.__name__ for cls in ALL_STRATEGIES] + [

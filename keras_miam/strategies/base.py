@@ -1,16 +1,14 @@
 """The base class of masking strategies: distributions over the modality hypercube."""
 
+import inspect
+import math
+
 import keras
 from keras import ops
 
 
 def as_seed(seed):
-    """Returns something `keras.random` accepts as a seed.
-
-    A `keras.random.SeedGenerator` (what layers hold) is passed through; an int
-    or None becomes a fresh `SeedGenerator`, so eager calls with the same int
-    give the same draws.
-    """
+    """A `keras.random.SeedGenerator` as is; an int or None: a new one from it."""
     if isinstance(seed, keras.random.SeedGenerator):
         return seed
     return keras.random.SeedGenerator(seed)
@@ -25,32 +23,44 @@ def dynamics_state(num_modalities, scores=None, derivatives=None):
         derivatives: optional length-M |d s_m / d epoch|.
 
     Returns:
-        dict with float32 tensors `scores` (M,), `derivatives` (M,) and
-        `ready` (scalar, 1.0 when scores exist, else 0.0).
+        A dict of float32 tensors: `scores` (M,), `derivatives` (M,) and
+        `ready` (1.0 when scores are given, else 0.0).
     """
-    ready = 0.0 if scores is None else 1.0
-    if scores is None:
-        scores = [1.0] * num_modalities
-    if derivatives is None:
-        derivatives = [1.0] * num_modalities
+    ones = [1.0] * num_modalities
     return {
-        "scores": ops.convert_to_tensor(scores, dtype="float32"),
-        "derivatives": ops.convert_to_tensor(derivatives, dtype="float32"),
-        "ready": ops.convert_to_tensor(ready, dtype="float32"),
+        "scores": ops.convert_to_tensor(ones if scores is None else scores, "float32"),
+        "derivatives": ops.convert_to_tensor(
+            ones if derivatives is None else derivatives, "float32"
+        ),
+        "ready": ops.convert_to_tensor(float(scores is not None), "float32"),
     }
 
 
-class MaskingStrategy:
-    """A distribution D over p in [0, 1]^M: the masking rate of each modality.
+def check_range(value, name, low=0.0, high=math.inf, positive=False):
+    """`value` as a finite float in [low, high] (and > 0 if `positive`)."""
+    value = float(value)
+    if not (low <= value <= high and math.isfinite(value)) or (positive and value <= 0):
+        expected = "> 0" if positive else f"in [{low}, {high}]"
+        raise ValueError(
+            f"`{name}` must be a finite number {expected}; received {name}={value}."
+        )
+    return value
 
-    Subclasses implement `sample()` (and `log_prob()` where D has a density)
-    with `keras.ops` / `keras.random` only, so that sampling runs inside a
-    compiled train step on every backend. A strategy holds no training
-    state: dynamic strategies (MIAM, OPM) read a `state` dict (see
-    `dynamics_state()`) that `MIAMMasking` keeps in non-trainable variables.
+
+class MaskingStrategy:
+    """A distribution over p in [0, 1]^M: the masking rate of each modality.
+
+    Subclasses implement `_sample(batch_size, num_modalities, seed, state,
+    single_token)` and `mean()` (and `log_prob()` where the distribution has
+    a density) with `keras.ops` / `keras.random` only, so that sampling runs
+    inside a compiled train step on every backend. A strategy holds no
+    training state: MIAM and OPM read a `state` dict (`dynamics_state()`)
+    that `keras_miam.layers.MIAMMasking` keeps in non-trainable variables.
+    The config is the constructor's arguments, read back from attributes of
+    the same names.
 
     Attributes:
-        name: the registry name (`strategies.get(name)`).
+        name: the registry name (`keras_miam.strategies.get(name)`).
         dynamic: whether `sample()` reads unimodal scores from `state`.
     """
 
@@ -65,14 +75,13 @@ class MaskingStrategy:
         Args:
             batch_size: number of draws (int or scalar tensor).
             num_modalities: M (int).
-            seed: a `keras.random.SeedGenerator`, an int, or None.
-            state: dynamics state dict (see `dynamics_state()`); None means
-                no scores yet.
-            single_token: True when every modality is a single token
-                (MixProdBeta then merges the all-ones corner into the
-                all-zeros corner).
+            seed: a `keras.random.SeedGenerator`, an int or None.
+            state: the dynamics state (`dynamics_state()`); None: no scores.
+            single_token: whether every modality is a single token (MIAM then
+                merges the all-ones corner into the all-zeros corner).
         """
-        raise NotImplementedError
+        m = int(num_modalities)
+        return self._sample(batch_size, m, as_seed(seed), state, single_token)
 
     def log_prob(self, p, state=None, single_token=False):
         """Log-density of p (shape (..., M)) under the strategy."""
@@ -88,7 +97,12 @@ class MaskingStrategy:
         raise NotImplementedError
 
     def get_config(self):
-        return {}
+        parameters = inspect.signature(type(self).__init__).parameters.values()
+        return {
+            p.name: getattr(self, p.name)
+            for p in parameters
+            if p.kind == p.POSITIONAL_OR_KEYWORD and p.name != "self"
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -99,25 +113,7 @@ class MaskingStrategy:
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other):
-        return type(self) is type(other) and (self.get_config() == other.get_config())
+        return type(self) is type(other) and self.get_config() == other.get_config()
 
     def __hash__(self):
         return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
-
-
-def check_probability(value, name, low=0.0, high=1.0):
-    value = float(value)
-    if not (low <= value <= high):
-        raise ValueError(
-            f"`{name}` must be in [{low}, {high}]; received {name}={value}."
-        )
-    return value
-
-
-def check_positive(value, name):
-    value = float(value)
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(
-            f"`{name}` must be a finite number > 0; received {name}={value}."
-        )
-    return value

@@ -4,7 +4,6 @@ import keras
 from keras import ops
 
 from keras_miam.strategies.base import MaskingStrategy
-from keras_miam.strategies.base import as_seed
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
@@ -15,7 +14,7 @@ class Uniform(MaskingStrategy):
 
     Example:
 
-    >>> p = Uniform().sample(1000, num_modalities=3, seed=0)
+    >>> p = keras_miam.strategies.Uniform().sample(1000, 3, seed=0)
     >>> p.shape
     (1000, 3)
 
@@ -27,11 +26,8 @@ class Uniform(MaskingStrategy):
 
     name = "uniform"
 
-    def sample(
-        self, batch_size, num_modalities, seed=None, state=None, single_token=False
-    ):
-        u = keras.random.uniform((batch_size, 1), seed=as_seed(seed))
-        return ops.repeat(u, num_modalities, axis=1)
+    def _sample(self, batch_size, m, seed, state, single_token):
+        return ops.repeat(keras.random.uniform((batch_size, 1), seed=seed), m, axis=1)
 
     def mean(self, num_modalities, state=None, single_token=False):
         return ops.full((num_modalities,), 0.5, "float32")

@@ -3,12 +3,11 @@
 import keras
 from keras import ops
 
-from keras_miam.strategies.base import MaskingStrategy
-from keras_miam.strategies.base import as_seed
+from keras_miam.strategies.uniform import Uniform
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
-class UniformHypercube(MaskingStrategy):
+class UniformHypercube(Uniform):
     """Draws p_m ~ U(0, 1) independently for every modality.
 
     Full support on [0, 1]^M with no preference for corners: the first
@@ -16,7 +15,7 @@ class UniformHypercube(MaskingStrategy):
 
     Example:
 
-    >>> p = UniformHypercube().sample(1000, num_modalities=3, seed=0)
+    >>> p = keras_miam.strategies.UniformHypercube().sample(1000, 3, seed=0)
     >>> p.shape
     (1000, 3)
 
@@ -27,15 +26,10 @@ class UniformHypercube(MaskingStrategy):
 
     name = "uniform_hypercube"
 
-    def sample(
-        self, batch_size, num_modalities, seed=None, state=None, single_token=False
-    ):
-        return keras.random.uniform((batch_size, num_modalities), seed=as_seed(seed))
+    def _sample(self, batch_size, m, seed, state, single_token):
+        return keras.random.uniform((batch_size, m), seed=seed)
 
     def log_prob(self, p, state=None, single_token=False):
         p = ops.convert_to_tensor(p, "float32")
         inside = ops.all(ops.logical_and(p >= 0.0, p <= 1.0), axis=-1)
         return ops.where(inside, 0.0, float("-inf"))
-
-    def mean(self, num_modalities, state=None, single_token=False):
-        return ops.full((num_modalities,), 0.5, "float32")
