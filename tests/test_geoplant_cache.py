@@ -59,10 +59,9 @@ def test_cache_equals_release_reader(tmp_path, style, series_source):
         root, cache, series_source=series_source, chunk_size=4, verbose=0
     )
     test = "test_iid" if style == "glc25" else "test"
-    assert manifest["complete"] and set(manifest["splits"]) == {"train", test}
+    assert set(manifest["splits"]) == {"train", test}
     image = manifest["splits"]["train"]["arrays"]["image"]
     assert image["shape"] == [len(TRAIN_IDS), 16, 16, 4]
-    assert image["rows_done"] == len(TRAIN_IDS)
     kwargs = {"series_source": series_source}
     _compare(root, cache, ["train", "val", test], **kwargs)
     # Other validation draws, species choices and env columns are made when
@@ -116,11 +115,11 @@ def test_truncated_unfinished_and_foreign_caches_are_refused(tmp_path):
     # Loading only other modalities still works; the image is never zeros.
     assert load_geoplant(cache_dir=cache, modalities=("env",))[0][0]["env"].shape[1]
     manifest = json.loads((cache / "manifest.json").read_text())
-    manifest["splits"]["train"]["arrays"]["image"]["rows_done"] = 8
+    manifest["splits"]["train"]["arrays"]["env"]["shape"][1] += 1
     (cache / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(GeoPlantCacheError, match=r"incomplete.*train/image.*resume"):
-        load_geoplant(cache_dir=cache)
-    with pytest.raises(GeoPlantCacheError, match="not a GeoPlant cache"):
+    with pytest.raises(GeoPlantCacheError, match=r"train/env.npy' holds \(10, 4\)"):
+        load_geoplant(cache_dir=cache, modalities=("env",))
+    with pytest.raises(GeoPlantCacheError, match="no complete GeoPlant cache"):
         load_geoplant(cache_dir=tmp_path / "empty")
     prepare_geoplant(root, tmp_path / "two", modalities=("env", "climate"), verbose=0)
     with pytest.raises(GeoPlantCacheError, match=r"holds \['env', 'climate'\]"):
@@ -151,34 +150,30 @@ def test_stale_cache_is_named_and_rebuilt_on_request(tmp_path):
     assert_same_batches(live, cached)
 
 
-def test_interrupted_preparation_resumes(tmp_path, monkeypatch):
+def test_interrupted_preparation_is_refused_then_restarts(tmp_path, monkeypatch):
+    # No resume: the manifest is written last, so an interrupted cache is
+    # refused and the next preparation reads everything again.
     root = write_geoplant_release(tmp_path / "release", "glc25", csv_series=False)
     cache = tmp_path / "cache"
+    prepare_geoplant(root, cache, modalities=("env",), verbose=0)
     original = readers.read_patch
-    calls = []
-    interrupt = True
+    calls, interrupt = [], [True]
 
     def flaky(sources, survey_id, size=None):
-        if size is not None:  # not the patch-size probe
-            calls.append(int(survey_id))
-            if len(calls) == 7 and interrupt:
-                raise KeyboardInterrupt
+        calls.append(int(survey_id))
+        if len(calls) == 7 and interrupt:
+            interrupt.clear()
+            raise KeyboardInterrupt
         return original(sources, survey_id, size)
 
     monkeypatch.setattr("keras_miam.datasets.geoplant.sources.read_patch", flaky)
     with pytest.raises(KeyboardInterrupt):
-        prepare_geoplant(root, cache, chunk_size=4, verbose=0)
-    manifest = json.loads((cache / "manifest.json").read_text())
-    image = manifest["splits"]["train"]["arrays"]["image"]
-    assert image["rows_done"] == 4 and image["shape"][0] == len(TRAIN_IDS)
-    with pytest.raises(GeoPlantCacheError, match="incomplete"):
+        prepare_geoplant(root, cache, chunk_size=4, overwrite=True, verbose=0)
+    with pytest.raises(GeoPlantCacheError, match="preparation was interrupted"):
         load_geoplant(cache_dir=cache)
     calls.clear()
-    interrupt = False
     prepare_geoplant(root, cache, chunk_size=4, verbose=0)
-    ids = sorted(TRAIN_IDS)
-    # The training surveys from the fifth on, then the test split.
-    assert calls[: len(ids) - 4] == ids[4:]
+    assert calls[1 : len(TRAIN_IDS) + 1] == sorted(TRAIN_IDS)  # after the probe
     monkeypatch.setattr("keras_miam.datasets.geoplant.sources.read_patch", original)
     _compare(root, cache, ["train", "test_iid"])
 

@@ -13,7 +13,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m keras_miam.datasets.geoplant")
     commands = parser.add_subparsers(dest="command", required=True)
     prepare = commands.add_parser(
-        "prepare", help="read a release once into an array cache (re-run: resume)"
+        "prepare", help="read a release once into an array cache"
     )
     prepare.add_argument("root", help="folder of the release")
     prepare.add_argument("cache_dir", help="folder of the cache (created)")

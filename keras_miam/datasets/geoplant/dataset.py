@@ -17,14 +17,13 @@ class GeoPlantDataset(keras.utils.PyDataset):
     `y` the `(B, K)` float32 multi-hot presence.
 
     Args:
-        source: what reads the raw rows (`read(name, rows)`,
-            `input_shapes`, `survey_ids`).
+        source: a `Source` of the split (`read(name, rows)`, `shapes`,
+            `survey_ids`).
         modalities: tuple of modality names (the keys of `x`).
         rows: int array, the surveys' rows in `source`; default all.
         labels: a `(len(rows), K)` scipy sparse matrix, or None.
-        stats: normalisation statistics (see `load_geoplant`), or None for
-            raw values.
-        batch_size: int, surveys per batch (the last one may be smaller).
+        stats: normalisation statistics, or None for raw values.
+        batch_size: int, surveys per batch.
         shuffle: bool, reshuffle the surveys (seeded) at every epoch.
         seed: int, seed of the shuffling.
         drop_remainder: bool, drop the last incomplete batch.
@@ -36,7 +35,6 @@ class GeoPlantDataset(keras.utils.PyDataset):
     ```python
     train = keras_miam.datasets.load_geoplant("/data/geoplant", "train")
     x, y = train[0]  # a dict of modalities, and (128, K) labels
-    model.fit(train, epochs=10)
     ```
     """
 
@@ -54,42 +52,17 @@ class GeoPlantDataset(keras.utils.PyDataset):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.source = source
-        self.modalities = tuple(modalities)
-        self.rows = (
-            np.arange(len(source.survey_ids)) if rows is None else np.asarray(rows)
-        )
+        self.source, self.modalities = source, tuple(modalities)
+        self.rows = np.arange(len(source.survey_ids)) if rows is None else rows
+        self.rows, self.labels, self.stats = np.asarray(self.rows), labels, stats
         self.survey_ids = np.asarray(source.survey_ids)[self.rows]
-        self.labels = labels
-        self.stats = stats
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
-        self.seed = int(seed)
-        self.drop_remainder = bool(drop_remainder)
-        self.input_shapes = {
-            name: tuple(source.input_shapes[name]) for name in self.modalities
-        }
-        # Mean and std broadcast to an example's shape: one fast subtraction.
-        self._scale = {
-            name: [
-                np.ascontiguousarray(
-                    np.broadcast_to(np.asarray(stats[name][k], "float32"), shape)
-                )
-                for k in ("mean", "std")
-            ]
-            for name, shape in self.input_shapes.items()
-            if stats
-        }
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.drop_remainder = drop_remainder
+        self.input_shapes = {m: tuple(source.shapes[m]) for m in self.modalities}
         # Set by load_geoplant: label species, survey metadata, env columns.
         self.species = self.surveys = self.env_columns = None
         self._epoch = 0
-        self._order = self._make_order()
-
-    def _make_order(self):
-        if not self.shuffle:
-            return np.arange(len(self.rows))
-        rng = np.random.default_rng([self.seed, self._epoch])
-        return rng.permutation(len(self.rows))
+        self.on_epoch_end()
 
     def __len__(self):
         if self.drop_remainder:
@@ -97,23 +70,19 @@ class GeoPlantDataset(keras.utils.PyDataset):
         return math.ceil(len(self.rows) / self.batch_size)
 
     def on_epoch_end(self):
+        self._order = np.arange(len(self.rows))
+        if self.shuffle:
+            rng = np.random.default_rng([self.seed, self._epoch])
+            self._order = rng.permutation(len(self.rows))
         self._epoch += 1
-        self._order = self._make_order()
 
     def __getitem__(self, index):
         if not 0 <= index < len(self):
-            raise IndexError(
-                f"Batch index {index} out of range for {len(self)} batches."
-            )
+            raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
         batch = self._order[index * self.batch_size : (index + 1) * self.batch_size]
-        x = {}
-        for name in self.modalities:
-            values = self.source.read(name, self.rows[batch])
-            if name in self._scale:
-                mean, std = self._scale[name]
-                np.subtract(values, mean, out=values)
-                np.divide(values, std, out=values)
-            x[name] = values
-        if self.labels is None:
-            return x
-        return x, self.labels[batch].toarray()
+        x = {name: self.source.read(name, self.rows[batch]) for name in self.modalities}
+        for name, values in x.items():
+            if self.stats:  # in place, NaN stays NaN
+                mean, std = (np.float32(self.stats[name][k]) for k in ("mean", "std"))
+                np.divide(np.subtract(values, mean, out=values), std, out=values)
+        return x if self.labels is None else (x, self.labels[batch].toarray())

@@ -11,7 +11,6 @@ from keras_miam.datasets.geoplant.readers import read_csv
 
 SPLIT_RE = re.compile(r"(?<![a-z0-9])(train|test|val)(?![a-z])")
 PRESENCE_ONLY_RE = re.compile(r"(?<![a-z0-9])p[o0](?![a-z0-9])")
-VERSION_RE = re.compile(r"^v(\d+)$")
 _ROOT_HELP = (
     "a GeoPlant / GeoLifeCLEF 2024-2025 presence-absence release: a metadata "
     "CSV (e.g. PresenceAbsenceSurveys/PA_metadata_train.csv, "
@@ -23,7 +22,7 @@ _ROOT_HELP = (
 
 
 def normalise(path):
-    """Lower-cases a relative path and reads '-' and ' ' as '_'."""
+    """Lower-cases a path and reads '-' and ' ' as '_'."""
     return re.sub(r"[-\s]+", "_", str(path).lower())
 
 
@@ -36,8 +35,7 @@ def split_family(path):
 class GeoPlantLayout:
     """Locates the file families of a GeoPlant presence-absence release.
 
-    Walks `root` once (not into the `{CD}/{AB}` patch folders) for metadata,
-    environmental and series CSVs, cube folders and patch folders. Each
+    Walks `root` once (not into the `{CD}/{AB}` patch folders). Each file
     belongs to the split family named by the deepest `train`/`test`/`val`
     word of its path; presence-only files (a `PO` word) are ignored.
 
@@ -59,43 +57,44 @@ class GeoPlantLayout:
             raise FileNotFoundError(
                 f"GeoPlant root '{self.root}' {what}. Expected {_ROOT_HELP}."
             )
+        po = lambda name: PRESENCE_ONLY_RE.search(normalise(name))
         self.csv_files, self.cube_dirs, self.image_roots = [], [], []
         for dirpath, dirnames, filenames in os.walk(self.root):
             rel = Path(dirpath).relative_to(self.root)
             if any(DIGIT_DIR_RE.match(d) for d in dirnames):
                 self.image_roots.append(rel)
-            dirnames[:] = sorted(d for d in dirnames if not DIGIT_DIR_RE.match(d))
+            dirnames[:] = sorted(
+                d for d in dirnames if not (DIGIT_DIR_RE.match(d) or po(d))
+            )
             if any(CUBE_RE.search(f) for f in filenames):
                 self.cube_dirs.append(rel)
-            self.csv_files += [rel / f for f in sorted(filenames) if f.endswith(".csv")]
+            self.csv_files += [
+                rel / f for f in sorted(filenames) if f.endswith(".csv") and not po(f)
+            ]
         self.metadata = {}  # split word (None: a combined file) -> paths
         for rel in self.csv_files:
             name = normalise(Path(rel.name).stem)
-            if len(rel.parts) > 3 or "metadata" not in name or self._po(rel):
-                continue
-            rest = name.split("metadata", 1)[1].strip("_")
-            if not rest or SPLIT_RE.match(rest):
-                self.metadata.setdefault(rest or None, []).append(rel)
+            rest = name.split("metadata", 1)[-1].strip("_")
+            if len(rel.parts) <= 3 and "metadata" in name:
+                if not rest or SPLIT_RE.match(rest):
+                    self.metadata.setdefault(rest or None, []).append(rel)
         if not self.metadata:
-            message = f"No presence-absence metadata CSV under '{self.root}'. Expected {_ROOT_HELP}."
-            glc23 = [p for p in self.csv_files if "occurrences" in normalise(p)]
-            if glc23:
-                message += (
-                    f" Found {[str(p) for p in glc23[:3]]}: this looks like the "
-                    "GeoLifeCLEF 2023 layout (occurrences keyed by patchID / "
-                    "timeSerieID), which is not supported."
+            glc23 = [str(p) for p in self.csv_files if "occurrences" in normalise(p)]
+            raise FileNotFoundError(
+                f"No presence-absence metadata CSV under '{self.root}'. Expected "
+                f"{_ROOT_HELP}."
+                + (
+                    f" Found {glc23[:3]}: this looks like the GeoLifeCLEF 2023 "
+                    "layout (occurrences keyed by patchID / timeSerieID), which "
+                    "is not supported."
+                    if glc23
+                    else ""
                 )
-            raise FileNotFoundError(message)
-        self._combined = [
-            read_csv(self.root / rel) for rel in self.metadata.get(None, [])
-        ]
-
-    @staticmethod
-    def _po(rel):
-        return PRESENCE_ONLY_RE.search(normalise(rel)) is not None
+            )
+        self._combined = [read_csv(self.root / p) for p in self.metadata.get(None, [])]
 
     def _family(self, paths, family):
-        return [p for p in paths if split_family(p) == family and not self._po(p)]
+        return [p for p in paths if split_family(p) == family]
 
     def splits(self):
         """The splits of the metadata (file names or a 'subset' column)."""
@@ -138,27 +137,21 @@ class GeoPlantLayout:
         """Environmental CSVs (the newest `vN` folder of each variable group)."""
         groups = {}
         for rel in self._family(self.csv_files, family):
-            norm = normalise(rel)
-            if "environmental" not in norm or any(
-                word in norm for word in ("monthly", "landsat", "metadata")
+            norm, parts = normalise(rel), rel.parts
+            if "environmental" not in norm or re.search(
+                "monthly|landsat|metadata", norm
             ):
                 continue
             # The group is the folder below the last Environmental* folder.
-            parts = rel.parts
             top = max(
                 (i for i, p in enumerate(parts[:-1]) if "environmental" in p.lower()),
                 default=-1,
             )
-            group = parts[top + 1] if top + 1 < len(parts) - 1 else rel.name
-            versions = [int(m[1]) for p in parts if (m := VERSION_RE.match(p.lower()))]
+            group = parts[top + 1] if top + 2 < len(parts) else rel.name
+            versions = [int(p[1:]) for p in parts if re.fullmatch(r"v\d+", p.lower())]
             groups.setdefault(group, []).append((max(versions or [0]), rel))
-        files = [
-            rel
-            for entries in groups.values()
-            for version, rel in entries
-            if version == max(v for v, _ in entries)
-        ]
-        return [self.root / rel for rel in sorted(files)]
+        newest = [r for e in groups.values() for v, r in e if v == max(e)[0]]
+        return [self.root / rel for rel in sorted(newest)]
 
     def climate_csvs(self, family):
         """The bioclimatic monthly CSVs."""
@@ -169,13 +162,13 @@ class GeoPlantLayout:
         ]
 
     def landsat_csvs(self, family):
-        """{band: [paths]} of the per-band Landsat CSVs."""
+        """`{band: [paths]}` of the per-band Landsat CSVs (all six, or {})."""
         bands = {}
         for rel in self._family(self.csv_files, family):
             band = normalise(Path(rel.name).stem).split("_")[-1]
             if "landsat" in normalise(rel) and band in LANDSAT_BANDS:
                 bands.setdefault(band, []).append(self.root / rel)
-        return bands
+        return bands if len(bands) == len(LANDSAT_BANDS) else {}
 
     def cube_folders(self, kind, family):
         """Folders of `*_cube.pt` files of "climate" or "landsat"."""
@@ -187,10 +180,10 @@ class GeoPlantLayout:
         ]
 
     def image_folders(self, family):
-        """[(kind, folder)], kind "multiband", "rgb" or "nir"."""
+        """`[(kind, folder)]`, kind "multiband", "rgb" or "nir", 4-band first."""
         folders = []
         for rel in self._family(self.image_roots, family):
             norm = normalise(rel)
             kind = "rgb" if "rgb" in norm else "nir" if "nir" in norm else "multiband"
             folders.append((kind, self.root / rel))
-        return folders
+        return sorted(folders, key=lambda f: ("multiband", "rgb", "nir").index(f[0]))

@@ -2,19 +2,15 @@
 
 import functools
 
-from keras_miam.datasets.checks import check_modalities
 from keras_miam.datasets.checks import positive_int
 from keras_miam.datasets.geoplant.cache import CachedSource
-from keras_miam.datasets.geoplant.cache import default_modalities
 from keras_miam.datasets.geoplant.cache import open_cache
 from keras_miam.datasets.geoplant.dataset import GeoPlantDataset
 from keras_miam.datasets.geoplant.layout import GeoPlantLayout
 from keras_miam.datasets.geoplant.plan import clean_metadata
 from keras_miam.datasets.geoplant.plan import plan_split
-from keras_miam.datasets.geoplant.sources import GEOPLANT_MODALITIES
 from keras_miam.datasets.geoplant.sources import ReleaseSource
-from keras_miam.datasets.geoplant.sources import check_series_source
-from keras_miam.datasets.geoplant.statistics import check_stats
+from keras_miam.datasets.geoplant.sources import default_modalities
 from keras_miam.datasets.geoplant.statistics import compute_stats
 
 
@@ -43,25 +39,23 @@ def load_geoplant(
 ):
     """Streams a split of the GeoPlant presence-absence surveys as batches.
 
-    Reads a GeoPlant / GeoLifeCLEF 2024-2025 release (see `GeoPlantLayout`),
-    or a `prepare_geoplant` cache: labels are the multi-hot presence of the
+    Reads a GeoPlant / GeoLifeCLEF 2024-2025 release (see `GeoPlantLayout`)
+    or a `prepare_geoplant` cache. Labels are the multi-hot presence of the
     selected species; "env" `(F,)`, "climate" `(T, 4)`, "landsat" `(T, 6)`
-    and "image" `(H, W, 4)`, missing values (and surveys without a file)
-    NaN. With `normalize`, each channel is standardised with the nan-aware
-    mean and std of the training part (series and images: a seeded sample
-    of `stats_sample_size` surveys); a channel with fewer than two training
-    values raises, fewer than 5 surveys warn. "val" is a seeded
-    `validation_fraction` of the training surveys (whole cells of
-    `validation_block` degrees with it) unless the release has one.
+    and "image" `(H, W, 4)` are NaN where missing. With `normalize`, each
+    channel is standardised with the training part's statistics (see
+    `statistics.compute_stats`: a channel with fewer than two training
+    values raises, fewer than 5 surveys warn).
 
     Args:
         root: path of the release folder (optional with `cache_dir`).
         split: "train", "val", or a split of the metadata ("test", ...).
+            "val" is a seeded `validation_fraction` of the training surveys
+            unless the release has one.
         modalities: names among "env", "climate", "landsat", "image";
             default every modality with training files (or cached).
-        species: optional list of speciesId (label columns, in order);
-            default `stats["species"]`, else the training part's species by
-            frequency (ties: smaller id).
+        species: optional list of speciesId (the label columns); default
+            `stats["species"]`, else the training species by frequency.
         num_species: int, keep the most frequent species only.
         batch_size: int, surveys per batch.
         stats: the `.stats` of the training set, or None to compute them.
@@ -79,7 +73,8 @@ def load_geoplant(
         use_multiprocessing: bool, as in `keras.utils.PyDataset`.
         max_queue_size: int, as in `keras.utils.PyDataset`.
         cache_dir: optional path of a `prepare_geoplant` cache.
-        validation_block: optional float, degrees of the validation cells.
+        validation_block: optional float, "val" takes whole cells of that
+            many degrees.
 
     Returns:
         A `GeoPlantDataset` of `(x, y)` batches (`x` alone without
@@ -90,9 +85,7 @@ def load_geoplant(
 
     ```python
     train = keras_miam.datasets.load_geoplant("/data/geoplant", num_species=500)
-    val = keras_miam.datasets.load_geoplant(
-        "/data/geoplant", "val", stats=train.stats
-    )
+    val = keras_miam.datasets.load_geoplant("/data/geoplant", "val", stats=train.stats)
     model.fit(train, validation_data=val)
     ```
 
@@ -100,9 +93,8 @@ def load_geoplant(
         Picek et al., "GeoPlant: Spatial Plant Species Prediction Dataset",
         NeurIPS 2024 Datasets and Benchmarks.
     """
-    check_series_source(series_source)
     batch_size = positive_int(batch_size, "batch_size")
-    stats_sample_size = positive_int(stats_sample_size, "stats_sample_size")
+    positive_int(stats_sample_size, "stats_sample_size")
     for name, value in (("image_size", image_size), ("num_species", num_species)):
         if value is not None:
             positive_int(value, name)
@@ -112,42 +104,35 @@ def load_geoplant(
         )
     if species is not None and num_species is not None:
         raise ValueError("Pass either `species` or `num_species`, not both.")
-
     if cache_dir is not None:
         manifest, modalities = open_cache(
             cache_dir, root, modalities, series_source, image_size
         )
         available, where = list(manifest["splits"]), f"the GeoPlant cache '{cache_dir}'"
-        cached = functools.cache(
+        source = functools.cache(
             lambda split: CachedSource(cache_dir, manifest, split, modalities)
         )
-        read = lambda split: (cached(split).surveys, cached(split).presence)
-        source = lambda split, size: cached(split)
+        read = lambda split: (source(split).surveys, source(split).presence)
     elif root is None:
         raise ValueError("Pass the release folder `root`, or a `cache_dir`.")
     else:
         layout = GeoPlantLayout(root)
-        modalities = check_modalities(
-            modalities or default_modalities(layout), GEOPLANT_MODALITIES
-        )
+        modalities = default_modalities(layout, modalities)
         available, where = layout.splits(), f"the release under '{layout.root}'"
         read = functools.cache(
             lambda split: clean_metadata(layout.read_metadata(split))
         )
-
-        sources = {}
-
-        def source(split, size):
-            if split not in sources:
-                ids = read(split)[0].index
-                sources[split] = ReleaseSource(
-                    layout, split, ids, modalities, env_columns, series_source, size
-                )
-            elif size and "image" in modalities:  # patches are read at `size`
-                sources[split].image_size = size
-                sources[split].shapes["image"] = (size, size, 4)
-            return sources[split]
-
+        source = functools.cache(
+            lambda split: ReleaseSource(
+                layout,
+                split,
+                read(split)[0].index,
+                modalities,
+                env_columns,
+                series_source,
+                image_size,
+            )
+        )
     plan = plan_split(
         read,
         available,
@@ -161,23 +146,28 @@ def load_geoplant(
         stats,
     )
     if normalize and stats is None:
-        train = source("train", image_size)
-        if "env" in modalities and env_columns is not None:
+        train = source("train")
+        if "env" in modalities:
             train.select_env(patterns=env_columns)
         stats = compute_stats(
             train, plan.train_rows, modalities, stats_sample_size, seed
         )
+    if normalize and (missing := [m for m in modalities if m not in stats]):
+        raise ValueError(
+            f"`stats` has no statistics for {missing}; compute them with "
+            "load_geoplant(root, 'train', modalities=...) using the same "
+            "modalities and pass its `.stats`."
+        )
+    data = source(plan.source_split)
     if normalize:
-        check_stats(stats, modalities)
         stats = dict(stats, species=plan.species)
-        if "image" in modalities and image_size is None:
-            image_size = stats["image"]["size"]
-    data = source(plan.source_split, image_size)
-    if "env" in modalities:
-        if normalize:
-            data.select_env(stats["env"]["columns"])
-        else:
-            data.select_env(patterns=env_columns)
+        if "image" in modalities and image_size is None and cache_dir is None:
+            size = data.image_size = stats["image"]["size"]  # patches read at it
+            data.shapes["image"] = (size, size, 4)
+    if "env" in modalities and normalize:
+        data.select_env(stats["env"]["columns"])
+    elif "env" in modalities:
+        data.select_env(patterns=env_columns)
     dataset = GeoPlantDataset(
         data,
         modalities,
@@ -192,7 +182,6 @@ def load_geoplant(
         use_multiprocessing=use_multiprocessing,
         max_queue_size=max_queue_size,
     )
-    dataset.species = plan.species
-    dataset.surveys = plan.surveys
-    dataset.env_columns = data.env_columns if "env" in modalities else None
+    dataset.species, dataset.surveys = plan.species, plan.surveys
+    dataset.env_columns = data.env_columns
     return dataset

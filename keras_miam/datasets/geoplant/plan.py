@@ -6,19 +6,19 @@ import numpy as np
 
 from keras_miam.datasets.split_dataset import spatial_parts
 
+# A split's surveys (`rows` of `source_split`) and their metadata, the
+# training rows of "train", the species and the sparse labels (or None).
 Plan = collections.namedtuple(
     "Plan", ["source_split", "rows", "surveys", "train_rows", "species", "labels"]
 )
-Plan.__doc__ = """A split's surveys (`rows` of `source_split`), metadata, training
-rows in "train", species and `(len(rows), K)` sparse multi-hot labels (or None)."""
 
 
 def clean_metadata(rows):
     """`(surveys, presence)` of long-format metadata rows.
 
-    Returns the surveys (their first row, indexed by the int surveyId,
-    sorted) and the int64 `(P, 2)` (surveyId, speciesId) presence pairs, or
-    None when the rows have no speciesId.
+    `surveys`: the first row of each integer surveyId, indexed by it and
+    sorted; `presence`: int64 `(P, 2)` (surveyId, speciesId) pairs, or None
+    without a speciesId column.
     """
     import pandas as pd
 
@@ -27,39 +27,10 @@ def clean_metadata(rows):
     presence = None
     if "speciesId" in rows.columns:
         species = pd.to_numeric(rows.pop("speciesId"), errors="coerce")
-        keep = species.notna().to_numpy()
-        presence = np.stack(
-            [
-                rows["surveyId"].to_numpy()[keep],
-                species.to_numpy()[keep].astype("int64"),
-            ],
-            axis=1,
-        )
+        presence = pd.concat([rows["surveyId"], species], axis=1).dropna()
+        presence = presence.to_numpy("int64")
     surveys = rows.drop_duplicates("surveyId").set_index("surveyId").sort_index()
     return surveys, presence
-
-
-def carves_validation(split, available, validation_fraction, where):
-    """Whether "val" is carved from "train" (the release has no "val").
-
-    Raises a ValueError, naming `where`, for a split that is neither
-    available nor carved.
-    """
-    carve = "val" not in available and validation_fraction > 0.0
-    valid = set(available) | ({"val"} if carve else set())
-    if split not in valid:
-        hint = " ('val' needs validation_fraction > 0)" if split == "val" else ""
-        raise ValueError(
-            f"Unknown split '{split}'{hint}. Expected one of {sorted(valid)} "
-            f"for {where}."
-        )
-    if "train" not in available:
-        raise ValueError(
-            f"{where[0].upper() + where[1:]} has no training metadata (splits: "
-            f"{list(available)}); it is needed for the species and the "
-            "normalisation statistics."
-        )
-    return carve
 
 
 def plan_split(
@@ -77,19 +48,29 @@ def plan_split(
     """The `Plan` of `split`, from `read(split) -> (surveys, presence)`.
 
     "val" is a seeded `validation_fraction` of the training surveys when
-    the release has no "val" split (whole cells of `validation_block`
-    degrees with it); the species are `species`, those of `stats`, or the
+    `available` has no "val" (whole cells of `validation_block` degrees
+    with it); the species are `species`, those of `stats`, or the
     `num_species` most frequent of the training part (ties: smaller id).
     """
-    carve = carves_validation(split, available, validation_fraction, where)
+    carve = "val" not in available and validation_fraction > 0.0
+    valid = sorted(set(available) | ({"val"} if carve else set()))
+    if split not in valid:
+        hint = " ('val' needs validation_fraction > 0)" if split == "val" else ""
+        raise ValueError(
+            f"Unknown split '{split}'{hint}. Expected one of {valid} for {where}."
+        )
+    if "train" not in available:
+        raise ValueError(
+            f"{where[0].upper() + where[1:]} has no training metadata (splits: {list(available)}); it "
+            "is needed for the species and the normalisation statistics."
+        )
     train_surveys, train_presence = read("train")
     n = len(train_surveys)
     is_val = np.zeros(n, bool)
     if carve and validation_block is not None:
         fractions = (1.0 - validation_fraction, validation_fraction)
-        is_val[
-            spatial_parts(train_surveys, validation_block, fractions, n, seed)[1]
-        ] = True
+        parts = spatial_parts(train_surveys, validation_block, fractions, n, seed)
+        is_val[parts[1]] = True
     elif carve:
         num_val = min(max(int(round(validation_fraction * n)), 1), n - 1)
         if num_val < 1 and split == "val":
@@ -105,40 +86,34 @@ def plan_split(
     else:
         source, (surveys, presence) = split, read(split)
         rows = np.arange(len(surveys))
-    train_ids = train_surveys.index.to_numpy()[train_rows]
-    species = _species(species, num_species, stats, train_presence, train_ids)
-    ids = surveys.index.to_numpy()[rows]
-    labels = None if presence is None else _multi_hot(presence, ids, species)
-    return Plan(source, rows, surveys.iloc[rows], train_rows, species, labels)
-
-
-def _species(species, num_species, stats, presence, train_ids):
     if species is not None:
         species = [int(s) for s in species]
         if not species or len(set(species)) != len(species):
             raise ValueError(
-                f"`species` must be a non-empty list of distinct speciesId; "
+                "`species` must be a non-empty list of distinct speciesId; "
                 f"received {species}."
             )
-        return species
-    if stats is not None and stats.get("species") is not None:
+    elif stats is not None and stats.get("species") is not None:
         species = [int(s) for s in stats["species"]]
         if num_species is not None and num_species != len(species):
             raise ValueError(
                 f"`num_species={num_species}` disagrees with the {len(species)} "
                 "species stored in `stats`."
             )
-        return species
-    if presence is None:
+    elif train_presence is None:
         raise ValueError(
             "The training metadata has no 'speciesId' column; pass `species`."
         )
-    ids, counts = np.unique(
-        presence[np.isin(presence[:, 0], train_ids), 1], return_counts=True
-    )
-    if not len(ids):
-        raise ValueError("The training metadata lists no species.")
-    return [int(s) for s in ids[np.lexsort((ids, -counts))][:num_species]]
+    else:
+        train_ids = train_surveys.index.to_numpy()[train_rows]
+        train = train_presence[np.isin(train_presence[:, 0], train_ids), 1]
+        ids, counts = np.unique(train, return_counts=True)
+        if not len(ids):
+            raise ValueError("The training metadata lists no species.")
+        species = [int(s) for s in ids[np.lexsort((ids, -counts))][:num_species]]
+    ids = surveys.index.to_numpy()[rows]
+    labels = None if presence is None else _multi_hot(presence, ids, species)
+    return Plan(source, rows, surveys.iloc[rows], train_rows, species, labels)
 
 
 def _multi_hot(presence, ids, species):

@@ -13,21 +13,21 @@ CHANNELS = {
     "landsat": LANDSAT_BANDS,
     "image": IMAGE_CHANNELS,
 }
-# Statistics resting on fewer training surveys than this warn, with the count.
-MIN_SURVEYS = 5
+MIN_SURVEYS = 5  # statistics on fewer training surveys warn
 
 
 def compute_stats(source, rows, modalities, sample_size=1024, seed=0):
-    """Per-channel nan-aware mean and std of the training surveys.
+    """Per-channel `np.nanmean` and `np.nanstd` of the training surveys.
 
-    "env" is read for every survey in `rows`, the series and images for a
-    seeded sample of `sample_size`. A channel with fewer than two values
-    raises; fewer than `MIN_SURVEYS` surveys warn; a constant channel gets
-    std 1. Returns a JSON-ready `{modality: {"mean", "std", "count",
-    "num_surveys", and "columns", "num_steps" or "size"}}`.
+    "env" reads every survey of `rows`, the series and images a seeded
+    sample of `sample_size`. A channel with fewer than two values raises,
+    fewer than `MIN_SURVEYS` surveys warn, a constant channel gets std 1.
+
+    Returns:
+        A JSON-ready `{modality: {"mean", "std", "count", "num_surveys",
+        and "columns", "num_steps" or "size"}}`.
     """
-    rows = np.asarray(rows)
-    sample = rows
+    rows = sample = np.asarray(rows)
     if len(rows) > sample_size:
         rng = np.random.default_rng([seed, 1])
         sample = np.sort(rng.choice(rows, sample_size, replace=False))
@@ -53,8 +53,7 @@ def compute_stats(source, rows, modalities, sample_size=1024, seed=0):
                 f"training survey(s) (of {len(values)} read); they may not "
                 "describe the validation and test surveys."
             )
-        mean = np.nanmean(flat, axis=0)
-        std = np.nanstd(flat, axis=0)
+        mean, std = np.nanmean(flat, axis=0), np.nanstd(flat, axis=0)
         std = np.where(std > 1e-6 * np.maximum(np.abs(mean), 1.0), std, 1.0)
         stats[name] = {
             "mean": mean.tolist(),
@@ -64,19 +63,7 @@ def compute_stats(source, rows, modalities, sample_size=1024, seed=0):
         }
         if name == "env":
             stats[name]["columns"] = list(channels)
-        elif name == "image":
-            stats[name]["size"] = int(values.shape[1])
         else:
-            stats[name]["num_steps"] = int(values.shape[1])
+            key = "size" if name == "image" else "num_steps"
+            stats[name][key] = int(values.shape[1])
     return stats
-
-
-def check_stats(stats, modalities):
-    """Raises a ValueError when `stats` lacks one of `modalities`."""
-    missing = [m for m in modalities if m not in stats]
-    if missing:
-        raise ValueError(
-            f"`stats` has no statistics for {missing}; compute them with "
-            "load_geoplant(root, 'train', modalities=...) using the same "
-            "modalities and pass its `.stats`."
-        )
