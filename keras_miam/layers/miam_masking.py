@@ -1,6 +1,7 @@
 """The MIAMMasking layer: per-example modality masking from a hypercube strategy."""
 
 import contextlib
+import functools
 
 import keras
 import numpy as np
@@ -10,91 +11,61 @@ from keras_miam import strategies as strategies_lib
 from keras_miam.missing import is_missing
 
 
-def _format_shape(shape):
-    dims = ["batch" if shape[0] is None else str(shape[0])]
-    dims += [str(d) for d in shape[1:]]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-
-
-def _differ(received, expected):
-    return len(received) != len(expected) or any(
-        r is not None and e is not None and r != e for r, e in zip(received, expected)
-    )
-
-
 @keras.saving.register_keras_serializable(package="keras_miam")
 class MIAMMasking(keras.layers.Layer):
     """Masks the tokens of several modalities with rates drawn from a strategy.
 
-    For each example the layer draws p = (p_1, ..., p_M) from its strategy
-    (by default MIAM), masks each token of modality m with probability p_m,
-    and replaces masked and missing tokens by a learned mask token (plus a
-    learned embedding of the token's slot): shapes stay static. At
-    inference only missing tokens and tokens outside the evaluation
-    selection (`set_visible()`, `views()`, `visible=`) are masked.
-
-    MIAM's and OPM's state (scores s_m, derivatives d_m, a score history)
-    lives in non-trainable variables, updated between steps by
-    `update_dynamics()` (`ModalityDynamics` does it) and saved with the
-    model. A loaded layer starts with every token visible: a saved file
-    never carries an evaluation selection.
+    Per example it draws p = (p_1, ..., p_M) from its strategy, masks each
+    token of modality m with probability p_m, and replaces masked and
+    missing tokens by a learned mask token plus a learned slot embedding.
+    At inference only missing tokens and tokens outside the evaluation
+    selection (`set_visible()`, `views()`, `visible=`) are masked. The
+    strategy's state (scores, derivatives, a score history) lives in
+    non-trainable variables set by `update_dynamics()`; a loaded model
+    starts with every token visible.
 
     Args:
-        modalities: list of modality names, in the order tokens are
-            concatenated.
-        strategy: a strategy name (see `keras_miam.strategies`), config
-            dict or `keras_miam.strategies.MaskingStrategy`. Defaults to
-            'miam'.
-        seed: int or None, seeds the masking draws.
-        per_example: draw p per example (True, default) or once per batch.
-        ensure_visible: if True (default), every example keeps at least one
-            available token visible in training, even when every p_m = 1.
-        positional_mask_tokens: if True (default), the replacement of a
-            masked token is the shared mask token plus a learned, zero-
-            initialised embedding of its slot.
-        mask_non_finite: if True (default), tokens with a missing value
-            (`keras_miam.missing.is_missing`: NaN, +-inf, |x| > 1e10) are
-            treated as missing and their values never propagate.
-        return_keep_mask: if True (default) the layer returns
-            `(tokens, keep_mask)`; if False it returns the tokens with
-            `keep_mask` as their Keras mask (`compute_mask`), which
-            mask-aware layers such as `GlobalAveragePooling1D` read.
-        history_size: how many past score vectors are kept for the
-            derivative estimate. Defaults to 16.
-        max_views: how many visibility patterns `views()` can hold at once.
+        modalities: list of modality names, in token order.
+        strategy: a strategy name, config dict or
+            `keras_miam.strategies.MaskingStrategy`. Defaults to `"miam"`.
+        seed: optional int, seeds the masking draws.
+        per_example: bool. Draw p per example (default) or per batch.
+        ensure_visible: bool. Keep at least one available token of every
+            example in training. Defaults to `True`.
+        positional_mask_tokens: bool. Add the slot embedding (initialised
+            at zero) to the mask token. Defaults to `True`.
+        mask_non_finite: bool. Mask tokens holding a missing value
+            (`keras_miam.missing.is_missing`). Defaults to `True`.
+        return_keep_mask: bool. Return `(tokens, keep_mask)` (default), or
+            the tokens with the keep mask as their Keras mask.
+        history_size: int. Past score vectors kept. Defaults to `16`.
+        max_views: int. Patterns `views()` can hold. Defaults to `64`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: a dict `{modality: tokens}` (or a list in `modalities`
-            order; a single tensor when there is one modality). Tokens are
-            (batch, T_m, D), or (batch, D) for one token. D must be equal
-            across modalities.
-        mask: optional per-token availability, same structure, (batch, T_m)
-            (or (batch,) for one-token modalities) booleans, False =
-            missing. Filled in automatically from tokenizers' Keras masks.
-        training: whether to mask at random.
-        visible: optional boolean (T,) or (batch, T) selection of visible
-            tokens on the concatenated token axis (T = sum T_m), applied on
-            top of `set_visible()`.
+            order, or one tensor) of `(batch, T_m, D)` or `(batch, D)`
+            tokens, `D` equal everywhere.
+        mask: optional availability, same structure, `(batch, T_m)` or
+            `(batch,)` booleans. Tokenizers' Keras masks fill it in.
+        training: bool, whether to mask at random.
+        visible: optional boolean `(T,)` or `(batch, T)` selection on the
+            concatenated token axis.
 
     Returns:
-        `(tokens, keep_mask)`: tokens (batch, T, D) with masked and missing
-        tokens replaced, and the boolean keep mask (batch, T), True =
-        visible (the tokens alone with `return_keep_mask=False`).
+        The `(batch, T, D)` tokens and the boolean `(batch, T)` keep mask,
+        `True` = visible (the tokens alone if `return_keep_mask=False`).
 
     Example:
 
-    >>> layer = MIAMMasking(["env", "image"], strategy="miam", seed=0)
-    >>> tokens = {"env": np.random.rand(8, 5, 16).astype("float32"),
-    ...           "image": np.random.rand(8, 4, 16).astype("float32")}
-    >>> x, keep = layer(tokens, training=True)
-    >>> x.shape, keep.shape
-    ((8, 9, 16), (8, 9))
-    >>> layer.update_dynamics(scores=[0.9, 0.6], derivatives=[0.01, 0.05])
-    >>> layer.mask_ratios()  # env dominates: masked more
-    array([2.738613  , 0.36514837], dtype=float32)
-    >>> layer.set_visible(["image"])  # evaluate on the image only
-    >>> layer.reset_visible()
+    ```python
+    layer = keras_miam.layers.MIAMMasking(["env", "image"], seed=0)
+    tokens = {"env": np.random.rand(8, 5, 16), "image": np.random.rand(8, 4, 16)}
+    x, keep = layer(tokens, training=True)  # (8, 9, 16), (8, 9)
+    layer.update_dynamics(scores=[0.9, 0.6], derivatives=[0.01, 0.05])
+    layer.mask_ratios()  # [2.74, 0.37]: the dominant env is masked more
+    layer.set_visible(["image"])  # evaluate on the image only
+    ```
 
     Reference:
      - [Zbinden et al., 2026 (MIAM)](https://openreview.net/forum?id=oljjAkgZN4)
@@ -120,15 +91,14 @@ class MIAMMasking(keras.layers.Layer):
                 "`modalities` must be a non-empty list of modality names; "
                 f"received {modalities!r}."
             )
-        modalities = [str(m) for m in modalities]
-        if len(set(modalities)) != len(modalities):
+        self.modalities = [str(m) for m in modalities]
+        if len(set(self.modalities)) != len(modalities):
             raise ValueError(f"Modality names must be unique; received {modalities}.")
         if int(history_size) < 2 or int(max_views) < 1:
             raise ValueError(
                 "`history_size` must be >= 2 and `max_views` >= 1; received "
                 f"history_size={history_size}, max_views={max_views}."
             )
-        self.modalities = modalities
         self.strategy = strategies_lib.get(strategy)
         self.seed = seed
         self.per_example = bool(per_example)
@@ -138,39 +108,33 @@ class MIAMMasking(keras.layers.Layer):
         self.return_keep_mask = bool(return_keep_mask)
         self.history_size = int(history_size)
         self.max_views = int(max_views)
+        self.num_modalities = len(self.modalities)
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.supports_masking = True
-        self.token_counts = None
 
-    @property
-    def num_modalities(self):
-        return len(self.modalities)
-
-    def _as_list(self, structure, what, allow_none=False):
-        """Puts a dict / list / single tensor into `modalities` order."""
-        if structure is None and allow_none:
-            return [None] * self.num_modalities
-        if isinstance(structure, dict) and set(structure) != set(self.modalities):
-            raise ValueError(
-                f"MIAMMasking expected {what} for the modalities "
-                f"{self.modalities}; missing: "
-                f"{sorted(set(self.modalities) - set(structure))}, unexpected: "
-                f"{sorted(set(structure) - set(self.modalities))}."
-            )
+    def _as_list(self, structure, what):
+        names = self.modalities
+        if structure is None:
+            return [None] * len(names)
         if isinstance(structure, dict):
-            return [structure[m] for m in self.modalities]
+            if set(structure) != set(names):
+                raise ValueError(
+                    f"MIAMMasking expected {what} for the modalities {names}; "
+                    f"missing: {sorted(set(names) - set(structure))}, "
+                    f"unexpected: {sorted(set(structure) - set(names))}."
+                )
+            return [structure[m] for m in names]
         is_shape = isinstance(structure, tuple) and all(
             d is None or isinstance(d, int) for d in structure
         )
         if isinstance(structure, (list, tuple)) and not is_shape:
-            if len(structure) == self.num_modalities:
+            if len(structure) == len(names):
                 return list(structure)
-        elif self.num_modalities == 1:
+        elif len(names) == 1:
             return [structure]
         raise ValueError(
             f"MIAMMasking expected {what} as a dict {{modality: tensor}} or a "
-            f"list of {self.num_modalities} in the order {self.modalities}; "
-            f"received {type(structure).__name__}."
+            f"list of {len(names)} in the order {names}; received "
+            f"{type(structure).__name__}."
         )
 
     def build(self, input_shape):
@@ -190,15 +154,12 @@ class MIAMMasking(keras.layers.Layer):
             )
         self.token_counts = [s[1] if len(s) == 3 else 1 for s in shapes]
         self.embed_dim = int(shapes[0][-1])
-        self.num_tokens = total = sum(self.token_counts)
-        self.token_modality = np.repeat(
-            np.arange(self.num_modalities), self.token_counts
-        ).astype("int32")
-        stops = np.cumsum(self.token_counts)
-        self.token_slices = {
-            m: (int(stop - count), int(stop))
-            for m, count, stop in zip(self.modalities, self.token_counts, stops)
-        }
+        self.num_tokens = t = sum(self.token_counts)
+        m = self.num_modalities
+        self.token_modality = np.repeat(np.arange(m), self.token_counts).astype("int32")
+        stops = np.cumsum(self.token_counts).tolist()
+        starts = [stop - count for stop, count in zip(stops, self.token_counts)]
+        self.token_slices = dict(zip(self.modalities, zip(starts, stops)))
         self.single_token = all(c == 1 for c in self.token_counts)
         self.mask_token = self.add_weight(
             name="mask_token",
@@ -208,83 +169,59 @@ class MIAMMasking(keras.layers.Layer):
         self.slot_embedding = None
         if self.positional_mask_tokens:
             self.slot_embedding = self.add_weight(
-                name="slot_embedding",
-                shape=(total, self.embed_dim),
-                initializer="zeros",
-            )
-        m = self.num_modalities
-
-        def state(name, shape, value):
-            return self.add_weight(
-                name=name,
-                shape=shape,
-                dtype="float32",
-                trainable=False,
-                initializer=keras.initializers.Constant(value),
-                autocast=False,
+                name="slot_embedding", shape=(t, self.embed_dim), initializer="zeros"
             )
 
-        self.scores = state("scores", (m,), 1.0)
-        self.derivatives = state("derivatives", (m,), 1.0)
-        self.dynamics_ready = state("dynamics_ready", (), 0.0)
-        self.score_history = state("score_history", (self.history_size, m), 0.0)
-        self.num_updates = state("num_updates", (), 0.0)
-        self.view_patterns = state("view_patterns", (self.max_views, total), 1.0)
-        self.num_views = state("num_views", (), 1.0)
-        self.built = True
+        state = functools.partial(
+            self.add_weight, dtype="float32", trainable=False, autocast=False
+        )
+        self.scores = state((m,), "ones", name="scores")
+        self.derivatives = state((m,), "ones", name="derivatives")
+        self.dynamics_ready = state((), "zeros", name="dynamics_ready")
+        self.score_history = state(
+            (self.history_size, m), "zeros", name="score_history"
+        )
+        self.num_updates = state((), "zeros", name="num_updates")
+        self.view_patterns = state((self.max_views, t), "ones", name="view_patterns")
+        self.num_views = state((), "ones", name="num_views")
 
     def load_own_variables(self, store):
-        # A saved file never carries an evaluation selection.
         super().load_own_variables(store)
-        self.reset_visible()
-
-    def dynamics(self):
-        """The state dict the strategy reads (variables, traced in steps)."""
-        return {
-            "scores": self.scores.value,
-            "derivatives": self.derivatives.value,
-            "ready": self.dynamics_ready.value,
-        }
+        self.reset_visible()  # a saved file never carries an evaluation selection
 
     def _check_shapes(self, tokens, masks):
-        """Checks the static shapes (unknown dimensions are not checked)."""
-        batch_sizes = {}
-        for i, (name, x, avail) in enumerate(zip(self.modalities, tokens, masks)):
-            shape = tuple(x.shape)
-            count = self.token_counts[i]
-            expected = (shape[0], count, self.embed_dim)
-            if len(shape) == 2 and count == 1:
-                expected = (shape[0], self.embed_dim)
-            if _differ(shape, expected):
-                raise ValueError(
-                    f"Modality '{name}': MIAMMasking was built for tokens of "
-                    f"shape {_format_shape(expected)}; received shape {shape}."
-                )
-            expected = (shape[0], count)
-            if avail is not None and _differ(
-                tuple(avail.shape),
-                expected[: len(avail.shape)] if count == 1 else expected,
-            ):
-                raise ValueError(
-                    f"Modality '{name}': the availability mask must have shape "
-                    f"{_format_shape(expected)} (one boolean per example and "
-                    f"token, for tokens of shape {shape}); received shape "
-                    f"{tuple(avail.shape)}."
-                )
-            if shape[0] is not None:
-                batch_sizes[name] = shape[0]
-        if len(set(batch_sizes.values())) > 1:
+        sizes = {}
+        for name, x, avail, count in zip(
+            self.modalities, tokens, masks, self.token_counts
+        ):
+            b = sizes[name] = x.shape[0]
+            one = len(x.shape) == 2 and count == 1
+            expected = (b, self.embed_dim) if one else (b, count, self.embed_dim)
+            checks = [(x, "MIAMMasking was built for tokens", expected)]
+            if avail is not None:
+                rank = len(avail.shape) if count == 1 else 2
+                what = "the availability mask (a boolean per token) must be"
+                checks.append((avail, what, (b, count)[:rank]))
+            for value, what, expected in checks:
+                got = tuple(value.shape)
+                if len(got) != len(expected) or any(
+                    a and b and a != b for a, b in zip(got, expected)
+                ):
+                    expected = str(expected).replace("None", "batch")
+                    raise ValueError(
+                        f"Modality '{name}': {what} of shape {expected}; "
+                        f"received shape {got}."
+                    )
+        if len(set(sizes.values()) - {None}) > 1:
+            sizes = ", ".join(f"'{n}': {b}" for n, b in sizes.items())
             raise ValueError(
                 "MIAMMasking expects the same batch size for every modality; "
-                "received batch sizes "
-                + ", ".join(f"'{n}': {size}" for n, size in batch_sizes.items())
-                + "."
+                f"received batch sizes {sizes}."
             )
 
     def call(self, inputs, mask=None, training=None, visible=None):
         tokens = self._as_list(inputs, "token tensors")
-        masks = self._as_list(mask, "availability masks", allow_none=True)
-        masks = [None if m is None else ops.convert_to_tensor(m) for m in masks]
+        masks = self._as_list(mask, "availability masks")
         self._check_shapes(tokens, masks)
         parts, available = [], []
         for x, avail in zip(tokens, masks):
@@ -302,14 +239,12 @@ class MIAMMasking(keras.layers.Layer):
         x = ops.concatenate(parts, axis=1)
         allowed = ops.concatenate(available, axis=1)
         batch_size = ops.shape(x)[0]
-        # The evaluation selection: view v of `num_views` covers the v-th
-        # contiguous block of the batch (a single view by default).
+        # View v of `num_views` covers the v-th contiguous block of the batch.
         num_views = ops.cast(self.num_views.value, "int32")
         view = ops.arange(batch_size, dtype="int32") * num_views
         view = view // ops.maximum(batch_size, 1)
-        allowed = ops.logical_and(
-            allowed, ops.take(self.view_patterns.value, view, axis=0) > 0.5
-        )
+        patterns = ops.take(self.view_patterns.value, view, axis=0)
+        allowed = ops.logical_and(allowed, patterns > 0.5)
         if visible is not None:
             allowed = ops.logical_and(allowed, ops.cast(visible, "bool"))
         keep = self._random_keep(allowed, batch_size) if training else allowed
@@ -347,165 +282,135 @@ class MIAMMasking(keras.layers.Layer):
         return keep
 
     def compute_mask(self, inputs, previous_mask=None):
-        # The keep mask of the last call; none for symbolic inputs, so that a
-        # functional model's next layer reads each call's own mask.
-        symbolic = isinstance(self._as_list(inputs, "")[0], keras.KerasTensor)
-        return None if self.return_keep_mask or symbolic else self._keep
+        # The keep mask of the call Keras just made; None after a symbolic one.
+        return None if self.return_keep_mask else self._keep
 
     def compute_output_spec(self, inputs, mask=None, training=None, visible=None):
         tokens = self._as_list(inputs, "token tensors")
-        self._check_shapes(
-            tokens, self._as_list(mask, "availability masks", allow_none=True)
-        )
+        self._check_shapes(tokens, self._as_list(mask, "availability masks"))
+        self._keep = None
         shape = (tokens[0].shape[0], self.num_tokens, self.embed_dim)
         out = keras.KerasTensor(shape, self.compute_dtype)
         if self.return_keep_mask:
             return out, keras.KerasTensor(shape[:2], "bool")
         return out
 
-    # ------------------------------------------------------------------
-    # Dynamics.
-    # ------------------------------------------------------------------
-    def _check_built(self, what):
+    def _check_built(self):
         if not self.built:
             raise ValueError(
-                f"MIAMMasking must be built (called once on inputs) before {what}."
+                "MIAMMasking must be built (called once on inputs) before its "
+                "dynamics or selections are read or set."
             )
 
-    def _check_vector(self, values, name, positive_only=False):
+    def dynamics(self):
+        """The state dict the strategy reads (variables, traced in steps)."""
+        self._check_built()
+        return {
+            "scores": self.scores.value,
+            "derivatives": self.derivatives.value,
+            "ready": self.dynamics_ready.value,
+        }
+
+    def _check_vector(self, values, name):
+        self._check_built()
         values = np.asarray(values, dtype="float64").reshape(-1)
-        if values.shape != (self.num_modalities,):
-            raise ValueError(
-                f"`{name}` must have one value per modality "
-                f"({self.num_modalities}: {self.modalities}); received "
-                f"{values.size} values."
-            )
         # Checked as stored (float32): 1e39 is finite in float64 only.
-        if not np.all(np.isfinite(values.astype("float32"))):
+        stored = values.astype("float32")
+        valid = np.isfinite(stored) & (stored >= 0)
+        if len(values) != self.num_modalities or not valid.all():
             raise ValueError(
-                f"`{name}` must be finite in float32 (|x| < 3.4e38); received "
-                f"{values.tolist()}."
+                f"`{name}` must hold one value per modality ({self.modalities}), "
+                "each >= 0 (higher = better) and finite in float32 (|x| < "
+                f"3.4e38); received {values.tolist()}."
             )
-        if np.any(values < 0):
-            raise ValueError(
-                f"`{name}` must be >= 0 (higher score = better); received "
-                f"{values.tolist()}."
-            )
-        return values.astype("float32")
+        return stored
 
     def update_dynamics(self, scores, derivatives, ready=True):
         """Stores new unimodal scores s_m and derivatives d_m (length M).
 
-        Called between train steps (by `ModalityDynamics`, or by you). Under
-        JAX, call it from a callback only after touching `self.model` (see
-        the Keras JAX trainer's state rule). Scores are also appended to the
-        score history used for derivative estimates.
+        Called between train steps (under JAX, from a callback, after touching
+        `self.model`), e.g. by `keras_miam.callbacks.ModalityDynamics`.
 
         Args:
-            scores: the unimodal validation scores, >= 0, higher = better.
+            scores: unimodal validation scores, >= 0, higher = better.
             derivatives: |d s_m / d epoch|, >= 0.
-            ready: whether the strategy may use the state now (False keeps
-                MIAM at r_m = 1 and OPM idle, e.g. during a warm-up, while
-                the scores still enter the history).
+            ready: whether the strategy may use the state (`False` keeps
+                MIAM at r_m = 1, e.g. during a warm-up).
         """
-        self._check_built("update_dynamics()")
         scores = self._check_vector(scores, "scores")
         derivatives = self._check_vector(derivatives, "derivatives")
-        history = np.roll(keras.ops.convert_to_numpy(self.score_history), -1, axis=0)
+        history = np.roll(ops.convert_to_numpy(self.score_history), -1, axis=0)
         history[-1] = scores
         self.scores.assign(scores)
         self.derivatives.assign(derivatives)
         self.score_history.assign(history)
-        self.num_updates.assign(float(keras.ops.convert_to_numpy(self.num_updates)) + 1)
+        self.num_updates.assign(self.num_updates + 1.0)
         self.dynamics_ready.assign(1.0 if ready else 0.0)
 
     def reset_dynamics(self):
         """Forgets all scores: MIAM falls back to r_m = 1 (Beta hypercube)."""
-        self._check_built("reset_dynamics()")
-        m = self.num_modalities
-        self.scores.assign(np.ones(m, "float32"))
-        self.derivatives.assign(np.ones(m, "float32"))
-        self.score_history.assign(np.zeros((self.history_size, m), "float32"))
-        self.num_updates.assign(0.0)
-        self.dynamics_ready.assign(0.0)
+        self._check_built()
+        for v in (self.scores, self.derivatives):
+            v.assign(np.ones(v.shape, "float32"))
+        for v in (self.score_history, self.num_updates, self.dynamics_ready):
+            v.assign(np.zeros(v.shape, "float32"))
 
     def dynamics_history(self):
-        """The stored score history, oldest first, as a (n, M) numpy array."""
-        self._check_built("dynamics_history()")
-        n = int(min(keras.ops.convert_to_numpy(self.num_updates), self.history_size))
-        history = keras.ops.convert_to_numpy(self.score_history)
-        return history[self.history_size - n :] if n else history[:0]
+        """The stored score history, oldest first, as a `(n, M)` array."""
+        return self.dynamics_state()["history"]
 
     def dynamics_state(self):
-        """The current state as numpy: scores, derivatives, ready, history."""
-        self._check_built("dynamics_state()")
-        return {
-            "scores": keras.ops.convert_to_numpy(self.scores),
-            "derivatives": keras.ops.convert_to_numpy(self.derivatives),
-            "ready": bool(keras.ops.convert_to_numpy(self.dynamics_ready) > 0.5),
-            "history": self.dynamics_history(),
-            "num_updates": int(keras.ops.convert_to_numpy(self.num_updates)),
-        }
+        """The state as numpy: scores, derivatives, ready, history, updates."""
+        state = {k: ops.convert_to_numpy(v) for k, v in self.dynamics().items()}
+        n = int(ops.convert_to_numpy(self.num_updates))
+        history = ops.convert_to_numpy(self.score_history)
+        state.update(
+            ready=bool(state["ready"] > 0.5),
+            num_updates=n,
+            history=history[len(history) - min(n, len(history)) :],
+        )
+        return state
 
     def mask_ratios(self):
-        """The strategy's per-modality ratios (MIAM's r_m, OPM's rho_m).
-
-        Ones for strategies that do not read scores.
-        """
-        self._check_built("mask_ratios()")
+        """The strategy's ratios (MIAM's r_m, OPM's rho_m), else ones, `(M,)`."""
         if not hasattr(self.strategy, "ratios"):
             return np.ones(self.num_modalities, "float32")
-        return keras.ops.convert_to_numpy(
+        return ops.convert_to_numpy(
             self.strategy.ratios(self.num_modalities, self.dynamics())
         )
 
     def sample_probabilities(self, batch_size, seed=None):
-        """Draws p (batch_size, M) from the strategy in its current state.
-
-        Uses its own seed (`seed`, else the layer's), leaving the training
-        draws untouched.
-        """
-        self._check_built("sample_probabilities()")
-        seed = self.seed if seed is None else seed
-        return keras.ops.convert_to_numpy(
+        """Draws p `(batch_size, M)` with its own seed (`seed`, else the layer's)."""
+        return ops.convert_to_numpy(
             self.strategy.sample(
                 int(batch_size),
                 self.num_modalities,
-                seed=keras.random.SeedGenerator(seed),
+                seed=keras.random.SeedGenerator(self.seed if seed is None else seed),
                 state=self.dynamics(),
                 single_token=self.single_token,
             )
         )
 
     def expected_mask_rates(self):
-        """E[p_m] under the current state (analytic), shape (M,)."""
-        self._check_built("expected_mask_rates()")
-        return keras.ops.convert_to_numpy(
+        """E[p_m] under the current state (analytic), shape `(M,)`."""
+        return ops.convert_to_numpy(
             self.strategy.mean(
                 self.num_modalities, self.dynamics(), single_token=self.single_token
             )
         )
 
-    # ------------------------------------------------------------------
-    # Evaluation selections.
-    # ------------------------------------------------------------------
     def visible_pattern(self, selection):
-        """A (T,) boolean numpy pattern for a selection of modalities/tokens.
-
-        Args:
-            selection: None (everything); a modality name or a list of
-                names (those modalities fully visible, the rest hidden); or
-                a dict `{modality: True | False | (T_m,) booleans | token
-                indices}` (modalities not listed are hidden).
-        """
-        self._check_built("visible_pattern()")
+        """The `(T,)` boolean pattern of `selection`: `None` (everything), a
+        modality name or list of names (visible, the rest hidden), or a dict
+        `{modality: bool | (T_m,) booleans | token indices}` (others hidden)."""
+        self._check_built()
         pattern = np.zeros(self.num_tokens, bool)
         if selection is None:
             return ~pattern
         if isinstance(selection, str):
             selection = [selection]
         if not isinstance(selection, dict):
-            selection = {name: True for name in selection}
+            selection = dict.fromkeys(selection, True)
         if not selection:
             raise ValueError(
                 "An empty selection would hide every token; select at least "
@@ -518,35 +423,28 @@ class MIAMMasking(keras.layers.Layer):
                     f"names among {self.modalities}."
                 )
             start, stop = self.token_slices[name]
-            count = stop - start
             value = np.asarray(value)
             if value.dtype == bool and value.ndim == 0:
-                pattern[start:stop] = bool(value)
-            elif value.dtype == bool:
-                if value.shape != (count,):
-                    raise ValueError(
-                        f"Modality '{name}' has {count} tokens; the boolean "
-                        f"selection has shape {value.shape}."
-                    )
-                pattern[start:stop] = value
-            else:
+                value = np.full(stop - start, value)
+            if value.dtype != bool:
                 index = value.astype(int).reshape(-1)
-                if index.size and (index.min() < 0 or index.max() >= count):
+                if np.any((index < 0) | (index >= stop - start)):
                     raise ValueError(
-                        f"Token indices for '{name}' must be in [0, {count}); "
-                        f"received {index.tolist()}."
+                        f"Token indices for '{name}' must be in [0, "
+                        f"{stop - start}); received {index.tolist()}."
                     )
-                pattern[start + index] = True
+                value = np.isin(np.arange(stop - start), index)
+            if value.shape != (stop - start,):
+                raise ValueError(
+                    f"Modality '{name}' has {stop - start} tokens; the boolean "
+                    f"selection has shape {value.shape}."
+                )
+            pattern[start:stop] = value
         return pattern
 
     def set_views(self, selections):
-        """Assigns one visibility pattern per contiguous block of the batch.
-
-        With V selections, a batch of size B = V * b is read as V blocks of
-        b examples, block v seeing `selections[v]`. Evaluation tools tile a
-        batch V times to score V subsets in one pass.
-        """
-        self._check_built("set_views()")
+        """Shows `selections[v]` (see `visible_pattern()`) to the v-th of V
+        contiguous blocks of each batch (a batch of V * b examples)."""
         patterns = [self.visible_pattern(s) for s in selections]
         if not 1 <= len(patterns) <= self.max_views:
             raise ValueError(
@@ -554,16 +452,12 @@ class MIAMMasking(keras.layers.Layer):
                 f"received {len(patterns)}."
             )
         table = np.ones((self.max_views, self.num_tokens), "float32")
-        table[: len(patterns)] = np.stack(patterns).astype("float32")
+        table[: len(patterns)] = patterns
         self.view_patterns.assign(table)
         self.num_views.assign(float(len(patterns)))
 
     def set_visible(self, selection):
-        """Restricts inference (and training) to a selection of tokens.
-
-        See `visible_pattern()` for the forms of `selection`. Works inside
-        compiled `predict` / `evaluate`: the pattern is a variable.
-        """
+        """Shows only `selection` (see `visible_pattern()`), compiled steps too."""
         self.set_views([selection])
 
     def reset_visible(self):
@@ -574,44 +468,25 @@ class MIAMMasking(keras.layers.Layer):
     def views(self, selections):
         """Context manager: `set_views(selections)`, then the prior visibility.
 
-        On exit (errors included) the layer shows again what it showed on
-        entry: everything, a `set_visible()` selection, or the views of an
-        enclosing `views()` block.
-
         Under JAX, inside `fit`, touch the model (e.g. `callback.model`)
         before entering, so the variables read here are current.
-
-        Example:
-
-        >>> layer.set_visible(["env"])
-        >>> with layer.views([["env"], ["image"]]):
-        ...     predictions = model.predict_on_batch(tiled_batch)
-        >>> # `env` alone is visible again.
         """
-        self._check_built("views()")
-        patterns = np.array(ops.convert_to_numpy(self.view_patterns.value))
-        num_views = np.array(ops.convert_to_numpy(self.num_views.value))
+        self._check_built()
+        variables = (self.view_patterns, self.num_views)
+        prior = [np.array(ops.convert_to_numpy(v.value)) for v in variables]
         self.set_views(selections)
         try:
             yield self
         finally:
-            self.view_patterns.assign(patterns)
-            self.num_views.assign(num_views)
+            for variable, value in zip(variables, prior):
+                variable.assign(value)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "modalities": list(self.modalities),
-                "strategy": strategies_lib.serialize(self.strategy),
-                "seed": self.seed,
-                "per_example": self.per_example,
-                "ensure_visible": self.ensure_visible,
-                "positional_mask_tokens": self.positional_mask_tokens,
-                "mask_non_finite": self.mask_non_finite,
-                "return_keep_mask": self.return_keep_mask,
-                "history_size": self.history_size,
-                "max_views": self.max_views,
-            }
-        )
-        return config
+        names = "seed per_example ensure_visible positional_mask_tokens "
+        names += "mask_non_finite return_keep_mask history_size max_views"
+        return {
+            **super().get_config(),
+            "modalities": list(self.modalities),
+            "strategy": strategies_lib.serialize(self.strategy),
+            **{name: getattr(self, name) for name in names.split()},
+        }

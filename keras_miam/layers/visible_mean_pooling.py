@@ -5,8 +5,8 @@ from keras import ops
 
 
 def visible_mean(x, keep):
-    """Mean of `x` (batch, T, D) over the tokens where `keep` (batch, T) is
-    True; over all tokens where no token of the example is kept. In float32."""
+    """Mean of `x` `(batch, T, D)` over the tokens where `keep` `(batch, T)`
+    is True; over all tokens where no token of the example is. In float32."""
     x = ops.cast(x, "float32")
     if keep is None:
         return ops.mean(x, axis=1)
@@ -21,27 +21,15 @@ def visible_mean(x, keep):
 class VisibleMeanPooling(keras.layers.Layer):
     """Mean over the visible tokens; over all tokens when none is visible.
 
-    The pooling to put after `MIAMMasking`, in place of
-    `keras.layers.GlobalAveragePooling1D()(tokens, mask=keep)`: that layer
-    divides 0 by 0, hence predicts NaN, for an example with no visible
-    token (every modality missing, or `set_visible(["env"])` on an example
-    whose env is missing). Here such an example averages all its tokens,
-    which `MIAMMasking` has replaced by its mask tokens: the prediction is
-    finite, the same for every such example, and is the model's learned
-    "nothing observed" prediction. Elsewhere it equals
-    `GlobalAveragePooling1D(tokens, mask=keep)`. The mean is computed in
-    float32 (mixed precision: the result is cast to the compute dtype).
-
-    `MultimodalTransformer(pooling="mean")` pools the same way.
-
-    Args:
-        **kwargs: keyword arguments passed to `keras.layers.Layer`, such as
-            `name` and `dtype`.
+    The pooling after `keras_miam.layers.MIAMMasking`: it equals
+    `keras.layers.GlobalAveragePooling1D()(tokens, mask=keep)` except for an
+    example with no visible token, where that layer divides 0 by 0 and this
+    one averages the mask tokens (a finite "nothing observed" prediction).
+    The mean is computed in float32.
 
     Call arguments:
         inputs: tokens, `(batch, T, D)`.
-        mask: optional boolean `(batch, T)`, True = visible (the keep mask
-            returned by `MIAMMasking`). `None`: the mean of all tokens.
+        mask: optional boolean `(batch, T)`, `True` = visible.
 
     Returns:
         `(batch, D)`, in the compute dtype.
@@ -49,44 +37,31 @@ class VisibleMeanPooling(keras.layers.Layer):
     Example:
 
     ```python
-    tokens, keep = km.MIAMMasking(["env", "image"])(features, mask=available)
-    pooled = km.layers.VisibleMeanPooling()(tokens, mask=keep)
+    tokens, keep = keras_miam.layers.MIAMMasking(["env", "image"])(features)
+    pooled = keras_miam.layers.VisibleMeanPooling()(tokens, mask=keep)
     ```
     """
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.supports_masking = True
-
-    def _check_shapes(self, shape, mask_shape):
-        shape = tuple(shape)
-        if len(shape) != 3:
+    def compute_output_spec(self, inputs, mask=None):
+        shape = tuple(inputs.shape)
+        received = None if mask is None else tuple(mask.shape)
+        if len(shape) != 3 or (
+            received is not None
+            and (
+                len(received) != 2
+                or any(a and b and a != b for a, b in zip(received, shape))
+            )
+        ):
             raise ValueError(
                 f"VisibleMeanPooling '{self.name}' expects tokens of shape "
-                f"(batch, tokens, dim); received shape {shape}."
+                "(batch, tokens, dim) and a mask of shape (batch, tokens), one "
+                f"boolean per token; received shapes {shape} and {received}."
             )
-        if mask_shape is not None:
-            mask_shape = tuple(mask_shape)
-            if len(mask_shape) != 2 or any(
-                a is not None and b is not None and a != b
-                for a, b in zip(mask_shape, shape[:2])
-            ):
-                raise ValueError(
-                    f"VisibleMeanPooling '{self.name}' expects a mask of shape "
-                    f"(batch, tokens) = {shape[:2]}, one boolean per token; "
-                    f"received shape {mask_shape}."
-                )
-        return shape
+        return keras.KerasTensor((shape[0], shape[2]), dtype=self.compute_dtype)
 
     def call(self, inputs, mask=None):
-        self._check_shapes(
-            inputs.shape, None if mask is None else ops.convert_to_tensor(mask).shape
-        )
+        self.compute_output_spec(inputs, mask)
         return ops.cast(visible_mean(inputs, mask), self.compute_dtype)
-
-    def compute_output_spec(self, inputs, mask=None):
-        shape = self._check_shapes(inputs.shape, None if mask is None else mask.shape)
-        return keras.KerasTensor((shape[0], shape[2]), dtype=self.compute_dtype)
 
     def compute_mask(self, inputs, mask=None):
         return None

@@ -7,34 +7,23 @@ from keras_miam.tokenizers.tokenizer import Tokenizer
 
 @keras.saving.register_keras_serializable(package="keras_miam")
 class EmbeddingTokenizer(Tokenizer):
-    """One token from a precomputed embedding vector.
+    """One token from a precomputed embedding vector (e.g. TaxaBind's).
 
-    A `(batch, embedding_dim)` embedding (e.g. a frozen TaxaBind, CLIP or
-    audio encoder output) is linearly projected to `embed_dim` and the
-    modality embedding, which doubles as the position embedding of this one
-    token, is added. The token is unavailable when all of its values are
-    missing, e.g. a row of NaN for an observation without audio.
+    The `(batch, embedding_dim)` embedding is projected to `embed_dim`, plus
+    the modality embedding; a row of missing values gives an unavailable
+    token.
 
     Args:
         embed_dim: int. The token dimension.
-        **kwargs: `nodata`, the initializers and the other arguments of
-            `keras_miam.tokenizers.Tokenizer`.
-
-    Call arguments:
-        inputs: a `(batch, embedding_dim)` tensor.
-
-    Returns:
-        A `(batch, 1, embed_dim)` tensor; its Keras mask is the `(batch, 1)`
-        availability.
+        **kwargs: arguments of `keras_miam.tokenizers.Tokenizer`.
 
     Example:
 
     ```python
     tokenizer = keras_miam.tokenizers.EmbeddingTokenizer(embed_dim=64)
     audio = np.random.normal(size=(8, 512)).astype("float32")
-    audio[2] = np.nan                              # no recording
-    tokens = tokenizer(audio)                      # (8, 1, 64)
-    available = tokenizer.compute_availability(audio)  # [2, 0] False
+    audio[2] = np.nan  # no recording
+    tokens = tokenizer(audio)  # (8, 1, 64)
     ```
 
     Reference:

@@ -9,41 +9,25 @@ from keras_miam.tokenizers.tokenizer import positive_int
 
 @keras.saving.register_keras_serializable(package="keras_miam")
 class ImagePatchTokenizer(Tokenizer):
-    """One token per non-overlapping `patch_size x patch_size` image patch.
+    """One token per non-overlapping `patch_size x patch_size` patch, as ViT.
 
-    A channels-last image is cut into a grid of patches, as in ViT; each
-    patch, flattened to `patch_size^2 * channels` values, is linearly
-    projected to `embed_dim`. Tokens are in row-major order. Learned 2-D
-    position embeddings (a row table plus a column table) and the modality
-    embedding are added. A patch whose values are all missing is unavailable
-    (see `Tokenizer`), so images should be standardised per band first.
+    Each patch of a channels-last `(batch, height, width, channels)` image,
+    flattened, is projected to `embed_dim`, in row-major order; learned row
+    and column position embeddings and the modality embedding are added. An
+    input that looks channels-first is refused.
 
     Args:
         embed_dim: int. The token dimension.
-        patch_size: int. Side of the square patches; must divide the height
-            and the width of the images.
-        **kwargs: `nodata` (e.g. `-1` for int16 GeoPlant Sentinel-2 tiles),
-            the initializers and the other arguments of
-            `keras_miam.tokenizers.Tokenizer`.
-
-    Call arguments:
-        inputs: a `(batch, height, width, channels)` tensor. An input that
-            looks channels-first (a "height" of at most 16, at least 2 times
-            smaller than both other axes, e.g. `(batch, 4, 64, 64)`) is
-            refused with a `ValueError`.
-
-    Returns:
-        A `(batch, num_patches, embed_dim)` tensor; its Keras mask is the
-        `(batch, num_patches)` availability.
+        patch_size: int. Side of the patches; must divide height and width.
+        **kwargs: arguments of `keras_miam.tokenizers.Tokenizer` (e.g.
+            `nodata=-1` for int16 GeoPlant Sentinel-2 tiles).
 
     Example:
 
     ```python
-    tokenizer = keras_miam.tokenizers.ImagePatchTokenizer(
-        embed_dim=64, patch_size=8
-    )
+    tokenizer = keras_miam.tokenizers.ImagePatchTokenizer(64, patch_size=8)
     images = np.random.normal(size=(2, 64, 64, 4)).astype("float32")
-    tokens = tokenizer(images)                     # (2, 64, 64)
+    tokens = tokenizer(images)  # (2, 64, 64)
     ```
 
     Reference:
@@ -76,17 +60,14 @@ class ImagePatchTokenizer(Tokenizer):
 
     def _build_embeddings(self):
         height, width, channels = self.built_shape
-        self.grid_shape = (height // self.patch_size, width // self.patch_size)
-        self.projection = self._projection(self.patch_size**2 * channels)
-        self.row_embeddings = self.add_weight(
-            shape=(self.grid_shape[0], 1, self.embed_dim),
-            initializer=self.embeddings_initializer,
-            name="row_embeddings",
+        self.grid_shape = rows, columns = (
+            height // self.patch_size,
+            width // self.patch_size,
         )
-        self.column_embeddings = self.add_weight(
-            shape=(1, self.grid_shape[1], self.embed_dim),
-            initializer=self.embeddings_initializer,
-            name="column_embeddings",
+        self.projection = self._projection(self.patch_size**2 * channels)
+        self.row_embeddings = self._weight("row_embeddings", (rows, 1, self.embed_dim))
+        self.column_embeddings = self._weight(
+            "column_embeddings", (1, columns, self.embed_dim)
         )
 
     def _group_values(self, inputs):
@@ -103,6 +84,4 @@ class ImagePatchTokenizer(Tokenizer):
         return self.projection(values) + positions
 
     def get_config(self):
-        config = super().get_config()
-        config["patch_size"] = self.patch_size
-        return config
+        return {**super().get_config(), "patch_size": self.patch_size}

@@ -11,35 +11,24 @@ from keras_miam.tokenizers.tokenizer import positive_int
 
 @keras.saving.register_keras_serializable(package="keras_miam")
 class TabularTokenizer(Tokenizer):
-    """One token per numerical variable, with periodic embeddings.
+    """One token per numerical variable, with periodic embeddings (MaskSDM).
 
-    Each variable `x_f` of a `(batch, num_features)` table becomes one token,
-    as in MaskSDM: periodic features `v = 2 pi W_f x_f` with `num_frequencies`
-    trainable frequencies `W_f ~ N(0, frequency_scale^2)` (truncated at two
-    standard deviations), then `[cos v, sin v]` goes through a per-variable
-    linear layer and a ReLU. A learned per-variable (position) embedding and
-    the modality embedding are added. Variables should be standardised; a
-    missing variable gives an unavailable token (see `Tokenizer`).
+    Each standardised variable `x_f` of a `(batch, num_features)` table gives
+    `v = 2 pi W_f x_f` with `num_frequencies` trainable frequencies `W_f ~
+    N(0, frequency_scale^2)` (truncated at 2 sigma); `[cos v, sin v]` goes
+    through a per-variable linear layer and a ReLU, then a per-variable
+    position embedding and the modality embedding are added.
 
     Args:
         embed_dim: int. The token dimension.
         num_frequencies: int. Frequencies per variable `K`. Defaults to `48`.
         frequency_scale: float. Standard deviation of the initial
             frequencies. Defaults to `0.01`.
-        kernel_initializer: initializer of the per-variable linear kernel.
-            Defaults to `None`: uniform in `+-1 / sqrt(2 K)`, as PyTorch's
-            `nn.Linear`.
+        kernel_initializer: initializer of the per-variable kernel.
+            Defaults to uniform in `+-1 / sqrt(2 K)`, as `torch.nn.Linear`.
         bias_initializer: initializer of the per-variable bias. Defaults to
-            `None`: uniform in `+-1 / sqrt(2 K)`.
-        **kwargs: `nodata`, `embeddings_initializer` and the other arguments
-            of `keras_miam.tokenizers.Tokenizer`.
-
-    Call arguments:
-        inputs: a `(batch, num_features)` tensor.
-
-    Returns:
-        A `(batch, num_features, embed_dim)` tensor; its Keras mask is the
-        `(batch, num_features)` availability.
+            uniform in `+-1 / sqrt(2 K)`.
+        **kwargs: arguments of `keras_miam.tokenizers.Tokenizer`.
 
     Example:
 
@@ -47,7 +36,7 @@ class TabularTokenizer(Tokenizer):
     tokenizer = keras_miam.tokenizers.TabularTokenizer(embed_dim=64)
     x = np.random.normal(size=(8, 40)).astype("float32")
     x[0, 3] = np.nan
-    tokens = tokenizer(x)                          # (8, 40, 64)
+    tokens = tokenizer(x)  # (8, 40, 64)
     available = tokenizer.compute_availability(x)  # (8, 40), [0, 3] False
     ```
 
@@ -88,25 +77,18 @@ class TabularTokenizer(Tokenizer):
         features, k = self.num_tokens, self.num_frequencies
         limit = 1.0 / math.sqrt(2 * k)
         default = keras.initializers.RandomUniform(-limit, limit)
-        self.frequencies = self.add_weight(
-            shape=(features, k),
-            initializer=keras.initializers.TruncatedNormal(stddev=self.frequency_scale),
-            name="frequencies",
+        frequencies = keras.initializers.TruncatedNormal(stddev=self.frequency_scale)
+        self.frequencies = self._weight("frequencies", (features, k), frequencies)
+        self.kernel = self._weight(
+            "kernel",
+            (features, 2 * k, self.embed_dim),
+            self.kernel_initializer or default,
         )
-        self.kernel = self.add_weight(
-            shape=(features, 2 * k, self.embed_dim),
-            initializer=self.kernel_initializer or default,
-            name="kernel",
+        self.bias = self._weight(
+            "bias", (features, self.embed_dim), self.bias_initializer or default
         )
-        self.bias = self.add_weight(
-            shape=(features, self.embed_dim),
-            initializer=self.bias_initializer or default,
-            name="bias",
-        )
-        self.position_embeddings = self.add_weight(
-            shape=(features, self.embed_dim),
-            initializer=self.embeddings_initializer,
-            name="position_embeddings",
+        self.position_embeddings = self._weight(
+            "position_embeddings", (features, self.embed_dim)
         )
 
     def _group_values(self, inputs):
@@ -119,11 +101,8 @@ class TabularTokenizer(Tokenizer):
         return ops.relu(tokens + self.bias) + self.position_embeddings
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_frequencies": self.num_frequencies,
-                "frequency_scale": self.frequency_scale,
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            "num_frequencies": self.num_frequencies,
+            "frequency_scale": self.frequency_scale,
+        }

@@ -9,38 +9,25 @@ from keras_miam.tokenizers.tokenizer import positive_int
 
 @keras.saving.register_keras_serializable(package="keras_miam")
 class TimeSeriesTokenizer(Tokenizer):
-    """One token per time step, or per segment of `patch_len` time steps.
+    """One token per segment of `patch_len` time steps, as in PatchTST.
 
-    A time-ordered `(batch, time, channels)` series is cut into
-    `time // patch_len` non-overlapping segments, as in PatchTST; each
-    segment, flattened to `patch_len * channels` values, is linearly
-    projected to `embed_dim`. Learned temporal position embeddings and the
-    modality embedding are added. A segment whose values are all missing is
-    unavailable (see `Tokenizer`).
+    Each segment of a time-ordered `(batch, time, channels)` series,
+    flattened, is projected to `embed_dim`; learned temporal position
+    embeddings and the modality embedding are added.
 
     Args:
         embed_dim: int. The token dimension.
         patch_len: int. Time steps per token; must divide the series length.
             Defaults to `1`.
-        **kwargs: `nodata`, the initializers and the other arguments of
-            `keras_miam.tokenizers.Tokenizer`.
-
-    Call arguments:
-        inputs: a `(batch, time, channels)` tensor, time-ordered.
-
-    Returns:
-        A `(batch, time // patch_len, embed_dim)` tensor; its Keras mask is
-        the `(batch, time // patch_len)` availability.
+        **kwargs: arguments of `keras_miam.tokenizers.Tokenizer`.
 
     Example:
 
     ```python
-    # 19 years of 12 monthly values of 4 climate variables, one token a year.
+    # 19 years of 12 monthly values of 4 climate variables, a token a year.
     series = np.random.normal(size=(8, 228, 4)).astype("float32")
-    tokenizer = keras_miam.tokenizers.TimeSeriesTokenizer(
-        embed_dim=64, patch_len=12
-    )
-    tokens = tokenizer(series)                     # (8, 19, 64)
+    tokenizer = keras_miam.tokenizers.TimeSeriesTokenizer(64, patch_len=12)
+    tokens = tokenizer(series)  # (8, 19, 64)
     ```
 
     Reference:
@@ -66,22 +53,17 @@ class TimeSeriesTokenizer(Tokenizer):
 
     def _build_embeddings(self):
         self.projection = self._projection(self.patch_len * self.built_shape[1])
-        self.position_embeddings = self.add_weight(
-            shape=(self.num_tokens, self.embed_dim),
-            initializer=self.embeddings_initializer,
-            name="position_embeddings",
+        self.position_embeddings = self._weight(
+            "position_embeddings", (self.num_tokens, self.embed_dim)
         )
 
     def _group_values(self, inputs):
         time, channels = inputs.shape[1:]
-        return ops.reshape(
-            inputs, (-1, time // self.patch_len, self.patch_len * channels)
-        )
+        shape = (-1, time // self.patch_len, self.patch_len * channels)
+        return ops.reshape(inputs, shape)
 
     def _embed(self, values):
         return self.projection(values) + self.position_embeddings
 
     def get_config(self):
-        config = super().get_config()
-        config["patch_len"] = self.patch_len
-        return config
+        return {**super().get_config(), "patch_len": self.patch_len}
