@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from keras_miam.datasets import load_taxabench
+from keras_miam.missing import is_missing
 
 DIMS = {"location": 3, "environment": 5, "image": 8, "audio": 4, "satellite": 6}
 N = 30
@@ -14,6 +15,7 @@ def _arrays(seed=0, num_classes=7):
     arrays = {k: rng.normal(size=(N, d)).astype("float32") for k, d in DIMS.items()}
     arrays["audio"][::3] = np.nan  # missing recordings
     arrays["image"][1, 2] = np.inf
+    arrays["image"][2, 0] = -3.4e38  # a nodata fill value
     labels = np.arange(N) % num_classes
     return arrays, labels
 
@@ -22,14 +24,14 @@ def _check(x, y, info, arrays, labels):
     assert set(x) == set(DIMS)
     for name, values in x.items():
         assert values.dtype == np.float32 and values.shape == (N, DIMS[name])
-        expected = np.where(np.isfinite(arrays[name]), arrays[name], np.nan)
+        expected = np.where(is_missing(arrays[name], xp=np), np.nan, arrays[name])
         np.testing.assert_array_equal(values, expected)
     np.testing.assert_array_equal(y, labels)
     assert y.dtype == np.int32
     assert info["num_classes"] == 7 and info["num_examples"] == N
     assert info["embedding_dims"] == DIMS
     assert info["missing_fraction"]["audio"] == pytest.approx(10 / N)
-    assert info["missing_fraction"]["image"] == 0.0  # one inf value only
+    assert info["missing_fraction"]["image"] == 0.0  # two values only
 
 
 def test_folder_of_npy_files_per_split(tmp_path):
@@ -44,6 +46,7 @@ def test_folder_of_npy_files_per_split(tmp_path):
     assert info["split"] == "train"
     assert info["sources"]["audio"].endswith("audio.npy")
     assert np.isnan(x["image"][1, 2]) and np.isnan(x["audio"][0]).all()
+    assert np.isnan(x["image"][2, 0])
 
 
 def test_npz_bundle_with_aliases_and_float_labels(tmp_path):

@@ -1,6 +1,10 @@
-"""Input checks shared by the dataset loaders: modalities and counts."""
+"""Input checks and value cleaning shared by the dataset loaders."""
 
 import numbers
+
+import numpy as np
+
+from keras_miam.missing import is_missing
 
 
 def check_modalities(modalities, known):
@@ -27,16 +31,16 @@ def check_modalities(modalities, known):
 
 
 def positive_int(value, name, minimum=1):
-    """`value` as an int; a ValueError naming `name` unless an int >= minimum.
-
-    Example:
-
-    >>> positive_int(3, "batch_size")
-    3
-    """
+    """`value` as an int; a ValueError naming `name` unless an int >= minimum."""
     integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if not integer or value < minimum:
         raise ValueError(
             f"`{name}` must be an integer >= {minimum}; received {value!r}."
         )
     return int(value)
+
+
+def to_float32(values):
+    """`values` as float32, NaN where `keras_miam.missing.is_missing`."""
+    values = np.asarray(values, "float64")
+    return np.where(is_missing(values, xp=np), np.nan, values).astype("float32")

@@ -2,7 +2,6 @@
 
 import json
 import math
-import warnings
 from pathlib import Path
 
 import keras
@@ -10,12 +9,12 @@ import numpy as np
 
 from keras_miam.datasets.checks import check_modalities
 from keras_miam.datasets.checks import positive_int
-from keras_miam.missing import is_missing
+from keras_miam.datasets.checks import to_float32
 
 SATBIRD_MODALITIES = ("image", "env")
-ENV_MODES = ("center", "image")
 SAMPLE_WEIGHTS = {"checklists": lambda n: n, "sqrt": np.sqrt, "log": np.log}
 _SPLITS = {"train": "train", "val": "valid", "valid": "valid", "test": "test"}
+_FILES = {"images": ".tif", "environmental_data": ".npy", "targets": ".json"}
 
 
 def load_satbird(
@@ -44,33 +43,27 @@ def load_satbird(
         targets/{hotspot_id}.json   # {"probs": [...], "num_complete_checklists": n}
         range_maps.pkl                        # optional, see `range_mask`
 
-    "image" is the centre crop of the tif, `(crop_size, crop_size, 4)`;
-    "env" is, with `env="center"`, each variable at the raster's centre,
-    `(V,)` (the mean of the central 2 x 2 pixels of an even-sized raster:
-    one token per variable for `TabularTokenizer`), or with `env="image"`
-    the raster channels last, `(H, W, V)`, for `ImagePatchTokenizer`. NaN,
-    +-inf and `|x| > 1e10` are missing (NaN). With `normalize`, channels
-    and variables are standardised with nan-aware statistics of a seeded
-    sample of training hotspots; pass the training set's `.stats` to the
-    others. The targets are the `probs`: encounter rates in [0, 1], the
-    share of a hotspot's complete checklists that report each species.
+    "image" is the centre crop of the tif; "env" is each variable at the
+    raster's centre (the mean of the central 2 x 2 pixels of an even-sized
+    raster), or with `env="image"` the raster, channels last. Missing values
+    (`keras_miam.missing.is_missing`) are NaN. With `normalize`, channels
+    are standardised with nan-aware statistics of a seeded sample of
+    training hotspots. The targets are the encounter rates `probs`.
 
-    `range_maps.pkl` is a pickle, and reading a pickle runs any code the
-    file holds: it is read only with `range_mask=True`, from a release you
-    trust. The targets of species outside a hotspot's range are then NaN
-    (ignored by the `keras_miam` losses and metrics), and the 0/1 mask is
-    the dataset's `range_mask`, to multiply probabilities with as SatBird
-    does. All else is read with formats that cannot run code (tifffile,
-    `np.load(allow_pickle=False)`, json, csv).
+    `range_maps.pkl` is a pickle, which can run any code it holds: it is read
+    only with `range_mask=True`, from a release you trust. The targets of
+    species outside a hotspot's range are then NaN (ignored by the
+    `keras_miam` losses and metrics). All else is read with formats that
+    cannot run code.
 
     Args:
         root: path of a sub-dataset folder.
         split: "train", "valid" (or "val") or "test".
         modalities: names among "image" and "env".
-        env: "center" or "image", the form of "env".
+        env: "center" (`(V,)`) or "image" (`(H, W, V)`), the form of "env".
         crop_size: int, side of the centre crop (SatBird's baseline: 64).
         batch_size: int, hotspots per batch.
-        stats: statistics of a previous call (`.stats`), or None.
+        stats: the training set's `.stats`, or None to compute them.
         normalize: bool; False returns the raw values.
         stats_sample_size: int, training hotspots read for the statistics.
         sample_weight: None, or "checklists", "sqrt" or "log": batches are
@@ -83,10 +76,11 @@ def load_satbird(
             `max_queue_size` of `keras.utils.PyDataset`.
 
     Returns:
-        A `keras.utils.PyDataset` of `(x, y)` batches, `x` a dict of float32
-        arrays and `y` the `(B, K)` float32 rates, with attributes
-        `hotspot_ids`, `targets`, `num_complete_checklists`, `range_mask`,
-        `stats` and `input_shapes`.
+        A `keras.utils.PyDataset` of `(x, y)` batches (`x` a dict of float32
+        arrays, `y` the `(B, K)` float32 rates) with attributes
+        `hotspot_ids`, `targets`, `num_complete_checklists`, `weights`,
+        `range_mask` (0/1), `stats`, `input_shapes`, and `read(name, rows)`
+        for raw values.
 
     Example:
 
@@ -101,12 +95,10 @@ def load_satbird(
         Teng et al., "SatBird: a Dataset for Bird Species Distribution
         Modeling using Remote Sensing and Citizen Science Data", NeurIPS 2023.
     """
-    import pandas as pd
-
     modalities = check_modalities(modalities, SATBIRD_MODALITIES)
     for name, value, known in (
         ("split", split, _SPLITS),
-        ("env", env, ENV_MODES),
+        ("env", env, ("center", "image")),
         ("sample_weight", sample_weight, (None, *SAMPLE_WEIGHTS)),
     ):
         if value not in known:
@@ -116,63 +108,49 @@ def load_satbird(
     crop_size = positive_int(crop_size, "crop_size")
     batch_size = positive_int(batch_size, "batch_size")
     root = Path(root).expanduser()
-    ids = _hotspots(root, split, pd)
+    ids = _hotspots(root, split)
     dataset = SatBirdDataset(root, ids, modalities, env, crop_size, **kwargs)
     dataset.batch_size, dataset.seed = batch_size, seed
     dataset.shuffle = split == "train" if shuffle is None else shuffle
-    dataset.targets, dataset.num_complete_checklists = _read_targets(root, ids)
+    dataset.targets, counts = _read_targets(root, ids)
+    dataset.num_complete_checklists = counts
     if sample_weight is not None:
-        counts = dataset.num_complete_checklists
         dataset.weights = SAMPLE_WEIGHTS[sample_weight](counts).astype("float32")
     if range_mask:
-        path, size = root / "range_maps.pkl", dataset.targets.shape[1]
-        dataset.range_mask = _read_range_mask(path, ids, size, pd)
+        dataset.range_mask = _read_range_mask(root, ids, dataset.targets.shape[1])
         dataset.targets[dataset.range_mask == 0] = np.nan
     if normalize and stats is None:
         train = dataset
         if split != "train":
-            train_ids = _hotspots(root, "train", pd)
+            train_ids = _hotspots(root, "train")
             train = SatBirdDataset(root, train_ids, modalities, env, crop_size)
-        count = len(train.hotspot_ids)
-        rows = np.random.default_rng(seed).permutation(count)[:stats_sample_size]
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.permutation(len(train.hotspot_ids))[:stats_sample_size])
         stats = {}
         for name in modalities:
-            values = train.read(name, np.sort(rows)).astype("float64")
-            values = values.reshape(-1, values.shape[-1])
-            std = _nan_reduce(np.nanstd, values)
+            values = train.read(name, rows).astype("float64")
+            values = np.ma.masked_invalid(values.reshape(-1, values.shape[-1]))
+            std = values.std(axis=0).filled(0.0)
             stats[name] = {
-                "mean": np.nan_to_num(_nan_reduce(np.nanmean, values)).tolist(),
-                "std": np.where(std > 0, std, 1.0).tolist(),  # NaN > 0 is False
+                "mean": values.mean(axis=0).filled(0.0).tolist(),
+                "std": np.where(std > 0, std, 1.0).tolist(),
             }
     dataset.stats = stats if normalize else None
     return dataset
 
 
-def _nan_reduce(function, values):
-    """`function(values, axis=0)`, NaN without a warning for all-NaN columns."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return function(values, axis=0)
-
-
 class SatBirdDataset(keras.utils.PyDataset):
-    """Batches of SatBird hotspots, images and rasters read per batch.
+    """Batches of SatBird hotspots, built by `load_satbird` (see there)."""
 
-    Built by `keras_miam.datasets.load_satbird` (see there); `read(name,
-    rows)` returns the raw values of one modality.
-    """
-
-    batch_size, shuffle, seed, drop_remainder = 64, False, 0, False
+    batch_size, shuffle, seed, epoch, input_shapes = 64, False, 0, 0, {}
     stats = targets = weights = range_mask = num_complete_checklists = None
 
     def __init__(self, root, hotspot_ids, modalities, env, crop_size, **kwargs):
         self.drop_remainder = kwargs.pop("drop_remainder", False)
         super().__init__(**kwargs)
         self.root, self.hotspot_ids, self.modalities = root, hotspot_ids, modalities
-        self.env, self.crop_size, self.epoch = env, crop_size, 0
-        self.input_shapes = {
-            name: self.read(name, [0]).shape[1:] for name in modalities
-        }
+        self.env, self.crop_size = env, crop_size
+        self.input_shapes = {m: self.read(m, [0]).shape[1:] for m in modalities}
 
     def __len__(self):
         rounding = math.floor if self.drop_remainder else math.ceil
@@ -182,8 +160,6 @@ class SatBirdDataset(keras.utils.PyDataset):
         self.epoch += 1
 
     def __getitem__(self, index):
-        if not 0 <= index < len(self):
-            raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
         order = np.arange(len(self.hotspot_ids))
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(order)
@@ -205,7 +181,7 @@ class SatBirdDataset(keras.utils.PyDataset):
         import tifffile
 
         path = self.root / "images" / f"{hotspot}.tif"
-        image = np.asarray(tifffile.imread(path), "float32")
+        image = tifffile.imread(path)
         if image.ndim == 3 and image.shape[0] == 4 and image.shape[-1] != 4:
             image = np.moveaxis(image, 0, -1)  # bands first, as rasterio writes
         size = self.crop_size
@@ -215,40 +191,38 @@ class SatBirdDataset(keras.utils.PyDataset):
                 f"(R, G, B, NIR) of at least {size} x {size} pixels."
             )
         top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
-        image = image[top : top + size, left : left + size]
-        return np.where(is_missing(image, xp=np), np.nan, image)
+        return to_float32(image[top : top + size, left : left + size])
 
     def _env(self, hotspot):
         path = self.root / "environmental_data" / f"{hotspot}.npy"
-        raster = np.load(path, allow_pickle=False).astype("float32")
-        known = getattr(self, "input_shapes", {}).get("env", (None,))[-1]
+        raster = to_float32(np.load(path, allow_pickle=False))
+        known = self.input_shapes.get("env", (None,))[-1]
         if raster.ndim != 3 or known not in (None, len(raster)):
             raise ValueError(
                 f"'{path}' holds an array of shape {raster.shape}; expected "
                 f"(variables, height, width) with {known or 'V'} variables."
             )
-        raster = np.where(is_missing(raster, xp=np), np.nan, raster)
         if self.env == "image":
             return np.moveaxis(raster, 0, -1)
         h, w = raster.shape[1:]
         centre = raster[:, (h - 1) // 2 : h // 2 + 1, (w - 1) // 2 : w // 2 + 1]
-        return _nan_reduce(np.nanmean, centre.reshape(len(raster), -1).T)
+        centre = np.ma.masked_invalid(centre.reshape(len(raster), -1))
+        return centre.mean(axis=1).filled(np.nan)
 
 
-def _hotspots(root, split, pd):
+def _hotspots(root, split):
     """The hotspot ids of `{split}_split.csv`, after checking the folders."""
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"SatBird root '{root}' is not a folder; expected a sub-dataset "
-            "folder such as .../USA_summer."
-        )
+    import pandas as pd
+
     path = root / f"{_SPLITS[split]}_split.csv"
     if not path.is_file():
-        inside = sorted(p.name for p in root.iterdir())
+        where = "is not a folder"
+        if root.is_dir():
+            where = f"holds {sorted(p.name for p in root.iterdir())[:10]}"
         raise FileNotFoundError(
-            f"'{path}' not found (the folder holds {inside[:10]}); expected a "
-            "SatBird sub-dataset (USA_summer, USA_winter or Kenya) holding "
-            "train_split.csv, valid_split.csv, test_split.csv."
+            f"'{path}' not found ('{root}' {where}); expected a SatBird "
+            "sub-dataset folder (USA_summer, USA_winter or Kenya) holding "
+            "train_split.csv, valid_split.csv and test_split.csv."
         )
     table = pd.read_csv(path)
     if "hotspot_id" not in table.columns or table.empty:
@@ -257,8 +231,7 @@ def _hotspots(root, split, pd):
             "expected a 'hotspot_id' column listing at least one hotspot."
         )
     ids = table["hotspot_id"].astype(str).tolist()
-    files = {"images": ".tif", "environmental_data": ".npy", "targets": ".json"}
-    for folder, suffix in files.items():
+    for folder, suffix in _FILES.items():
         absent = [i for i in ids if not (root / folder / f"{i}{suffix}").is_file()]
         if absent:
             raise FileNotFoundError(
@@ -291,8 +264,11 @@ def _read_targets(root, ids):
     return np.stack(probs), np.asarray(counts, "float32")
 
 
-def _read_range_mask(path, ids, num_species, pd):
+def _read_range_mask(root, ids, num_species):
     """(N, K) 0/1 float32 range mask of `range_maps.pkl` (a pickle)."""
+    import pandas as pd
+
+    path = root / "range_maps.pkl"
     if not path.is_file():
         raise FileNotFoundError(f"range_mask=True but '{path}' does not exist.")
     table = pd.read_pickle(path)

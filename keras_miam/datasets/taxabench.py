@@ -6,14 +6,9 @@ import numpy as np
 
 from keras_miam.datasets.checks import check_modalities
 from keras_miam.datasets.checks import positive_int
+from keras_miam.datasets.checks import to_float32
 
-TAXABENCH_MODALITIES = (
-    "location",
-    "environment",
-    "image",
-    "audio",
-    "satellite",
-)
+TAXABENCH_MODALITIES = ("location", "environment", "image", "audio", "satellite")
 _ALIASES = {
     "location": ("location", "loc", "gps", "coordinates"),
     "environment": ("environment", "env", "environmental"),
@@ -22,8 +17,6 @@ _ALIASES = {
     "satellite": ("satellite", "sat", "satellite_image", "sat_image"),
 }
 _LABEL_KEYS = ("labels", "label", "y", "targets", "species")
-_ARRAY_SUFFIXES = (".npy", ".pt", ".pth")
-_BUNDLE_SUFFIXES = (".npz", ".pt", ".pth")
 _LAYOUT_HELP = (
     "either a folder with one file per modality ({modality}.npy or .pt, "
     "shape (N, E)) and labels.npy / labels.pt (N,), a .npz file (or a .pt "
@@ -45,10 +38,8 @@ def load_taxabench(
     TaxaBench-8k (TaxaBind) pairs 8,813 iNaturalist observations of 199
     species with five modalities; MIAM uses one precomputed embedding per
     modality, i.e. one token each. Expected layout (`{modality}` is one of
-    location, environment, image, audio, satellite; the keys of the MIAM
-    release's `taxabench_embeds_loc_env_img_aud_sat.pt`, `loc`, `env`,
-    `img`, `aud` and `sat`, and aliases such as `ground_image` or `sound`
-    are accepted):
+    the five names, or an alias such as the MIAM release's `loc`, `env`,
+    `img`, `aud` and `sat`):
 
         root/{split}/{modality}.npy    # (N, E_m) float, NaN row = missing
         root/{split}/labels.npy        # (N,) integer class ids
@@ -56,17 +47,15 @@ def load_taxabench(
         # or root/{split}.pt, a dict {modality: tensor, "labels": tensor},
         # or per-modality .pt tensors instead of .npy files.
 
-    With `split=None`, `source` itself is the folder or file. `source` may
-    also be a dict of arrays `{modality: (N, E_m), "labels": (N,)}`.
-    Missing embeddings (NaN rows) stay NaN, and so do +-inf values; with
-    `zero_rows_as_missing`, all-zero rows (a common placeholder for a
-    missing audio recording) become NaN too.
+    With `split=None`, `source` itself is the folder or file; it may also be
+    a dict of arrays. Missing values (`keras_miam.missing.is_missing`) are
+    NaN; with `zero_rows_as_missing`, so are all-zero rows (a common
+    placeholder for a missing recording).
 
     Args:
-        source: path of a folder, a .npz file or a .pt file, or a dict of
-            arrays.
-        split: optional split name ("train", "val", "test", ...), looked up
-            as `source/{split}/`, `source/{split}.npz` or `source/{split}.pt`.
+        source: path of a folder, a .npz or .pt file, or a dict of arrays.
+        split: optional split name, looked up as `source/{split}/`,
+            `source/{split}.npz` or `source/{split}.pt`.
         modalities: names among location, environment, image, audio,
             satellite; each must be present.
         num_classes: int, number of classes; default `max(label) + 1`.
@@ -83,7 +72,7 @@ def load_taxabench(
     Example:
 
     ```python
-    x, y, info = load_taxabench("/data/taxabench", split="train")
+    x, y, info = keras_miam.datasets.load_taxabench("/data/taxabench", "train")
     sorted(x), info["num_classes"]
     # (['audio', 'environment', 'image', 'location', 'satellite'], 199)
     ```
@@ -93,163 +82,117 @@ def load_taxabench(
         Applications", WACV 2025.
     """
     modalities = check_modalities(modalities, TAXABENCH_MODALITIES)
-    if isinstance(source, dict):
-        arrays = {str(k).lower(): (lambda v=v: v) for k, v in source.items()}
-        sources = {k: "arrays" for k in arrays}
-    else:
-        arrays, sources = _from_path(Path(source).expanduser(), split)
+    origin = "arrays"
+    if not isinstance(source, dict):
+        source, origin = _find(Path(source).expanduser(), split)
+    arrays = {str(k).lower(): v for k, v in source.items()}
     labels_key = next((k for k in _LABEL_KEYS if k in arrays), None)
     if labels_key is None:
         raise ValueError(
             f"No labels found in {sorted(arrays)}; expected one of "
             f"{list(_LABEL_KEYS)} next to the embeddings."
         )
-    x = {}
+    x, keys = {}, {"labels": labels_key}
     for name in modalities:
-        key = next((a for a in _ALIASES[name] if a in arrays), None)
-        if key is None:
+        keys[name] = next((a for a in _ALIASES[name] if a in arrays), None)
+        if keys[name] is None:
             raise FileNotFoundError(
                 f"No '{name}' embeddings (names tried: {list(_ALIASES[name])}) "
                 f"among {sorted(arrays)}. Expected {_LAYOUT_HELP}."
             )
-        values = np.asarray(arrays[key](), dtype="float64")
-        if values.ndim == 1 or values.ndim > 2:
+        x[name] = to_float32(_load(arrays[keys[name]]))
+        if x[name].ndim != 2:
             raise ValueError(
-                f"'{name}' embeddings have shape {values.shape}; expected "
+                f"'{name}' embeddings have shape {x[name].shape}; expected "
                 "(num_examples, embedding_dim)."
             )
-        values = np.where(np.isfinite(values), values, np.nan)
         if zero_rows_as_missing:
-            values[np.all(values == 0.0, axis=1)] = np.nan
-        x[name] = values.astype("float32")
-        sources[name] = sources[key]
+            x[name][np.all(x[name] == 0.0, axis=1)] = np.nan
 
-    labels = np.asarray(arrays[labels_key]())
-    labels = _check_labels(labels, num_classes)
+    labels = _load(arrays[labels_key])
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    as_float = labels.astype("float64")
+    if labels.ndim != 1 or not np.all(
+        np.isfinite(as_float) & (as_float == np.round(as_float)) & (as_float >= 0)
+    ):
+        raise ValueError(
+            f"Labels must be integer class ids >= 0 of shape (num_examples,); "
+            f"received shape {labels.shape}, first values {labels[:5].tolist()}."
+        )
+    labels = as_float.astype("int64")
     lengths = {name: len(v) for name, v in x.items()}
-    lengths["labels"] = len(labels)
-    if len(set(lengths.values())) != 1:
+    if len(set(lengths.values()) | {len(labels)}) != 1:
         raise ValueError(
             "Embeddings and labels must have the same number of examples; "
-            f"received {lengths}."
+            f"received {dict(lengths, labels=len(labels))}."
         )
-    num_classes = int(num_classes) if num_classes else int(labels.max()) + 1
+    if num_classes is None:
+        num_classes = int(labels.max()) + 1
+    elif labels.max() >= positive_int(num_classes, "num_classes"):
+        raise ValueError(
+            f"Label {labels.max()} is out of range for num_classes={num_classes}."
+        )
+    y = labels.astype("int32")
     if one_hot:
-        y = np.zeros((len(labels), num_classes), "float32")
-        y[np.arange(len(labels)), labels] = 1.0
-    else:
-        y = labels.astype("int32")
+        y = np.eye(num_classes, dtype="float32")[labels]
     info = {
-        "num_examples": int(len(labels)),
-        "num_classes": num_classes,
-        "embedding_dims": {k: int(v.shape[1]) for k, v in x.items()},
+        "num_examples": len(labels),
+        "num_classes": int(num_classes),
+        "embedding_dims": {k: v.shape[1] for k, v in x.items()},
         "missing_fraction": {
             k: float(np.isnan(v).all(axis=1).mean()) for k, v in x.items()
         },
         "split": split,
-        "sources": {k: str(sources.get(k)) for k in list(x) + [labels_key]},
+        "sources": {
+            k: str(arrays[key] if isinstance(arrays[key], Path) else origin)
+            for k, key in keys.items()
+        },
     }
     return x, y, info
 
 
-def _from_path(path, split):
+def _find(path, split):
+    """`({name: array or file}, path)` of a folder, .npz or .pt (of `split`)."""
     if not path.exists():
         raise FileNotFoundError(
             f"TaxaBench source '{path}' does not exist. Expected {_LAYOUT_HELP}."
         )
     if split is not None:
-        if not path.is_dir():
-            raise FileNotFoundError(
-                f"With split='{split}', '{path}' must be a folder holding "
-                f"{split}/, {split}.npz or {split}.pt."
-            )
-        candidates = [path / split] + [path / f"{split}{s}" for s in _BUNDLE_SUFFIXES]
-        found = next((c for c in candidates if c.exists()), None)
-        if found is None:
-            available = sorted(
-                p.stem
-                for p in path.iterdir()
-                if p.is_dir() or p.suffix in _BUNDLE_SUFFIXES
-            )
+        tried = [path / f"{split}{s}" for s in ("", ".npz", ".pt", ".pth")]
+        path = next((p for p in tried if p.exists()), None)
+        if path is None:
             raise ValueError(
-                f"Unknown split '{split}' under '{path}'; found {available}. "
-                f"Expected {_LAYOUT_HELP}."
+                f"Unknown split '{split}': none of {[str(p) for p in tried]} "
+                f"exists. Expected {_LAYOUT_HELP}."
             )
-        path = found
-    if path.is_dir():
-        # Files are only read when their modality is requested.
-        arrays, sources = {}, {}
-        for file in sorted(path.iterdir()):
-            if file.suffix in _ARRAY_SUFFIXES and file.is_file():
-                key = file.stem.lower()
-                arrays[key] = lambda file=file: _load_array(file)
-                sources[key] = file
-        if not arrays:
+    if path.is_dir():  # files are read only when their modality is requested
+        suffixes = (".npy", ".pt", ".pth")
+        files = {f.stem.lower(): f for f in path.iterdir() if f.suffix in suffixes}
+        if not files:
             raise FileNotFoundError(
                 f"No .npy or .pt arrays in '{path}'. Expected {_LAYOUT_HELP}."
             )
-        return arrays, sources
+        return files, path
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as bundle:
-            names = {k.lower(): k for k in bundle.files}
-
-        def read(name):
-            with np.load(path, allow_pickle=False) as bundle:
-                return bundle[name]
-
-        arrays = {k: (lambda n=n: read(n)) for k, n in names.items()}
-    elif path.suffix in (".pt", ".pth"):
-        content = _torch_load(path)
-        if not isinstance(content, dict):
-            raise ValueError(
-                f"'{path}' holds a {type(content).__name__}; expected a dict "
-                "{modality: tensor, 'labels': tensor}."
-            )
-        arrays = {
-            str(k).lower(): (lambda v=v: _to_numpy(v)) for k, v in content.items()
-        }
-    elif path.suffix == ".npy":
-        raise ValueError(f"'{path}' is a single array; expected {_LAYOUT_HELP}.")
-    else:
-        raise ValueError(f"Unsupported file '{path}'. Expected {_LAYOUT_HELP}.")
-    return arrays, {k: path for k in arrays}
+            return {k: bundle[k] for k in bundle.files}, path
+    content = _load(path) if path.suffix in (".pt", ".pth") else None
+    if not isinstance(content, dict):
+        raise ValueError(f"'{path}' is not a dict of arrays; expected {_LAYOUT_HELP}.")
+    return content, path
 
 
-def _load_array(file):
-    if file.suffix == ".npy":
-        return np.load(file, allow_pickle=False)
-    return _to_numpy(_torch_load(file))
+def _load(value):
+    """`value` as a numpy array (a dict as is), reading it if it is a file."""
+    if isinstance(value, Path) and value.suffix == ".npy":
+        return np.load(value, allow_pickle=False)
+    if isinstance(value, Path):
+        import torch  # only for .pt files
 
-
-def _torch_load(file):
-    import torch  # Only needed for .pt files.
-
-    return torch.load(file, map_location="cpu", weights_only=True)
-
-
-def _to_numpy(value):
-    if hasattr(value, "detach"):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def _check_labels(labels, num_classes):
-    if labels.ndim == 2 and labels.shape[1] > 1:
-        raise ValueError(
-            f"Labels have shape {labels.shape}; expected integer class ids of "
-            "shape (num_examples,)."
-        )
-    labels = labels.reshape(len(labels))
-    as_float = labels.astype("float64")
-    if not np.all(np.isfinite(as_float)) or np.any(as_float != np.round(as_float)):
-        raise ValueError("Labels must be integer class ids (no NaN or fractions).")
-    labels = as_float.astype("int64")
-    if num_classes is not None:
-        num_classes = positive_int(num_classes, "num_classes")
-    if len(labels) and labels.min() < 0:
-        raise ValueError(f"Labels must be >= 0; found {labels.min()}.")
-    if num_classes is not None and len(labels) and labels.max() >= num_classes:
-        raise ValueError(
-            f"Label {labels.max()} is out of range for num_classes={num_classes}."
-        )
-    return labels
+        value = torch.load(value, map_location="cpu", weights_only=True)
+    if isinstance(value, dict):
+        return value
+    return (
+        value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+    )
