@@ -36,14 +36,9 @@ class FillMissing(keras.layers.Layer):
     Example:
 
     ```python
-    inputs = {"env": keras.Input((20,)), "image": keras.Input((16, 16, 4))}
-    env, env_ok = keras_miam.layers.FillMissing()(inputs["env"])
-    img, img_ok = keras_miam.layers.FillMissing()(inputs["image"])
-    env = keras.layers.Dense(64, activation="relu")(env)
-    img = keras.layers.Dense(64, activation="relu")(keras.layers.Flatten()(img))
-    tokens, keep = keras_miam.layers.MIAMMasking(["env", "image"])(
-        {"env": env, "image": img}, mask={"env": env_ok, "image": img_ok}
-    )
+    env, env_ok = keras_miam.layers.FillMissing()(keras.Input((20,)))
+    env = keras.layers.Dense(64, activation="relu")(env)  # finite inputs only
+    tokens, keep = keras_miam.layers.MIAMMasking(["env"])(env, mask=env_ok)
     ```
     """
 
@@ -65,7 +60,7 @@ class FillMissing(keras.layers.Layer):
 
     @property
     def input_dtype(self):
-        # Float inputs stay at full precision until missing values are found.
+        # Missing values are found before the cast to the compute dtype.
         return self.variable_dtype
 
     def compute_output_spec(self, inputs):

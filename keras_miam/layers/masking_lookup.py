@@ -23,16 +23,8 @@ def find_masking_layers(model):
 
 
 def get_masking_layer(model, masking=None):
-    """The `MIAMMasking` layer of a model.
-
-    Args:
-        model: a Keras model.
-        masking: `None` (the model must hold exactly one `MIAMMasking`), a
-            layer name, or a `MIAMMasking` instance of the model.
-
-    Returns:
-        The `MIAMMasking` instance.
-    """
+    """The `MIAMMasking` layer of a Keras model: the only one (`masking=None`),
+    the one of that name (a string) or `masking` itself (an instance)."""
     layers = find_masking_layers(model)
     names = [layer.name for layer in layers]
     where = f"model '{getattr(model, 'name', type(model).__name__)}'"

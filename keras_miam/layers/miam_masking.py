@@ -113,8 +113,7 @@ class MIAMMasking(keras.layers.Layer):
 
     def _as_list(self, structure, what):
         names = self.modalities
-        if structure is None:
-            return [None] * len(names)
+        structure = dict.fromkeys(names) if structure is None else structure
         if isinstance(structure, dict):
             if set(structure) != set(names):
                 raise ValueError(
@@ -326,10 +325,8 @@ class MIAMMasking(keras.layers.Layer):
         return stored
 
     def update_dynamics(self, scores, derivatives, ready=True):
-        """Stores new unimodal scores s_m and derivatives d_m (length M).
-
-        Called between train steps (under JAX, from a callback, after touching
-        `self.model`), e.g. by `keras_miam.callbacks.ModalityDynamics`.
+        """Stores new unimodal scores s_m and derivatives d_m, between steps
+        (under JAX, from a callback after touching `self.model`).
 
         Args:
             scores: unimodal validation scores, >= 0, higher = better.
@@ -466,11 +463,8 @@ class MIAMMasking(keras.layers.Layer):
 
     @contextlib.contextmanager
     def views(self, selections):
-        """Context manager: `set_views(selections)`, then the prior visibility.
-
-        Under JAX, inside `fit`, touch the model (e.g. `callback.model`)
-        before entering, so the variables read here are current.
-        """
+        """Context manager: `set_views(selections)`, then the prior visibility
+        (under JAX, inside `fit`, touch `callback.model` before entering)."""
         self._check_built()
         variables = (self.view_patterns, self.num_views)
         prior = [np.array(ops.convert_to_numpy(v.value)) for v in variables]

@@ -45,13 +45,9 @@ class VisibleMeanPooling(keras.layers.Layer):
     def compute_output_spec(self, inputs, mask=None):
         shape = tuple(inputs.shape)
         received = None if mask is None else tuple(mask.shape)
-        if len(shape) != 3 or (
-            received is not None
-            and (
-                len(received) != 2
-                or any(a and b and a != b for a, b in zip(received, shape))
-            )
-        ):
+        bad_mask = received is not None and len(received) != 2
+        bad_mask |= any(a and b and a != b for a, b in zip(received or (), shape))
+        if len(shape) != 3 or bad_mask:
             raise ValueError(
                 f"VisibleMeanPooling '{self.name}' expects tokens of shape "
                 "(batch, tokens, dim) and a mask of shape (batch, tokens), one "
