@@ -28,47 +28,26 @@ def take_examples(x, index):
     return keras.tree.map_structure(lambda leaf: leaf[index], x)
 
 
-def _split_xy(element, what):
-    if isinstance(element, (tuple, list)) and len(element) == 2:
-        return element
-    if isinstance(element, (tuple, list)) and len(element) == 3:
+def check_xy(data, what="Validation data"):
+    """Checks the form of `(x, y)` data, or of a dataset, without reading it."""
+    if data is None:
+        raise ValueError(f"{what} is required; received None.")
+    pair = isinstance(data, (tuple, list))
+    if pair and len(data) == 3:
         raise ValueError(
             f"{what} has sample weights (x, y, sample_weight); they are not "
             "supported: pass (x, y)."
         )
-    raise ValueError(
-        f"{what} must be a tuple (x, y) with labels; received a "
-        f"{type(element).__name__} (inputs without labels?)."
-    )
-
-
-def check_xy(data, what="Validation data"):
-    """Checks the form of `(x, y)` data without reading it."""
-    if data is None:
-        raise ValueError(f"{what} is required; received None.")
-    if isinstance(data, (tuple, list)):
-        _split_xy(data, what)
-    elif isinstance(data, (np.ndarray, dict)) or hasattr(data, "shape"):
+    if (pair and len(data) != 2) or (
+        not pair
+        and (isinstance(data, (np.ndarray, dict)) or hasattr(data, "shape"))
+        or not hasattr(data, "__iter__")
+    ):
         raise ValueError(
             f"{what} must be a tuple (x, y) with labels, or a dataset of (x, y) "
             f"batches; received {type(data).__name__} (inputs without labels?)."
         )
-
-
-def _batches(data, what):
-    """The `(x, y)` batches of a dataset, and whether it has a length."""
-    if not hasattr(data, "__iter__") and not hasattr(data, "__getitem__"):
-        raise ValueError(
-            f"{what} must be a tuple (x, y) or an iterable of (x, y) batches; "
-            f"received {type(data).__name__}."
-        )
-    try:
-        len(data)
-    except TypeError:
-        return iter(data), False
-    if hasattr(data, "__getitem__") and not hasattr(data, "__iter__"):
-        return (data[i] for i in range(len(data))), True  # keras.utils.PyDataset
-    return iter(data), True
+    return data
 
 
 def collect_examples(data, max_examples=None, seed=0, what="Validation data"):
@@ -92,32 +71,31 @@ def collect_examples(data, max_examples=None, seed=0, what="Validation data"):
             f"`max_examples` must be None or >= 1; received {max_examples}."
         )
     if isinstance(data, (tuple, list)):
-        x, y = _split_xy(data, what)
-        x, y = (
-            keras.tree.map_structure(_to_array, x),
-            None if y is None else _to_array(y),
-        )
+        batches = [data]
     else:
-        batches, has_length = _batches(data, what)
-        if not has_length and max_examples is None:
-            raise ValueError(
-                f"{what} is an iterable without a length (it may be infinite); "
-                "set `max_validation_samples` to bound how much of it is read."
-            )
-        xs, ys, count = [], [], 0
-        for element in batches:
-            bx, by = _split_xy(tuple(element), what)
-            xs.append(keras.tree.map_structure(_to_array, bx))
-            ys.append(_to_array(by))
-            count += num_examples(xs[-1])
-            if not has_length and count >= int(max_examples):
+        try:
+            len(data)
+        except TypeError:
+            if max_examples is None:
+                raise ValueError(
+                    f"{what} is an iterable without a length (it may be "
+                    "infinite); set `max_validation_samples` to bound how much "
+                    "of it is read."
+                ) from None
+        batches, count = [], 0
+        for element in data:
+            batches.append(check_xy(element, what))
+            count += num_examples(element[0])
+            if max_examples is not None and count >= int(max_examples):
                 break
-        if not xs:
-            raise ValueError(f"{what} is empty.")
-        x = keras.tree.map_structure(lambda *leaves: np.concatenate(leaves), *xs)
-        y = np.concatenate(ys)
-    if y is None:
+    if not batches:
+        raise ValueError(f"{what} is empty.")
+    if any(y is None for _, y in batches):
         raise ValueError(f"{what} has no labels (y is None).")
+    x, y = keras.tree.map_structure(
+        lambda *leaves: np.concatenate([_to_array(leaf) for leaf in leaves]),
+        *[tuple(batch) for batch in batches],
+    )
     n = num_examples(x)
     if n == 0:
         raise ValueError(f"{what} is empty.")
@@ -144,37 +122,24 @@ def read_data(data, needs_labels=True):
 
 
 def check_model_inputs(model, x, what="`validation_data`"):
-    """Compares inputs `x` with a functional model's inputs (keys, count)."""
+    """Compares the keys of inputs `x` with a functional model's dict inputs."""
     try:
         spec = model.input
     except (AttributeError, ValueError):
         return  # subclassed model: its first call checks the inputs
     if isinstance(spec, (list, tuple)) and isinstance(x, dict):
         spec = {getattr(t, "name", None): t for t in spec}
-    if isinstance(spec, dict):
-        if not isinstance(x, dict):
-            raise ValueError(
-                f"The model takes a dict of inputs with the keys {sorted(spec)}; "
-                f"{what} x is a {type(x).__name__}."
-            )
-        missing, extra = sorted(set(spec) - set(x)), sorted(set(x) - set(spec))
-        if missing or extra:
-            raise ValueError(
-                f"The inputs of {what} do not match the model's inputs "
-                f"{sorted(spec)}: missing {missing}, unexpected {extra}."
-            )
-    elif isinstance(spec, (list, tuple)) and len(spec) > 1:
-        count = len(x) if isinstance(x, (list, tuple)) else 1
-        if count != len(spec):
-            raise ValueError(
-                f"The model takes {len(spec)} inputs; {what} x has {count}."
-            )
-
-
-def _shape_of(leaf):
-    shape = getattr(leaf, "shape", None)
-    shape = np.shape(leaf) if shape is None else shape
-    return tuple(None if d is None else int(d) for d in shape)
+    if isinstance(spec, dict) and not isinstance(x, dict):
+        raise ValueError(
+            f"The model takes a dict of inputs with the keys {sorted(spec)}; "
+            f"{what} x is a {type(x).__name__}."
+        )
+    if isinstance(spec, dict) and set(spec) != set(x):
+        raise ValueError(
+            f"The inputs of {what} do not match the model's inputs "
+            f"{sorted(spec)}: missing {sorted(set(spec) - set(x))}, unexpected "
+            f"{sorted(set(x) - set(spec))}."
+        )
 
 
 def data_shapes(data, what="`data`"):
@@ -185,15 +150,16 @@ def data_shapes(data, what="`data`"):
         element = data
     elif hasattr(data, "element_spec"):
         element = data.element_spec
-    elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
-        element = data[0]
-    elif hasattr(data, "__iter__") and iter(data) is not data:
-        element = next(iter(data))
-    else:
+    elif iter(data) is data:
         raise ValueError(
             f"{what} is a one-shot iterator ({type(data).__name__}); pass "
             "`(x, y)` arrays, a `tf.data.Dataset`, a `keras.utils.PyDataset` "
             "or another re-iterable dataset of batches."
         )
-    x, y = _split_xy(tuple(element), what)
-    return keras.tree.map_structure(_shape_of, x), _shape_of(y)
+    else:
+        element = next(iter(data))
+    shapes = keras.tree.map_structure(
+        lambda leaf: tuple(None if d is None else int(d) for d in leaf.shape),
+        check_xy(element, what),
+    )
+    return tuple(shapes)

@@ -71,21 +71,19 @@ def evaluate_subsets(
     labels, selections, fractions = selections_lib.parse_subsets(subsets, layer)
     options = (metric, layer, batch_size, views_per_pass, verbose, from_logits)
     values, name = evaluate_selections(model, data, selections, *options)
-    modalities = list(layer.modalities)
-    clash = sorted({"kind", "size", name}.intersection(modalities))
-    if clash:
+    columns = {"kind", "size", name}.intersection(layer.modalities)
+    if columns:
         raise ValueError(
-            f"Modality names {clash} clash with the table's columns "
-            f"{sorted({'kind', 'size', name})}."
+            f"Modality names {sorted(columns)} clash with the table's columns."
         )
-    partial = bool(np.any((fractions > 0) & (fractions < 1)))
+    partial = np.any((fractions > 0) & (fractions < 1))
     shown = fractions if partial else fractions > 0
-    sizes = (fractions > 0).sum(axis=1)
+    sizes = pd.array((fractions > 0).sum(axis=1), dtype="Int64")
     frame = pd.DataFrame(
         {
             "kind": "subset",
-            **{m: pd.array(shown[:, j]) for j, m in enumerate(modalities)},
-            "size": pd.array(sizes, dtype="Int64"),
+            **{m: pd.array(c) for m, c in zip(layer.modalities, shown.T)},
+            "size": sizes,
             name: values,
         },
         index=pd.Index(labels, name="subset"),
@@ -93,12 +91,8 @@ def evaluate_subsets(
     if summary:
         means = frame.groupby("size")[name].mean()
         rows = [f"mean (size {k})" for k in means.index] + ["mean (all subsets)"]
-        taken = sorted(set(labels).intersection(rows))
-        if taken:
-            raise ValueError(
-                f"Subset labels {taken} are reserved for the summary rows; "
-                "rename them or pass summary=False."
-            )
+        if set(labels).intersection(rows):
+            raise ValueError(f"Subset labels {rows} are reserved for the summary rows.")
         summary_rows = pd.DataFrame(
             {
                 "kind": "mean",
@@ -147,24 +141,14 @@ def evaluate_selections(
             f"`views_per_pass` must be between 1 and the layer's max_views="
             f"{layer.max_views}; received {views_per_pass}."
         )
-    views = min(views, len(selections))
     function = callable(metric) and not isinstance(metric, (type, keras.metrics.Metric))
     if not function:
         metrics_lib.metric_direction(metric)  # an unknown name fails here
     x, y = data_lib.read_data(data, needs_labels=not function)
-    count = data_lib.num_examples(x)
+    count, views = data_lib.num_examples(x), min(views, len(selections))
     block = min(view_predictions.views_batch_size(batch_size, views), count)
     passes = -(-len(selections) // views) * -(-count // block)
     progbar = keras.utils.Progbar(passes, verbose=verbose, unit_name="pass")
-    return view_predictions.score_selections(
-        model,
-        x,
-        y,
-        list(selections),
-        layer,
-        metric,
-        batch_size,
-        views,
-        progbar.add if verbose else None,
-        from_logits,
-    )
+    progress = progbar.add if verbose else None
+    options = (metric, batch_size, views, progress, from_logits)
+    return view_predictions.score_selections(model, x, y, selections, layer, *options)

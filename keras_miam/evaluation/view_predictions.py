@@ -13,12 +13,6 @@ from keras_miam.evaluation import metrics as metrics_lib
 from keras_miam.layers import masking_lookup
 from keras_miam.layers.miam_masking import MIAMMasking
 
-# `predict` has a fixed cost per call (a tf.data pipeline on TensorFlow), so
-# it runs at least this many batches; shorter runs use `predict_on_batch`.
-MIN_PREDICT_BATCHES = 16
-# Outputs held at once by one `predict` call, in bytes.
-MAX_PREDICT_BYTES = 1 << 28
-
 
 class _TiledViews(keras.Model):
     """The model on a batch tiled `num_views` times: outputs `(b, V, ...)`."""
@@ -58,63 +52,16 @@ def _views_model(model, num_views):
     return cache[key]
 
 
-def _predict_slabs(views_model, x, n, b, progress):
-    """Yields `(start, stop, outputs)` for all n examples, b per pass: the
-    first batch and short runs by `predict_on_batch`, long runs by `predict`
-    in slabs; the last, partial batch padded to b (one compiled shape)."""
-
-    def on_batch(start, stop):
-        index = np.arange(start, start + b).clip(max=stop - 1)
-        outputs = views_model.predict_on_batch(data_lib.take_examples(x, index))
-        if progress is not None:
-            progress(1)
-        return keras.tree.map_structure(
-            lambda out: np.asarray(out)[: stop - start], outputs
-        )
-
-    full = n // b * b
-    outputs = on_batch(0, b)
-    yield 0, b, outputs
-    if (full - b) // b < MIN_PREDICT_BATCHES:
-        for start in range(b, full, b):
-            yield start, start + b, on_batch(start, start + b)
-    else:
-        batch_bytes = sum(out.nbytes for out in keras.tree.flatten(outputs))
-        slab = max(MIN_PREDICT_BATCHES, MAX_PREDICT_BYTES // batch_bytes) * b
-        counter = keras.callbacks.LambdaCallback(
-            on_predict_batch_end=lambda batch, logs: progress(1)
-        )
-        counter.async_safe = True  # no sync per batch, as Keras' progress bar
-        callbacks = [counter] if progress is not None else []
-        for start in range(b, full, slab):
-            stop = min(start + slab, full)
-            try:
-                outputs = views_model.predict(
-                    data_lib.take_examples(x, slice(start, stop)),
-                    batch_size=b,
-                    verbose=0,
-                    callbacks=callbacks,
-                )
-            finally:  # JAX: after an interruption, put back the last state
-                _sync(views_model)
-            yield start, stop, outputs
-    if full < n:
-        yield full, n, on_batch(full, n)
-
-
-def _sync(model):
-    """JAX: puts the trainer's in-flight state back into the variables."""
-    sync = getattr(model, "jax_state_sync", None)
-    if keras.backend.backend() == "jax" and callable(sync):
-        sync()
-
-
-def iter_view_predictions(model, x, selections, masking, batch_size=256, progress=None):
+def iter_view_predictions(
+    model, x, selections, masking, batch_size=256, progress=None, views_per_pass=None
+):
     """Yields the model's predictions under several token selections.
 
-    V selections (at most `masking.max_views`) share each forward pass of
-    `batch_size // V` examples tiled V times. The layer's visibility comes
-    back when the iteration ends or is closed.
+    V selections (`views_per_pass`, at most and by default the layer's
+    `max_views`) share each forward pass of `batch_size // V` examples tiled
+    V times; a short last group and the last batch are padded (one compiled
+    shape). The layer's visibility comes back when the iteration ends or is
+    closed.
 
     Args:
         model: the Keras model.
@@ -123,6 +70,7 @@ def iter_view_predictions(model, x, selections, masking, batch_size=256, progres
         masking: the model's `MIAMMasking` layer.
         batch_size: examples per forward pass, tiled copies included.
         progress: optional callable, called with 1 after each forward pass.
+        views_per_pass: selections per forward pass.
 
     Yields:
         `(views, start, stop, outputs)`: a `range` of selection indices, the
@@ -135,20 +83,25 @@ def iter_view_predictions(model, x, selections, masking, batch_size=256, progres
     if int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be >= 1; received {batch_size}.")
     n = data_lib.num_examples(x)
-    _sync(model)
-    for first in range(0, len(selections), layer.max_views):
-        group = selections[first : first + layer.max_views]
-        v = len(group)
-        b = min(views_batch_size(batch_size, v), n)
-        with layer.views(group):
-            for start, stop, out in _predict_slabs(
-                _views_model(model, v), x, n, b, progress
-            ):
+    v = min(int(views_per_pass or layer.max_views), layer.max_views, len(selections))
+    b = min(views_batch_size(batch_size, v), n)
+    views_model = _views_model(model, v)
+    for first in range(0, len(selections), v):
+        group = selections[first : first + v]
+        with layer.views(group + group[-1:] * (v - len(group))):
+            for start in range(0, n, b):
+                stop = min(start + b, n)
+                index = np.arange(start, start + b).clip(max=n - 1)
+                out = views_model.predict_on_batch(data_lib.take_examples(x, index))
+                if progress is not None:
+                    progress(1)
                 blocks = [
-                    keras.tree.map_structure(lambda o, i=i: o[:, i], out)
-                    for i in range(v)
+                    keras.tree.map_structure(
+                        lambda o, i=i, k=stop - start: o[:k, i], out
+                    )
+                    for i in range(len(group))
                 ]
-                yield range(first, first + v), start, stop, blocks
+                yield range(first, first + len(group)), start, stop, blocks
 
 
 def _the_layer(masking):
@@ -222,49 +175,42 @@ def score_selections(
 ):
     """The model's metric under each of several selections, in tiled passes.
 
-    Selections go `views_per_pass` at a time (a short last group padded:
-    one compiled shape). `metric` (`resolve_metric()`) is resolved on the
-    first outputs; a Keras metric streams, one fresh copy per selection; a
-    function sees all of a selection's predictions. `y` may be None for a
-    function that ignores it.
+    `metric` (`resolve_metric()`) is resolved on the first outputs; a Keras
+    metric streams, one fresh copy per selection; a function sees all of a
+    selection's predictions. `y` may be None for a function that ignores it.
 
     Returns:
         `(values, name)`: one float64 value per selection, the metric's name.
     """
-    layer = _the_layer(masking)
-    selections = list(selections)
-    size = min(int(views_per_pass or layer.max_views), len(selections))
-    scorer, values = None, []
-    for first in range(0, len(selections), size):
-        group = selections[first : first + size]
-        padded = group + group[-1:] * (size - len(group))
-        passes = iter_view_predictions(
-            model, x, padded, masking=layer, batch_size=batch_size, progress=progress
-        )
-        with contextlib.closing(passes):  # the prior visibility comes back
-            for _, start, stop, blocks in passes:
-                outputs = [single_output(block) for block in blocks[: len(group)]]
-                if scorer is None:
-                    scorer = metrics_lib.resolve_metric(
-                        metric, y, outputs[0], model, from_logits
-                    )
-                    stream = isinstance(scorer, keras.metrics.Metric)
+    scorer, states, values = None, {}, []
+    n = data_lib.num_examples(x)
+    passes = iter_view_predictions(
+        model, x, selections, masking, batch_size, progress, views_per_pass
+    )
+    with contextlib.closing(passes):  # the prior visibility comes back
+        for views, start, stop, blocks in passes:
+            outputs = [single_output(block) for block in blocks]
+            if scorer is None:
+                scorer = metrics_lib.resolve_metric(
+                    metric, y, outputs[0], model, from_logits
+                )
+                stream = isinstance(scorer, keras.metrics.Metric)
+            y_block = None if y is None else y[start:stop]
+            for view, output in zip(views, outputs):
                 if start == 0:
-                    states = [
-                        metrics_lib.fresh_metric(scorer) if stream else []
-                        for _ in group
-                    ]
-                y_block = None if y is None else y[start:stop]
-                for state, output in zip(states, outputs):
-                    with _explained(scorer, y_block, output):
-                        if stream:
-                            state.update_state(y_block, output)
-                        else:
-                            state.append(output)
-        for state in states:
-            with _explained(scorer, y, None):
-                value = state.result() if stream else scorer(y, np.concatenate(state))
-                values.append(float(np.mean(keras.ops.convert_to_numpy(value))))
+                    states[view] = metrics_lib.fresh_metric(scorer) if stream else []
+                with _explained(scorer, y_block, output):
+                    if stream:
+                        states[view].update_state(y_block, output)
+                    else:
+                        states[view].append(output)
+            for view in views if stop == n else ():
+                state = states.pop(view)
+                with _explained(scorer, y, None):
+                    value = (
+                        state.result() if stream else scorer(y, np.concatenate(state))
+                    )
+                    values.append(float(np.mean(keras.ops.convert_to_numpy(value))))
     return np.asarray(values, "float64"), metrics_lib.metric_name(scorer)
 
 

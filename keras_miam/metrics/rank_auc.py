@@ -38,7 +38,7 @@ def macro_auc(y_true, y_score):
     observed = ~np.isnan(y_true)
     if not np.all(np.isin(y_true[observed], (0.0, 1.0))):
         raise ValueError(
-            "AUC needs 0/1 targets (NaN for unobserved ones); received "
+            "AUC needs 0/1 labels (NaN for unobserved ones); received "
             f"values {np.unique(y_true[observed])[:5].tolist()}."
         )
     positives = np.sum(y_true == 1.0, axis=0)
