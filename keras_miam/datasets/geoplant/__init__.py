@@ -1,10 +1,4 @@
-"""GeoPlant / GeoLifeCLEF 2024-2025 presence-absence surveys.
-
-`layout` finds a release's files, `readers` read them, `sources` read a
-split by row, `plan` picks surveys, validation part, species and labels,
-`statistics` normalises, `dataset` batches, `loader` (`load_geoplant`) ties
-them, and `cache` (`prepare_geoplant`) writes a memory-mapped cache.
-"""
+"""GeoPlant / GeoLifeCLEF 2024-2025 presence-absence surveys (see `loader`)."""
 
 from keras_miam.datasets.geoplant.cache import GeoPlantCacheError
 from keras_miam.datasets.geoplant.cache import prepare_geoplant

@@ -1,10 +1,4 @@
-"""A one-time, memory-mapped array cache of a GeoPlant release.
-
-`prepare_geoplant` writes each split's modalities as float32 `.npy` arrays
-(NaN for missing, unnormalised), its `surveys.csv` and `presence.npy`, and
-last `manifest.json` (shapes, arguments, source file sizes and times);
-`CachedSource` reads the arrays through memory maps.
-"""
+"""A one-time array cache of a GeoPlant release, read through memory maps."""
 
 import json
 import os
@@ -23,7 +17,7 @@ from keras_miam.datasets.geoplant.sources import Source
 from keras_miam.datasets.geoplant.sources import default_modalities
 from keras_miam.datasets.geoplant.sources import modality_files
 
-FORMAT, VERSION, MANIFEST = "keras_miam.geoplant_cache", 3, "manifest.json"
+VERSION, MANIFEST = 3, "manifest.json"
 _HINT = (
     "run keras_miam.datasets.prepare_geoplant(root, cache_dir) (or `python -m "
     "keras_miam.datasets.geoplant prepare ROOT CACHE_DIR`)"
@@ -84,24 +78,18 @@ def prepare_geoplant(
     cache_dir = Path(cache_dir).expanduser()
     layout = GeoPlantLayout(root)
     modalities = default_modalities(layout, modalities)
-    available = layout.splits()
-    unknown = [s for s in splits or () if s not in available]
-    if unknown or "train" not in available:
-        raise ValueError(
-            f"Unknown split(s) {unknown or ['train']}; the release under "
-            f"'{layout.root}' has {available} (and needs 'train')."
-        )
     if "image" in modalities:
         size = image_size or ReleaseSource(layout, "train", [], ["image"]).image_size
         image_size = positive_int(size, "image_size")
     arguments = dict(
+        version=VERSION,
         modalities=modalities,
-        splits=list(dict.fromkeys(["train", *(splits or available)])),
+        splits=list(dict.fromkeys(["train", *(splits or layout.splits())])),
         series_source=series_source,
         env_columns=env_columns,
         image_size=image_size,
     )
-    manifest = dict(format=FORMAT, version=VERSION, **_listing(layout, arguments))
+    manifest = _listing(layout, arguments)
     old = None if overwrite else _read_manifest(cache_dir)
     if old is not None and (differences := _differences(old, manifest)):
         raise GeoPlantCacheError(
@@ -156,11 +144,6 @@ class CachedSource(Source):
     def __init__(self, cache_dir, manifest, split, modalities):
         import pandas as pd
 
-        if split not in manifest["splits"]:
-            raise GeoPlantCacheError(
-                f"The GeoPlant cache '{cache_dir}' has no '{split}' split (it has "
-                f"{list(manifest['splits'])}); {_HINT}."
-            )
         entry, folder = manifest["splits"][split], Path(cache_dir) / split
         self.surveys = pd.read_csv(folder / "surveys.csv", index_col="surveyId")
         self.survey_ids = self.surveys.index.to_numpy("int64")
@@ -205,39 +188,36 @@ def open_cache(
             f"'{cache_dir}' holds no complete GeoPlant cache (no {MANIFEST}: "
             f"never prepared, or its preparation was interrupted); {_HINT}."
         )
-    if (manifest.get("format"), manifest.get("version")) != (FORMAT, VERSION):
+    if manifest.get("arguments", {}).get("version") != VERSION:
         raise GeoPlantCacheError(
             f"'{cache_dir / MANIFEST}' is not a version-{VERSION} GeoPlant cache "
             f"manifest; {_HINT} with overwrite=True."
         )
-    arguments, cached = manifest["arguments"], manifest["arguments"]["modalities"]
+    cached = manifest["arguments"]["modalities"]
     if root is not None:
-        listing = _listing(GeoPlantLayout(root), arguments)
+        listing = _listing(GeoPlantLayout(root), manifest["arguments"])
         if differences := _differences(manifest, listing):
             raise GeoPlantCacheError(
                 f"The GeoPlant cache '{cache_dir}' is stale: {differences}. "
                 "Re-run prepare_geoplant(root, cache_dir, overwrite=True)."
             )
     modalities = check_modalities(modalities or cached, GEOPLANT_MODALITIES)
-    if missing := [m for m in modalities if m not in cached]:
-        raise GeoPlantCacheError(
-            f"The GeoPlant cache '{cache_dir}' holds {cached}, not {missing}; "
-            f"{_HINT} with modalities including them."
-        )
-    for name in set(modalities) & {"climate", "landsat"}:
-        origin = manifest["splits"]["train"]["arrays"][name]["origin"]
-        if series_source not in ("auto", origin):
-            raise GeoPlantCacheError(
-                f"The GeoPlant cache '{cache_dir}' holds the {name} series from "
-                f"{origin}; received series_source={series_source!r}. Prepare a "
-                "cache with that series_source."
-            )
-    size = arguments["image_size"]
+    arrays = manifest["splits"]["train"]["arrays"]
+    missing = [m for m in modalities if m not in cached]
+    held = [f"{cached}, not {missing}"] if missing else []
+    held += [
+        f"the {name} series from {arrays[name]['origin']}"
+        for name in set(modalities) & set(cached) & {"climate", "landsat"}
+        if series_source not in ("auto", arrays[name]["origin"])
+    ]
+    size = manifest["arguments"]["image_size"]
     if "image" in modalities and image_size not in (None, size):
+        held.append(f"{size}x{size} patches")
+    if held:
         raise GeoPlantCacheError(
-            f"The GeoPlant cache '{cache_dir}' holds {size}x{size} patches; "
-            f"received image_size={image_size!r}. Prepare a cache with that "
-            "image_size."
+            f"The GeoPlant cache '{cache_dir}' holds {'; '.join(held)}: received "
+            f"modalities={list(modalities)}, series_source={series_source!r}, "
+            f"image_size={image_size!r}; {_HINT} with them."
         )
     return manifest, modalities
 
@@ -269,35 +249,18 @@ def _listing(layout, arguments):
 
 def _differences(manifest, listing):
     """What differs between a manifest and a `_listing` ("" when nothing)."""
-    found = []
-    for part in ("arguments", "sources"):
-        old, new = manifest.get(part, {}), listing[part]
-        changed = [k for k in sorted({*old, *new}) if old.get(k) != new.get(k)]
-        if part == "arguments":
-            found += [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in changed]
-            continue
-        for path in changed[:5]:
-            what = (
-                "new"
-                if path not in old
-                else "removed"
-                if path not in new
-                else "changed"
-            )
-            found.append(f"{path} ({what})")
-        if len(changed) > 5:
-            found.append(f"and {len(changed) - 5} more source(s)")
-    if manifest.get("version") != VERSION:
-        found.append(f"cache version {manifest.get('version')!r} -> {VERSION}")
+    old, new = manifest.get("arguments", {}), listing["arguments"]
+    found = [f"{k} {old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v]
+    old, new = manifest.get("sources", {}), listing["sources"]
+    changed = [p for p in sorted({*old, *new}) if old.get(p) != new.get(p)]
+    state = lambda p: (
+        "new" if p not in old else "removed" if p not in new else "changed"
+    )
+    found += [f"{path} ({state(path)})" for path in changed[:5]]
+    found += [f"and {len(changed) - 5} more source(s)"] if len(changed) > 5 else []
     return "; ".join(found)
 
 
 def _read_manifest(cache_dir):
     path = Path(cache_dir) / MANIFEST
-    try:
-        return json.loads(path.read_text()) if path.exists() else None
-    except json.JSONDecodeError as error:
-        raise GeoPlantCacheError(
-            f"GeoPlant cache manifest '{path}' is damaged ({error}); {_HINT} "
-            "with overwrite=True."
-        ) from error
+    return json.loads(path.read_text()) if path.exists() else None

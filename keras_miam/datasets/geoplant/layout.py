@@ -12,12 +12,9 @@ from keras_miam.datasets.geoplant.readers import read_csv
 SPLIT_RE = re.compile(r"(?<![a-z0-9])(train|test|val)(?![a-z])")
 PRESENCE_ONLY_RE = re.compile(r"(?<![a-z0-9])p[o0](?![a-z0-9])")
 _ROOT_HELP = (
-    "a GeoPlant / GeoLifeCLEF 2024-2025 presence-absence release: a metadata "
-    "CSV (e.g. PresenceAbsenceSurveys/PA_metadata_train.csv, "
-    "GLC24-PA-metadata-train.csv, or a metadata.csv with a 'subset' column) "
-    "next to EnvironmentalValues/ (or EnvironmentalRasters/), the bioclimatic "
-    "and Landsat time series (CSVs or *_cube.pt files) and the Sentinel-2 "
-    "patches ({CD}/{AB}/{surveyId}.tiff or .jpeg)"
+    "a GeoPlant / GeoLifeCLEF 2024-2025 presence-absence release: a metadata CSV "
+    "(PA_metadata_train.csv, GLC24-PA-metadata-train.csv, or metadata.csv with a "
+    "'subset' column) next to the environmental, time series and patch folders"
 )
 
 
@@ -33,11 +30,10 @@ def split_family(path):
 
 
 class GeoPlantLayout:
-    """Locates the file families of a GeoPlant presence-absence release.
+    """The files of a GeoPlant release, by split family.
 
-    Walks `root` once (not into the `{CD}/{AB}` patch folders). Each file
-    belongs to the split family named by the deepest `train`/`test`/`val`
-    word of its path; presence-only files (a `PO` word) are ignored.
+    A file's family is the deepest `train`/`test`/`val` word of its path;
+    presence-only (`PO`) files are ignored.
 
     Args:
         root: path of the release folder.
@@ -78,18 +74,13 @@ class GeoPlantLayout:
             if len(rel.parts) <= 3 and "metadata" in name:
                 if not rest or SPLIT_RE.match(rest):
                     self.metadata.setdefault(rest or None, []).append(rel)
+        glc23 = [str(p) for p in self.csv_files if "occurrences" in normalise(p)]
         if not self.metadata:
-            glc23 = [str(p) for p in self.csv_files if "occurrences" in normalise(p)]
             raise FileNotFoundError(
                 f"No presence-absence metadata CSV under '{self.root}'. Expected "
                 f"{_ROOT_HELP}."
-                + (
-                    f" Found {glc23[:3]}: this looks like the GeoLifeCLEF 2023 "
-                    "layout (occurrences keyed by patchID / timeSerieID), which "
-                    "is not supported."
-                    if glc23
-                    else ""
-                )
+                + f" Found {glc23[:3]}: the GeoLifeCLEF 2023 layout is not supported."
+                * bool(glc23)
             )
         self._combined = [read_csv(self.root / p) for p in self.metadata.get(None, [])]
 
@@ -119,13 +110,7 @@ class GeoPlantLayout:
                 f"Unknown split '{split}'. The metadata under '{self.root}' has "
                 f"the splits {self.splits()}."
             )
-        frame = pd.concat(frames, ignore_index=True)
-        if "surveyId" not in frame.columns:
-            raise ValueError(
-                f"The metadata of split '{split}' has no 'surveyId' column; "
-                f"found {list(frame.columns)}."
-            )
-        return frame
+        return pd.concat(frames, ignore_index=True)
 
     def feature_family(self, split):
         """The split family whose feature files hold the surveys of `split`."""

@@ -31,11 +31,9 @@ def load_geoplant(
     image_size=None,
     stats_sample_size=1024,
     drop_remainder=False,
-    workers=1,
-    use_multiprocessing=False,
-    max_queue_size=10,
     cache_dir=None,
     validation_block=None,
+    **kwargs,
 ):
     """Streams a split of the GeoPlant presence-absence surveys as batches.
 
@@ -43,15 +41,12 @@ def load_geoplant(
     or a `prepare_geoplant` cache. Labels are the multi-hot presence of the
     selected species; "env" `(F,)`, "climate" `(T, 4)`, "landsat" `(T, 6)`
     and "image" `(H, W, 4)` are NaN where missing. With `normalize`, each
-    channel is standardised with the training part's statistics (see
-    `statistics.compute_stats`: a channel with fewer than two training
-    values raises, fewer than 5 surveys warn).
+    channel is standardised with the training part's statistics: a channel
+    with fewer than two training values raises, fewer than 5 surveys warn.
 
     Args:
         root: path of the release folder (optional with `cache_dir`).
         split: "train", "val", or a split of the metadata ("test", ...).
-            "val" is a seeded `validation_fraction` of the training surveys
-            unless the release has one.
         modalities: names among "env", "climate", "landsat", "image";
             default every modality with training files (or cached).
         species: optional list of speciesId (the label columns); default
@@ -60,7 +55,8 @@ def load_geoplant(
         batch_size: int, surveys per batch.
         stats: the `.stats` of the training set, or None to compute them.
         normalize: bool; False returns raw values.
-        validation_fraction: float in [0, 1), training surveys held out.
+        validation_fraction: float in [0, 1), training surveys held out as
+            "val" (seeded) when the release has no "val".
         seed: int, seeds the validation part, the sample and the shuffling.
         shuffle: bool, reshuffle every epoch; default True for "train".
         env_columns: optional env column names or glob patterns.
@@ -69,12 +65,11 @@ def load_geoplant(
             else of the first patch.
         stats_sample_size: int, surveys read for series and image stats.
         drop_remainder: bool, drop the last incomplete batch.
-        workers: int, as in `keras.utils.PyDataset`.
-        use_multiprocessing: bool, as in `keras.utils.PyDataset`.
-        max_queue_size: int, as in `keras.utils.PyDataset`.
         cache_dir: optional path of a `prepare_geoplant` cache.
         validation_block: optional float, "val" takes whole cells of that
             many degrees.
+        **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` of
+            `keras.utils.PyDataset`.
 
     Returns:
         A `GeoPlantDataset` of `(x, y)` batches (`x` alone without
@@ -93,7 +88,7 @@ def load_geoplant(
         Picek et al., "GeoPlant: Spatial Plant Species Prediction Dataset",
         NeurIPS 2024 Datasets and Benchmarks.
     """
-    batch_size = positive_int(batch_size, "batch_size")
+    positive_int(batch_size, "batch_size")
     positive_int(stats_sample_size, "stats_sample_size")
     for name, value in (("image_size", image_size), ("num_species", num_species)):
         if value is not None:
@@ -119,31 +114,18 @@ def load_geoplant(
         layout = GeoPlantLayout(root)
         modalities = default_modalities(layout, modalities)
         available, where = layout.splits(), f"the release under '{layout.root}'"
-        read = functools.cache(
-            lambda split: clean_metadata(layout.read_metadata(split))
-        )
-        source = functools.cache(
-            lambda split: ReleaseSource(
-                layout,
-                split,
-                read(split)[0].index,
-                modalities,
-                env_columns,
-                series_source,
-                image_size,
+        read = functools.cache(lambda s: clean_metadata(layout.read_metadata(s)))
+
+        @functools.cache
+        def source(split):
+            options = (env_columns, series_source, image_size)
+            return ReleaseSource(
+                layout, split, read(split)[0].index, modalities, *options
             )
-        )
+
+    carve = (float(validation_fraction), seed, validation_block)
     plan = plan_split(
-        read,
-        available,
-        split,
-        where,
-        float(validation_fraction),
-        seed,
-        validation_block,
-        species,
-        num_species,
-        stats,
+        read, available, split, where, *carve, species, num_species, stats
     )
     if normalize and stats is None:
         train = source("train")
@@ -164,23 +146,13 @@ def load_geoplant(
         if "image" in modalities and image_size is None and cache_dir is None:
             size = data.image_size = stats["image"]["size"]  # patches read at it
             data.shapes["image"] = (size, size, 4)
-    if "env" in modalities and normalize:
-        data.select_env(stats["env"]["columns"])
-    elif "env" in modalities:
-        data.select_env(patterns=env_columns)
+    if "env" in modalities:
+        columns = stats["env"]["columns"] if normalize else None
+        data.select_env(columns, None if normalize else env_columns)
+    shuffle = split == "train" if shuffle is None else shuffle
+    options = (stats if normalize else None, batch_size, shuffle, seed, drop_remainder)
     dataset = GeoPlantDataset(
-        data,
-        modalities,
-        rows=plan.rows,
-        labels=plan.labels,
-        stats=stats if normalize else None,
-        batch_size=batch_size,
-        shuffle=split == "train" if shuffle is None else shuffle,
-        seed=seed,
-        drop_remainder=drop_remainder,
-        workers=workers,
-        use_multiprocessing=use_multiprocessing,
-        max_queue_size=max_queue_size,
+        data, modalities, plan.rows, plan.labels, *options, **kwargs
     )
     dataset.species, dataset.surveys = plan.species, plan.surveys
     dataset.env_columns = data.env_columns

@@ -59,11 +59,6 @@ def plan_split(
         raise ValueError(
             f"Unknown split '{split}'{hint}. Expected one of {valid} for {where}."
         )
-    if "train" not in available:
-        raise ValueError(
-            f"{where[0].upper() + where[1:]} has no training metadata (splits: {list(available)}); it "
-            "is needed for the species and the normalisation statistics."
-        )
     train_surveys, train_presence = read("train")
     n = len(train_surveys)
     is_val = np.zeros(n, bool)
@@ -86,31 +81,26 @@ def plan_split(
     else:
         source, (surveys, presence) = split, read(split)
         rows = np.arange(len(surveys))
-    if species is not None:
-        species = [int(s) for s in species]
-        if not species or len(set(species)) != len(species):
-            raise ValueError(
-                "`species` must be a non-empty list of distinct speciesId; "
-                f"received {species}."
-            )
-    elif stats is not None and stats.get("species") is not None:
-        species = [int(s) for s in stats["species"]]
-        if num_species is not None and num_species != len(species):
+    if species is None and stats is not None and stats.get("species") is not None:
+        species = stats["species"]
+        if num_species not in (None, len(species)):
             raise ValueError(
                 f"`num_species={num_species}` disagrees with the {len(species)} "
                 "species stored in `stats`."
             )
-    elif train_presence is None:
-        raise ValueError(
-            "The training metadata has no 'speciesId' column; pass `species`."
-        )
-    else:
+    if species is None and train_presence is None:
+        raise ValueError("The training metadata has no 'speciesId'; pass `species`.")
+    if species is None:
         train_ids = train_surveys.index.to_numpy()[train_rows]
         train = train_presence[np.isin(train_presence[:, 0], train_ids), 1]
         ids, counts = np.unique(train, return_counts=True)
-        if not len(ids):
-            raise ValueError("The training metadata lists no species.")
-        species = [int(s) for s in ids[np.lexsort((ids, -counts))][:num_species]]
+        species = ids[np.lexsort((ids, -counts))][:num_species]
+    species = [int(s) for s in species]
+    if not species or len(set(species)) != len(species):
+        raise ValueError(
+            "`species` must be a non-empty list of distinct speciesId; "
+            f"received {species}."
+        )
     ids = surveys.index.to_numpy()[rows]
     labels = None if presence is None else _multi_hot(presence, ids, species)
     return Plan(source, rows, surveys.iloc[rows], train_rows, species, labels)

@@ -43,10 +43,7 @@ def read_csv(path, **kwargs):
 
 
 def read_rows(paths, survey_ids):
-    """Numeric rows of CSVs whose surveyId is in `survey_ids`, indexed by it.
-
-    Streamed in chunks; the first row of a duplicated id wins.
-    """
+    """Numeric rows of CSVs (in chunks) for `survey_ids`, indexed by surveyId."""
     import pandas as pd
 
     wanted, kept = pd.Index(np.asarray(survey_ids, "int64")), []
@@ -170,20 +167,12 @@ def _read_file(path, kind):
         with Image.open(path) as image:
             values = np.asarray(image.convert("L" if kind == "nir" else "RGB"))
         return values.reshape(values.shape[:2] + (-1,)).astype("float32")
-    import tifffile
+    import tifffile  # the `geoplant` extra brings imagecodecs for its LZW
 
-    try:
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            nodata = page.nodata if "GDAL_NODATA" in page.tags else -1
-            values = page.asarray()
-    except ValueError as error:
-        if "imagecodecs" not in str(error):
-            raise
-        raise ImportError(
-            f"Reading the compressed patch '{path}' needs the 'imagecodecs' "
-            "package: pip install keras-miam[geoplant]."
-        ) from error
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        nodata = page.nodata if "GDAL_NODATA" in page.tags else -1
+        values = page.asarray()
     if values.ndim == 3 and values.shape[0] <= 4 < values.shape[-1]:
         values = values.transpose(1, 2, 0)  # planar (C, H, W) -> (H, W, C)
     values = values.reshape(values.shape[:2] + (-1,)).astype("float32")
@@ -191,34 +180,28 @@ def _read_file(path, kind):
     return values[..., :4]
 
 
-_warned = set()
-
-
 def read_patch(sources, survey_id, size=None):
     """The Sentinel-2 patch of one survey, `(H, W, 4)` float32 R, G, B, NIR.
 
     `sources` lists `(kind, folder, extension)`: "multiband" (a 4-band tiff)
     or "rgb" + "nir" images. A survey without a patch, or an unreadable file
-    (warned once), is NaN for those channels; None when nothing is found and
+    (warned), is NaN for those channels; None when nothing is found and
     `size` is None. With `size`, other sizes are resized (bilinear).
     """
     from PIL import Image
 
-    patch = None
+    patch = None if size is None else np.full((size, size, 4), np.nan, "float32")
     for kind, folder, extension in sources:
         path = os.path.join(folder, patch_subpath(survey_id, extension))
-        if not os.path.exists(path):
-            continue
         try:
-            values = _read_file(path, kind)
+            values = _read_file(path, kind) if os.path.exists(path) else None
         except (OSError, ValueError, SyntaxError) as error:
-            if path not in _warned:
-                _warned.add(path)
-                warnings.warn(f"Could not read patch '{path}' ({error}); using NaN.")
+            warnings.warn(f"Could not read patch '{path}' ({error}); using NaN.")
+            continue
+        if values is None:
             continue
         if patch is None:
-            height, width = (size, size) if size else values.shape[:2]
-            patch = np.full((height, width, 4), np.nan, "float32")
+            patch = np.full(values.shape[:2] + (4,), np.nan, "float32")
         if values.shape[:2] != patch.shape[:2]:
             values = np.stack(
                 [
@@ -233,6 +216,4 @@ def read_patch(sources, survey_id, size=None):
         patch[..., first : first + values.shape[-1]] = values
         if values.shape[-1] >= 4:
             break
-    if patch is None and size:
-        patch = np.full((size, size, 4), np.nan, "float32")
     return patch

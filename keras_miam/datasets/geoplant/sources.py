@@ -18,14 +18,10 @@ from keras_miam.datasets.geoplant.readers import to_float32
 GEOPLANT_MODALITIES = ("env", "climate", "landsat", "image")
 SERIES_SOURCES = ("auto", "csv", "cubes")
 _EXPECTED = {
-    "env": "EnvironmentalValues/**/*PA*-{train,test}-*.csv files (or "
-    "EnvironmentalRasters/) with a 'surveyId' column",
-    "climate": "a bioclimatic_monthly CSV (surveyId + Bio-{pr,tas,tasmax,tasmin}"
-    "_{MM}_{YYYY}) or *-bioclimatic_monthly_{surveyId}_cube.pt files",
-    "landsat": "the six landsat-time-series-{red,green,blue,nir,swir1,swir2} "
-    "CSVs (surveyId + YYYY_Q) or *-landsat*_{surveyId}_cube.pt files",
-    "image": "Sentinel-2 patches {CD}/{AB}/{surveyId}.tiff (R, G, B, NIR) or "
-    "GLC24's RGB and NIR jpegs, CD being the last two digits of the id",
+    "env": "EnvironmentalValues/ (or EnvironmentalRasters/) CSVs with a surveyId",
+    "climate": "a bioclimatic_monthly CSV or *-bioclimatic_monthly_*_cube.pt files",
+    "landsat": "the six landsat-time-series-{band} CSVs or *-landsat*_cube.pt files",
+    "image": "Sentinel-2 patches {CD}/{AB}/{surveyId}.tiff, or RGB and NIR jpegs",
 }
 
 
@@ -61,16 +57,12 @@ def available_modalities(root, split="train"):
     ```
     """
     layout = root if isinstance(root, GeoPlantLayout) else GeoPlantLayout(root)
-    family = layout.feature_family(split)
-    return tuple(
-        name
-        for name in GEOPLANT_MODALITIES
-        if (
-            any(find_patch(f)[0] for f in modality_files(layout, name, family)[1])
-            if name == "image"
-            else any(modality_files(layout, name, family))
-        )
-    )
+    files = {
+        n: modality_files(layout, n, layout.feature_family(split))
+        for n in GEOPLANT_MODALITIES
+    }
+    files["image"] = [find_patch(f)[0] for f in files["image"][1]]
+    return tuple(name for name, found in files.items() if any(found))
 
 
 def default_modalities(layout, modalities=None):
