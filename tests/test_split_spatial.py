@@ -70,15 +70,15 @@ def test_spatial_split_takes_a_survey_table_and_names_bad_input(rng):
     x = np.arange(50)
     with pytest.raises(ValueError, match="needs `coordinates`"):
         split_dataset(x, spatial_block=1.0)
-    with pytest.raises(ValueError, match=r"shape \(50, 2\)"):
+    with pytest.raises(ValueError, match=r"\(50, 2\).*received shape \(10, 2\)"):
         split_dataset(x, spatial_block=1.0, coordinates=coordinates[:10])
     with pytest.raises(ValueError, match="degrees > 0"):
         split_dataset(x, spatial_block=0.0, coordinates=coordinates)
-    with pytest.raises(ValueError, match=r"no \['lon'\] column"):
+    with pytest.raises(KeyError, match="lon"):  # pandas names the column
         split_dataset(x, spatial_block=1.0, coordinates=table[["lat"]])
     bad = coordinates.copy()
     bad[3, 0] = np.nan
-    with pytest.raises(ValueError, match="1 example"):
+    with pytest.raises(ValueError, match="1 non-finite row"):
         split_dataset(x, spatial_block=1.0, coordinates=bad)
     with pytest.raises(ValueError, match="fewer than the 3 parts"):
         split_dataset(x, spatial_block=100.0, coordinates=coordinates)

@@ -1,7 +1,5 @@
 """Seeded split of array datasets into parts, at random or by spatial blocks."""
 
-import numbers
-
 import numpy as np
 
 
@@ -47,16 +45,16 @@ def split_dataset(
     >>> [len(p[0]["env"]) for p in parts]  # ten cells of ten examples
     [70, 10, 20]
     """
-    arrays = x if isinstance(x, dict) else {None: x}
+    arrays = x if isinstance(x, dict) else {"x": x}
     lengths = {k: len(v) for k, v in arrays.items()}
     if y is not None:
-        lengths["y"] = len(y)
+        lengths["y (labels)"] = len(y)
     if len(set(lengths.values())) != 1:
         raise ValueError(
             "All arrays must have the same number of examples (first "
             f"dimension); received lengths {lengths}."
         )
-    n = next(iter(lengths.values()))
+    n, y = len(next(iter(arrays.values()))), None if y is None else np.asarray(y)
     fractions = [float(f) for f in fractions]
     if len(fractions) < 2 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
         raise ValueError(
@@ -71,27 +69,19 @@ def split_dataset(
         )
     if spatial_block is None:
         order = np.random.default_rng(seed).permutation(n)
-        bounds = np.cumsum([0] + sizes)
-        indices = [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        indices = [np.sort(i) for i in np.split(order, np.cumsum(sizes)[:-1])]
     else:
         indices = spatial_parts(coordinates, spatial_block, fractions, n, seed)
-    parts = []
-    for index in indices:
-        part = {k: np.asarray(v)[index] for k, v in arrays.items()}
-        x_part = part[None] if None in part else part
-        y_part = None if y is None else np.asarray(y)[index]
-        parts.append((x_part, y_part))
-    return tuple(parts)
+    parts = [{k: np.asarray(v)[i] for k, v in arrays.items()} for i in indices]
+    return tuple(
+        (part if isinstance(x, dict) else part["x"], None if y is None else y[i])
+        for part, i in zip(parts, indices)
+    )
 
 
 def spatial_parts(coordinates, spatial_block, fractions, n, seed):
     """Example indices of each part: whole cells of `spatial_block` degrees."""
-    if not (
-        isinstance(spatial_block, numbers.Real)
-        and not isinstance(spatial_block, bool)
-        and np.isfinite(spatial_block)
-        and spatial_block > 0
-    ):
+    if not 0 < float(spatial_block) < np.inf:
         raise ValueError(
             "`spatial_block` must be a cell size of degrees > 0; received "
             f"{spatial_block!r}."
@@ -102,46 +92,33 @@ def spatial_parts(coordinates, spatial_block, fractions, n, seed):
             "latitudes of the examples, or a table with 'lon' and 'lat' columns."
         )
     if hasattr(coordinates, "columns"):
-        missing = [c for c in ("lon", "lat") if c not in coordinates.columns]
-        if missing:
-            raise ValueError(
-                f"`coordinates` has no {missing} column(s); found "
-                f"{list(coordinates.columns)}."
-            )
-        coordinates = coordinates[["lon", "lat"]].to_numpy()
+        coordinates = coordinates[["lon", "lat"]]
     coordinates = np.asarray(coordinates, "float64")
-    if coordinates.shape != (n, 2):
+    if coordinates.shape != (n, 2) or not np.all(np.isfinite(coordinates)):
         raise ValueError(
-            f"`coordinates` must have shape ({n}, 2) (longitude, latitude of each "
-            f"example); received {coordinates.shape}."
-        )
-    if not np.all(np.isfinite(coordinates)):
-        bad = int(np.sum(~np.all(np.isfinite(coordinates), axis=1)))
-        raise ValueError(
-            f"`coordinates` has {bad} example(s) with a non-finite longitude or "
-            "latitude; every example needs a location for a spatial split."
+            f"`coordinates` must be the ({n}, 2) finite longitudes and latitudes "
+            f"of the examples; received shape {coordinates.shape}, with "
+            f"{np.sum(~np.isfinite(coordinates).all(axis=-1))} non-finite row(s)."
         )
     cells = np.floor(coordinates / float(spatial_block)).astype("int64")
     _, cell, counts = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
-    cell = cell.reshape(-1)
     if len(counts) < len(fractions):
         raise ValueError(
             f"The examples fall in {len(counts)} cell(s) of {spatial_block} "
             f"degrees, fewer than the {len(fractions)} parts; use a smaller "
             "`spatial_block`."
         )
+    # Each cell goes to the part its middle example falls in, in a shuffled
+    # order of the cells; then a part left empty takes a cell of the part
+    # with the most cells (its last in the order).
     order = np.random.default_rng(seed).permutation(len(counts))
-    # Each cell goes to the part its middle example falls in, in the
-    # shuffled order; then every part is made non-empty.
     middle = np.cumsum(counts[order]) - counts[order] / 2.0
-    bounds = np.cumsum(fractions)[:-1] * n
-    part_of = np.searchsorted(bounds, middle, side="right")
+    part_of = np.searchsorted(np.cumsum(fractions)[:-1] * n, middle, side="right")
     for p in range(len(fractions)):
         if not np.any(part_of == p):
-            # A cell of the part with the most cells (its last in the order).
-            donor = int(np.argmax(np.bincount(part_of, minlength=len(fractions))))
+            donor = np.argmax(np.bincount(part_of, minlength=len(fractions)))
             part_of[np.flatnonzero(part_of == donor)[-1]] = p
     cell_part = np.empty(len(counts), "int64")
     cell_part[order] = part_of
-    example_part = cell_part[cell]
+    example_part = cell_part[cell.reshape(-1)]
     return [np.flatnonzero(example_part == p) for p in range(len(fractions))]
