@@ -33,16 +33,15 @@ default where its r_env geometric mean (mean over seeds) is > 1 on every
 scenario and its validation subset average is not below the published
 estimator's by more than the larger seed std of the two.
 
-Runs are cached as JSON in `benchmarks/results/dynamics_estimator_runs/`
-(one file per study, scenario, variant and seed): the script resumes, and
-`--assemble` trains nothing.
+Runs are kept in `benchmarks/results/dynamics_estimator_runs/` (`common.RunCache`:
+one JSON file per study, scenario, variant and seed, not in git): the script
+resumes, and `--assemble` trains nothing and reports the runs found.
 
     python benchmarks/dynamics_estimator.py                       # everything
     python benchmarks/dynamics_estimator.py --study ablations --seeds 0
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -167,35 +166,41 @@ def subset_scores(km, model, data, subsets):
     }
 
 
-def run_one(km, data, study, scen, label, seed, out, assemble):
-    path = out / "dynamics_estimator_runs" / study / scen / f"{label}_seed{seed}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    if assemble:
-        return None
-    train, val, test, subsets, fit = data
+def run_one(km, data, study, scen, label, seed, cache):
+    """One run's record, read from `cache` or trained (None: missing, when
+    assembling)."""
     strategy, dynamics = STUDIES[study][0][label]
-    model, history, seconds = fit(strategy, dynamics, seed)
-    record = {
+    settings = {
         "study": study,
         "scenario": scen,
         "variant": label,
         "seed": seed,
         "strategy": strategy,
         "dynamics_kwargs": dynamics,
-        "fit_seconds": seconds,
-        **ratio_summary(history),
-        "validation": subset_scores(km, model, val, subsets),
-        "test": subset_scores(km, model, test, subsets),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(common.jsonable(record), indent=1))
-    print(
-        f"{study}/{scen}/{label}/seed{seed}: r_env {record['r_dominant_geomean']:.2f}, "
-        f"val avg {record['validation']['average']:.2f}, {seconds:.0f} s",
-        flush=True,
-    )
-    return record
+
+    def train():
+        _, val, test, subsets, fit = data
+        model, history, seconds = fit(strategy, dynamics, seed)
+        record = {
+            "fit_seconds": seconds,
+            **ratio_summary(history),
+            "validation": subset_scores(km, model, val, subsets),
+            "test": subset_scores(km, model, test, subsets),
+        }
+        print(
+            f"{study}/{scen}/{label}/seed{seed}: r_env "
+            f"{record['r_dominant_geomean']:.2f}, val avg "
+            f"{record['validation']['average']:.2f}, {seconds:.0f} s",
+            flush=True,
+        )
+        return record
+
+    try:
+        record = cache.run(f"{label}_seed{seed}", settings, train)
+    except FileNotFoundError:  # --assemble: a run not made yet
+        return None
+    return {**record["settings"], **record}
 
 
 def run(study, seeds, out, assemble=False, scenarios=None, only=None):
@@ -205,10 +210,13 @@ def run(study, seeds, out, assemble=False, scenarios=None, only=None):
     variants = [v for v in variants if not only or v in only]
     records = []
     for scen in scenarios or names:
+        cache = common.RunCache(
+            out / "dynamics_estimator_runs" / study / scen, assemble
+        )
         data = None if assemble else scenario(km, scen)
         for seed in seeds:  # seed first: an interrupted study has whole seeds
             for label in variants:
-                record = run_one(km, data, study, scen, label, seed, out, assemble)
+                record = run_one(km, data, study, scen, label, seed, cache)
                 if record is not None:
                     records.append(record)
     if records:
