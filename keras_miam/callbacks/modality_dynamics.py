@@ -13,85 +13,65 @@ from keras_miam.evaluation import metrics as metrics_lib
 from keras_miam.evaluation import view_predictions
 from keras_miam.layers import masking_lookup
 
-# Scores the noise estimate reads (4 second differences).
-NOISE_SCORES = 6
+NOISE_SCORES = 6  # Scores the noise estimate reads (4 second differences).
+TOP1_NAMES = ("accuracy", "categorical_accuracy", "sparse_categorical_accuracy")
+LOSS_NAMES = ("loss", "loss_score")
 
 
 class ModalityDynamics(keras.callbacks.Callback):
     """Measures each modality's validation score and updates MIAM's masking.
 
-    At the end of every `every`-th epoch, for every modality m the callback
-    measures the metric on `validation_data` with only modality m visible
-    (one tiled forward pass per batch scores all modalities), turns it into
-    the score s_m and the derivative d_m = |d s_m / d epoch|, and calls
-    `MIAMMasking.update_dynamics(s, d)`. MIAM then masks modalities with a
-    high, stable score (r_m = rho_s,m / rho_d,m > 1) more from the next
-    epoch on; OPM reads the score ratios.
+    At the end of every `every`-th epoch, for every modality m, the callback
+    measures the metric on `validation_data` with only m visible, turns it
+    into the score s_m and the derivative d_m = |d s_m / d epoch| (the
+    slope of the last `smoothing` scores), and calls
+    `MIAMMasking.update_dynamics(s, d)`: MIAM then masks a modality with a
+    high, stable score more. As published, s_m is the raw metric and d_m is
+    floored at `epsilon`; `chance` and `noise_floor` read a modality stuck
+    near chance as weak rather than stable.
 
-    By default s_m is the raw metric and d_m is floored at `epsilon` (the
-    published estimator). With `chance="auto"`, s_m is the metric rescaled
-    so that chance is 0 and a perfect score 1, (metric - chance) /
-    (1 - chance): 2 AUC - 1 for AUC, (acc - 1/K) / (1 - 1/K) for top-1
-    accuracy over K classes, the improvement over the loss of predicting
-    the label prior for `"loss"`. d_m is the absolute
-    least-squares slope of the last `smoothing` scores (or an EMA of the
-    differences). With `noise_floor=True` both are floored at the score's
-    own noise level sigma_m, estimated from the second differences of the
-    recent scores: s_m >= sigma_m and d_m >= sigma_m / sqrt(sum t^2), the
-    standard error of the slope, so a plateau reads as "no change
-    detectable". Everything is floored at `epsilon` too. Both options make
-    a modality stuck near chance read as weak rather than as stable (issue
-    #23); `benchmarks/dynamics_estimator.py` compares them.
-
-    Logs, per modality m: `val_<m>_<metric>` (the raw metric),
-    `<m>_mask_ratio` (the ratio in force for the next epoch: MIAM's r_m,
+    Logs `val_<m>_<metric>` (the raw metric), `<m>_mask_ratio` (MIAM's r_m,
     OPM's rho_m, 1 for static strategies), `<m>_score_derivative` (d_m) and
     `<m>_score_noise` (sigma_m). The callback moves itself first in `fit`'s
-    callback list, so `CSVLogger`, `EarlyStopping` and the others see these
-    keys whatever the order of the list. The history is kept in the layer.
+    callback list, so that every other callback sees these keys.
 
     Args:
         validation_data: `(x, y)` arrays or a dataset of `(x, y)` batches,
             read once at the start of training (a dict of inputs with
             `metric="reconstruction"`).
         metric: None (AUC for multi-label heads, top-1 accuracy for
-            multi-class heads), a name, `"loss"`, a `keras.metrics.Metric`,
-            or a function `fn(y_true, y_pred)`
-            (`keras_miam.evaluation.resolve_metric`); higher is better.
+            multi-class heads), a name, `"loss"`, a `keras.metrics.Metric`
+            or a function `fn(y_true, y_pred)`; higher is better.
         masking: the `MIAMMasking` layer: None (the model's only one), a
             name or an instance.
         every: measure every `every` epochs. Defaults to 1.
         warmup_epochs: initial epochs trained with r_m = 1. Defaults to 0.
-        max_validation_samples: optional cap on the validation examples
-            (one subsample drawn with `seed`).
+        max_validation_samples: optional cap on the validation examples.
         smoothing: scores in the slope window, >= 2. Defaults to 3.
         epsilon: floor of scores and derivatives, > 0. Defaults to 1e-3.
         batch_size: examples per forward pass. Defaults to 256.
-        seed: seed of the subsample. Defaults to 0.
+        seed: seed of the validation subsample. Defaults to 0.
         verbose: 0 or 1 (one line per update).
         ema_decay: None, or in (0, 1): d_m from an EMA of the differences.
-        chance: None (the raw metric, as published), `"auto"` (the chance
-            level of AUC, top-1 accuracy or the loss; other metrics stay
-            raw), or a number (the chance level of another metric).
-            Defaults to None.
-        noise_floor: floor s_m and d_m at the measured noise. Defaults to
-            False (the published fixed `epsilon`).
+        chance: None (the raw metric), `"auto"` or the metric's chance
+            level: s_m = (metric - chance) / (1 - chance). `"auto"`: 0.5 for
+            AUC, 1/K for top-1 accuracy over K classes, the label prior's
+            loss for `"loss"`. Defaults to None.
+        noise_floor: floor s_m at the score's noise sigma_m (from second
+            differences of recent scores) and d_m at the slope's standard
+            error. Defaults to False.
         mode: `"auto"` (the metric's direction, as
-            `keras.callbacks.EarlyStopping` infers it) or `"max"` (e.g. for a
-            function); a lower-is-better metric is refused.
-        from_logits: whether the model's outputs are logits (for thresholded
-            accuracies). Defaults to None: read from the compiled loss.
+            `keras.callbacks.EarlyStopping` infers it) or `"max"`.
+        from_logits: whether the model outputs logits. Defaults to None:
+            read from the compiled loss.
 
     Example:
 
     ```python
-    model = keras_miam.models.MultimodalTransformer(tokenizers, num_outputs=100)
-    model.compile()
-    history = model.fit(
-        x_train, y_train, epochs=20, validation_data=(x_val, y_val),
+    model.fit(
+        x_train, y_train, epochs=20,
         callbacks=[keras_miam.ModalityDynamics(validation_data=(x_val, y_val))],
     )
-    history.history["val_image_mask_ratio"]   # r_image per epoch
     ```
 
     Reference:
@@ -120,8 +100,7 @@ class ModalityDynamics(keras.callbacks.Callback):
     ):
         super().__init__()
         if isinstance(validation_data, dict) and metric == "reconstruction":
-            # Inputs without labels: a self-supervised model (e.g.
-            # `MultimodalPretrainer`) scores its own reconstruction.
+            # Inputs without labels: a pre-trainer scores its reconstruction.
             size = len(next(iter(validation_data.values()), ()))
             validation_data = (validation_data, np.zeros((size, 0), "float32"))
         data_lib.check_xy(validation_data, "`validation_data`")
@@ -134,94 +113,56 @@ class ModalityDynamics(keras.callbacks.Callback):
                 "1 / (1 + loss)), a higher-is-better metric, or mode='max' for "
                 "a function that grows with quality."
             )
-        self.from_logits = from_logits
+        if not (_is_number(epsilon) and 0 < epsilon < np.inf):
+            _refuse("epsilon", epsilon, "a finite number > 0")
+        if not (ema_decay is None or _is_number(ema_decay) and 0 < ema_decay < 1):
+            _refuse("ema_decay", ema_decay, "None or a number in (0, 1)")
+        if not (chance in (None, "auto") or _is_number(chance) and chance < 1):
+            _refuse("chance", chance, "None, 'auto' or a number below 1")
+        if verbose not in (0, 1):
+            _refuse("verbose", verbose, "0 or 1")
+        if noise_floor not in (True, False):
+            _refuse("noise_floor", noise_floor, "a bool")
         self.validation_data = validation_data
         self.metric = metric
         self.masking = masking
-        self.every = _check_int(every, "every", 1)
-        self.warmup_epochs = _check_int(warmup_epochs, "warmup_epochs", 0)
+        self.every = _int(every, "every", 1)
+        self.warmup_epochs = _int(warmup_epochs, "warmup_epochs", 0)
         self.max_validation_samples = (
             None
             if max_validation_samples is None
-            else _check_int(max_validation_samples, "max_validation_samples", 1)
+            else _int(max_validation_samples, "max_validation_samples", 1)
         )
-        self.smoothing = _check_int(smoothing, "smoothing", 2)
-        if ema_decay is not None and not (
-            _is_number(ema_decay) and 0.0 < ema_decay < 1.0
-        ):
-            raise ValueError(
-                f"`ema_decay` must be None or a number in (0, 1); received "
-                f"{ema_decay!r}."
-            )
-        self.ema_decay = None if ema_decay is None else float(ema_decay)
-        epsilon = float(epsilon)
-        if not (epsilon > 0 and np.isfinite(epsilon)):
-            raise ValueError(
-                f"`epsilon` must be a finite number > 0; received {epsilon}."
-            )
-        self.epsilon = epsilon
-        self.batch_size = _check_int(batch_size, "batch_size", 1)
+        self.smoothing = _int(smoothing, "smoothing", 2)
+        self.epsilon = float(epsilon)
+        self.batch_size = _int(batch_size, "batch_size", 1)
         self.seed = seed
-        if verbose not in (0, 1, True, False):
-            raise ValueError(f"`verbose` must be 0 or 1; received {verbose!r}.")
         self.verbose = int(verbose)
-        if not (chance in (None, "auto") or (_is_number(chance) and chance < 1)):
-            raise ValueError(
-                f"`chance` must be None, 'auto' or a number below 1; received {chance!r}."
-            )
+        self.ema_decay = None if ema_decay is None else float(ema_decay)
         self.chance = chance
-        if noise_floor not in (True, False):
-            raise ValueError(f"`noise_floor` must be a bool; received {noise_floor!r}.")
         self.noise_floor = bool(noise_floor)
-        self._chance_value = None
-        self._raw = None
-        self._x = None
-        self._y = None
-        self._layer = None
-        self._scorer = None
-        self.metric_name = None
-        self.last_update_seconds = None
+        self.from_logits = from_logits
+        self._x = self._raw = self._layer = self._scorer = self._chance_value = None
+        self.metric_name = self.last_update_seconds = None
 
-    # ------------------------------------------------------------------
-    # The estimate: noise, derivative.
-    # ------------------------------------------------------------------
     def estimate_noise(self, history):
-        """sigma_m, the score's noise around its local trend, (M,).
-
-        Each second difference of a linear trend plus independent noise of
-        scale sigma has variance 6 sigma^2, so sigma_m is the root mean
-        square of the second differences of the last `NOISE_SCORES` scores
-        divided by sqrt(6). Zeros while fewer than three scores exist.
-        """
+        """sigma_m, (M,): the root mean square of the second differences of
+        the last `NOISE_SCORES` scores over sqrt(6) (a linear trend plus
+        noise of scale sigma gives 6 sigma^2); zeros before three scores."""
         history = np.asarray(history, dtype="float64")[-NOISE_SCORES:]
         if len(history) < 3:
             return np.zeros(history.shape[1])
-        second = np.diff(history, n=2, axis=0)
-        return np.sqrt(np.mean(second**2, axis=0) / 6.0)
+        return np.sqrt(np.mean(np.diff(history, n=2, axis=0) ** 2, axis=0) / 6.0)
 
     def estimate_derivatives(self, history, noise=None):
-        """d_m from a score history: |rate of change| per epoch.
-
-        Args:
-            history: (n, M) scores, oldest first, measured every `every`
-                epochs.
-            noise: optional (M,) sigma_m: d_m is then floored at the
-                standard error of the estimate under noise sigma_m.
-
-        Returns:
-            (M,) float64, the absolute slope of the last `smoothing` scores
-            (or the absolute EMA of the differences), floored at `epsilon`
-            (and at the noise); `epsilon` while fewer than two scores exist.
-        """
+        """d_m, (M,), from an (n, M) score history: the absolute slope per
+        epoch, floored at `epsilon` and at the slope's standard error under
+        the (M,) `noise`; `epsilon` before two scores."""
         history = np.asarray(history, dtype="float64")
-        if history.ndim != 2:
-            raise ValueError(
-                f"`history` must be (n, M); received shape {history.shape}."
-            )
         if history.shape[0] < 2:
             return np.full(history.shape[1], self.epsilon)
         if self.ema_decay is not None:
-            steps = np.diff(history, axis=0) / self.every  # (n - 1, M)
+            steps = np.diff(history, axis=0) / self.every
             w = self.ema_decay ** np.arange(len(steps))[::-1]
             w /= np.sum(w)
             slope = w @ steps
@@ -233,24 +174,16 @@ class ModalityDynamics(keras.callbacks.Callback):
             t -= t.mean()
             slope = t @ (window - window.mean(axis=0)) / np.sum(t * t)
             standard_error = 1.0 / np.sqrt(np.sum(t * t))
-        floor = self.epsilon
-        if noise is not None:
-            floor = np.maximum(floor, np.asarray(noise) * standard_error)
-        return np.maximum(np.abs(slope), floor)
+        noise = 0.0 if noise is None else np.asarray(noise) * standard_error
+        return np.maximum(np.abs(slope), np.maximum(self.epsilon, noise))
 
-    # ------------------------------------------------------------------
-    # Callback hooks.
-    # ------------------------------------------------------------------
     def on_train_begin(self, logs=None):
-        # Go first in `fit`'s callback list, so that every callback sees the
-        # keys this one logs at the end of an epoch, whatever the order the
-        # user gave. The callbacks already run keep their turn.
+        # First in `fit`'s callback list: every callback sees the logged keys.
         caller = sys._getframe(1).f_locals.get("self")
         if isinstance(caller, keras.callbacks.CallbackList):
             caller.callbacks.remove(self)
             caller.callbacks.insert(0, self)
-        # JAX: accessing `self.model` syncs the trainer state into the
-        # variables, before anything reads or assigns them.
+        # JAX: `self.model` syncs the trainer state into the variables.
         model = self.model
         layer = masking_lookup.get_masking_layer(model, self.masking)
         if self._x is None:
@@ -267,69 +200,75 @@ class ModalityDynamics(keras.callbacks.Callback):
                 f"`smoothing={self.smoothing}` needs the layer to keep at least "
                 f"that many scores; its history_size is {layer.history_size}."
             )
-        if self.metric == "reconstruction":
-            # A self-supervised model scores its own reconstruction.
-            if not callable(getattr(model, "modality_scores", None)):
-                raise ValueError(
-                    "The metric 'reconstruction' scores a model's reconstruction "
-                    "of each modality (`MultimodalPretrainer.modality_scores`); "
-                    f"the model {type(model).__name__} has no `modality_scores`."
-                )
-            if not layer.built:
-                model.predict_on_batch(data_lib.take_examples(x, slice(0, 1)))
-            self._layer, self._scorer, self.metric_name = layer, None, self.metric
-            self._chance_value = self._resolve_chance(None, None)
-            return
+        self._layer = layer
+        reconstruction = self.metric == "reconstruction"
+        if reconstruction and not callable(getattr(model, "modality_scores", None)):
+            raise ValueError(
+                "The metric 'reconstruction' scores a model's reconstruction "
+                "of each modality (`MultimodalPretrainer.modality_scores`); "
+                f"the model {type(model).__name__} has no `modality_scores`."
+            )
         try:
             if not layer.built:
                 model.predict_on_batch(data_lib.take_examples(x, slice(0, 1)))
-            # The first tiled forward pass: checks the inputs, compiles the
-            # pass used at every update, and gives outputs to check the metric.
+            if reconstruction:
+                self._scorer, self.metric_name = None, self.metric
+                auto = self.chance in (None, "auto")
+                self._chance_value = None if auto else self.chance
+                return
+            # The first tiled forward pass: outputs to check the metric on.
             batches = view_predictions.iter_view_predictions(
                 model, x, layer.modalities, masking=layer, batch_size=self.batch_size
             )
             with contextlib.closing(batches):  # restores the visibility
-                _, start, stop, probe = next(batches)
+                outputs = [view_predictions.single_output(b) for b in next(batches)[3]]
         except Exception as error:
             raise ValueError(
                 "ModalityDynamics could not run the model on "
                 f"`validation_data` ({type(error).__name__}: {error}). Check "
                 "that its inputs match the model's inputs."
             ) from error
-        outputs = [view_predictions.single_output(block) for block in probe]
         if not all(np.all(np.isfinite(output)) for output in outputs):
             raise ValueError(
                 "The model's predictions on `validation_data` (first batch, "
                 "one modality visible at a time) are not finite."
             )
-        scorer = metrics_lib.resolve_metric(
+        self._scorer = metrics_lib.resolve_metric(
             self.metric, y, outputs[0], model, self.from_logits
         )
-        self._layer = layer
-        self._scorer = scorer
-        self.metric_name = metrics_lib.metric_name(scorer)
-        self._chance_value = self._resolve_chance(y, outputs[0])
+        self.metric_name = metrics_lib.metric_name(self._scorer)
+        self._chance_value = self.chance
+        if self.chance == "auto":
+            shape, prior = outputs[0].shape, None
+            if self.metric_name in LOSS_NAMES:  # The label prior's loss score.
+                priors = prior_predictions(y, shape)
+                prior = max(metrics_lib.score(self._scorer, y, p) for p in priors)
+            self._chance_value = chance_level(self.metric_name, y, shape[-1], prior)
 
     def on_epoch_end(self, epoch, logs=None):
         self._update(epoch)
         if logs is not None:
             logs.update(self._current_logs())
 
-    # ------------------------------------------------------------------
-    # Internals.
-    # ------------------------------------------------------------------
     def _update(self, epoch):
-        # JAX: touch `self.model` before reading or assigning variables, or
-        # the new dynamics are silently lost.
-        model = self.model
-        layer = self._layer
+        # JAX: touch `self.model` before using variables, or updates are lost.
+        model, layer = self.model, self._layer
         state = layer.dynamics_state()
-        if not (
-            self._raw is None or state["num_updates"] == 0 or epoch % self.every == 0
-        ):
+        if self._raw is not None and state["num_updates"] and epoch % self.every:
             return
         start = time.perf_counter()
-        raw = self._measure(model)
+        if self._scorer is None:  # metric="reconstruction"
+            raw = np.asarray(model.modality_scores(self._x), "float64").reshape(-1)
+        else:
+            raw, _ = view_predictions.score_selections(
+                model,
+                self._x,
+                self._y,
+                layer.modalities,
+                metric=self._scorer,
+                masking=layer,
+                batch_size=self.batch_size,
+            )
         self.last_update_seconds = time.perf_counter() - start
         if not np.all(np.isfinite(raw)):
             warnings.warn(
@@ -340,59 +279,30 @@ class ModalityDynamics(keras.callbacks.Callback):
             )
             return
         self._raw = raw
-        s = (
-            raw
-            if self._chance_value is None
-            else rescale_score(self.metric_name, raw, self._chance_value)
-        )
+        s = raw
+        if self._chance_value is not None:
+            s = rescale_score(self.metric_name, raw, self._chance_value)
         past = layer.dynamics_history()
-        floor = np.full(len(s), self.epsilon)
-        noise = None
+        scores, noise = np.maximum(s, self.epsilon), None
         if self.noise_floor:
-            noise = self.estimate_noise(
-                np.concatenate([past, np.maximum(s, floor)[None]])
-            )
-            floor = np.maximum(floor, noise)
-        # float32, as stored: the history read back later is exact.
-        scores = np.maximum(s, floor).astype("float32")
+            noise = self.estimate_noise(np.concatenate([past, scores[None]]))
+            scores = np.maximum(scores, noise)
+        scores = scores.astype("float32")  # As stored: the history reads back exact.
         history = np.concatenate([past, scores[None]], axis=0)
         derivatives = self.estimate_derivatives(history, noise)
-        active = state["num_updates"] + 1 >= 2 and (
+        # While warming up, r_m = 1 (OPM idles); the history still grows.
+        active = state["num_updates"] >= 1 and (
             state["ready"] or epoch + 1 >= self.warmup_epochs
         )
-        # While warming up, r_m = 1 (and OPM idles); the score is still kept
-        # in the history for the derivative.
         layer.update_dynamics(scores, derivatives, ready=active)
         if self.verbose:
-            self._print_update(epoch, layer, active)
-
-    def _measure(self, model):
-        """s_m for every modality: one tiled forward pass per batch."""
-        if self._scorer is None:  # metric="reconstruction"
-            return np.asarray(model.modality_scores(self._x), "float64").reshape(-1)
-        values, _ = view_predictions.score_selections(
-            model,
-            self._x,
-            self._y,
-            self._layer.modalities,
-            metric=self._scorer,
-            masking=self._layer,
-            batch_size=self.batch_size,
-        )
-        return values
-
-    def _resolve_chance(self, y, output):
-        """The metric's value at chance (None: the raw metric is used)."""
-        if self.chance is None or (self.chance == "auto" and y is None):
-            return None
-        if self.chance != "auto":
-            return float(self.chance)
-        prior = None
-        if self.metric_name in LOSS_NAMES:
-            prior = max(
-                _score(self._scorer, y, p) for p in prior_predictions(y, output.shape)
+            logs = self._current_logs()
+            print(
+                f"\nEpoch {epoch + 1}: ModalityDynamics "
+                + ", ".join(f"{k}={v:.4g}" for k, v in logs.items())
+                + ("" if active else " (warm-up: ratios held at 1)")
+                + f" [{self.last_update_seconds:.2f}s]"
             )
-        return chance_level(self.metric_name, y, output.shape[-1], prior)
 
     def _current_logs(self):
         layer = self._layer
@@ -408,61 +318,29 @@ class ModalityDynamics(keras.callbacks.Callback):
             logs[f"{m}_score_noise"] = 0.0 if noise is None else float(noise[i])
         return logs
 
-    def _print_update(self, epoch, layer, active):
-        state = layer.dynamics_state()
-        ratios = layer.mask_ratios()
-        scores = ", ".join(
-            f"{m}={s:.4f}" for m, s in zip(layer.modalities, state["scores"])
-        )
-        derivs = ", ".join(
-            f"{m}={d:.2g}" for m, d in zip(layer.modalities, state["derivatives"])
-        )
-        r = ", ".join(f"{m}={v:.3f}" for m, v in zip(layer.modalities, ratios))
-        phase = "" if active else " (warm-up: ratios held at 1)"
-        print(
-            f"\nEpoch {epoch + 1}: ModalityDynamics val_{self.metric_name} "
-            f"{scores}; derivative {derivs}; mask ratio {r}{phase} "
-            f"[{self.last_update_seconds:.2f}s]"
-        )
-
-
-# ----------------------------------------------------------------------------
-# Chance.
-# ----------------------------------------------------------------------------
-TOP1_NAMES = ("accuracy", "categorical_accuracy", "sparse_categorical_accuracy")
-LOSS_NAMES = ("loss", "loss_score")
-
 
 def chance_level(metric_name, y_true, num_outputs, prior_score=None):
-    """A metric's value at chance, or None where it is not known.
-
-    Args:
-        metric_name: the resolved metric's name.
-        y_true: the labels (class ids or one-hot rows make `"accuracy"` a
-            top-1 accuracy).
-        num_outputs: K, the width of the model's output.
-        prior_score: the metric of the label-prior prediction (the loss
-            score's chance level).
-
-    Returns:
-        0.5 for AUC, 1 / K for top-1 accuracy over K classes, `prior_score`
-        for the loss score, else None.
-    """
+    """A metric's value at chance: 0.5 for AUC, 1 / K for top-1 accuracy over
+    K classes, `prior_score` (the label prior's score) for the loss score;
+    None where it is not known."""
     name = str(metric_name).lower()
     if "auc" in name:
         return 0.5
-    if name in TOP1_NAMES and num_outputs > 1 and _single_label(y_true, num_outputs):
+    y = np.asarray(y_true)
+    single_label = y.ndim == 1 or y.shape[-1] == 1
+    single_label = single_label or (
+        y.shape[-1] == num_outputs and bool(np.all(np.nansum(y, axis=-1) == 1))
+    )
+    if name in TOP1_NAMES and num_outputs > 1 and single_label:
         return 1.0 / num_outputs
-    if name in LOSS_NAMES:
-        return prior_score
-    return None
+    return prior_score if name in LOSS_NAMES else None
 
 
 def rescale_score(metric_name, raw, chance):
     """(metric - chance) / (1 - chance): 0 at chance, 1 when perfect.
 
-    For the loss score 1 / (1 + L) it is the relative improvement over the
-    loss L_0 of the label prior, 1 - L / L_0 (`chance` = 1 / (1 + L_0)).
+    For the loss score 1 / (1 + L) it is 1 - L / L_0, the relative
+    improvement over the label prior's loss L_0 (`chance` = 1 / (1 + L_0)).
     """
     raw = np.asarray(raw, "float64")
     if str(metric_name).lower() in LOSS_NAMES:
@@ -471,8 +349,8 @@ def rescale_score(metric_name, raw, chance):
 
 
 def prior_predictions(y_true, shape):
-    """Constant predictions of the label prior: probabilities, logits (sigmoid
-    and softmax), each of `shape` (N, K)."""
+    """Constant predictions of the label prior, each of `shape` (N, K):
+    probabilities, sigmoid logits and softmax logits."""
     y = np.asarray(y_true, "float64")
     width = shape[-1]
     if width > 1 and (y.ndim == 1 or y.shape[-1] == 1):  # class ids
@@ -484,25 +362,15 @@ def prior_predictions(y_true, shape):
         yield np.broadcast_to(p, (len(y), width)).astype("float32")
 
 
-def _score(scorer, y, p):
-    return metrics_lib.score(scorer, y, p)
-
-
-def _single_label(y, width):
-    y = np.asarray(y)
-    if y.ndim == 1 or y.shape[-1] == 1:
-        return True
-    return y.shape[-1] == width and bool(np.all(np.nansum(y, axis=-1) == 1))
-
-
-# ----------------------------------------------------------------------------
-# Checks.
-# ----------------------------------------------------------------------------
 def _is_number(value):
     return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
 
 
-def _check_int(value, name, low):
-    if isinstance(value, bool) or int(value) != value or int(value) < low:
-        raise ValueError(f"`{name}` must be an int >= {low}; received {value!r}.")
+def _refuse(name, value, expected):
+    raise ValueError(f"`{name}` must be {expected}; received {value!r}.")
+
+
+def _int(value, name, low):
+    if isinstance(value, bool) or int(value) != value or value < low:
+        _refuse(name, value, f"an int >= {low}")
     return int(value)

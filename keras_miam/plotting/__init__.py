@@ -1,8 +1,5 @@
-"""Figures: strategies on the hypercube, dynamics, subsets, contributions.
-
-Every function draws off-screen (Agg canvas, no display, pyplot untouched),
-writes the figure when given `path` and returns the matplotlib `Figure`.
-"""
+"""Figures, drawn off-screen (pyplot untouched): each function returns the
+matplotlib `Figure` and writes it to `path` if given."""
 
 from keras_miam._lazy import lazy_exports
 

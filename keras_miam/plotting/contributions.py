@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import Normalize
 
 from keras_miam.plotting._figure import figure_and_axes
 from keras_miam.plotting._figure import finish
@@ -12,29 +13,27 @@ def _read(values):
     """(names, values, standard errors or None, ' (<metric>)' or '')."""
     metric = getattr(values, "attrs", {}).get("metric")
     metric = f" ({metric})" if metric else ""
+    errors = None
     if isinstance(values, pd.DataFrame):
         if "value" not in values:
             raise ValueError(
                 "Expected a frame with a 'value' column (as modality_shapley "
                 f"and token_shapley return); columns: {list(values.columns)}."
             )
-        errors = values.get("std_error")
-        errors = None if errors is None else errors.to_numpy("float64")
-        return list(values.index), values["value"].to_numpy("float64"), errors, metric
-    if isinstance(values, (dict, pd.Series)):
-        values = pd.Series(values)
-        return list(values.index), values.to_numpy("float64"), None, metric
-    values = np.asarray(values, "float64").reshape(-1)
-    return list(range(len(values))), values, None, metric
+        if "std_error" in values:
+            errors = values["std_error"].to_numpy("float64")
+        values = values["value"]
+    keep = isinstance(values, (dict, pd.Series))
+    values = pd.Series(values if keep else np.ravel(values))
+    return list(values.index), values.to_numpy("float64"), errors, metric
 
 
 def plot_shapley(values, ax=None, title=None, path=None):
     """Horizontal bars of Shapley values, with standard-error bars.
 
     Args:
-        values: the frame of `keras_miam.explain.modality_shapley` or
-            `token_shapley` (columns `value`, optionally `std_error`), a
-            Series or a dict.
+        values: a `keras_miam.explain.modality_shapley` or `token_shapley`
+            frame (columns `value`, `std_error`), a Series or a dict.
         ax: optional matplotlib Axes.
         title: optional title; defaults to 'Shapley values (<metric>)'.
         path: optional file to write.
@@ -73,19 +72,17 @@ def plot_image_contributions(
     """Contributions of image patches as a heatmap on the patch grid.
 
     Each patch is an outlined cell with its value written in it (up to 100
-    patches), on a colour scale symmetric around 0. Given `image`, the image
-    is drawn on the left with the same patch grid.
+    patches). Given `image`, the image is drawn on the left with the grid.
 
     Args:
-        values: one value per patch, row-major (the token order of
-            `keras_miam.tokenizers.ImagePatchTokenizer`): a `token_shapley`
-            frame, a Series or an array.
+        values: one value per patch, row-major: a `token_shapley` frame, a
+            Series or an array.
         grid_shape: `(rows, cols)` of the patch grid.
-        image: optional `(H, W)` or `(H, W, C)` image (its first three
-            channels as RGB, floats rescaled to [0, 1]).
+        image: optional `(H, W)` or `(H, W, C)` image (RGB: the first three
+            channels).
         cmap: a diverging colormap.
         ax: optional matplotlib Axes for the heatmap (without `image`).
-        title: optional title.
+        title: optional title; defaults to 'Contribution of each image patch'.
         path: optional file to write.
 
     Returns:
@@ -121,25 +118,19 @@ def plot_image_contributions(
         image = np.asarray(image)
         if image.ndim == 3:
             image = image[..., :3] if image.shape[-1] >= 3 else image[..., 0]
-        if image.dtype.kind == "f":
-            low, high = np.nanmin(image), np.nanmax(image)
-            image = (image - low) / (high - low) if high > low else image * 0
-        image_ax.imshow(image, extent=(0, cols, rows, 0), cmap="gray")
+        image_ax.imshow(Normalize()(image), extent=(0, cols, rows, 0), cmap="gray")
         image_ax.set_title("image")
         _patch_grid(image_ax, rows, cols, color="white")
         ax.set_title("patch contributions")
         figure.suptitle(title)
     limit = float(np.nanmax(np.abs(heat))) or 1.0
-    extent, style = (0, cols, rows, 0), {"vmin": -limit, "vmax": limit}
-    shown = ax.imshow(heat, cmap, extent=extent, interpolation="nearest", **style)
+    extent, scale = (0, cols, rows, 0), {"vmin": -limit, "vmax": limit}
+    shown = ax.imshow(heat, cmap, extent=extent, interpolation="nearest", **scale)
     _patch_grid(ax, rows, cols)
-    for (i, j), value in np.ndenumerate(heat if heat.size <= 100 else []):
-        color = "white" if abs(value) > 0.6 * limit else "black"
-        size = "x-small" if cols > 5 else "small"
-        text = f"{value:.2g}"
-        ax.text(
-            j + 0.5, i + 0.5, text, ha="center", va="center", color=color, size=size
-        )
+    style = {"ha": "center", "va": "center", "size": "x-small" if cols > 5 else "small"}
+    for (i, j), v in np.ndenumerate(heat if heat.size <= 100 else []):
+        color = "white" if abs(v) > 0.6 * limit else "black"
+        ax.text(j + 0.5, i + 0.5, f"{v:.2g}", color=color, **style)
     figure.colorbar(shown, ax=ax, label=f"Shapley value{metric}")
     return finish(figure, path)
 
@@ -159,11 +150,11 @@ def plot_time_contributions(values, labels=None, ax=None, title=None, path=None)
     """Contributions of time segments as a curve, with a +-1 SE band.
 
     Args:
-        values: one value per segment in time order: a `token_shapley`
-            frame (its `std_error` gives the band), a Series or an array.
+        values: one value per time segment: a `token_shapley` frame, a
+            Series or an array.
         labels: optional tick labels (e.g. years); defaults to the index.
         ax: optional matplotlib Axes.
-        title: optional title.
+        title: optional title; defaults to 'Contribution of each time segment'.
         path: optional file to write.
 
     Returns:

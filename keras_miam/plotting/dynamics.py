@@ -13,16 +13,14 @@ LABELS = ("$|ds_m / d\\mathrm{epoch}|$ $d_m$", "mask ratio $r_m$")
 def plot_dynamics(history, modalities=None, metric=None, path=None):
     """Plots s_m, d_m and r_m of each modality over the epochs.
 
-    Reads the logs of `keras_miam.ModalityDynamics`: the unimodal score s_m
-    (`val_<m>_<metric>`), its derivative d_m (`<m>_score_derivative`) and
-    the mask ratio r_m (`<m>_mask_ratio`, on a log scale; r_m > 1 is masked
-    more). Panels whose keys are absent are left out.
+    Reads the logs of `keras_miam.ModalityDynamics` (`val_<m>_<metric>`,
+    `<m>_score_derivative`, `<m>_mask_ratio`, on a log scale); panels whose
+    keys are absent are left out.
 
     Args:
         history: a `keras.callbacks.History` or its `.history` dict.
         modalities: modality names; by default read from the keys.
-        metric: the metric of the score keys; by default the one the keys
-            show (a non-loss one first).
+        metric: the metric of the score keys; by default read from them.
         path: optional file to write.
 
     Returns:
@@ -36,10 +34,6 @@ def plot_dynamics(history, modalities=None, metric=None, path=None):
     )
     keras_miam.plotting.plot_dynamics(history, path="dynamics.png")
     ```
-
-    Reference:
-        Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
-        Multimodal Ecological Applications", ICLR 2026.
     """
     logs = getattr(history, "history", history)
     if not isinstance(logs, dict):

@@ -29,23 +29,21 @@ def plot_hypercube(
 ):
     """Draws samples p = (p_1, ..., p_M) of a masking strategy.
 
-    M = 2 gives a scatter in the unit square, M = 3 in the unit cube, M > 3
-    a grid of pairwise projections with histograms of each p_m on the
-    diagonal. A strategy that draws a few points only (Constant,
-    ModalityDropout, OPM) shows one marker per point, sized by its share.
+    A scatter in the unit square (M = 2) or cube (M = 3), else a grid of
+    pairwise projections with histograms of p_m on the diagonal. A few
+    distinct points (Constant, ModalityDropout, OPM) get one marker each,
+    sized by its share.
 
     Args:
-        strategy_or_layer: a strategy (name, config dict or instance) or a
-            built `keras_miam.layers.MIAMMasking` (its strategy, modalities,
-            state and `single_token` are used).
+        strategy_or_layer: a strategy (name, config or instance) or a built
+            `keras_miam.layers.MIAMMasking` (its strategy, state and
+            modalities).
         num_modalities: M, when a strategy is given.
         num_samples: number of draws.
-        state: dynamics state of MIAM / OPM
-            (`keras_miam.strategies.dynamics_state`); None: no scores (or the
-            layer's own state).
+        state: `keras_miam.strategies.dynamics_state` for MIAM and OPM.
         single_token: whether every modality is one token.
         seed: seed of the draws.
-        ax: optional matplotlib Axes (3-D for M = 3); not for M > 3.
+        ax: optional matplotlib Axes (3-D for M = 3; none for M > 3).
         path: optional file to write.
         title: optional title; defaults to the strategy's class name.
 
@@ -108,10 +106,9 @@ def plot_strategies(
     Args:
         strategies: strategies (names, configs or instances); defaults to
             the eight of `keras_miam.strategies`.
-        num_modalities: M: a square per strategy for M = 2, else the cube of
-            p_1, p_2, p_3.
+        num_modalities: M (the cube shows p_1, p_2, p_3).
         num_samples: draws per strategy.
-        state: dynamics state for MIAM and OPM. Defaults to modality 1
+        state: dynamics state for MIAM and OPM; defaults to modality 1
             dominant (scores 0.9 vs 0.6, derivatives 0.01 vs 0.05).
         seed: seed of the draws.
         path: optional file to write.
@@ -124,10 +121,6 @@ def plot_strategies(
     ```python
     keras_miam.plotting.plot_strategies(path="strategies.png")
     ```
-
-    Reference:
-        Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
-        Multimodal Ecological Applications", ICLR 2026 (Figure 1).
     """
     m = int(num_modalities)
     if strategies is None:
@@ -157,15 +150,10 @@ def plot_strategies(
 def _sample(strategy_or_layer, num_modalities, num_samples, state, single_token, seed):
     if isinstance(strategy_or_layer, MIAMMasking):
         layer = strategy_or_layer
-        if not layer.built:
-            raise ValueError("The MIAMMasking layer must be built first.")
-        strategy, m, single_token = (
-            layer.strategy,
-            layer.num_modalities,
-            layer.single_token,
-        )
-        state = layer.dynamics() if state is None else state
-        labels = [f"p_{name}" for name in layer.modalities]
+        own_state = layer.dynamics()  # Raises if the layer is not built.
+        strategy, single_token = layer.strategy, layer.single_token
+        m, labels = layer.num_modalities, [f"p_{n}" for n in layer.modalities]
+        state = own_state if state is None else state
     else:
         strategy, m = strategies_lib.get(strategy_or_layer), int(num_modalities)
         labels = [f"p_{i + 1}" for i in range(m)]
@@ -190,10 +178,8 @@ def _sample(strategy_or_layer, num_modalities, num_samples, state, single_token,
 def scatter(ax, p, labels):
     """Scatters (N, 2) or (N, 3) rates in the unit square or cube.
 
-    A distribution on a few points (Constant, ModalityDropout, OPM) is drawn
-    as one marker per point, its area proportional to its share of the
-    draws, so that corner points stay visible.
-    """
+    A few distinct points get one marker each, its area proportional to
+    its share of the draws, so that corner points stay visible."""
     points, counts = np.unique(np.round(p, 3), axis=0, return_counts=True)
     if len(points) <= MAX_ATOMS:
         p, style = points, {"s": 15 + 300 * counts / counts.sum(), "alpha": 0.9}

@@ -14,19 +14,13 @@ def plot_subsets(
 ):
     """Draws the metric of each input subset as an annotated heatmap.
 
-    One row per subset (in the table's order), one column per model: give
-    several tables as a dict `{strategy: frame}` to compare strategies as in
-    the paper's tables.
-
     Args:
-        frame: a table returned by `keras_miam.evaluation.evaluate_subsets`,
-            or a dict `{column name: table}`.
+        frame: a table of `keras_miam.evaluation.evaluate_subsets`, or a dict
+            `{column name: table}` (one column per model).
         metric: the metric column; defaults to `frame.attrs["metric"]`.
-        include_mean: whether to add the 'mean (all subsets)' row (the
-            paper's average column), below a separating line.
+        include_mean: whether to add the 'mean (all subsets)' row.
         cmap: matplotlib colormap.
-        title: optional title; defaults to '<metric> per subset of
-            modalities'.
+        title: optional title.
         path: optional file to write.
 
     Returns:
@@ -34,9 +28,13 @@ def plot_subsets(
 
     Example:
 
-    >>> frames = {name: evaluate_subsets(model, (x, y))
-    ...           for name, model in models.items()}
-    >>> plot_subsets(frames, path="subsets.png")
+    ```python
+    frames = {
+        name: keras_miam.evaluation.evaluate_subsets(model, (x, y))
+        for name, model in models.items()
+    }
+    keras_miam.plotting.plot_subsets(frames, path="subsets.png")
+    ```
 
     Reference:
         Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
@@ -45,7 +43,7 @@ def plot_subsets(
     frames = frame if isinstance(frame, dict) else {None: frame}
     if not frames:
         raise ValueError("`frame` is an empty dict.")
-    columns, metrics = {}, set()
+    columns = {}
     for name, table in frames.items():
         if not isinstance(table, pd.DataFrame) or "kind" not in table:
             raise ValueError(
@@ -57,16 +55,16 @@ def plot_subsets(
             raise ValueError(
                 f"The table has no '{column}' column; columns: {list(table.columns)}."
             )
-        metrics.add(column)
-        values = table.loc[table["kind"] == "subset", column]
+        values = table.loc[table["kind"] == "subset", column].rename(column)
         if include_mean:
-            values = pd.concat([values, pd.Series({MEAN_ROW: values.mean()})])
+            values[MEAN_ROW] = values.mean()
         columns[column if name is None else str(name)] = values
+    metrics = ", ".join(sorted({values.name for values in columns.values()}))
     grid = pd.DataFrame(columns)  # Union of the subsets, first table's order.
     data = grid.to_numpy(dtype="float64")
     rows, cols = data.shape
-    label_width = 0.07 * max(len(str(label)) for label in grid.index)
-    figure = new_figure((max(4.5, 1.6 + 1.1 * cols + label_width), 1.4 + 0.32 * rows))
+    width = 1.6 + 1.1 * cols + 0.07 * max(len(str(label)) for label in grid.index)
+    figure = new_figure((max(4.5, width), 1.4 + 0.32 * rows))
     ax = figure.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, aspect="auto")
     ax.set_xticks(range(cols), grid.columns, rotation=30, ha="right")
@@ -75,20 +73,12 @@ def plot_subsets(
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
     for (i, j), value in np.ndenumerate(data):
         if np.isfinite(value):
-            ax.text(
-                j,
-                i,
-                f"{value:.3f}",
-                ha="center",
-                va="center",
-                fontsize="small",
-                color="black" if value > middle else "white",
-            )
+            color = "black" if value > middle else "white"
+            style = {"ha": "center", "va": "center", "size": "small", "color": color}
+            ax.text(j, i, f"{value:.3f}", **style)
     if include_mean:
         ax.axhline(rows - 1.5, color="white", linewidth=2)
-    metric_names = ", ".join(sorted(metrics))
-    figure.colorbar(image, ax=ax, label=metric_names)
-    ax.set_ylabel("visible modalities")
-    ax.set_xlabel("model" if len(frames) > 1 else "")
-    ax.set_title(title or f"{metric_names} per subset of modalities")
+    figure.colorbar(image, ax=ax, label=metrics)
+    ax.set(ylabel="visible modalities", xlabel="model" if len(frames) > 1 else "")
+    ax.set_title(title or f"{metrics} per subset of modalities")
     return finish(figure, path)

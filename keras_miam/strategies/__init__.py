@@ -1,9 +1,5 @@
-"""Masking strategies: distributions over the modality hypercube [0, 1]^M.
-
-Every strategy draws p = (p_1, ..., p_M), the masking probability of each
-modality, per example; `MIAMMasking` then masks each token of modality m
-with probability p_m.
-"""
+"""Masking strategies: distributions of the per-modality masking rates p
+over the hypercube [0, 1]^M, one draw per example."""
 
 import keras
 
@@ -18,37 +14,20 @@ from keras_miam.strategies.opm import OPM
 from keras_miam.strategies.uniform import Uniform
 from keras_miam.strategies.uniform_hypercube import UniformHypercube
 
-ALL_STRATEGIES = (
-    Constant,
-    Uniform,
-    Dirichlet,
-    ModalityDropout,
-    OPM,
-    UniformHypercube,
-    BetaHypercube,
-    MIAM,
-)
+ALL_STRATEGIES = (Constant, Uniform, Dirichlet, ModalityDropout, OPM)
+ALL_STRATEGIES += (UniformHypercube, BetaHypercube, MIAM)
 STRATEGIES = {cls.name: cls for cls in ALL_STRATEGIES}
-
-
-def serialize(strategy):
-    """Returns the Keras config dict of a strategy."""
-    return keras.saving.serialize_keras_object(strategy)
-
-
-def deserialize(config):
-    """Builds a strategy from `serialize()`'s output."""
-    return keras.saving.deserialize_keras_object(config)
+serialize = keras.saving.serialize_keras_object
+deserialize = keras.saving.deserialize_keras_object
 
 
 def get(identifier):
     """Returns a strategy from a name, a config dict or an instance.
 
     Args:
-        identifier: a registry name (`"miam"`, `"opm"`, `"constant"`, ...;
-            case-insensitive, '-' or ' ' read as '_'); a dict
-            `{"name": ..., **kwargs}` or the output of `serialize()`; or a
-            `MaskingStrategy` (returned as is).
+        identifier: a registry name (`"miam"`, `"opm"`, ...; '-' or ' ' read
+            as '_'), a dict `{"name": ..., **kwargs}`, the output of
+            `serialize()` or a `MaskingStrategy` (returned as is).
 
     Example:
 
@@ -77,10 +56,5 @@ def get(identifier):
     return STRATEGIES[key](**kwargs)
 
 
-__all__ = [cls.__name__ for cls in ALL_STRATEGIES] + [
-    "MaskingStrategy",
-    "dynamics_state",
-    "get",
-    "serialize",
-    "deserialize",
-]
+__all__ = ["MaskingStrategy", "deserialize", "dynamics_state", "get", "serialize"]
+__all__ += [cls.__name__ for cls in ALL_STRATEGIES]

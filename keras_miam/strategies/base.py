@@ -7,25 +7,9 @@ import keras
 from keras import ops
 
 
-def as_seed(seed):
-    """A `keras.random.SeedGenerator` as is; an int or None: a new one from it."""
-    if isinstance(seed, keras.random.SeedGenerator):
-        return seed
-    return keras.random.SeedGenerator(seed)
-
-
 def dynamics_state(num_modalities, scores=None, derivatives=None):
-    """Builds the dynamics state dict a strategy reads.
-
-    Args:
-        num_modalities: M.
-        scores: optional length-M unimodal scores s_m.
-        derivatives: optional length-M |d s_m / d epoch|.
-
-    Returns:
-        A dict of float32 tensors: `scores` (M,), `derivatives` (M,) and
-        `ready` (1.0 when scores are given, else 0.0).
-    """
+    """The dynamics state a strategy reads: float32 tensors `scores` (M,),
+    `derivatives` (M,) (ones where not given) and `ready` (1.0 with scores)."""
     ones = [1.0] * num_modalities
     return {
         "scores": ops.convert_to_tensor(ones if scores is None else scores, "float32"),
@@ -50,14 +34,12 @@ def check_range(value, name, low=0.0, high=math.inf, positive=False):
 class MaskingStrategy:
     """A distribution over p in [0, 1]^M: the masking rate of each modality.
 
-    Subclasses implement `_sample(batch_size, num_modalities, seed, state,
-    single_token)` and `mean()` (and `log_prob()` where the distribution has
-    a density) with `keras.ops` / `keras.random` only, so that sampling runs
-    inside a compiled train step on every backend. A strategy holds no
-    training state: MIAM and OPM read a `state` dict (`dynamics_state()`)
-    that `keras_miam.layers.MIAMMasking` keeps in non-trainable variables.
-    The config is the constructor's arguments, read back from attributes of
-    the same names.
+    Subclasses implement `_sample(batch_size, m, seed, state, single_token)`
+    and `mean()` (and `log_prob()` given a density) with `keras.ops` and
+    `keras.random` only, so that sampling runs in a compiled train step. A
+    strategy holds no training state: MIAM and OPM read the `state` dict
+    (`dynamics_state()`) that `keras_miam.layers.MIAMMasking` keeps. The
+    config is the constructor's arguments, read from the same attributes.
 
     Attributes:
         name: the registry name (`keras_miam.strategies.get(name)`).
@@ -77,19 +59,17 @@ class MaskingStrategy:
             num_modalities: M (int).
             seed: a `keras.random.SeedGenerator`, an int or None.
             state: the dynamics state (`dynamics_state()`); None: no scores.
-            single_token: whether every modality is a single token (MIAM then
-                merges the all-ones corner into the all-zeros corner).
+            single_token: whether every modality is a single token.
         """
-        m = int(num_modalities)
-        return self._sample(batch_size, m, as_seed(seed), state, single_token)
+        if not isinstance(seed, keras.random.SeedGenerator):
+            seed = keras.random.SeedGenerator(seed)
+        return self._sample(batch_size, int(num_modalities), seed, state, single_token)
 
     def log_prob(self, p, state=None, single_token=False):
         """Log-density of p (shape (..., M)) under the strategy."""
         raise NotImplementedError(
-            f"The '{self.name}' strategy has no density on the hypercube "
-            "(it is a point mass or puts its mass on corners or a line); "
-            "`log_prob` exists for 'dirichlet', 'uniform_hypercube', "
-            "'beta_hypercube' and 'miam'."
+            f"The '{self.name}' strategy has no density on the hypercube; "
+            "'dirichlet', 'uniform_hypercube' and the Beta mixtures have one."
         )
 
     def mean(self, num_modalities, state=None, single_token=False):

@@ -1,18 +1,16 @@
 """The static Beta hypercube: MixProdBeta with r_m = 1."""
 
 import keras
-from keras import ops
 
 from keras_miam.strategies.miam import MIAM
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
 class BetaHypercube(MIAM):
-    """`keras_miam.strategies.MIAM` with every r_m = 1, whatever the scores.
+    """`keras_miam.strategies.MIAM` with lambda = 0: every r_m = 1.
 
     Beta(1, kappa) near corner 0 and Beta(kappa, 1) near corner 1 for every
-    modality: corner-anchored, not imbalance-aware (the last ablation step
-    before MIAM).
+    modality, whatever the scores (the last ablation step before MIAM).
 
     Args:
         kappa: Beta sharpness, > 0. Defaults to 10.
@@ -21,9 +19,9 @@ class BetaHypercube(MIAM):
 
     Example:
 
-    >>> p = keras_miam.strategies.BetaHypercube(kappa=10.0).sample(1000, 3, seed=0)
-    >>> p.shape
-    (1000, 3)
+    >>> strategy = keras_miam.strategies.BetaHypercube(kappa=10.0)
+    >>> keras.ops.convert_to_numpy(strategy.mean(2)).round(3).tolist()
+    [0.5, 0.5]
 
     Reference:
         Zbinden et al., "MIAM: Modality Imbalance-Aware Masking for
@@ -35,6 +33,3 @@ class BetaHypercube(MIAM):
 
     def __init__(self, kappa=10.0, priority_corners_mass=0.5):
         super().__init__(kappa, 0.0, priority_corners_mass=priority_corners_mass)
-
-    def ratios(self, num_modalities, state=None):
-        return ops.ones((num_modalities,), "float32")

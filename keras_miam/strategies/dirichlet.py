@@ -45,10 +45,9 @@ class Dirichlet(MaskingStrategy):
     def log_prob(self, p, state=None, single_token=False):
         p = ops.convert_to_tensor(p, "float32")
         m = p.shape[-1]
-        value = math.lgamma(m * self.alpha) - m * math.lgamma(self.alpha)
-        if self.alpha != 1.0:
-            log_p = ops.log(ops.maximum(p, 1e-30))
-            value = value + ops.sum((self.alpha - 1.0) * log_p, axis=-1)
+        log_p = ops.log(ops.maximum(p, 1e-30))
+        value = ops.sum((self.alpha - 1.0) * log_p, axis=-1)
+        value += math.lgamma(m * self.alpha) - m * math.lgamma(self.alpha)
         inside = ops.logical_and(
             ops.all(p >= 0.0, axis=-1), ops.abs(ops.sum(p, axis=-1) - 1.0) < 1e-4
         )

@@ -73,12 +73,9 @@ class MIAM(MaskingStrategy):
     ):
         self.kappa = check_range(kappa, "kappa", positive=True)
         self.lambda_ = check_range(lambda_, "lambda_")
-        self.lambda_s = check_range(
-            lambda_ if lambda_s is None else lambda_s, "lambda_s"
-        )
-        self.lambda_d = check_range(
-            lambda_ if lambda_d is None else lambda_d, "lambda_d"
-        )
+        lambda_s, lambda_d = (lambda_ if v is None else v for v in (lambda_s, lambda_d))
+        self.lambda_s = check_range(lambda_s, "lambda_s")
+        self.lambda_d = check_range(lambda_d, "lambda_d")
         self.epsilon = check_range(epsilon, "epsilon", positive=True)
         self.max_ratio = check_range(max_ratio, "max_ratio", low=1.0)
         self.priority_corners_mass = check_range(
@@ -108,20 +105,17 @@ class MIAM(MaskingStrategy):
 
     def corner_weights(self, num_modalities, single_token=False):
         """(w_zeros, w_ones, w_other): w_other is the weight of EACH other corner."""
+        if not 1 <= int(num_modalities) <= MAX_MODALITIES:
+            raise ValueError(
+                f"MixProdBeta supports 1 to {MAX_MODALITIES} modalities; "
+                f"received num_modalities={num_modalities}."
+            )
         n_other = 2 ** int(num_modalities) - 2
         mass = self.priority_corners_mass if n_other else 1.0
         w_other = (1.0 - mass) / n_other if n_other else 0.0
         return (mass, 0.0, w_other) if single_token else (mass / 2, mass / 2, w_other)
 
-    def _check(self, m):
-        if not 1 <= m <= MAX_MODALITIES:
-            raise ValueError(
-                f"MixProdBeta supports 1 to {MAX_MODALITIES} modalities; "
-                f"received num_modalities={m}."
-            )
-
     def _sample(self, batch_size, m, seed, state, single_token):
-        self._check(m)
         w_zeros, w_ones, _ = self.corner_weights(m, single_token)
         kind = keras.random.uniform((batch_size, 1), seed=seed)
         mixed = 0.0
@@ -133,23 +127,20 @@ class MIAM(MaskingStrategy):
             kind < w_zeros, 0.0, ops.where(kind < w_zeros + w_ones, 1.0, mixed)
         )
         a, b = self.beta_parameters(m, state)
-        u = keras.random.uniform((batch_size, m), 1e-12, 1.0, seed=seed)
         # Exact: Beta(a, 1) = U^(1/a), Beta(1, b) = 1 - U^(1/b).
-        p = ops.where(
-            corners > 0.5, ops.exp(ops.log(u) / a), -ops.expm1(ops.log(u) / b)
-        )
+        log_u = ops.log(keras.random.uniform((batch_size, m), 1e-12, 1.0, seed=seed))
+        p = ops.where(corners > 0.5, ops.exp(log_u / a), -ops.expm1(log_u / b))
         return ops.clip(p, 0.0, 1.0)
 
     def log_prob(self, p, state=None, single_token=False):
         p = ops.convert_to_tensor(p, "float32")
         m = int(p.shape[-1])
-        self._check(m)
+        w_zeros, w_ones, w_other = self.corner_weights(m, single_token)
         a, b = self.beta_parameters(m, state)
         q = ops.clip(p, 1e-12, 1.0 - 1e-7)
         log_f1 = ops.log(a) + (a - 1.0) * ops.log(q)  # Beta(a, 1)
         log_f0 = ops.log(b) + (b - 1.0) * ops.log1p(-q)  # Beta(1, b)
         corners = np.array(list(itertools.product([0, 1], repeat=m)), "float32")
-        w_zeros, w_ones, w_other = self.corner_weights(m, single_token)
         weights = np.full(len(corners), w_other)
         weights[0], weights[-1] = w_zeros, w_ones
         with np.errstate(divide="ignore"):

@@ -11,16 +11,12 @@ from keras_miam.strategies.base import check_range
 class OPM(MaskingStrategy):
     """Drops dominant modalities with a probability that grows with their lead.
 
-    With unimodal scores s_m (fed by `keras_miam.ModalityDynamics`),
-    rho_m = mean_{j != m} s_m / s_j and the drop probability is
-    q_m = q_base * (1 + strength * tanh(rho_m - 1)) if rho_m > 1, else 0,
-    clipped to [0, 1]. In a fraction `p_exe` of the calls of `sample` (one
-    draw per batch) each modality m of each example is dropped (p_m = 1)
-    with probability q_m; otherwise nothing is dropped. Before any scores
-    every modality is dropped with probability `q_base`, as in the authors'
-    code. An example that would lose every modality keeps one, chosen
-    uniformly (a modality is then dropped with probability
-    `q_m - prod(q) / M`); a single modality is never dropped.
+    With scores s_m (fed by `keras_miam.ModalityDynamics`) and
+    rho_m = mean_{j != m} s_m / s_j, modality m is dropped (p_m = 1) with
+    probability q_m = q_base * (1 + strength * tanh(rho_m - 1)) if
+    rho_m > 1, else 0 (`q_base` before any scores, as in the authors' code),
+    in a fraction `p_exe` of the calls of `sample` (batches). An example
+    that would lose every modality keeps one, chosen uniformly.
 
     Args:
         q_base: base drop probability, in [0, 1]. Defaults to 0.5.
@@ -56,8 +52,7 @@ class OPM(MaskingStrategy):
             return ones
         s = ops.maximum(ops.cast(state["scores"], "float32"), self.epsilon)
         pairwise = ops.expand_dims(s, 1) / ops.expand_dims(s, 0)  # s_m / s_j
-        # The diagonal left out (subtracting s_m / s_m = 1 would cancel to a
-        # small negative number in float32 for a modality far behind).
+        # The diagonal left out: s_m / s_m = 1 subtracted can turn negative.
         others = ops.logical_not(ops.cast(ops.eye(num_modalities), "bool"))
         rho = ops.sum(ops.where(others, pairwise, 0.0), axis=1) / (num_modalities - 1)
         return ops.where(state["ready"] > 0.5, rho, ones)
