@@ -376,7 +376,7 @@ def test_patch_product_needs_two_given_quadrants_together():
     assert abs(probe_auc(flat) - 0.5) < 0.02
     # Products within one quadrant, or of any pair but (top-left,
     # bottom-right): chance; that pair: the soil signal.
-    green = quadrants[..., 1]  # the channel of largest IMAGE_GREENNESS weight
+    green = quadrants[..., 1]  # the channel of largest IMAGE_GREEN weight
     for i, j in [(0, 0), (3, 3), (0, 1), (1, 3), (2, 3)]:
         assert abs(probe_auc(green[:, i] * green[:, j]) - 0.5) < 0.03
     assert probe_auc(green[:, 0] * green[:, 3]) > 0.58

@@ -122,9 +122,9 @@ def test_errors(tmp_path):
         load_taxabench(tmp_path, split="train")
     with pytest.raises(ValueError, match="radar"):
         load_taxabench(good, modalities=("image", "radar"))
-    with pytest.raises(FileNotFoundError, match="No 'audio' embeddings"):
+    with pytest.raises(FileNotFoundError, match="No 'audio' array"):
         load_taxabench({k: v for k, v in good.items() if k != "audio"})
-    with pytest.raises(ValueError, match="No labels"):
+    with pytest.raises(FileNotFoundError, match="No 'labels' array"):
         load_taxabench(arrays)
     with pytest.raises(ValueError, match="same number of examples"):
         load_taxabench({**good, "labels": labels[:-1]})

@@ -8,25 +8,14 @@ from keras_miam.missing import is_missing
 
 
 def check_modalities(modalities, known):
-    """The tuple of selected modality names (a single name: a one-name tuple).
-
-    Raises a ValueError when a name is not in `known`, or the selection is
-    empty or has duplicates.
-
-    Example:
-
-    >>> check_modalities("image", ("env", "image"))
-    ('image',)
-    """
+    """`modalities` (a name or names) as a tuple, checked against `known`."""
     modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
     unknown = [m for m in modalities if m not in known]
-    if unknown or not modalities:
+    if unknown or not modalities or len(set(modalities)) != len(modalities):
         raise ValueError(
-            f"Unknown modality name(s) {unknown} or an empty `modalities`. "
-            f"Expected a non-empty subset of {list(known)}."
+            f"`modalities` must be a non-empty subset of {list(known)}, without "
+            f"duplicates; received {list(modalities)} (unknown: {unknown})."
         )
-    if len(set(modalities)) != len(modalities):
-        raise ValueError(f"`modalities` has duplicates: {list(modalities)}.")
     return modalities
 
 

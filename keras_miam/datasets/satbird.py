@@ -43,18 +43,13 @@ def load_satbird(
         targets/{hotspot_id}.json   # {"probs": [...], "num_complete_checklists": n}
         range_maps.pkl                        # optional, see `range_mask`
 
-    "image" is the centre crop of the tif; "env" is each variable at the
+    "image" is the centre crop of the tif; "env" each variable at the
     raster's centre (the mean of the central 2 x 2 pixels of an even-sized
     raster), or with `env="image"` the raster, channels last. Missing values
-    (`keras_miam.missing.is_missing`) are NaN. With `normalize`, channels
-    are standardised with nan-aware statistics of a seeded sample of
-    training hotspots. The targets are the encounter rates `probs`.
-
-    `range_maps.pkl` is a pickle, which can run any code it holds: it is read
-    only with `range_mask=True`, from a release you trust. The targets of
-    species outside a hotspot's range are then NaN (ignored by the
-    `keras_miam` losses and metrics). All else is read with formats that
-    cannot run code.
+    (`keras_miam.missing.is_missing`) are NaN. `range_maps.pkl` is a pickle,
+    which can run any code it holds: it is read only with `range_mask=True`,
+    from a release you trust, and the targets of species outside a hotspot's
+    range are then NaN (ignored by the `keras_miam` losses and metrics).
 
     Args:
         root: path of a sub-dataset folder.
@@ -64,23 +59,21 @@ def load_satbird(
         crop_size: int, side of the centre crop (SatBird's baseline: 64).
         batch_size: int, hotspots per batch.
         stats: the training set's `.stats`, or None to compute them.
-        normalize: bool; False returns the raw values.
-        stats_sample_size: int, training hotspots read for the statistics.
+        normalize: bool, standardise with nan-aware training statistics.
+        stats_sample_size: int, training hotspots sampled for the statistics.
         sample_weight: None, or "checklists", "sqrt" or "log": batches are
             then `(x, y, w)`, `w` the number of complete checklists, its
             square root or its log (SatBird's weighted loss).
         range_mask: bool, read `range_maps.pkl` (a pickle, see above).
         shuffle: bool, reshuffle every epoch; default True for "train".
         seed: int, seeds the statistics sample and the shuffling.
-        **kwargs: `drop_remainder`, and `workers`, `use_multiprocessing`,
-            `max_queue_size` of `keras.utils.PyDataset`.
+        **kwargs: `drop_remainder`, and the `keras.utils.PyDataset` arguments.
 
     Returns:
         A `keras.utils.PyDataset` of `(x, y)` batches (`x` a dict of float32
-        arrays, `y` the `(B, K)` float32 rates) with attributes
+        arrays, `y` the `(B, K)` float32 encounter rates) with attributes
         `hotspot_ids`, `targets`, `num_complete_checklists`, `weights`,
-        `range_mask` (0/1), `stats`, `input_shapes`, and `read(name, rows)`
-        for raw values.
+        `range_mask` (0/1), `stats`, `input_shapes`, and `read(name, rows)`.
 
     Example:
 
@@ -88,7 +81,6 @@ def load_satbird(
     train = keras_miam.datasets.load_satbird("/data/SatBird/USA_summer")
     val = keras_miam.datasets.load_satbird(
         "/data/SatBird/USA_summer", "valid", stats=train.stats)
-    x, y = train[0]  # {"image": (64, 64, 64, 4), "env": (64, 27)}, (64, 670)
     ```
 
     Reference:
@@ -122,8 +114,8 @@ def load_satbird(
     if normalize and stats is None:
         train = dataset
         if split != "train":
-            train_ids = _hotspots(root, "train")
-            train = SatBirdDataset(root, train_ids, modalities, env, crop_size)
+            train = _hotspots(root, "train")
+            train = SatBirdDataset(root, train, modalities, env, crop_size)
         rng = np.random.default_rng(seed)
         rows = np.sort(rng.permutation(len(train.hotspot_ids))[:stats_sample_size])
         stats = {}
@@ -269,8 +261,6 @@ def _read_range_mask(root, ids, num_species):
     import pandas as pd
 
     path = root / "range_maps.pkl"
-    if not path.is_file():
-        raise FileNotFoundError(f"range_mask=True but '{path}' does not exist.")
     table = pd.read_pickle(path)
     if not isinstance(table, pd.DataFrame) or "hotspot_id" not in table.columns:
         raise ValueError(

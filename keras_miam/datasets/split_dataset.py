@@ -13,17 +13,15 @@ def split_dataset(
 ):
     """Splits aligned arrays, at random or by spatial blocks, into parts.
 
-    Every array in `x` and `y` is indexed with the same seeded selection. At
-    random, part sizes are `floor(fraction * N)`, the remainder going to the
-    first part. By spatial blocks, the examples are grouped in square cells
-    of `spatial_block` degrees, and the shuffled cells dealt out whole to the
-    parts (sizes follow the fractions up to one cell), so that no cell is
-    shared between parts. Every part gets at least one example.
+    Every array is indexed with the same seeded selection. At random, part
+    sizes are `floor(fraction * N)`, the remainder going to the first part.
+    By spatial blocks, square cells of `spatial_block` degrees are shuffled
+    and dealt out whole (sizes follow the fractions up to one cell), so that
+    no cell is shared between parts. Every part gets at least one example.
 
     Args:
-        x: an array, or a dict {name: array}, all with the same first
-            dimension N.
-        y: optional array with first dimension N (labels).
+        x: an array, or a dict {name: array}, all of first dimension N.
+        y: optional array of first dimension N (labels).
         fractions: at least two positive floats summing to 1.
         seed: int, seeds the permutation (of examples, or of cells).
         spatial_block: optional float > 0, the cell size in degrees.
@@ -40,10 +38,6 @@ def split_dataset(
     >>> train, val, test = split_dataset(x, np.zeros((100, 5)))
     >>> train[0]["env"].shape, val[1].shape, test[1].shape
     ((70, 3), (15, 5), (15, 5))
-    >>> lon_lat = np.stack([np.linspace(0, 9.9, 100), np.zeros(100)], axis=1)
-    >>> parts = split_dataset(x, spatial_block=1.0, coordinates=lon_lat)
-    >>> [len(p[0]["env"]) for p in parts]  # ten cells of ten examples
-    [70, 10, 20]
     """
     arrays = x if isinstance(x, dict) else {"x": x}
     lengths = {k: len(v) for k, v in arrays.items()}

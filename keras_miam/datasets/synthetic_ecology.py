@@ -1,6 +1,5 @@
 """A seeded multimodal species-distribution testbed with known imbalance."""
 
-import itertools
 import numbers
 
 import numpy as np
@@ -26,7 +25,7 @@ TOTAL_EFFECT = 2.5
 # Image channel (R, G, B, NIR) directions: land cover (driven by land use),
 # vegetation greenness (by moisture), and the texture's gain.
 IMAGE_COLOUR = np.array([0.6, 0.4, 0.5, -0.7])
-IMAGE_GREENNESS = np.array([-0.2, 0.7, -0.5, 0.4])
+IMAGE_GREEN = np.array([-0.2, 0.7, -0.5, 0.4])
 IMAGE_TEXTURE_GAIN = np.array([-0.5, 0.3, 0.0, 1.0])
 
 
@@ -50,20 +49,19 @@ def make_synthetic_ecology(
 
     GeoPlant's modality kinds at CPU-friendly sizes. Each site has latents
     `z = (temperature, moisture, soil, land_use)` and a habitat latent `h`;
-    species `s` is present with probability `sigmoid(b_s + a_env,s * w_s . z
-    + a_img,s * u_s * h)`, `b_s` calibrated to a prevalence in
-    `prevalence_range`. A fraction `image_species_fraction` of the species
-    respond to `h`, with `a_env = 2.5 r / sqrt(1 + r^2)` and `a_img = 2.5 /
-    sqrt(1 + r^2)` for the imbalance ratio `r`. "env" `(N,
-    num_env_features)` measures `z` (dominant); "climate" `(N, climate_steps,
-    4)` and "landsat" `(N, landsat_steps, 6)` are seasonal series of some
-    latents; "image" `(N, image_size, image_size, 4)` alone shows `h` (a
-    grating's contrast). With `redundancy=rho`, `h = rho * soil + sqrt(1 -
-    rho^2) * u`, the image's colour carries no latent, and `image_code` says
-    how the image shows `h`: "texture", "product", "patch_product" or
-    "quadrant_product". Missing values are NaN: half whole modalities, half
-    partial gaps. Each random stream is seeded apart, so that the labels do
-    not depend on the modalities requested.
+    species `s` is present with probability `sigmoid(b_s + a_env * w_s . z +
+    a_img * u_s * h)`, `b_s` calibrated to a prevalence in `prevalence_range`.
+    A fraction `image_species_fraction` of the species respond to `h`, with
+    `a_env = 2.5 r / sqrt(1 + r^2)` and `a_img = 2.5 / sqrt(1 + r^2)` for the
+    imbalance ratio `r`. "env" `(N, num_env_features)` measures `z`
+    (dominant); "climate" `(N, climate_steps, 4)` and "landsat" `(N,
+    landsat_steps, 6)` are seasonal series of some latents; "image" `(N,
+    image_size, image_size, 4)` alone shows `h` (a grating's contrast). With
+    `redundancy=rho`, `h = rho * soil + sqrt(1 - rho^2) * u`, the image's
+    colour carries no latent, and `image_code` says how the image shows `h`.
+    Missing values are NaN: half whole modalities, half partial gaps. Each
+    random stream has its own seed, so the labels do not depend on the
+    modalities requested.
 
     Args:
         num_examples: int > 0, number of sites.
@@ -73,23 +71,23 @@ def make_synthetic_ecology(
         missing: None (env 0.05, climate 0.02, landsat 0.15, image 0.2), a
             float for every modality, or a dict `{modality: rate}`.
         seed: int, seeds every random stream.
-        num_env_features: int >= 4, env variables.
-        climate_steps: int > 0, monthly steps.
-        landsat_steps: int > 0, quarterly steps.
-        image_size: int >= 4, patch height and width.
+        num_env_features: int >= 4; climate_steps: int > 0 (months);
+            landsat_steps: int > 0 (quarters); image_size: int >= 4.
         image_species_fraction: float in [0, 1].
         prevalence_range: (low, high), 0 < low <= high < 1.
         redundancy: None, or a float `rho` in [0, 1].
-        image_code: how the image shows `h` (see above).
+        image_code: "texture", or with `redundancy` "product",
+            "patch_product" or "quadrant_product".
 
     Returns:
         `(x, y, info)`: `x` a dict {modality: float32 array}, `y` the float32
         `(num_examples, num_species)` presences, `info` a JSON-ready dict of
         the ground truth: "latents", "dominant_modality", "weak_modality",
-        "imbalance", "redundancy", per modality its "nan_fraction", the
-        latents it "reveals", whether it is "unique" (and env's "variables"),
-        and per species its "intercept", "target_prevalence",
-        "latent_effects", "texture_effect" and "image_driven".
+        "imbalance", "redundancy", "modalities" (each one's "nan_fraction",
+        the latents it "reveals", whether it is "unique", env's
+        "variables") and "species" (each one's "intercept",
+        "target_prevalence", "latent_effects", "texture_effect",
+        "image_driven").
 
     Example:
 
@@ -120,24 +118,19 @@ def make_synthetic_ecology(
     rates = {m: float(missing.get(m, 0.0)) for m in modalities}
     if bad := {m: r for m, r in rates.items() if not 0.0 <= r < 1.0}:
         raise ValueError(f"Missing rate(s) {bad} must be in [0, 1).")
-    ratio = imbalance
-    if isinstance(imbalance, str):
-        ratio = IMBALANCE_PRESETS.get(imbalance)
+    ratio = IMBALANCE_PRESETS.get(imbalance, imbalance)
     low, high = map(float, prevalence_range)
     if not (_real(ratio) and 0 < ratio < np.inf):
         raise ValueError(
-            "`imbalance` must be 'strong', 'mild' or a positive float (the env "
-            f"to image effect ratio); received {imbalance!r}."
+            f"`imbalance` must be 'strong', 'mild' or a float > 0; received {imbalance!r}."
         )
     if not 0 <= image_species_fraction <= 1:
         raise ValueError(
-            "`image_species_fraction` must be in [0, 1]; received "
-            f"{image_species_fraction!r}."
+            f"`image_species_fraction` must be in [0, 1]; received {image_species_fraction!r}."
         )
     if not 0 < low <= high < 1:
         raise ValueError(
-            "`prevalence_range` must be (low, high) with 0 < low <= high < 1; "
-            f"received {prevalence_range!r}."
+            f"`prevalence_range` must be 0 < low <= high < 1; received {prevalence_range!r}."
         )
     if redundancy is not None and not (_real(redundancy) and 0 <= redundancy <= 1):
         raise ValueError(
@@ -178,12 +171,8 @@ def make_synthetic_ecology(
         rng = np.random.default_rng([seed, 7 + stream])
         values = _apply_missing(rng, name, values, rates[name])
         x[name] = values.astype("float32")
-        modality_info[name] = dict(
-            details,
-            reveals=REVEALS[name],
-            unique=name == "image",
-            nan_fraction=float(np.isnan(values).mean()),
-        )
+        details.update(reveals=REVEALS[name], unique=name == "image")
+        modality_info[name] = dict(details, nan_fraction=float(np.isnan(values).mean()))
     if rho is not None and "image" in modality_info:
         reveals = ["soil"] * (rho > 0) + ["habitat_texture"] * (rho < 1)
         modality_info["image"].update(reveals=reveals, unique=rho < 1)
@@ -193,9 +182,9 @@ def make_synthetic_ecology(
             "target_prevalence": float(t),
             "latent_effects": {k: float(w) for k, w in zip(LATENTS, ws) if w != 0.0},
             "texture_effect": float(u),
-            "image_driven": bool(driven),
+            "image_driven": bool(d),
         }
-        for b, t, ws, u, driven in zip(
+        for b, t, ws, u, d in zip(
             intercept, target, env_coef, image_coef, image_species
         )
     ]
@@ -273,12 +262,8 @@ def _render_climate(rng, z, steps):
     anomaly[:, 0] = shocks[:, 0]
     for t in range(1, steps):
         anomaly[:, t] = 0.5 * anomaly[:, t - 1] + np.sqrt(0.75) * shocks[:, t]
-    tas = (
-        0.8 * z[:, [0]]
-        + tas_offset
-        + (0.9 + 0.25 * continentality) * season
-        + 0.4 * anomaly
-    )
+    tas = 0.8 * z[:, [0]] + tas_offset + (0.9 + 0.25 * continentality) * season
+    tas = tas + 0.4 * anomaly
     tasmax = tas + 0.35 + 0.1 * season + 0.15 * rng.standard_normal((n, steps))
     tasmin = tas - 0.35 + 0.15 * rng.standard_normal((n, steps))
     pr = 0.7 * z[:, [1]] + pr_offset + 0.4 * wet + 0.8 * rng.standard_normal((n, steps))
@@ -306,22 +291,18 @@ def _render_landsat(rng, z, steps):
 def _render_image(rng, z, h, size, colour_signal, code):
     n = z.shape[0]
     means = 0.0
-    for latent, weight, direction in (
-        (3, 0.8, IMAGE_COLOUR),
-        (1, 0.7, IMAGE_GREENNESS),
-    ):
-        colour = weight * z[:, latent] * float(colour_signal)
+    for latent, w, direction in zip((3, 1), (0.8, 0.7), (IMAGE_COLOUR, IMAGE_GREEN)):
+        colour = w * z[:, latent] * float(colour_signal)
         colour = colour + 0.5 * rng.standard_normal(n)
         means = means + colour[:, None] * direction[None, :]
 
-    quadrants = None
-    half = size // 2
+    quadrants, half = 0.0, size // 2
     if code in ("product", "quadrant_product"):
         sign = rng.choice([-1.0, 1.0], n)
         colour = (
             (means if code == "product" else 0.0)
             + (sign + 0.5 * rng.standard_normal(n))[:, None] * IMAGE_COLOUR
-            + (sign * h + 0.5 * rng.standard_normal(n))[:, None] * IMAGE_GREENNESS
+            + (sign * h + 0.5 * rng.standard_normal(n))[:, None] * IMAGE_GREEN
         )
         if code == "product":
             means = colour
@@ -335,28 +316,21 @@ def _render_image(rng, z, h, size, colour_signal, code):
         offsets = sign.copy()
         offsets[:, 3] = sign[:, 0] * h
         offsets = offsets + 0.3 * rng.standard_normal((n, 4))
-        field = np.zeros((n, size, size))
-        halves = (slice(0, half), slice(half, None))
-        for q, (rows, cols) in enumerate(itertools.product(halves, repeat=2)):
-            field[:, rows, cols] = offsets[:, q, None, None]
-        quadrants = field[..., None] * IMAGE_GREENNESS
+        blocks = [half, size - half]
+        field = offsets.reshape(n, 2, 2).repeat(blocks, axis=1).repeat(blocks, axis=2)
+        quadrants = field[..., None] * IMAGE_GREEN
         h = np.zeros_like(h)
 
     theta = rng.uniform(0.0, np.pi, n)
     phase = rng.uniform(0.0, 2 * np.pi, n)
     freq = rng.uniform(0.18, 0.32, n)
     rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
-    coord = (
-        np.cos(theta)[:, None, None] * cols[None]
-        + np.sin(theta)[:, None, None] * rows[None]
-    )
+    coord = np.cos(theta)[:, None, None] * cols + np.sin(theta)[:, None, None] * rows
     grating = np.sin(2 * np.pi * freq[:, None, None] * coord + phase[:, None, None])
     contrast = 0.15 + 0.85 * _sigmoid(1.7 * h)
     texture = (contrast[:, None, None] * grating)[..., None] * IMAGE_TEXTURE_GAIN
     clutter = _smooth_field(rng, n, size) * 0.4
-    values = means[:, None, None, :] + texture + clutter[..., None]
-    if quadrants is not None:
-        values = values + quadrants
+    values = means[:, None, None, :] + texture + clutter[..., None] + quadrants
     values += 0.3 * rng.standard_normal(values.shape)
     return values, {}
 
@@ -374,7 +348,6 @@ def _apply_missing(rng, name, values, rate):
     """Writes NaN at an expected fraction `rate` of the entries."""
     if rate <= 0.0:
         return values
-    values = values.copy()
     n = values.shape[0]
     absent_rate = rate / 2.0
     partial_rate = (rate - absent_rate) / (1.0 - absent_rate)
@@ -382,8 +355,7 @@ def _apply_missing(rng, name, values, rate):
     if name == "env":
         holes = rng.random(values.shape) < partial_rate
     elif name in ("climate", "landsat"):  # every channel of a time step
-        holes = rng.random(values.shape[:2]) < partial_rate
-        holes = np.broadcast_to(holes[..., None], values.shape)
+        holes = (rng.random(values.shape[:2]) < partial_rate)[..., None]
     else:
         # A fraction of the images is partly cloudy; in those, a blob of a
         # jittered area fraction (mean `cover`) is missing.
@@ -397,9 +369,8 @@ def _apply_missing(rng, name, values, rate):
         # The blob: the pixels above the field's (1 - fraction) quantile.
         rank = np.argsort(np.argsort(field, axis=1), axis=1)
         blob = rank >= np.round((1.0 - fraction) * size * size)[:, None]
-        holes = (blob & cloudy[:, None]).reshape(n, size, size)
-        holes = np.broadcast_to(holes[..., None], values.shape)
-    values[holes] = np.nan
+        holes = (blob & cloudy[:, None]).reshape(n, size, size, 1)
+    values[np.broadcast_to(holes, values.shape)] = np.nan
     values[absent] = np.nan
     return values
 

@@ -37,31 +37,28 @@ def load_taxabench(
 
     TaxaBench-8k (TaxaBind) pairs 8,813 iNaturalist observations of 199
     species with five modalities; MIAM uses one precomputed embedding per
-    modality, i.e. one token each. Expected layout (`{modality}` is one of
-    the five names, or an alias such as the MIAM release's `loc`, `env`,
-    `img`, `aud` and `sat`):
+    modality, i.e. one token each. Expected layout (`{modality}` one of the
+    five names, or an alias such as the MIAM release's `loc`, `env`, `img`,
+    `aud` and `sat`):
 
         root/{split}/{modality}.npy    # (N, E_m) float, NaN row = missing
         root/{split}/labels.npy        # (N,) integer class ids
-        # or root/{split}.npz with arrays {modality} and "labels",
-        # or root/{split}.pt, a dict {modality: tensor, "labels": tensor},
-        # or per-modality .pt tensors instead of .npy files.
+        # or .pt tensors instead of .npy files, or root/{split}.npz or
+        # root/{split}.pt holding a dict {modality: array, "labels": array}
 
-    With `split=None`, `source` itself is the folder or file; it may also be
-    a dict of arrays. Missing values (`keras_miam.missing.is_missing`) are
-    NaN; with `zero_rows_as_missing`, so are all-zero rows (a common
-    placeholder for a missing recording).
+    With `split=None`, `source` itself is the folder, the file, or a dict of
+    arrays. Missing values (`keras_miam.missing.is_missing`) are NaN.
 
     Args:
         source: path of a folder, a .npz or .pt file, or a dict of arrays.
-        split: optional split name, looked up as `source/{split}/`,
-            `source/{split}.npz` or `source/{split}.pt`.
+        split: optional split name (see the layout).
         modalities: names among location, environment, image, audio,
             satellite; each must be present.
         num_classes: int, number of classes; default `max(label) + 1`.
-        one_hot: bool, return `y` one-hot `(N, num_classes)` float32 instead
-            of int32 class ids `(N,)`.
-        zero_rows_as_missing: bool, read all-zero embedding rows as missing.
+        one_hot: bool, `y` one-hot `(N, num_classes)` float32 instead of
+            int32 class ids `(N,)`.
+        zero_rows_as_missing: bool, all-zero rows (a common placeholder for
+            a missing recording) are missing too.
 
     Returns:
         `(x, y, info)`: `x` a dict {modality: float32 array (N, E_m)}, `y`
@@ -73,8 +70,6 @@ def load_taxabench(
 
     ```python
     x, y, info = keras_miam.datasets.load_taxabench("/data/taxabench", "train")
-    sorted(x), info["num_classes"]
-    # (['audio', 'environment', 'image', 'location', 'satellite'], 199)
     ```
 
     Reference:
@@ -86,30 +81,26 @@ def load_taxabench(
     if not isinstance(source, dict):
         source, origin = _find(Path(source).expanduser(), split)
     arrays = {str(k).lower(): v for k, v in source.items()}
-    labels_key = next((k for k in _LABEL_KEYS if k in arrays), None)
-    if labels_key is None:
-        raise ValueError(
-            f"No labels found in {sorted(arrays)}; expected one of "
-            f"{list(_LABEL_KEYS)} next to the embeddings."
-        )
-    x, keys = {}, {"labels": labels_key}
-    for name in modalities:
-        keys[name] = next((a for a in _ALIASES[name] if a in arrays), None)
+    keys = {}
+    for name in ("labels", *modalities):
+        names = _ALIASES.get(name, _LABEL_KEYS)
+        keys[name] = next((a for a in names if a in arrays), None)
         if keys[name] is None:
             raise FileNotFoundError(
-                f"No '{name}' embeddings (names tried: {list(_ALIASES[name])}) "
-                f"among {sorted(arrays)}. Expected {_LAYOUT_HELP}."
+                f"No '{name}' array (names tried: {list(names)}) among "
+                f"{sorted(arrays)}. Expected {_LAYOUT_HELP}."
             )
-        x[name] = to_float32(_load(arrays[keys[name]]))
-        if x[name].ndim != 2:
+    x = {name: to_float32(_load(arrays[keys[name]])) for name in modalities}
+    for name, values in x.items():
+        if values.ndim != 2:
             raise ValueError(
-                f"'{name}' embeddings have shape {x[name].shape}; expected "
+                f"'{name}' embeddings have shape {values.shape}; expected "
                 "(num_examples, embedding_dim)."
             )
         if zero_rows_as_missing:
-            x[name][np.all(x[name] == 0.0, axis=1)] = np.nan
+            values[np.all(values == 0.0, axis=1)] = np.nan
 
-    labels = _load(arrays[labels_key])
+    labels = _load(arrays[keys["labels"]])
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     as_float = labels.astype("float64")
@@ -191,8 +182,6 @@ def _load(value):
         import torch  # only for .pt files
 
         value = torch.load(value, map_location="cpu", weights_only=True)
-    if isinstance(value, dict):
-        return value
-    return (
-        value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
-    )
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return value if isinstance(value, dict) else np.asarray(value)
