@@ -297,13 +297,13 @@ def test_image_patch_size_must_divide_images():
     [
         (
             {"tokenizers": {**make_tokenizers(), "image": ImagePatchTokenizer(8, 4)}},
-            "same size; received embed_dim .*'image': 8",
+            "tokens of one size; received .*'image': 8",
         ),
-        ({"tokenizers": {}}, "non-empty dict"),
+        ({"tokenizers": {}}, "non-empty"),
         ({"tokenizers": {"env": "tabular"}}, "to Keras layers"),
         ({"task": "regression"}, "`task` must be 'multilabel' or"),
-        ({"pooling": "max"}, "`pooling` 'mean' or 'cls'; received .*'max'"),
-        ({"num_outputs": 0}, "must be a positive int"),
+        ({"pooling": "max"}, "`pooling` 'mean' or 'cls'.*received .*'max'"),
+        ({"num_outputs": 0}, "`num_outputs` a positive int; .*num_outputs=0"),
         ({"strategy": "random"}, "Unknown masking strategy"),
     ],
 )

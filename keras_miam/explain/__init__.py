@@ -1,9 +1,4 @@
-"""Contributions of modalities and tokens, measured by masking.
-
-from keras_miam.explain import modality_shapley, token_shapley
-modality_shapley(model, (x_test, y_test))          # exact, 2^M subsets
-token_shapley(model, (x_test, y_test), groups=...)  # permutation sampling
-"""
+"""Shapley values of modalities (exact) and tokens (sampled), by masking."""
 
 from keras_miam.explain.modality_shapley import modality_shapley
 from keras_miam.explain.token_shapley import token_shapley

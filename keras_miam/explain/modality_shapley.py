@@ -6,28 +6,16 @@ import numpy as np
 import pandas as pd
 
 from keras_miam.evaluation import selections as selections_lib
-from keras_miam.evaluation.evaluate_subsets import DEFAULT_BATCH_SIZE
 from keras_miam.evaluation.evaluate_subsets import evaluate_selections
 from keras_miam.layers import masking_lookup
 
 
-def modality_shapley(
-    model,
-    data,
-    metric=None,
-    baseline=None,
-    masking=None,
-    batch_size=DEFAULT_BATCH_SIZE,
-    views_per_pass=None,
-    verbose=1,
-    from_logits=None,
-):
+def modality_shapley(model, data, metric=None, baseline=None, masking=None, **kwargs):
     """Exact Shapley values of the modalities for a metric, by masking.
 
-    v(S) is the metric with only the modalities in S visible; all 2^M
-    coalitions are scored, then `phi_m = sum_{S not containing m} |S|!
-    (M - |S| - 1)! / M! (v(S + {m}) - v(S))`. v({}) is the metric with every
-    token masked, or `baseline`. The values sum to v(all) - v({}).
+    v(S) is the metric with only the modalities S visible, for all 2^M
+    coalitions S (v({}): all masked, or `baseline`). The values sum to
+    v(all) - v({}).
 
     Args:
         model: a Keras model with one `MIAMMasking` layer.
@@ -35,10 +23,8 @@ def modality_shapley(
         metric: the value function's metric (see `evaluate_subsets`).
         baseline: None, or a float used as v({}).
         masking: the `MIAMMasking` layer, when the model has several.
-        batch_size: examples per forward pass.
-        views_per_pass: coalitions per forward pass.
-        verbose: 0, 1 (progress bar) or 2.
-        from_logits: whether the outputs are logits (see `evaluate_subsets`).
+        **kwargs: `batch_size`, `views_per_pass`, `verbose` and `from_logits`
+            of `keras_miam.evaluation.evaluate_subsets`.
 
     Returns:
         A `pandas.DataFrame` indexed by modality with the column `value`;
@@ -51,18 +37,16 @@ def modality_shapley(
     >>> phi["value"].sum(), phi.attrs["v_all"] - phi.attrs["v_empty"]
 
     Reference:
-        - Shapley, "A value for n-person games", 1953.
-        - Zbinden et al., "MaskSDM with Shapley values to improve
-          flexibility, robustness, and explainability in species
-          distribution modeling", Methods in Ecology and Evolution, 2025.
+     - Shapley, "A value for n-person games", 1953.
+     - [Zbinden et al., 2025 (MaskSDM)](https://arxiv.org/abs/2503.13057)
     """
     layer = masking_lookup.get_masking_layer(model, masking)
-    names = layer.modalities
-    m = len(names)
+    names, m = layer.modalities, len(layer.modalities)
     subsets = selections_lib.all_subsets(names, include_empty=baseline is None)
-    selections = [selections_lib.subset_selection(names, subset) for subset in subsets]
-    options = (metric, layer, batch_size, views_per_pass, verbose, from_logits)
-    values, metric_name = evaluate_selections(model, data, selections, *options)
+    selections = [selections_lib.subset_selection(names, s) for s in subsets]
+    values, metric_name = evaluate_selections(
+        model, data, selections, metric, layer, **kwargs
+    )
     value = np.full(1 << m, np.nan)  # v(S), S as a bit mask over `names`
     for subset, v in zip(subsets, values):
         value[sum(1 << names.index(name) for name in subset)] = v
@@ -70,13 +54,11 @@ def modality_shapley(
         value[0] = float(baseline)
     phi = np.zeros(m)
     for code in range((1 << m) - 1):
-        size = bin(code).count("1")
-        weight = math.factorial(size) * math.factorial(m - size - 1) / math.factorial(m)
+        weight = 1 / (m * math.comb(m - 1, bin(code).count("1")))
         for i in range(m):
             if not code >> i & 1:
                 phi[i] += weight * (value[code | 1 << i] - value[code])
     result = pd.DataFrame({"value": phi}, index=pd.Index(names, name="modality"))
-    result.attrs.update(metric=metric_name, v_all=float(value[-1]))
-    result.attrs.update(v_empty=float(value[0]))
+    result.attrs.update(metric=metric_name, v_all=value[-1], v_empty=value[0])
     result.attrs["baseline"] = "masked" if baseline is None else "given"
     return result

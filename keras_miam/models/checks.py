@@ -12,15 +12,18 @@ def static_shape(x):
         return None
 
 
-def _dtype(x):
-    """`x`'s Keras dtype name, or None when it does not hold numbers."""
+def _numbers(value, where, what, hint):
+    """`value` as an array, or a `ValueError` unless it holds numbers."""
+    value = value if hasattr(value, "dtype") else np.asarray(value)
     try:
-        dtype = keras.backend.standardize_dtype(x.dtype)
+        dtype = keras.backend.standardize_dtype(value.dtype)
     except ValueError:
-        return None
-    return (
-        dtype if dtype.startswith(("float", "int", "uint", "bool", "bfloat")) else None
-    )
+        dtype = "object"
+    if not dtype.startswith(("float", "int", "uint", "bool", "bfloat")):
+        raise ValueError(
+            f"{where}: {what} must hold numbers ({hint}); received dtype {value.dtype}."
+        )
+    return value
 
 
 def _format(shape):
@@ -32,6 +35,19 @@ def _same(shape, expected):
     return len(shape) == len(expected) and all(
         a is None or b is None or a == b for a, b in zip(shape, expected)
     )
+
+
+def check_keys(x, expected, where, name="x"):
+    """Refuses `x` unless it is a dict with exactly the keys `expected`."""
+    keys = list(map(str, x)) if isinstance(x, dict) else []
+    if not isinstance(x, dict) or sorted(keys) != sorted(expected):
+        raise ValueError(
+            f"{where} expects `{name}` as a dict for exactly the inputs "
+            f"{list(expected)}; received {sorted(keys) if keys else type(x).__name__}"
+            f" (missing: {[k for k in expected if k not in keys]}, unexpected: "
+            f"{sorted(set(keys) - set(expected))}). Pass NaN for a missing "
+            "modality, do not leave its key out."
+        )
 
 
 def _input_checks(model):
@@ -46,7 +62,7 @@ def _input_checks(model):
 
     def expects(expected):
         def check(shape):
-            if not _same(shape[1:], expected[1:]) or len(shape) != len(expected):
+            if not _same(shape, (None,) + expected[1:]):
                 raise ValueError(
                     f"expected shape {_format(expected)}; received shape {shape}."
                 )
@@ -84,9 +100,9 @@ def check_target_shape(model, shape, outputs, name="targets"):
     allowed = [] if sparse else [(batch, k)]
     allowed += [(batch,), (batch, 1)] if ids else [(batch,)] if k == 1 else []
     if not any(_same(shape, a) for a in allowed):
+        task = f"(task='{getattr(model, 'task', '')}', num_outputs={k})"
         who = f"The model '{model.name}'"
-        if hasattr(model, "task"):
-            who = f"{type(model).__name__}(task='{model.task}', num_outputs={k})"
+        who = type(model).__name__ + task if hasattr(model, "task") else who
         raise ValueError(
             f"{who} expects targets of shape "
             f"{' or '.join(_format((None,) + a[1:]) for a in allowed)}, "
@@ -98,15 +114,11 @@ def check_target_shape(model, shape, outputs, name="targets"):
 def check_data(model, x, y=None, call="fit", name="x"):
     """Checks a model's inputs and targets before `fit`, `evaluate`, `predict`.
 
-    The tasks of `keras_miam.models` run it at each call; call it yourself
-    before `fit` on your own built functional model with dict inputs (whose
-    bad inputs Keras refuses differently on each backend, or not at all).
-    It checks the keys, the dtypes (numbers), the shapes (the tokenizers'
-    checks, or the model's `Input` shapes), the number of examples (at
-    least one, except for `predict`; the same for every input and the
-    targets), the target shape against the outputs (class ids for a sparse
-    loss), infinite targets and class ids out of range. A `tf.data.Dataset`
-    is checked through its element spec; generators are not read.
+    The tasks run it at each call; run it on your own functional model with
+    dict inputs, whose bad inputs Keras refuses differently on each backend.
+    It checks the inputs' keys, dtypes and shapes, the number of examples,
+    the target shape and values (infinite, class ids out of range); a
+    `tf.data.Dataset` through its element spec; generators are not read.
 
     Args:
         model: a Keras model.
@@ -117,15 +129,6 @@ def check_data(model, x, y=None, call="fit", name="x"):
 
     Returns:
         The number of examples, or None when not known without reading data.
-
-    Raises:
-        ValueError: saying what was received and what was expected.
-
-    Example:
-
-    ```python
-    keras_miam.models.check_data(model, {"env": env, "image": images}, y)
-    ```
     """
     where = f"{type(model).__name__}.{call}()"
     target_name = "targets `y`" if name == "x" else f"targets of `{name}`"
@@ -134,28 +137,15 @@ def check_data(model, x, y=None, call="fit", name="x"):
         x, y = (tuple(spec) + (None,))[:2] if isinstance(spec, tuple) else (spec, None)
         target_name = "targets of the dataset"
     checks = _input_checks(model)
-    if (
-        checks is None
-        or not isinstance(x, (dict, np.ndarray, list, tuple))
-        and (not keras.ops.is_tensor(x))
+    if checks is None or not (
+        isinstance(x, (dict, np.ndarray, list, tuple)) or keras.ops.is_tensor(x)
     ):
         return None  # a generator or PyDataset: checked when the step is traced
-    if not isinstance(x, dict) or set(map(str, x)) != set(checks):
-        received = sorted(map(str, x)) if isinstance(x, dict) else type(x).__name__
-        raise ValueError(
-            f"{where} expects `{name}` as a dict for exactly the inputs "
-            f"{list(checks)}; received {received} (missing: "
-            f"{[k for k in checks if not isinstance(x, dict) or k not in x]}). "
-            "Pass NaN for a missing modality, do not leave its key out."
-        )
+    check_keys(x, list(checks), where, name)
     sizes = {}
     for key, check in checks.items():
-        value = x[key] if hasattr(x[key], "dtype") else np.asarray(x[key])
-        if _dtype(value) is None:
-            raise ValueError(
-                f"{where}: input '{key}' of `{name}` must hold numbers (float, int "
-                f"or bool; NaN for missing values); received dtype {value.dtype}."
-            )
+        hint = "float, int or bool; NaN for missing values"
+        value = _numbers(x[key], where, f"input '{key}' of `{name}`", hint)
         shape = static_shape(value)
         try:
             check(shape) if shape is not None else None
@@ -176,31 +166,23 @@ def check_data(model, x, y=None, call="fit", name="x"):
         )
     if y is None or isinstance(y, (dict, tuple, list)) and spec is not None:
         return n
-    y = y if hasattr(y, "dtype") else np.asarray(y)
-    if _dtype(y) is None:
-        raise ValueError(
-            f"{where}: {target_name} must hold numbers (0/1, values in [0, 1] or "
-            "NaN for multilabel, integer class ids for multiclass); received "
-            f"dtype {y.dtype}."
-        )
-    shape = static_shape(y)
+    hint = "0/1, [0, 1] or NaN for multilabel, integer class ids for multiclass"
+    y = _numbers(y, where, target_name, hint)
+    shape, k = static_shape(y), _num_outputs(model)
     if n is not None and shape and shape[0] != n:
         raise ValueError(
             f"{where}: {target_name} has {shape[0]} rows for {n} examples of "
             "inputs; pass one target row per example."
         )
-    k = _num_outputs(model)
     if shape and k is not None:
         check_target_shape(model, shape, (shape[0], k), target_name)
-    if not isinstance(y, np.ndarray):
-        return n  # backend tensors: the values are not read here
-    if not _sparse_loss(model):
-        if np.isinf(y).any():
-            raise ValueError(
-                f"{where}: {target_name} must be 0/1 (or in [0, 1]), or NaN where "
-                "a target is unknown; received infinite values."
-            )
-        return n
+    if isinstance(y, np.ndarray) and not _sparse_loss(model) and np.isinf(y).any():
+        raise ValueError(
+            f"{where}: {target_name} must be 0/1 (or in [0, 1]), or NaN where "
+            "a target is unknown; received infinite values."
+        )
+    if not isinstance(y, np.ndarray) or not _sparse_loss(model):
+        return n  # the values of backend tensors are not read here
     ignore = getattr(model.loss, "ignore_class", None)
     ids = y[y != ignore] if ignore is not None else y.reshape(-1)
     bad = ~np.isfinite(ids) | (ids != np.floor(ids)) | (ids < 0) | (ids >= (k or 0))

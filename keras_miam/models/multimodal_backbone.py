@@ -7,14 +7,15 @@ import keras
 from keras import ops
 
 from keras_miam.layers.miam_masking import MIAMMasking
+from keras_miam.models.checks import check_keys
 
 
 class PresetMixin:
-    """`save_to_preset(dir)` / `from_preset(dir)`: a config and a weights file.
+    """`save_to_preset(dir)` / `from_preset(dir)`, as keras-hub's `Backbone`
+    (not subclassed: keras-hub imports TensorFlow)."""
 
-    keras-hub's `Backbone` offers the same, but subclassing it would import
-    keras-hub (and TensorFlow) with `import keras_miam`.
-    """
+    # Inputs reach the tokenizers at full precision: they find missing values.
+    input_dtype = property(lambda self: self.variable_dtype)
 
     def save_to_preset(self, preset_dir):
         """Saves the config (`config.json`) and weights to `preset_dir`."""
@@ -29,10 +30,9 @@ class PresetMixin:
 
     @classmethod
     def from_preset(cls, preset_dir):
-        """Builds the model saved in `preset_dir` with its weights, uncompiled."""
+        """The model saved in `preset_dir`, with its weights, uncompiled."""
         with open(os.path.join(preset_dir, "config.json")) as f:
-            config = json.load(f)
-        model = keras.saving.deserialize_keras_object(config)
+            model = keras.saving.deserialize_keras_object(json.load(f))
         if not isinstance(model, cls):
             raise ValueError(
                 f"The preset in {preset_dir} holds a {type(model).__name__}, "
@@ -44,32 +44,23 @@ class PresetMixin:
 
 @keras.saving.register_keras_serializable(package="keras_miam")
 class MultimodalBackbone(PresetMixin, keras.Model):
-    """Tokenizers -> `MIAMMasking` -> pre-LayerNorm transformer encoder.
+    """Tokenizers, `MIAMMasking` and a pre-LayerNorm transformer encoder.
 
-    Each named input goes through its tokenizer; `MIAMMasking` replaces the
-    masked tokens (drawn from the strategy in training; missing tokens and
-    tokens outside the evaluation selection always) by its learned mask
-    token, so shapes stay static and a missing token equals a hidden one;
-    pre-LayerNorm `keras_hub.layers.TransformerEncoder` blocks (keras-hub is
-    imported when the backbone is built) mix all tokens. The tasks
-    `MultimodalTransformer` and `MultimodalPretrainer` sit on a backbone:
-    fine-tuning is the supervised task on a pre-trained backbone, a linear
-    probe the same with `backbone.trainable = False`.
+    `MIAMMasking` replaces the masked tokens (drawn in training; missing ones
+    and those outside the evaluation selection always) by a learned mask
+    token; `keras_hub.layers.TransformerEncoder` blocks follow.
 
     Args:
         tokenizers: dict `{modality_name: tokenizer}` of Keras layers giving
-            `(batch, T_m, D)` (or `(batch, D)`) tokens of one size `D`, their
-            availability as Keras mask (see `keras_miam.tokenizers`), in
-            token order.
-        strategy: a `MIAMMasking` strategy: a name (`"miam"`, `"uniform"`,
-            ...), a config dict or a `keras_miam.strategies.MaskingStrategy`.
-            Defaults to `"miam"`.
-        num_layers: int. Transformer blocks. Defaults to `4` (MaskSDM: 7).
-        num_heads: int. Attention heads. Defaults to `4` (MaskSDM: 8).
-        intermediate_dim: int. Feed-forward size. Defaults to `None`: `2 * D`.
+            `(batch, T_m, D)` (or `(batch, D)`) tokens of one size `D` and
+            their availability as Keras mask (see `keras_miam.tokenizers`).
+        strategy: a `MIAMMasking` strategy: a name, a config dict or a
+            `keras_miam.strategies.MaskingStrategy`. Defaults to `"miam"`.
+        num_layers: int. Transformer blocks. Defaults to `4`.
+        num_heads: int. Attention heads. Defaults to `4`.
+        intermediate_dim: int. Feed-forward size. Defaults to `2 * D`.
         dropout: float. Dropout of the encoder blocks. Defaults to `0.1`.
         cls_token: bool. Prepends a learned, always kept CLS token.
-            Defaults to `False`.
         seed: optional int, seeds the masking draws.
         layer_norm_epsilon: float. Defaults to `1e-5`.
         **kwargs: other `keras.Model` arguments, such as `name` and `dtype`.
@@ -80,18 +71,19 @@ class MultimodalBackbone(PresetMixin, keras.Model):
         training: bool. Masks at random with the strategy when `True`.
 
     Returns:
-        `(tokens, keep)`: encoded tokens `(batch, T, D)` and the boolean keep
-        mask `(batch, T)` (`T` counts the CLS token when there is one).
+        `(tokens, keep)`: the encoded tokens `(batch, T, D)` and the boolean
+        keep mask `(batch, T)`, the CLS token first when there is one.
 
     Example:
 
     ```python
-    backbone = keras_miam.models.MultimodalBackbone(
-        {"env": keras_miam.tokenizers.TabularTokenizer(64),
-         "image": keras_miam.tokenizers.ImagePatchTokenizer(64, patch_size=8)},
-        num_layers=2,
-    )
-    model = keras_miam.models.MultimodalTransformer(backbone=backbone, num_outputs=20)
+    tokenizers = {
+        "env": keras_miam.tokenizers.TabularTokenizer(64),
+        "image": keras_miam.tokenizers.ImagePatchTokenizer(64, patch_size=8),
+    }
+    backbone = keras_miam.models.MultimodalBackbone(tokenizers, num_layers=2)
+    tokens, keep = backbone({"env": env, "image": images})
+    backbone.save_to_preset("./miam_backbone")
     ```
 
     Reference:
@@ -113,68 +105,28 @@ class MultimodalBackbone(PresetMixin, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(tokenizers, dict) or not tokenizers:
+        items = tokenizers.items() if isinstance(tokenizers, dict) else [(0, 0)]
+        dims = {n: getattr(t, "embed_dim", None) for n, t in items}
+        if len(set(dims.values()) - {None}) > 1 or not all(
+            isinstance(t, keras.layers.Layer) for _, t in items
+        ):
             raise ValueError(
-                "`tokenizers` must be a non-empty dict {modality_name: "
-                f"tokenizer layer}}; received {tokenizers!r}."
+                "`tokenizers` must map modality names to Keras layers giving tokens "
+                f"of one size; received {tokenizers!r} (embed_dim {dims})."
             )
-        for name, tokenizer in tokenizers.items():
-            if not isinstance(name, str) or not isinstance(
-                tokenizer, keras.layers.Layer
-            ):
-                raise ValueError(
-                    "`tokenizers` maps modality names (str) to Keras layers; "
-                    f"received {name!r}: {tokenizer!r}."
-                )
-        dims = {n: getattr(t, "embed_dim", None) for n, t in tokenizers.items()}
-        if len({d for d in dims.values() if d is not None}) > 1:
-            raise ValueError(
-                "All tokenizers must produce tokens of the same size; received "
-                f"embed_dim {dims}. Use one `embed_dim` for every tokenizer."
-            )
-        if num_layers < 1 or num_heads < 1 or not 0 <= dropout < 1:
-            raise ValueError(
-                "`num_layers` and `num_heads` must be >= 1 and `dropout` in "
-                f"[0, 1); received num_layers={num_layers}, "
-                f"num_heads={num_heads}, dropout={dropout}."
-            )
-        self.tokenizers = dict(tokenizers)
-        self.modalities = list(tokenizers)
-        self.num_layers = int(num_layers)
-        self.num_heads = int(num_heads)
-        self.intermediate_dim = intermediate_dim
-        self.dropout = float(dropout)
-        self.cls_token = bool(cls_token)
-        self.seed = seed
-        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.tokenizers, self.modalities = dict(tokenizers), list(tokenizers)
+        self.num_layers, self.num_heads, self.dropout = num_layers, num_heads, dropout
+        self.intermediate_dim, self.seed = intermediate_dim, seed
+        self.cls_token, self.layer_norm_epsilon = bool(cls_token), layer_norm_epsilon
+        policy = self.dtype_policy
         self.masking = MIAMMasking(
-            self.modalities,
-            strategy,
-            seed=seed,
-            dtype=self.dtype_policy,
-            name="masking",
+            self.modalities, strategy, seed, dtype=policy, name="masking"
         )
         self.encoder_layers = []
 
-    @property
-    def input_dtype(self):
-        # Float inputs reach the tokenizers at full precision: they find the
-        # missing values before casting to the compute dtype.
-        return self.variable_dtype
-
     def ordered(self, inputs, what="inputs"):
         """`inputs`' values in modality order; refuses other keys."""
-        keys = list(inputs) if isinstance(inputs, dict) else None
-        if keys is None or sorted(map(str, keys)) != sorted(self.modalities):
-            missing = [m for m in self.modalities if keys is None or m not in keys]
-            extra = sorted(str(k) for k in keys or () if k not in self.tokenizers)
-            raise ValueError(
-                f"{type(self).__name__} expects {what} as a dict for exactly "
-                f"the modalities {self.modalities}; received "
-                f"{type(inputs).__name__} (missing: {missing}, unexpected: "
-                f"{extra}). Pass NaN for a missing modality, do not leave its "
-                "key out."
-            )
+        check_keys(inputs, self.modalities, type(self).__name__, what)
         return [inputs[name] for name in self.modalities]
 
     def build(self, inputs_shape):
@@ -182,13 +134,10 @@ class MultimodalBackbone(PresetMixin, keras.Model):
 
         token_shapes = {}
         for name, shape in zip(self.modalities, self.ordered(inputs_shape, "shapes")):
-            shape = (None,) + tuple(shape)[1:]
-            tokenizer = self.tokenizers[name]
+            tokenizer, shape = self.tokenizers[name], (None,) + tuple(shape)[1:]
             if not tokenizer.built:
                 tokenizer.build(shape)
-            spec = tokenizer.compute_output_spec(
-                keras.KerasTensor(shape, dtype=tokenizer.compute_dtype)
-            )
+            spec = tokenizer.compute_output_spec(keras.KerasTensor(shape))
             token_shapes[name] = tuple(spec.shape)
         self.masking.build(token_shapes)
         self.embed_dim = self.masking.embed_dim
@@ -198,8 +147,8 @@ class MultimodalBackbone(PresetMixin, keras.Model):
                 initializer=keras.initializers.TruncatedNormal(stddev=0.02),
                 name="cls_token",
             )
-        num_tokens = self.masking.num_tokens + self.cls_token
         self.encoder_layers = []
+        shape = (None, self.masking.num_tokens + self.cls_token, self.embed_dim)
         for i in range(self.num_layers):
             layer = keras_hub.layers.TransformerEncoder(
                 intermediate_dim=self.intermediate_dim or 2 * self.embed_dim,
@@ -210,7 +159,7 @@ class MultimodalBackbone(PresetMixin, keras.Model):
                 dtype=self.dtype_policy,
                 name=f"transformer_layer_{i}",
             )
-            layer.build((None, num_tokens, self.embed_dim))
+            layer.build(shape)
             self.encoder_layers.append(layer)
         self.built = True
 
@@ -233,30 +182,20 @@ class MultimodalBackbone(PresetMixin, keras.Model):
         return x, keep
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "tokenizers": {
-                    name: keras.saving.serialize_keras_object(tokenizer)
-                    for name, tokenizer in self.tokenizers.items()
-                },
-                "strategy": self.masking.get_config()["strategy"],
-                "num_layers": self.num_layers,
-                "num_heads": self.num_heads,
-                "intermediate_dim": self.intermediate_dim,
-                "dropout": self.dropout,
-                "cls_token": self.cls_token,
-                "seed": self.seed,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-            }
-        )
-        return config
+        return {
+            **super().get_config(),
+            "tokenizers": keras.saving.serialize_keras_object(self.tokenizers),
+            "strategy": self.masking.get_config()["strategy"],
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "intermediate_dim": self.intermediate_dim,
+            "dropout": self.dropout,
+            "cls_token": self.cls_token,
+            "seed": self.seed,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+        }
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["tokenizers"] = {
-            name: keras.saving.deserialize_keras_object(tokenizer)
-            for name, tokenizer in config["tokenizers"].items()
-        }
-        return cls(**config)
+        tokenizers = keras.saving.deserialize_keras_object(config["tokenizers"])
+        return cls(**{**config, "tokenizers": tokenizers})

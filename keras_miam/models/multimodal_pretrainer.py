@@ -4,72 +4,49 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_miam.evaluation import view_predictions
+from keras_miam.models.checks import static_shape
+from keras_miam.models.multimodal_transformer import MultimodalTransformer
 from keras_miam.models.task import Task
-
-# Seed of the fixed split of each modality's tokens into two halves that
-# `modality_scores()` uses (one half visible, the other reconstructed).
-_SCORE_SPLIT_SEED = 0
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
 class MultimodalPretrainer(Task):
     """Masked reconstruction of every modality's tokens on a `MultimodalBackbone`.
 
-    One linear head per modality predicts, for every token, the values it
-    was made from (a table variable, a series segment, an image patch, an
-    embedding): the standardised inputs themselves. `fit(x)` takes no
-    labels; the loss is the mean squared error over the **masked tokens
-    whose input is available** (missing values never count), averaged per
-    modality, then over the modalities present in the batch (0 when there is
-    nothing to reconstruct). `predict(x)` reconstructs every missing or
-    hidden token from the visible ones (any-to-any).
-
-    `modality_scores(x)` gives MIAM's s_m = 1 / (1 + MSE_m), MSE_m being the
-    error on modality m from modality m alone (half its tokens from the
-    other half, with a fixed split; a one-token modality from the others):
-    `keras_miam.ModalityDynamics(x_val, metric="reconstruction")` drives
-    MIAM with them, without labels. Fine-tune with
-    `MultimodalTransformer(backbone=pretrainer.backbone, num_outputs=n)`.
+    One linear head per modality predicts each token's input values. `fit(x)`
+    takes no labels: the loss is the squared error over the masked tokens'
+    available values, averaged per modality, then over the modalities present
+    in the batch. `modality_scores(x)` gives MIAM's label-free scores, for
+    `keras_miam.ModalityDynamics(x_val, metric="reconstruction")`.
 
     Args:
-        tokenizers: dict `{modality_name: tokenizer}` for a new backbone, or
-            `None` with `backbone`.
-        backbone: optional `MultimodalBackbone`.
-        **kwargs: the new backbone's arguments (`strategy`, `num_layers`,
-            `num_heads`, `intermediate_dim`, `dropout`, `seed`,
-            `layer_norm_epsilon`), and `name`, `dtype`.
+        tokenizers: dict `{modality_name: tokenizer}` for a new backbone.
+        backbone: a `keras_miam.models.MultimodalBackbone` instead, shared.
+        **kwargs: `MultimodalBackbone` arguments, `name` and `dtype`.
 
     Call arguments:
-        inputs: dict `{modality_name: tensor}` with exactly the tokenizers'
-            keys. Missing values are NaN.
+        inputs: dict `{modality_name: tensor}`; missing values are NaN.
         training: bool. Masks at random with the strategy when `True`.
 
     Returns:
         A dict: `"reconstructions"`, `{modality_name: (batch, T_m, V_m)}`
-        float32 predicted token values, and `"visible"`, the `(batch, T)`
-        keep mask of `MIAMMasking` (the targets are the `False` tokens).
+        float32 token values, and `"visible"`, the `(batch, T)` keep mask of
+        `MIAMMasking` (the targets are the `False` tokens).
 
     Example:
 
     ```python
-    pretrainer = keras_miam.models.MultimodalPretrainer(
-        {"env": keras_miam.tokenizers.TabularTokenizer(32),
-         "image": keras_miam.tokenizers.ImagePatchTokenizer(32, patch_size=4)},
-        num_layers=2,
-    )
+    pretrainer = keras_miam.models.MultimodalPretrainer(tokenizers, num_layers=2)
     pretrainer.compile()
     dynamics = keras_miam.ModalityDynamics(x_val, metric="reconstruction")
     pretrainer.fit(x, epochs=10, callbacks=[dynamics])
-    model = keras_miam.models.MultimodalTransformer(
-        backbone=pretrainer.backbone, num_outputs=20
-    )
+    model = pretrainer.to_transformer(num_outputs=20)  # fine-tuning
     ```
 
     Reference:
-     - [Zbinden et al., 2026 (MIAM)](https://openreview.net/forum?id=oljjAkgZN4)
      - [He et al., 2022 (MAE)](https://arxiv.org/abs/2111.06377)
      - [Bachmann et al., 2022 (MultiMAE)](https://arxiv.org/abs/2204.01678)
+     - [Zbinden et al., 2026 (MIAM)](https://openreview.net/forum?id=oljjAkgZN4)
     """
 
     def __init__(self, tokenizers=None, backbone=None, **kwargs):
@@ -85,19 +62,15 @@ class MultimodalPretrainer(Task):
     def build(self, inputs_shape):
         if not self.backbone.built:
             self.backbone.build(inputs_shape)
-        embed_dim = self.backbone.embed_dim
-        self.output_norm.build((None, None, embed_dim))
-        self.heads = {}
-        shapes = self.backbone.ordered(inputs_shape, "shapes")
-        for name, shape in zip(self.modalities, shapes):
-            # V_m: the number of input values grouped in one token.
-            sample = np.zeros((1,) + tuple(shape)[1:], "float32")
-            values = int(self.tokenizers[name]._grouped(sample).shape[-1])
-            head = keras.layers.Dense(
-                values, dtype=self.dtype_policy.variable_dtype, name=f"{name}_head"
+        self.output_norm.build((None, None, embed_dim := self.backbone.embed_dim))
+        for name, shape in zip(self.modalities, self.backbone.ordered(inputs_shape)):
+            values, _ = self.tokenizers[name]._grouped(np.zeros((1, *shape[1:])))
+            self.heads[name] = keras.layers.Dense(  # V_m: values per token
+                values.shape[-1],
+                dtype=self.dtype_policy.variable_dtype,
+                name=f"{name}_head",
             )
-            head.build((None, None, embed_dim))
-            self.heads[name] = head
+            self.heads[name].build((None, None, embed_dim))
         self.built = True
 
     def call(self, inputs, training=None):
@@ -113,154 +86,99 @@ class MultimodalPretrainer(Task):
     def reconstruction_targets(self, inputs):
         """Two dicts `{modality_name: (batch, T_m, V_m)}`: the values each
         token is made from (missing ones as 0) and where they are known."""
-        values = self.backbone.ordered(inputs)
         targets, known = {}, {}
-        for name, x in zip(self.modalities, values):
-            tokenizer = self.tokenizers[name]
-            grouped = ops.cast(tokenizer._grouped(x), "float32")
-            available = tokenizer._value_availability(grouped)
-            targets[name] = ops.where(available, grouped, ops.zeros_like(grouped))
-            known[name] = available
+        for name, x in zip(self.modalities, self.backbone.ordered(inputs)):
+            values, known[name] = self.tokenizers[name]._grouped(x)
+            targets[name] = ops.where(known[name], ops.cast(values, "float32"), 0.0)
         return targets, known
 
-    def _modality_errors(self, inputs, outputs):
-        """Per modality: (sum of squared errors, number of counted values)."""
-        targets, known = self.reconstruction_targets(inputs)
-        visible = outputs["visible"]
-        errors = {}
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
+        if y is not None or sample_weight is not None:
+            raise ValueError(
+                "MultimodalPretrainer is self-supervised: call `fit(x)` without "
+                f"targets or `sample_weight`; received targets of shape {static_shape(y)}."
+            )
+        targets, known = self.reconstruction_targets(x)
+        total, count = 0.0, 0.0
         for name in self.modalities:
             start, stop = self.masking.token_slices[name]
-            masked = ops.logical_not(ops.cast(visible[:, start:stop], "bool"))
-            weight = ops.cast(
-                ops.logical_and(known[name], ops.expand_dims(masked, -1)), "float32"
-            )
-            prediction = ops.cast(outputs["reconstructions"][name], "float32")
-            squared = ops.square(prediction - targets[name]) * weight
-            errors[name] = (ops.sum(squared), ops.sum(weight))
-        return errors
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
-        if y is not None:
-            raise ValueError(
-                "MultimodalPretrainer is self-supervised: call `fit(x)` "
-                "without targets (the inputs are the targets); received "
-                f"targets of shape {tuple(getattr(y, 'shape', ()))}."
-            )
-        if sample_weight is not None:
-            raise ValueError(
-                "MultimodalPretrainer does not take `sample_weight`; every "
-                "masked, available value counts once."
-            )
-        errors = self._modality_errors(x, y_pred)
-        total, count = 0.0, 0.0
-        for squared, weight in errors.values():
-            present = ops.cast(weight > 0, "float32")
-            total = total + present * squared / ops.maximum(weight, 1.0)
+            visible = y_pred["visible"][:, start:stop, None]
+            hidden = ops.logical_not(ops.cast(visible, "bool"))
+            weight = ops.cast(ops.logical_and(known[name], hidden), "float32")
+            prediction = ops.cast(y_pred["reconstructions"][name], "float32")
+            squared = ops.sum(ops.square(prediction - targets[name]) * weight)
+            present = ops.cast(ops.sum(weight) > 0, "float32")
+            total = total + present * squared / ops.maximum(ops.sum(weight), 1.0)
             count = count + present
         loss = total / ops.maximum(count, 1.0)
-        losses = self.losses
-        if losses:
-            loss = loss + ops.sum([ops.cast(v, "float32") for v in losses])
-        return loss
+        return loss + sum(ops.cast(v, "float32") for v in self.losses)
 
     def compile(self, optimizer="auto", **kwargs):
-        """Configures the model: `optimizer="auto"` is `AdamW(1e-3,
-        weight_decay=0.01)`; the loss is the model's own (no `loss` or
-        `metrics`); other `keras.Model.compile` arguments pass through."""
-        for key in ("loss", "metrics"):
-            if kwargs.pop(key, None) is not None:
-                raise ValueError(
-                    f"MultimodalPretrainer computes its own loss; `{key}` "
-                    "must not be passed to `compile()`."
-                )
+        """`Task.compile`, without `loss` or `metrics`: the loss is built in."""
+        if kwargs.get("loss") is not None or kwargs.get("metrics") is not None:
+            raise ValueError(
+                "MultimodalPretrainer computes its own loss; pass no `loss` or "
+                f"`metrics` to `compile()`; received {kwargs}."
+            )
         super().compile(optimizer, **kwargs)
 
     def score_selections(self):
-        """`(modality_name, selection, scored)` triples that
-        `modality_scores()` evaluates: a `MIAMMasking.visible_pattern()`
-        selection and the `(T,)` boolean pattern of the tokens it scores."""
+        """`(modality, selection, scored tokens (T,))` of `modality_scores()`:
+        each half of a modality's tokens (a fixed random split) is scored from
+        the other half; a one-token modality from the other modalities."""
         if not self.built:
             raise ValueError("MultimodalPretrainer must be built before scoring.")
-        rng = np.random.default_rng(_SCORE_SPLIT_SEED)
-        layer = self.masking
-        triples = []
-        for name in self.modalities:
-            start, stop = layer.token_slices[name]
-            count = stop - start
-            if count == 1:
-                others = [m for m in self.modalities if m != name]
-                scored = np.zeros(layer.num_tokens, bool)
-                scored[start:stop] = True
-                triples.append((name, {m: True for m in others}, scored))
+        rng, triples = np.random.default_rng(0), []
+        tokens = np.arange(self.masking.num_tokens)
+        for name, (start, stop) in self.masking.token_slices.items():
+            if stop - start == 1:
+                others = {m: True for m in self.modalities if m != name}
+                triples.append((name, others, tokens == start))
                 continue
-            order = rng.permutation(count)
-            halves = (np.sort(order[: count // 2]), np.sort(order[count // 2 :]))
+            order, half = rng.permutation(stop - start), (stop - start) // 2
+            halves = np.sort(order[:half]), np.sort(order[half:])
             for shown, hidden in (halves, halves[::-1]):
-                scored = np.zeros(layer.num_tokens, bool)
-                scored[start + hidden] = True
-                triples.append((name, {name: shown}, scored))
+                triples.append((name, {name: shown}, np.isin(tokens, start + hidden)))
         return triples
 
     def modality_errors(self, x, batch_size=256):
         """The `(M,)` reconstruction MSE_m of `modality_scores()` over the
         scored, available values (NaN for a modality with none in `x`)."""
+        from keras_miam.evaluation.view_predictions import predict_views
+
         triples = self.score_selections()
-        values = self.backbone.ordered(x)
-        x = {name: np.asarray(v) for name, v in zip(self.modalities, values)}
-        predictions = view_predictions.predict_views(
-            self, x, [selection for _, selection, _ in triples], batch_size=batch_size
+        x = dict(zip(self.modalities, map(np.asarray, self.backbone.ordered(x))))
+        predictions = predict_views(
+            self, x, [s for _, s, _ in triples], None, batch_size
         )
         targets, known = self.reconstruction_targets(x)
-        sums = dict.fromkeys(self.modalities, 0.0)
-        counts = dict.fromkeys(self.modalities, 0.0)
+        sums, counts = np.zeros((2, len(self.modalities)))
         for (name, _, scored), output in zip(triples, predictions):
             start, stop = self.masking.token_slices[name]
-            target = keras.ops.convert_to_numpy(targets[name])
-            weight = (
-                keras.ops.convert_to_numpy(known[name])
-                & scored[start:stop][None, :, None]
-            )
+            weight = ops.convert_to_numpy(known[name]) & scored[None, start:stop, None]
+            target = ops.convert_to_numpy(targets[name])
             error = (output["reconstructions"][name].astype("float64") - target) ** 2
-            sums[name] += float(np.sum(error, where=weight))
-            counts[name] += float(weight.sum())
-        return np.array(
-            [sums[m] / counts[m] if counts[m] > 0 else np.nan for m in self.modalities]
-        )
+            sums[self.modalities.index(name)] += np.sum(error, where=weight)
+            counts[self.modalities.index(name)] += weight.sum()
+        return np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0)
 
     def modality_scores(self, x, batch_size=256):
-        """Per-modality reconstruction scores s_m = 1 / (1 + MSE_m).
-
-        MSE_m is the error of the reconstruction of modality m's hidden
-        half from its other half (a fixed random split, both halves
-        scored; a one-token modality from the other modalities), over the
-        available values. Scores are in (0, 1], higher is better.
-
-        Args:
-            x: dict `{modality_name: array}` of validation inputs.
-            batch_size: examples per forward pass.
-
-        Returns:
-            A `(M,)` float64 numpy array, in `self.modalities` order.
-
-        Raises:
-            ValueError: when a modality has no available value to score.
-        """
+        """MIAM's label-free scores s_m = 1 / (1 + MSE_m) of the validation
+        inputs `x`, a `(M,)` array in (0, 1]: MSE_m is `modality_errors(x)`,
+        a modality's hidden tokens reconstructed from its other tokens."""
         errors = self.modality_errors(x, batch_size=batch_size)
-        if np.any(np.isnan(errors)):
+        if np.isnan(errors).any():
             empty = [m for m, e in zip(self.modalities, errors) if np.isnan(e)]
             raise ValueError(
-                "Cannot score the reconstruction of the modalities "
-                f"{empty}: the data have no available value for them."
+                f"Cannot score the reconstruction of the modalities {empty}: "
+                "the data have no available value for them."
             )
         return 1.0 / (1.0 + errors)
 
     def to_transformer(self, num_outputs, freeze_backbone=False, **kwargs):
-        """`MultimodalTransformer(backbone=self.backbone, ...)`: fine-tuning
-        (or, with `freeze_backbone=True`, a linear probe) on this model's
-        backbone, shared, not copied. `kwargs`: `task`, `pooling`, `name`."""
-        from keras_miam.models.multimodal_transformer import MultimodalTransformer
-
+        """A `MultimodalTransformer` on this backbone (shared, not copied):
+        fine-tuning, or a linear probe with `freeze_backbone=True`.
+        `kwargs`: `task`, `pooling`, `name`."""
         self.backbone.trainable = not freeze_backbone
-        return MultimodalTransformer(
-            backbone=self.backbone, num_outputs=num_outputs, **kwargs
-        )
+        kwargs.update(backbone=self.backbone, num_outputs=num_outputs)
+        return MultimodalTransformer(**kwargs)
