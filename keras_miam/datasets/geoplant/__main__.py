@@ -1,9 +1,7 @@
 """`python -m keras_miam.datasets.geoplant prepare ROOT CACHE_DIR [options]`."""
 
 import argparse
-import sys
 
-from keras_miam.datasets.geoplant.cache import GeoPlantCacheError
 from keras_miam.datasets.geoplant.cache import prepare_geoplant
 from keras_miam.datasets.geoplant.sources import GEOPLANT_MODALITIES
 from keras_miam.datasets.geoplant.sources import SERIES_SOURCES
@@ -12,9 +10,7 @@ from keras_miam.datasets.geoplant.sources import SERIES_SOURCES
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m keras_miam.datasets.geoplant")
     commands = parser.add_subparsers(dest="command", required=True)
-    prepare = commands.add_parser(
-        "prepare", help="read a release once into an array cache"
-    )
+    prepare = commands.add_parser("prepare", help="read a release into a cache")
     prepare.add_argument("root", help="folder of the release")
     prepare.add_argument("cache_dir", help="folder of the cache (created)")
     prepare.add_argument("--modalities", nargs="+", choices=GEOPLANT_MODALITIES)
@@ -27,9 +23,9 @@ def main(argv=None):
     args.pop("command")
     try:
         prepare_geoplant(**args)
-    except (GeoPlantCacheError, FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError) as error:  # GeoPlantCacheError too
         raise SystemExit(f"error: {error}") from error
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

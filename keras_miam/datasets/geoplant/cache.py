@@ -6,6 +6,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 
 from keras_miam.datasets.checks import check_modalities
 from keras_miam.datasets.checks import positive_int
@@ -15,13 +16,9 @@ from keras_miam.datasets.geoplant.sources import GEOPLANT_MODALITIES
 from keras_miam.datasets.geoplant.sources import ReleaseSource
 from keras_miam.datasets.geoplant.sources import Source
 from keras_miam.datasets.geoplant.sources import default_modalities
-from keras_miam.datasets.geoplant.sources import modality_files
 
 VERSION, MANIFEST = 3, "manifest.json"
-_HINT = (
-    "run keras_miam.datasets.prepare_geoplant(root, cache_dir) (or `python -m "
-    "keras_miam.datasets.geoplant prepare ROOT CACHE_DIR`)"
-)
+_HINT = "run keras_miam.datasets.prepare_geoplant(root, cache_dir)"
 
 
 class GeoPlantCacheError(ValueError):
@@ -42,21 +39,19 @@ def prepare_geoplant(
 ):
     """Reads a GeoPlant release once into a memory-mapped array cache.
 
-    Each split (all by default; "train" always) is read as `load_geoplant`
-    reads it, each modality written to `cache_dir/{split}/{modality}.npy`:
-    float32, NaN for missing values, unnormalised (species, validation part
-    and statistics are chosen when loading). `manifest.json` is written
-    last, so an interrupted preparation is refused when loading and runs
-    again from the start. A cache made from other files or arguments raises
-    `GeoPlantCacheError`, naming what differs, unless `overwrite=True`; the
-    same complete cache is kept.
+    Each split's modalities are written, as `load_geoplant` reads them, to
+    float32 `cache_dir/{split}/{modality}.npy` (NaN for missing values,
+    unnormalised); `manifest.json` is written last, so an interrupted
+    preparation is refused when loading, and re-running starts it again. A
+    cache made from other files or arguments raises `GeoPlantCacheError`,
+    naming what differs, unless `overwrite=True`.
 
     Args:
         root: path of the release folder.
         cache_dir: path of the cache folder (created if needed).
         modalities: names among "env", "climate", "landsat", "image";
             default every modality with training files.
-        splits: release splits to cache; default all.
+        splits: release splits to cache; default all ("train" always).
         series_source: "auto", "csv" or "cubes", as in `load_geoplant`.
         env_columns: optional env column names or glob patterns.
         image_size: int, patch size; default that of the first patch.
@@ -118,19 +113,15 @@ def prepare_geoplant(
             step = max(len(surveys) if name in source.tables else chunk_size, 1)
             if verbose:
                 print(f"Caching '{split}/{name}':")
-                progbar = keras.utils.Progbar(len(surveys), unit_name="survey")
+            bar = keras.utils.Progbar(len(surveys), verbose=verbose, unit_name="survey")
             for start in range(0, len(surveys), step):
                 stop = min(start + step, len(surveys))
                 store[start:stop] = source.read(name, np.arange(start, stop))
-                if verbose:
-                    progbar.update(stop)
+                bar.update(stop)
             store.flush()
             arrays[name] = {"shape": list(shape), "origin": source.origin[name]}
-        manifest["splits"][split] = dict(
-            labelled=presence is not None,
-            env_columns=source.env_columns,
-            arrays=arrays,
-        )
+        entry = dict(labelled=presence is not None, env_columns=source.env_columns)
+        manifest["splits"][split] = dict(entry, arrays=arrays)
     (cache_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
     if verbose:
         size = sum(f.stat().st_size for f in cache_dir.rglob("*") if f.is_file())
@@ -141,9 +132,7 @@ def prepare_geoplant(
 class CachedSource(Source):
     """The memory-mapped arrays of one cached split: a `Source` by row."""
 
-    def __init__(self, cache_dir, manifest, split, modalities):
-        import pandas as pd
-
+    def __init__(self, cache_dir, split, manifest, modalities, env_columns=None):
         entry, folder = manifest["splits"][split], Path(cache_dir) / split
         self.surveys = pd.read_csv(folder / "surveys.csv", index_col="surveyId")
         self.survey_ids = self.surveys.index.to_numpy("int64")
@@ -153,21 +142,19 @@ class CachedSource(Source):
             path, info = folder / f"{name}.npy", entry["arrays"][name]
             try:
                 values = np.load(path, mmap_mode="r")
+                what = f"holds {values.shape} {values.dtype}, not {info['shape']}"
             except (OSError, ValueError) as error:
+                values, what = None, f"is truncated or damaged ({error})"
+            ok = values is not None and list(values.shape) == info["shape"]
+            if not ok or values.dtype != "float32":
                 raise GeoPlantCacheError(
-                    f"GeoPlant cache array '{path}' is truncated or damaged "
-                    f"({error}); {_HINT} with overwrite=True."
-                ) from error
-            if list(values.shape) != info["shape"] or values.dtype != "float32":
-                raise GeoPlantCacheError(
-                    f"GeoPlant cache array '{path}' holds {values.shape} "
-                    f"{values.dtype}; the manifest expects {info['shape']} float32."
+                    f"GeoPlant cache array '{path}' {what}; {_HINT} with overwrite=True."
                 )
             self.arrays[name], self.shapes[name] = values, values.shape[1:]
             self.origin[name] = info["origin"]
         self.stored_env = entry["env_columns"]
         if "env" in modalities:
-            self.select_env()
+            self.select_env(patterns=env_columns)
 
     def _read(self, name, rows):
         return self.arrays[name][rows]
@@ -182,16 +169,12 @@ def open_cache(
     stale cache, or one without `modalities`, `series_source` or `image_size`.
     """
     cache_dir = Path(cache_dir).expanduser()
-    manifest = _read_manifest(cache_dir)
-    if manifest is None:
+    manifest = _read_manifest(cache_dir) or {"arguments": {}}
+    if manifest["arguments"].get("version") != VERSION:
         raise GeoPlantCacheError(
-            f"'{cache_dir}' holds no complete GeoPlant cache (no {MANIFEST}: "
-            f"never prepared, or its preparation was interrupted); {_HINT}."
-        )
-    if manifest.get("arguments", {}).get("version") != VERSION:
-        raise GeoPlantCacheError(
-            f"'{cache_dir / MANIFEST}' is not a version-{VERSION} GeoPlant cache "
-            f"manifest; {_HINT} with overwrite=True."
+            f"'{cache_dir}' holds no complete GeoPlant cache of version {VERSION} "
+            f"({MANIFEST} absent, of another version, or its preparation was "
+            f"interrupted); {_HINT}."
         )
     cached = manifest["arguments"]["modalities"]
     if root is not None:
@@ -230,8 +213,10 @@ def _listing(layout, arguments):
     """
     paths = {layout.root / rel for rels in layout.metadata.values() for rel in rels}
     for family in {layout.feature_family(s) for s in arguments["splits"]}:
-        for name in arguments["modalities"]:
-            paths.update(*modality_files(layout, name, family))
+        for name, (csvs, folders) in layout.files(family).items():
+            if name in arguments["modalities"]:
+                paths.update(*(csvs.values() if name == "landsat" else [csvs]))
+                paths.update(f[-1] if name == "image" else f for f in folders)
     sources = {}
     for path in sorted(paths):
         key = str(path.relative_to(layout.root))

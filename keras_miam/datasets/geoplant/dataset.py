@@ -1,7 +1,5 @@
 """Batches of GeoPlant surveys, read by row from a release or a cache."""
 
-import math
-
 import keras
 import numpy as np
 
@@ -10,15 +8,12 @@ class GeoPlantDataset(keras.utils.PyDataset):
     """A `keras.utils.PyDataset` over the surveys of one GeoPlant split.
 
     Built by `keras_miam.datasets.load_geoplant`. Each batch reads its rows
-    from `source` (so `workers` parallelise the reading), standardised per
-    channel with `stats` (missing values stay NaN). A batch is `(x, y)`, or
-    `x` alone without labels: `x` a dict of float32 "env" `(B, F)`,
-    "climate" `(B, T, 4)`, "landsat" `(B, T, 6)` and "image" `(B, H, W, 4)`;
-    `y` the `(B, K)` float32 multi-hot presence.
+    from `source` (so `workers` parallelise the reading), standardised with
+    `stats` (NaN stays NaN): `(x, y)`, or `x` alone without labels, `x` a
+    dict of float32 arrays per modality and `y` the `(B, K)` multi-hot.
 
     Args:
-        source: a `Source` of the split (`read(name, rows)`, `shapes`,
-            `survey_ids`).
+        source: a `sources.Source` of the split.
         modalities: tuple of modality names (the keys of `x`).
         rows: int array, the surveys' rows in `source`; default all.
         labels: a `(len(rows), K)` scipy sparse matrix, or None.
@@ -27,15 +22,8 @@ class GeoPlantDataset(keras.utils.PyDataset):
         shuffle: bool, reshuffle the surveys (seeded) at every epoch.
         seed: int, seed of the shuffling.
         drop_remainder: bool, drop the last incomplete batch.
-        **kwargs: `workers`, `use_multiprocessing`, `max_queue_size`, as in
+        **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` of
             `keras.utils.PyDataset`.
-
-    Example:
-
-    ```python
-    train = keras_miam.datasets.load_geoplant("/data/geoplant", "train")
-    x, y = train[0]  # a dict of modalities, and (128, K) labels
-    ```
     """
 
     def __init__(
@@ -54,10 +42,9 @@ class GeoPlantDataset(keras.utils.PyDataset):
         super().__init__(**kwargs)
         self.source, self.modalities = source, tuple(modalities)
         self.rows = np.arange(len(source.survey_ids)) if rows is None else rows
-        self.rows, self.labels, self.stats = np.asarray(self.rows), labels, stats
         self.survey_ids = np.asarray(source.survey_ids)[self.rows]
-        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.drop_remainder = drop_remainder
+        self.labels, self.stats, self.batch_size = labels, stats, batch_size
+        self.shuffle, self.seed, self.drop_remainder = shuffle, seed, drop_remainder
         self.input_shapes = {m: tuple(source.shapes[m]) for m in self.modalities}
         # Set by load_geoplant: label species, survey metadata, env columns.
         self.species = self.surveys = self.env_columns = None
@@ -65,16 +52,13 @@ class GeoPlantDataset(keras.utils.PyDataset):
         self.on_epoch_end()
 
     def __len__(self):
-        if self.drop_remainder:
-            return len(self.rows) // self.batch_size
-        return math.ceil(len(self.rows) / self.batch_size)
+        extra = 0 if self.drop_remainder else self.batch_size - 1
+        return (len(self.rows) + extra) // self.batch_size
 
     def on_epoch_end(self):
-        self._order = np.arange(len(self.rows))
-        if self.shuffle:
-            rng = np.random.default_rng([self.seed, self._epoch])
-            self._order = rng.permutation(len(self.rows))
-        self._epoch += 1
+        rng = np.random.default_rng([self.seed, self._epoch])
+        n, self._epoch = len(self.rows), self._epoch + 1
+        self._order = rng.permutation(n) if self.shuffle else np.arange(n)
 
     def __getitem__(self, index):
         if not 0 <= index < len(self):

@@ -4,6 +4,8 @@ import os
 import re
 from pathlib import Path
 
+import pandas as pd
+
 from keras_miam.datasets.geoplant.readers import CUBE_RE
 from keras_miam.datasets.geoplant.readers import DIGIT_DIR_RE
 from keras_miam.datasets.geoplant.readers import LANDSAT_BANDS
@@ -11,6 +13,7 @@ from keras_miam.datasets.geoplant.readers import read_csv
 
 SPLIT_RE = re.compile(r"(?<![a-z0-9])(train|test|val)(?![a-z])")
 PRESENCE_ONLY_RE = re.compile(r"(?<![a-z0-9])p[o0](?![a-z0-9])")
+KINDS = ("multiband", "rgb", "nir")  # of patch folders, the 4-band first
 _ROOT_HELP = (
     "a GeoPlant / GeoLifeCLEF 2024-2025 presence-absence release: a metadata CSV "
     "(PA_metadata_train.csv, GLC24-PA-metadata-train.csv, or metadata.csv with a "
@@ -18,13 +21,11 @@ _ROOT_HELP = (
 )
 
 
-def normalise(path):
-    """Lower-cases a path and reads '-' and ' ' as '_'."""
+def normalise(path):  # lower case, '-' and ' ' read as '_'
     return re.sub(r"[-\s]+", "_", str(path).lower())
 
 
-def split_family(path):
-    """'train', 'test' or 'val', as named by the deepest part of `path`."""
+def split_family(path):  # 'train', 'test' or 'val': the deepest in `path`
     found = SPLIT_RE.findall(normalise(path))
     return found[-1] if found else None
 
@@ -49,9 +50,9 @@ class GeoPlantLayout:
     def __init__(self, root):
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
-            what = "is not a folder" if self.root.exists() else "does not exist"
             raise FileNotFoundError(
-                f"GeoPlant root '{self.root}' {what}. Expected {_ROOT_HELP}."
+                f"GeoPlant root '{self.root}' does not exist or is not a folder. "
+                f"Expected {_ROOT_HELP}."
             )
         po = lambda name: PRESENCE_ONLY_RE.search(normalise(name))
         self.csv_files, self.cube_dirs, self.image_roots = [], [], []
@@ -59,9 +60,8 @@ class GeoPlantLayout:
             rel = Path(dirpath).relative_to(self.root)
             if any(DIGIT_DIR_RE.match(d) for d in dirnames):
                 self.image_roots.append(rel)
-            dirnames[:] = sorted(
-                d for d in dirnames if not (DIGIT_DIR_RE.match(d) or po(d))
-            )
+            dirnames[:] = sorted(d for d in dirnames if not DIGIT_DIR_RE.match(d))
+            dirnames[:] = [d for d in dirnames if not po(d)]
             if any(CUBE_RE.search(f) for f in filenames):
                 self.cube_dirs.append(rel)
             self.csv_files += [
@@ -84,9 +84,6 @@ class GeoPlantLayout:
             )
         self._combined = [read_csv(self.root / p) for p in self.metadata.get(None, [])]
 
-    def _family(self, paths, family):
-        return [p for p in paths if split_family(p) == family]
-
     def splits(self):
         """The splits of the metadata (file names or a 'subset' column)."""
         names = {s for s in self.metadata if s is not None}
@@ -97,8 +94,6 @@ class GeoPlantLayout:
 
     def read_metadata(self, split):
         """The long-format metadata rows of one split, as in the release."""
-        import pandas as pd
-
         frames = [read_csv(self.root / rel) for rel in self.metadata.get(split, [])]
         for frame in self._combined:
             if "subset" in frame.columns:
@@ -118,57 +113,44 @@ class GeoPlantLayout:
             return "train"
         return split_family(split) or split
 
-    def env_files(self, family):
-        """Environmental CSVs (the newest `vN` folder of each variable group)."""
-        groups = {}
-        for rel in self._family(self.csv_files, family):
-            norm, parts = normalise(rel), rel.parts
-            if "environmental" not in norm or re.search(
+    def files(self, family):
+        """`{modality: (csvs, folders)}`: the feature files of a split family.
+
+        Env keeps the newest `vN` folder of each group (the folder below the
+        last Environmental* one); Landsat CSVs are `{band: [paths]}` (all six
+        bands, or none); image folders are `[(kind, folder)]`, kind
+        "multiband", "rgb" or "nir", the 4-band first.
+        """
+        csvs = [r for r in self.csv_files if split_family(r) == family]
+        cubes = [r for r in self.cube_dirs if split_family(r) == family]
+        env, bands, images = {}, {}, []
+        for rel in csvs:
+            norm, parts = normalise(rel), Path(normalise(rel)).parts
+            band = normalise(Path(rel.name).stem).split("_")[-1]
+            if "landsat" in norm and band in LANDSAT_BANDS:
+                bands.setdefault(band, []).append(self.root / rel)
+            elif "environmental" in norm and not re.search(
                 "monthly|landsat|metadata", norm
             ):
-                continue
-            # The group is the folder below the last Environmental* folder.
-            top = max(
-                (i for i, p in enumerate(parts[:-1]) if "environmental" in p.lower()),
-                default=-1,
-            )
-            group = parts[top + 1] if top + 2 < len(parts) else rel.name
-            versions = [int(p[1:]) for p in parts if re.fullmatch(r"v\d+", p.lower())]
-            groups.setdefault(group, []).append((max(versions or [0]), rel))
-        newest = [r for e in groups.values() for v, r in e if v == max(e)[0]]
-        return [self.root / rel for rel in sorted(newest)]
-
-    def climate_csvs(self, family):
-        """The bioclimatic monthly CSVs."""
-        return [
-            self.root / rel
-            for rel in self._family(self.csv_files, family)
-            if "bioclim" in normalise(rel.name) and "monthly" in normalise(rel.name)
-        ]
-
-    def landsat_csvs(self, family):
-        """`{band: [paths]}` of the per-band Landsat CSVs (all six, or {})."""
-        bands = {}
-        for rel in self._family(self.csv_files, family):
-            band = normalise(Path(rel.name).stem).split("_")[-1]
-            if "landsat" in normalise(rel) and band in LANDSAT_BANDS:
-                bands.setdefault(band, []).append(self.root / rel)
-        return bands if len(bands) == len(LANDSAT_BANDS) else {}
-
-    def cube_folders(self, kind, family):
-        """Folders of `*_cube.pt` files of "climate" or "landsat"."""
-        key = "bioclim" if kind == "climate" else "landsat"
-        return [
-            self.root / rel
-            for rel in self._family(self.cube_dirs, family)
-            if key in normalise(rel)
-        ]
-
-    def image_folders(self, family):
-        """`[(kind, folder)]`, kind "multiband", "rgb" or "nir", 4-band first."""
-        folders = []
-        for rel in self._family(self.image_roots, family):
+                top = [-1] + [
+                    i for i, p in enumerate(parts[:-1]) if "environmental" in p
+                ]
+                version = [int(p[1:]) for p in parts if re.fullmatch(r"v\d+", p)]
+                group = parts[top[-1] + 1]  # below the last Environmental* folder
+                env.setdefault(group, []).append((max(version or [0]), rel))
+        for rel in (r for r in self.image_roots if split_family(r) == family):
             norm = normalise(rel)
             kind = "rgb" if "rgb" in norm else "nir" if "nir" in norm else "multiband"
-            folders.append((kind, self.root / rel))
-        return sorted(folders, key=lambda f: ("multiband", "rgb", "nir").index(f[0]))
+            images.append((kind, self.root / rel))
+        newest = sorted(r for e in env.values() for v, r in e if v == max(e)[0])
+        climate = [r for r in csvs if re.search("bioclim.*monthly", normalise(r.name))]
+        cube = lambda key: [self.root / r for r in cubes if key in normalise(r)]
+        return {
+            "env": ([self.root / r for r in newest], []),
+            "climate": ([self.root / r for r in climate], cube("bioclim")),
+            "landsat": (
+                bands if len(bands) == len(LANDSAT_BANDS) else {},
+                cube("landsat"),
+            ),
+            "image": ([], sorted(images, key=lambda f: KINDS.index(f[0]))),
+        }

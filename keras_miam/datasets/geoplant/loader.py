@@ -104,9 +104,8 @@ def load_geoplant(
             cache_dir, root, modalities, series_source, image_size
         )
         available, where = list(manifest["splits"]), f"the GeoPlant cache '{cache_dir}'"
-        source = functools.cache(
-            lambda split: CachedSource(cache_dir, manifest, split, modalities)
-        )
+        options = (manifest, modalities, env_columns)
+        source = functools.cache(lambda s: CachedSource(cache_dir, s, *options))
         read = lambda split: (source(split).surveys, source(split).presence)
     elif root is None:
         raise ValueError("Pass the release folder `root`, or a `cache_dir`.")
@@ -128,12 +127,8 @@ def load_geoplant(
         read, available, split, where, *carve, species, num_species, stats
     )
     if normalize and stats is None:
-        train = source("train")
-        if "env" in modalities:
-            train.select_env(patterns=env_columns)
-        stats = compute_stats(
-            train, plan.train_rows, modalities, stats_sample_size, seed
-        )
+        sample = (modalities, stats_sample_size, seed)
+        stats = compute_stats(source("train"), plan.train_rows, *sample)
     if normalize and (missing := [m for m in modalities if m not in stats]):
         raise ValueError(
             f"`stats` has no statistics for {missing}; compute them with "

@@ -3,11 +3,12 @@
 import collections
 
 import numpy as np
+import pandas as pd
+from scipy import sparse
 
 from keras_miam.datasets.split_dataset import spatial_parts
 
-# A split's surveys (`rows` of `source_split`) and their metadata, the
-# training rows of "train", the species and the sparse labels (or None).
+# A split's `rows` of `source_split`, their metadata, "train"'s training rows.
 Plan = collections.namedtuple(
     "Plan", ["source_split", "rows", "surveys", "train_rows", "species", "labels"]
 )
@@ -20,8 +21,6 @@ def clean_metadata(rows):
     sorted; `presence`: int64 `(P, 2)` (surveyId, speciesId) pairs, or None
     without a speciesId column.
     """
-    import pandas as pd
-
     ids = pd.to_numeric(rows["surveyId"], errors="coerce")
     rows = rows[ids.notna()].assign(surveyId=ids[ids.notna()].astype("int64"))
     presence = None
@@ -68,11 +67,6 @@ def plan_split(
         is_val[parts[1]] = True
     elif carve:
         num_val = min(max(int(round(validation_fraction * n)), 1), n - 1)
-        if num_val < 1 and split == "val":
-            raise ValueError(
-                f"Cannot hold out a validation part from a training split of {n} "
-                "survey(s); use another split."
-            )
         is_val[np.random.default_rng(seed).permutation(n)[:num_val]] = True
     train_rows = np.flatnonzero(~is_val)
     if split == "train" or (split == "val" and carve):
@@ -107,9 +101,6 @@ def plan_split(
 
 
 def _multi_hot(presence, ids, species):
-    import pandas as pd
-    from scipy import sparse
-
     rows = pd.Index(ids).get_indexer(presence[:, 0])
     columns = pd.Index(species).get_indexer(presence[:, 1])
     keep = (rows >= 0) & (columns >= 0)

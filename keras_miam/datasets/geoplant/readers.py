@@ -1,13 +1,13 @@
-"""Readers of GeoPlant files: CSV tables, `.pt` cubes and Sentinel-2 patches.
-
-Each returns float32 with NaN for missing values (`keras_miam.missing`).
-"""
+"""Readers of GeoPlant's CSVs, `.pt` cubes and patches: float32, NaN if missing."""
 
 import os
 import re
 import warnings
 
 import numpy as np
+import pandas as pd
+import tifffile  # with imagecodecs (the `geoplant` extra) for LZW
+from PIL import Image
 
 from keras_miam.missing import is_missing
 
@@ -17,7 +17,7 @@ IMAGE_CHANNELS = ("red", "green", "blue", "nir")
 IMAGE_EXTENSIONS = (".tiff", ".tif", ".jpeg", ".jpg", ".png")
 DIGIT_DIR_RE = re.compile(r"^\d{1,2}$")
 CUBE_RE = re.compile(r"_(\d+)_cube\.pt$")
-# Series CSV columns: channel `c`, year `y` and month or quarter `s`.
+# Series CSV columns: channel `c`, year `y`, month or quarter `s`.
 SERIES_COLUMN_RE = {
     "climate": re.compile(
         r"^bio-(?P<c>pr|tas|tasmax|tasmin)_(?P<s>\d\d?)_(?P<y>\d{4})$"
@@ -34,8 +34,6 @@ def to_float32(values):
 
 def read_csv(path, **kwargs):
     """`pandas.read_csv` with the separator (';', tab or ',') of the header."""
-    import pandas as pd
-
     with open(path, encoding="utf-8", errors="replace") as f:
         header = f.readline()
     sep = max((";", "\t", ","), key=header.count)
@@ -44,16 +42,10 @@ def read_csv(path, **kwargs):
 
 def read_rows(paths, survey_ids):
     """Numeric rows of CSVs (in chunks) for `survey_ids`, indexed by surveyId."""
-    import pandas as pd
-
     wanted, kept = pd.Index(np.asarray(survey_ids, "int64")), []
     for path in paths:
         for chunk in read_csv(path, chunksize=20000, low_memory=False):
             chunk.columns = [str(c).strip() for c in chunk.columns]
-            if "surveyId" not in chunk.columns:
-                raise ValueError(
-                    f"'{path}' has no 'surveyId' column; found {list(chunk)[:8]}."
-                )
             ids = pd.to_numeric(chunk.pop("surveyId"), errors="coerce")
             keep = ids.isin(wanted)
             kept.append(chunk[keep].set_axis(ids[keep].astype("int64"), axis=0))
@@ -63,28 +55,22 @@ def read_rows(paths, survey_ids):
 
 def read_env_table(paths, survey_ids):
     """Joins environmental CSVs on surveyId (first file wins), a row per id."""
-    import pandas as pd
-
     frame = pd.concat([read_rows([path], survey_ids) for path in paths], axis=1)
     frame = frame.loc[:, ~frame.columns.duplicated()].dropna(axis=1, how="all")
     return frame.reindex(pd.Index(np.asarray(survey_ids, "int64")))
 
 
-def read_series_csvs(kind, paths, survey_ids):
+def read_series_csvs(kind, paths, ids):
     """Series CSVs as `(N, steps, channels)` float32 in time order.
 
     "climate": CSVs of `Bio-{pr,tas,tasmax,tasmin}_{MM}_{YYYY}` columns, to
     `(N, years * 12, 4)`; "landsat": `{band: [paths]}` of per-band CSVs of
     `YYYY_Q` columns, to `(N, years * 4, 6)`.
     """
-    import pandas as pd
-
     if kind == "climate":
-        frame, channels, steps = read_rows(paths, survey_ids), CLIMATE_VARIABLES, 12
+        frame, channels, steps = read_rows(paths, ids), CLIMATE_VARIABLES, 12
     else:
-        frames = [
-            read_rows(p, survey_ids).add_prefix(f"{b}:") for b, p in paths.items()
-        ]
+        frames = [read_rows(p, ids).add_prefix(f"{b}:") for b, p in paths.items()]
         frame, channels, steps = pd.concat(frames, axis=1), LANDSAT_BANDS, 4
     found = {}  # (year, step, channel) -> column
     for column in frame.columns:
@@ -101,7 +87,7 @@ def read_series_csvs(kind, paths, survey_ids):
         for step in range(1, steps + 1)
         for c in range(len(channels))
     ]
-    ids = pd.Index(np.asarray(survey_ids, "int64"))
+    ids = pd.Index(np.asarray(ids, "int64"))
     values = to_float32(frame.reindex(index=ids, columns=order))
     return values.reshape(len(ids), -1, len(channels))
 
@@ -139,11 +125,8 @@ def index_cubes(folders):
 
 
 def patch_subpath(survey_id, extension):
-    """GeoLifeCLEF's patch path `{CD}/{AB}/{id}{ext}`.
-
-    CD are the id's last two digits, AB the two before (fewer for short ids,
-    as in the challenge's reference code).
-    """
+    """GeoLifeCLEF's `{CD}/{AB}/{id}{ext}`: CD the id's last two digits, AB the
+    two before (fewer for short ids, as in the challenge's reference code)."""
     text = str(int(survey_id))
     return os.path.join(*filter(None, (text[-2:], text[-4:-2])), text + extension)
 
@@ -162,13 +145,9 @@ def find_patch(folder):
 def _read_file(path, kind):
     """A patch file as `(H, W, C)` float32, a tiff's nodata as NaN."""
     if kind != "multiband" or not path.lower().endswith((".tif", ".tiff")):
-        from PIL import Image
-
         with Image.open(path) as image:
             values = np.asarray(image.convert("L" if kind == "nir" else "RGB"))
         return values.reshape(values.shape[:2] + (-1,)).astype("float32")
-    import tifffile  # the `geoplant` extra brings imagecodecs for its LZW
-
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
         nodata = page.nodata if "GDAL_NODATA" in page.tags else -1
@@ -188,8 +167,6 @@ def read_patch(sources, survey_id, size=None):
     (warned), is NaN for those channels; None when nothing is found and
     `size` is None. With `size`, other sizes are resized (bilinear).
     """
-    from PIL import Image
-
     patch = None if size is None else np.full((size, size, 4), np.nan, "float32")
     for kind, folder, extension in sources:
         path = os.path.join(folder, patch_subpath(survey_id, extension))
@@ -202,16 +179,10 @@ def read_patch(sources, survey_id, size=None):
             continue
         if patch is None:
             patch = np.full(values.shape[:2] + (4,), np.nan, "float32")
-        if values.shape[:2] != patch.shape[:2]:
-            values = np.stack(
-                [
-                    Image.fromarray(np.ascontiguousarray(channel)).resize(
-                        patch.shape[1::-1], Image.Resampling.BILINEAR
-                    )
-                    for channel in np.moveaxis(values, -1, 0)
-                ],
-                axis=-1,
-            )
+        if values.shape[:2] != patch.shape[:2]:  # bilinear, channel by channel
+            channels = [Image.fromarray(c) for c in values.transpose(2, 0, 1)]
+            channels = [c.resize(patch.shape[1::-1], Image.BILINEAR) for c in channels]
+            values = np.stack(channels, axis=-1)
         first = 3 if kind == "nir" else 0
         patch[..., first : first + values.shape[-1]] = values
         if values.shape[-1] >= 4:

@@ -25,20 +25,6 @@ _EXPECTED = {
 }
 
 
-def modality_files(layout, name, family):
-    """`(csvs, folders)` that hold modality `name` in a split family."""
-    if name == "env":
-        return layout.env_files(family), []
-    if name == "image":
-        return [], [folder for _, folder in layout.image_folders(family)]
-    csvs = layout.climate_csvs(family)
-    if name == "landsat":
-        csvs = [
-            path for paths in layout.landsat_csvs(family).values() for path in paths
-        ]
-    return csvs, layout.cube_folders(name, family)
-
-
 def available_modalities(root, split="train"):
     """The modalities a GeoPlant release has files for, in a split.
 
@@ -57,11 +43,8 @@ def available_modalities(root, split="train"):
     ```
     """
     layout = root if isinstance(root, GeoPlantLayout) else GeoPlantLayout(root)
-    files = {
-        n: modality_files(layout, n, layout.feature_family(split))
-        for n in GEOPLANT_MODALITIES
-    }
-    files["image"] = [find_patch(f)[0] for f in files["image"][1]]
+    files = layout.files(layout.feature_family(split))
+    files["image"] = [find_patch(f)[0] for _, f in files["image"][1]]
     return tuple(name for name, found in files.items() if any(found))
 
 
@@ -79,9 +62,8 @@ def default_modalities(layout, modalities=None):
 class Source:
     """Raw float32 values (NaN for missing) of a split's surveys, by row.
 
-    Subclasses set `survey_ids`, `shapes`, `origin` ({modality: "csv",
-    "cubes" or "files"}) and `stored_env` (the env columns held), and
-    define `_read(name, rows)`.
+    Subclasses set `survey_ids`, `shapes`, `origin` ("csv", "cubes" or
+    "files" per modality), `stored_env`, and define `_read(name, rows)`.
     """
 
     env_columns = stored_env = None
@@ -105,24 +87,16 @@ class Source:
 
     def read(self, name, rows):
         """`(len(rows),) + shapes[name]` float32 raw values."""
-        values = np.asarray(self._read(name, np.asarray(rows, "int64")), "float32")
-        if name == "env":
+        values = np.asarray(self._read(name, np.asarray(rows, "int64")))
+        if name == "env":  # NaN for the columns not stored
             take = np.array(self._take, "int64")
-            values = np.where(take >= 0, values[:, np.maximum(take, 0)], np.nan)
-        return values.astype("float32", copy=False)
+            values = np.where(take >= 0, values[:, take], np.float32("nan"))
+        return values
 
 
 class ReleaseSource(Source):
-    """The files of a release split: tables in memory, cubes and patches by row.
-
-    Args:
-        layout: a `GeoPlantLayout`.
-        split: the release split (its files are those of its family).
-        survey_ids: int array, the split's surveys (the rows).
-        modalities: names of the modalities to read.
-        env_columns: optional env column names or glob patterns.
-        series_source: "auto" (CSVs when present), "csv" or "cubes".
-        image_size: optional int; default the size of the first patch.
+    """The files of a release split (`survey_ids` its rows): tables in memory,
+    cubes and patches read by row. The other arguments are `load_geoplant`'s.
     """
 
     def __init__(
@@ -143,12 +117,11 @@ class ReleaseSource(Source):
         family = layout.feature_family(split)
         self.survey_ids = ids = np.asarray(survey_ids, "int64")
         self.tables, self.cubes, self.origin, self.shapes = {}, {}, {}, {}
+        files = layout.files(family)
         for name in modalities:
-            csvs, folders = modality_files(layout, name, family)
+            csvs, folders = files[name]
             if name == "image":
-                found = [
-                    (k, str(f), *find_patch(f)) for k, f in layout.image_folders(family)
-                ]
+                found = [(k, str(f), *find_patch(f)) for k, f in folders]
                 self.patches = [f[:3] for f in found if f[2]]
                 if self.patches:
                     example = next(f[3] for f in found if f[2])
@@ -160,23 +133,16 @@ class ReleaseSource(Source):
                 self.tables[name], self.stored_env = to_float32(frame), list(frame)
                 self.select_env(patterns=env_columns)
             elif csvs and series_source != "cubes":
-                if name == "landsat":
-                    csvs = layout.landsat_csvs(family)
                 self.tables[name] = read_series_csvs(name, csvs, ids)
                 self.shapes[name] = self.tables[name].shape[1:]
             elif series_source != "csv" and (index := index_cubes(folders)):
-                first = next(
-                    (index[i] for i in ids if i in index), [*index.values()][0]
-                )
                 self.cubes[name], self.origin[name] = index, "cubes"
-                self.shapes[name] = read_cube(first, name).shape
+                self.shapes[name] = read_cube(next(iter(index.values())), name).shape
             if name not in self.shapes:
-                series = name in ("climate", "landsat")
                 raise FileNotFoundError(
                     f"No '{name}' files for split family '{family}' under "
-                    f"'{layout.root}'"
-                    + (f" (series_source={series_source!r})" if series else "")
-                    + f". Expected {_EXPECTED[name]}."
+                    f"'{layout.root}' (series_source={series_source!r}). "
+                    f"Expected {_EXPECTED[name]}."
                 )
             self.origin.setdefault(name, "csv")
 

@@ -8,24 +8,16 @@ from keras_miam.datasets.geoplant.readers import CLIMATE_VARIABLES
 from keras_miam.datasets.geoplant.readers import IMAGE_CHANNELS
 from keras_miam.datasets.geoplant.readers import LANDSAT_BANDS
 
-CHANNELS = {
-    "climate": CLIMATE_VARIABLES,
-    "landsat": LANDSAT_BANDS,
-    "image": IMAGE_CHANNELS,
-}
+CHANNELS = dict(climate=CLIMATE_VARIABLES, landsat=LANDSAT_BANDS, image=IMAGE_CHANNELS)
 MIN_SURVEYS = 5  # statistics on fewer training surveys warn
 
 
 def compute_stats(source, rows, modalities, sample_size=1024, seed=0):
-    """Per-channel `np.nanmean` and `np.nanstd` of the training surveys.
+    """JSON-ready per-channel `np.nanmean` and `np.nanstd` of training surveys.
 
     "env" reads every survey of `rows`, the series and images a seeded
     sample of `sample_size`. A channel with fewer than two values raises,
     fewer than `MIN_SURVEYS` surveys warn, a constant channel gets std 1.
-
-    Returns:
-        A JSON-ready `{modality: {"mean", "std", "count", "num_surveys",
-        and "columns", "num_steps" or "size"}}`.
     """
     rows = sample = np.asarray(rows)
     if len(rows) > sample_size:
@@ -55,15 +47,9 @@ def compute_stats(source, rows, modalities, sample_size=1024, seed=0):
             )
         mean, std = np.nanmean(flat, axis=0), np.nanstd(flat, axis=0)
         std = np.where(std > 1e-6 * np.maximum(np.abs(mean), 1.0), std, 1.0)
-        stats[name] = {
-            "mean": mean.tolist(),
-            "std": std.tolist(),
-            "count": count.tolist(),
-            "num_surveys": num_surveys,
-        }
-        if name == "env":
-            stats[name]["columns"] = list(channels)
-        else:
-            key = "size" if name == "image" else "num_steps"
-            stats[name][key] = int(values.shape[1])
+        arrays = dict(mean=mean, std=std, count=count)
+        stats[name] = {k: v.tolist() for k, v in arrays.items()}
+        stats[name]["num_surveys"] = num_surveys
+        key = {"env": "columns", "image": "size"}.get(name, "num_steps")
+        stats[name][key] = list(channels) if name == "env" else int(values.shape[1])
     return stats
