@@ -11,18 +11,15 @@ from keras_miam.metrics.masked_targets import observed
 class MaskedBinaryCrossentropy(keras.losses.BinaryCrossentropy):
     """Binary cross-entropy that ignores NaN targets.
 
-    A NaN target (e.g. a species not surveyed at a site) gets weight 0; the
-    loss is `sum(w_ij * bce_ij) / sum(w_ij)` over observed entries (`w_ij`
-    the `sample_weight`, or 1). Targets may be soft, in [0, 1]. A batch
-    without an observed target has loss 0 and zero, never NaN, gradients.
-    Without NaN targets it equals `keras.losses.BinaryCrossentropy`.
+    `sum(w_ij * bce_ij) / sum(w_ij)` over the observed entries (`w_ij` the
+    `sample_weight`, or 1); soft targets in [0, 1] are accepted. A batch
+    without an observed target has loss 0 and zero gradients.
 
     Args:
         from_logits: whether `y_pred` are logits. Defaults to `False`.
         label_smoothing: float in [0, 1]. Defaults to 0.
         axis: must be -1 (the outputs axis).
-        reduction: Defaults to `"mean_with_sample_weight"` (the mean over
-            observed entries above); or another Keras reduction.
+        reduction: Defaults to `"mean_with_sample_weight"` (the mean above).
         name: Defaults to `"binary_crossentropy"`.
         dtype: dtype of the loss computations. Defaults to `None`.
 
@@ -31,9 +28,6 @@ class MaskedBinaryCrossentropy(keras.losses.BinaryCrossentropy):
     >>> loss = keras_miam.losses.MaskedBinaryCrossentropy(from_logits=True)
     >>> float(loss(np.array([[1.0, np.nan], [0.0, 0.3]]), np.zeros((2, 2))))
     0.693...
-
-    Reference:
-        `keras.losses.BinaryCrossentropy`.
     """
 
     def __init__(

@@ -11,13 +11,9 @@ from keras_miam.metrics.masked_targets import observed
 class MaskedMeanAbsoluteError(keras.metrics.Mean):
     """Mean absolute error over the observed entries, NaN targets ignored.
 
-    The mean of `|y_true - y_pred|` over every entry whose target is not
-    NaN, weighted by `sample_weight` when given. With `from_logits=True`,
-    `y_pred` are logits and `sigmoid(y_pred)` is compared with the targets
-    (`MultimodalTransformer` outputs logits). Keras' own
-    `MeanAbsoluteError` would return NaN for a NaN target, and compare
-    logits with rates. SatBird's MAE over species and hotspots is this
-    metric on encounter rates.
+    The (sample-weighted) mean of `|y_true - y_pred|` over the entries whose
+    target is not NaN; with `from_logits=True`, of `|y_true -
+    sigmoid(y_pred)|`. SatBird's MAE of encounter rates.
 
     Args:
         from_logits: bool, whether `y_pred` are logits. Defaults to False.
@@ -26,7 +22,7 @@ class MaskedMeanAbsoluteError(keras.metrics.Mean):
 
     Example:
 
-    >>> metric = MaskedMeanAbsoluteError()
+    >>> metric = keras_miam.metrics.MaskedMeanAbsoluteError()
     >>> y_true = np.array([[0.5, np.nan], [0.0, 1.0]])
     >>> metric.update_state(y_true, np.array([[0.25, 0.9], [0.5, 0.5]]))
     >>> round(float(metric.result()), 4)  # (0.25 + 0.5 + 0.5) / 3

@@ -3,23 +3,22 @@
 import keras
 from keras import ops
 
+from keras_miam.metrics.masked_targets import nan_if_empty
 from keras_miam.metrics.masked_targets import observed
+from keras_miam.metrics.masked_targets import ranked_scores
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
-class MaskedTopKAccuracy(keras.metrics.Metric):
+class MaskedTopKAccuracy(keras.metrics.Mean):
     """Share of a site's most frequent species found among the top predictions.
 
-    SatBird's ranking metric for encounter rates. For each example, let
-    `n` be the number of species observed there (targets above 0) and
-    `m = min(k, n)`: the score is the share of the `m` species with the
-    highest targets found among the `k` highest-scored species (with
-    `k=None`, the adaptive top-k: `k = m = n`). Examples with `n = 0` are
-    skipped; the result is the (sample-weighted) mean over the others. A
-    NaN target is unobserved: never predicted, never counted. Scores may
-    be probabilities or logits (only their order counts); a NaN score of an
-    observed target makes the result NaN. Ties are broken as the backend's
-    `top_k` does (the lower index first on JAX and TensorFlow).
+    SatBird's ranking metric for encounter rates. For an example with `n`
+    species observed (targets above 0) and `m = min(k, n)`: the share of the
+    `m` species with the highest targets found among the `k` highest-scored
+    species (`k=None`: `k = m = n`). Examples with `n = 0` are skipped. A
+    NaN target is never predicted nor counted; a NaN score of an observed
+    target gives NaN. Scores may be probabilities or logits. Ties are broken
+    as the backend's `top_k` does.
 
     Args:
         k: int, number of predicted species (10 and 30 in SatBird), or None
@@ -29,7 +28,7 @@ class MaskedTopKAccuracy(keras.metrics.Metric):
 
     Example:
 
-    >>> metric = MaskedTopKAccuracy(k=2)
+    >>> metric = keras_miam.metrics.MaskedTopKAccuracy(k=2)
     >>> y_true = np.array([[0.5, 0.0, 0.2, 0.1], [0.0, 0.3, 0.0, np.nan]])
     >>> metric.update_state(y_true, np.array([[0.9, 0.8, 0.1, 0.0],
     ...                                       [0.2, 0.9, 0.3, 1.0]]))
@@ -48,42 +47,27 @@ class MaskedTopKAccuracy(keras.metrics.Metric):
         super().__init__(name=name or (f"top{k}" if k else "topk"), dtype=dtype)
         self.k = k
         self._direction = "up"
-        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
-        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true, seen = observed(y_true, self.dtype)
-        y_pred = ops.cast(ops.convert_to_tensor(y_pred), self.dtype)
-        shapes = tuple(y_true.shape), tuple(y_pred.shape)
-        if len(shapes[0]) != 2 or shapes[0] != shapes[1]:
-            raise ValueError(
-                "MaskedTopKAccuracy needs (batch, species) targets and scores of "
-                f"the same shape; received {shapes[0]} and {shapes[1]}."
-            )
-        seen = seen > 0
+        scores, bad = ranked_scores(y_pred, seen, "MaskedTopKAccuracy")
         present = ops.sum(ops.cast(y_true > 0, self.dtype), axis=-1)
         size = present if self.k is None else ops.minimum(present, self.k)
         chosen = present if self.k is None else ops.full_like(present, self.k)
         lowest = ops.cast(float("-inf"), self.dtype)
-        truth = _ranks(ops.where(seen, y_true, lowest)) < size[:, None]
-        scores = ops.where(seen, ops.nan_to_num(y_pred, nan=0.0), lowest)
+        truth = _ranks(ops.where(seen > 0, y_true, lowest)) < size[:, None]
         predicted = _ranks(scores) < chosen[:, None]
         hits = ops.sum(ops.cast(truth & predicted, self.dtype), axis=-1)
-        accuracy = ops.divide_no_nan(hits, size)
-        bad = ops.any(ops.isnan(y_pred) & seen, axis=-1)
-        accuracy = ops.where(bad, ops.cast(float("nan"), self.dtype), accuracy)
+        nan = ops.cast(float("nan"), self.dtype)
+        accuracy = ops.where(bad, nan, ops.divide_no_nan(hits, size))
         weight = ops.cast(present > 0, self.dtype)
         if sample_weight is not None:
             weight = weight * ops.reshape(ops.cast(sample_weight, self.dtype), (-1,))
-        self.total.assign_add(ops.sum(ops.where(weight > 0, accuracy * weight, 0.0)))
-        self.count.assign_add(ops.sum(weight))
+        accuracy = ops.where(weight > 0, accuracy, 0.0)
+        return super().update_state(accuracy, sample_weight=weight)
 
     def result(self):
-        return ops.where(
-            self.count > 0,
-            ops.divide_no_nan(self.total, self.count),
-            ops.cast(float("nan"), self.dtype),
-        )
+        return nan_if_empty(self)
 
     def get_config(self):
         return {**super().get_config(), "k": self.k}

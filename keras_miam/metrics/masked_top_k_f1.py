@@ -3,17 +3,21 @@
 import keras
 from keras import ops
 
+from keras_miam.metrics.masked_targets import nan_if_empty
+from keras_miam.metrics.masked_targets import observed
+from keras_miam.metrics.masked_targets import ranked_scores
+
 AVERAGES = ("samples", "micro")
 
 
 @keras.saving.register_keras_serializable(package="keras_miam")
-class MaskedTopKF1(keras.metrics.Metric):
+class MaskedTopKF1(keras.metrics.Mean):
     """F1 of the `k` highest-scored outputs of each example, NaN targets ignored.
 
-    Each example predicts its `k` highest-scored observed outputs (NaN
-    targets never count). `average="samples"`: the mean F1 over examples
-    with an observed output (GeoLifeCLEF's); `"micro"`: `2 sum |P & T| /
-    (sum |P| + sum |T|)`. A NaN score of an observed target gives NaN.
+    Each example predicts its `k` highest-scored observed outputs.
+    `average="samples"`: the mean F1 over examples with an observed output
+    (GeoLifeCLEF's); `"micro"`: `2 sum |P & T| / (sum |P| + sum |T|)`. A NaN
+    score of an observed target gives NaN.
 
     Args:
         k: int, outputs predicted per example. Defaults to 25.
@@ -43,49 +47,28 @@ class MaskedTopKF1(keras.metrics.Metric):
             raise ValueError(
                 f"Unknown average {average!r}; expected one of {list(AVERAGES)}."
             )
-        self.k = k
+        self.k, self.average = k, average
         self._direction = "up"  # read by keras.callbacks.EarlyStopping
-        self.average = average
-        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
-        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = ops.cast(ops.convert_to_tensor(y_true), self.dtype)
-        y_pred = ops.cast(ops.convert_to_tensor(y_pred), self.dtype)
-        if len(y_true.shape) != 2 or tuple(y_true.shape[1:]) != tuple(y_pred.shape[1:]):
-            raise ValueError(
-                "MaskedTopKF1 needs (batch, outputs) targets and scores of the "
-                f"same shape; received {y_true.shape} and {y_pred.shape}."
-            )
+        y_true, seen = observed(y_true, self.dtype)
+        scores, bad = ranked_scores(y_pred, seen, "MaskedTopKF1")
         num_outputs = y_true.shape[-1]
-        observed = ops.logical_not(ops.isnan(y_true))
-        positive = ops.cast(ops.equal(y_true, 1.0), self.dtype)
-        bad = ops.any(ops.logical_and(ops.isnan(y_pred), observed), axis=-1)
-        lowest = ops.cast(float("-inf"), self.dtype)
-        ranked = ops.where(observed, ops.nan_to_num(y_pred, nan=0.0), lowest)
-        _, index = ops.top_k(ranked, min(self.k, num_outputs))
+        _, index = ops.top_k(scores, min(self.k, num_outputs))
         predicted = ops.max(ops.one_hot(index, num_outputs, dtype=self.dtype), axis=1)
-        predicted = predicted * ops.cast(observed, self.dtype)
-        hits = ops.sum(predicted * positive, axis=-1)
+        predicted = predicted * seen
+        positive = ops.cast(ops.equal(y_true, 1.0), self.dtype)
         sizes = ops.sum(predicted, axis=-1) + ops.sum(positive, axis=-1)
-        weight = ops.ones_like(hits)
+        f1 = ops.divide_no_nan(2.0 * ops.sum(predicted * positive, axis=-1), sizes)
+        # Micro: the mean of the F1s weighted by their sizes.
+        weight = ops.max(seen, axis=-1) if self.average == "samples" else sizes
         if sample_weight is not None:
             weight = weight * ops.reshape(ops.cast(sample_weight, self.dtype), (-1,))
-        if self.average == "samples":
-            weight = weight * ops.cast(ops.any(observed, axis=-1), self.dtype)
-            hits, sizes = ops.divide_no_nan(2.0 * hits, sizes), ops.ones_like(hits)
-        else:
-            hits = 2.0 * hits
-        hits = ops.where(bad, ops.cast(float("nan"), self.dtype), hits)
-        self.total.assign_add(ops.sum(hits * weight))
-        self.count.assign_add(ops.sum(sizes * weight))
+        f1 = ops.where(bad, ops.cast(float("nan"), self.dtype), f1)
+        return super().update_state(f1, sample_weight=weight)
 
     def result(self):
-        return ops.where(
-            ops.greater(self.count, 0.0),
-            ops.divide_no_nan(self.total, self.count),
-            ops.cast(float("nan"), self.dtype),
-        )
+        return nan_if_empty(self)
 
     def get_config(self):
         return {**super().get_config(), "k": self.k, "average": self.average}

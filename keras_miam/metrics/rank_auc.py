@@ -6,10 +6,9 @@ import numpy as np
 def macro_auc(y_true, y_score):
     """Exact ROC AUC averaged over the outputs that have both classes.
 
-    Per output, the Mann-Whitney statistic (ties count one half). Outputs
-    without both observed classes are left out (as MaskSDM and MIAM report
-    it); a NaN target takes no rank; a NaN score of an observed target makes
-    its output NaN. `MaskedAUC` is its streaming, thresholded form.
+    Per output, the Mann-Whitney statistic (ties count one half), NaN
+    targets left out. A NaN score of an observed target makes its output
+    NaN. `MaskedAUC` is its streaming, thresholded form.
 
     Args:
         y_true: 0/1 targets (NaN: unobserved), `(N,)` or `(N, K)`.
