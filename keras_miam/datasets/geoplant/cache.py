@@ -74,16 +74,17 @@ def prepare_geoplant(
     layout = GeoPlantLayout(root)
     modalities = default_modalities(layout, modalities)
     if "image" in modalities:
-        size = image_size or ReleaseSource(layout, "train", [], ["image"]).image_size
+        size = (
+            image_size
+            or ReleaseSource(
+                layout, "train", [], ["image"], None, "auto", None
+            ).image_size
+        )
         image_size = positive_int(size, "image_size")
-    arguments = dict(
-        version=VERSION,
-        modalities=modalities,
-        splits=list(dict.fromkeys(["train", *(splits or layout.splits())])),
-        series_source=series_source,
-        env_columns=env_columns,
-        image_size=image_size,
-    )
+    splits = list(dict.fromkeys(["train", *(splits or layout.splits())]))
+    arguments = dict(version=VERSION, modalities=modalities, splits=splits)
+    arguments.update(series_source=series_source, env_columns=env_columns)
+    arguments["image_size"] = image_size
     manifest = _listing(layout, arguments)
     old = None if overwrite else _read_manifest(cache_dir)
     if old is not None and (differences := _differences(old, manifest)):
@@ -96,7 +97,7 @@ def prepare_geoplant(
         return old
     (cache_dir / MANIFEST).unlink(missing_ok=True)
     manifest["splits"] = {}
-    for split in manifest["arguments"]["splits"]:
+    for split in splits:
         surveys, presence = clean_metadata(layout.read_metadata(split))
         folder = cache_dir / split
         folder.mkdir(parents=True, exist_ok=True)
@@ -124,8 +125,7 @@ def prepare_geoplant(
         manifest["splits"][split] = dict(entry, arrays=arrays)
     (cache_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
     if verbose:
-        size = sum(f.stat().st_size for f in cache_dir.rglob("*") if f.is_file())
-        print(f"GeoPlant cache '{cache_dir}' complete: {size / 2**20:.1f} MiB.")
+        print(f"GeoPlant cache '{cache_dir}' complete.")
     return manifest
 
 

@@ -46,8 +46,6 @@ class GeoPlantDataset(keras.utils.PyDataset):
         self.labels, self.stats, self.batch_size = labels, stats, batch_size
         self.shuffle, self.seed, self.drop_remainder = shuffle, seed, drop_remainder
         self.input_shapes = {m: tuple(source.shapes[m]) for m in self.modalities}
-        # Set by load_geoplant: label species, survey metadata, env columns.
-        self.species = self.surveys = self.env_columns = None
         self._epoch = 0
         self.on_epoch_end()
 

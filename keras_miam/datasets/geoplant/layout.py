@@ -114,12 +114,10 @@ class GeoPlantLayout:
         return split_family(split) or split
 
     def files(self, family):
-        """`{modality: (csvs, folders)}`: the feature files of a split family.
+        """`{modality: (csvs, folders)}`, the feature files of a split family.
 
-        Env keeps the newest `vN` folder of each group (the folder below the
-        last Environmental* one); Landsat CSVs are `{band: [paths]}` (all six
-        bands, or none); image folders are `[(kind, folder)]`, kind
-        "multiband", "rgb" or "nir", the 4-band first.
+        Env: the newest `vN` folder of each group; Landsat: `{band: [paths]}`
+        (all six bands, or none); image: `[(kind, folder)]`, the 4-band first.
         """
         csvs = [r for r in self.csv_files if split_family(r) == family]
         cubes = [r for r in self.cube_dirs if split_family(r) == family]
@@ -132,9 +130,7 @@ class GeoPlantLayout:
             elif "environmental" in norm and not re.search(
                 "monthly|landsat|metadata", norm
             ):
-                top = [-1] + [
-                    i for i, p in enumerate(parts[:-1]) if "environmental" in p
-                ]
+                top = [-1] + [i for i, p in enumerate(parts[:-1]) if "environ" in p]
                 version = [int(p[1:]) for p in parts if re.fullmatch(r"v\d+", p)]
                 group = parts[top[-1] + 1]  # below the last Environmental* folder
                 env.setdefault(group, []).append((max(version or [0]), rel))

@@ -123,9 +123,7 @@ def load_geoplant(
             )
 
     carve = (float(validation_fraction), seed, validation_block)
-    plan = plan_split(
-        read, available, split, where, *carve, species, num_species, stats
-    )
+    plan = plan_split(read, available, split, where, carve, species, num_species, stats)
     if normalize and stats is None:
         sample = (modalities, stats_sample_size, seed)
         stats = compute_stats(source("train"), plan.train_rows, *sample)

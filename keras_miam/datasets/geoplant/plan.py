@@ -32,25 +32,16 @@ def clean_metadata(rows):
     return surveys, presence
 
 
-def plan_split(
-    read,
-    available,
-    split,
-    where,
-    validation_fraction=0.1,
-    seed=0,
-    validation_block=None,
-    species=None,
-    num_species=None,
-    stats=None,
-):
+def plan_split(read, available, split, where, carve, species, num_species, stats):
     """The `Plan` of `split`, from `read(split) -> (surveys, presence)`.
 
-    "val" is a seeded `validation_fraction` of the training surveys when
-    `available` has no "val" (whole cells of `validation_block` degrees
-    with it); the species are `species`, those of `stats`, or the
-    `num_species` most frequent of the training part (ties: smaller id).
+    With `carve = (validation_fraction, seed, validation_block)`, "val" is
+    a seeded fraction of the training surveys when `available` has no "val"
+    (whole cells of `validation_block` degrees with it); the species are
+    `species`, those of `stats`, or the `num_species` most frequent of the
+    training part (ties: smaller id).
     """
+    validation_fraction, seed, validation_block = carve
     carve = "val" not in available and validation_fraction > 0.0
     valid = sorted(set(available) | ({"val"} if carve else set()))
     if split not in valid:

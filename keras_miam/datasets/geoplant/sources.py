@@ -95,27 +95,19 @@ class Source:
 
 
 class ReleaseSource(Source):
-    """The files of a release split (`survey_ids` its rows): tables in memory,
-    cubes and patches read by row. The other arguments are `load_geoplant`'s.
+    """The files of a release split, its surveys `ids` the rows: tables in
+    memory, cubes and patches read by row. `columns`, `series` and `size`
+    are `load_geoplant`'s `env_columns`, `series_source` and `image_size`.
     """
 
-    def __init__(
-        self,
-        layout,
-        split,
-        survey_ids,
-        modalities,
-        env_columns=None,
-        series_source="auto",
-        image_size=None,
-    ):
-        if series_source not in SERIES_SOURCES:
+    def __init__(self, layout, split, ids, modalities, columns, series, size):
+        if series not in SERIES_SOURCES:
             raise ValueError(
-                f"Unknown series_source '{series_source}'; expected one of "
+                f"Unknown series_source '{series}'; expected one of "
                 f"{list(SERIES_SOURCES)}."
             )
         family = layout.feature_family(split)
-        self.survey_ids = ids = np.asarray(survey_ids, "int64")
+        self.survey_ids = ids = np.asarray(ids, "int64")
         self.tables, self.cubes, self.origin, self.shapes = {}, {}, {}, {}
         files = layout.files(family)
         for name in modalities:
@@ -125,23 +117,23 @@ class ReleaseSource(Source):
                 self.patches = [f[:3] for f in found if f[2]]
                 if self.patches:
                     example = next(f[3] for f in found if f[2])
-                    size = image_size or read_patch(self.patches, example).shape[0]
+                    size = size or read_patch(self.patches, example).shape[0]
                     self.image_size, self.origin[name] = int(size), "files"
                     self.shapes[name] = (self.image_size, self.image_size, 4)
             elif name == "env" and csvs:
                 frame = read_env_table(csvs, ids)
                 self.tables[name], self.stored_env = to_float32(frame), list(frame)
-                self.select_env(patterns=env_columns)
-            elif csvs and series_source != "cubes":
+                self.select_env(patterns=columns)
+            elif csvs and series != "cubes":
                 self.tables[name] = read_series_csvs(name, csvs, ids)
                 self.shapes[name] = self.tables[name].shape[1:]
-            elif series_source != "csv" and (index := index_cubes(folders)):
+            elif series != "csv" and (index := index_cubes(folders)):
                 self.cubes[name], self.origin[name] = index, "cubes"
                 self.shapes[name] = read_cube(next(iter(index.values())), name).shape
             if name not in self.shapes:
                 raise FileNotFoundError(
                     f"No '{name}' files for split family '{family}' under "
-                    f"'{layout.root}' (series_source={series_source!r}). "
+                    f"'{layout.root}' (series_source={series!r}). "
                     f"Expected {_EXPECTED[name]}."
                 )
             self.origin.setdefault(name, "csv")

@@ -33,17 +33,14 @@ def compute_stats(source, rows, modalities, sample_size=1024, seed=0):
         thin = [str(c) for c, n in zip(channels, count) if n < 2]
         if thin:
             raise ValueError(
-                f"The '{name}' statistics rest on {num_surveys} of the "
-                f"{len(values)} training surveys read, and the channel(s) "
-                f"{thin[:8]} have fewer than 2 values: they cannot be "
-                "normalised. Leave the modality out, use other training data "
-                "(e.g. a smaller validation_fraction), or pass `stats`."
+                f"The '{name}' statistics rest on {num_surveys} of the {len(values)} "
+                f"training surveys read; channel(s) {thin[:8]} have fewer than 2 "
+                "values. Leave the modality out, hold out fewer surveys, or pass `stats`."
             )
         if num_surveys < MIN_SURVEYS:
             warnings.warn(
                 f"The '{name}' normalisation statistics rest on {num_surveys} "
-                f"training survey(s) (of {len(values)} read); they may not "
-                "describe the validation and test surveys."
+                f"training survey(s) of the {len(values)} read."
             )
         mean, std = np.nanmean(flat, axis=0), np.nanstd(flat, axis=0)
         std = np.where(std > 1e-6 * np.maximum(np.abs(mean), 1.0), std, 1.0)
