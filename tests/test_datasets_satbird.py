@@ -182,7 +182,7 @@ def test_shuffled_epochs_are_seeded_permutations(release):
 
 
 def test_clear_errors_for_folders_and_arguments(release, tmp_path):
-    with pytest.raises(FileNotFoundError, match="is not a folder"):
+    with pytest.raises(FileNotFoundError, match="nowhere.*not found"):
         load_satbird(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="valid_split.csv.*USA_summer"):
         load_satbird(tmp_path, "valid")

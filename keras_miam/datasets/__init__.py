@@ -8,18 +8,9 @@ from keras_miam.datasets.split_dataset import split_dataset
 from keras_miam.datasets.synthetic_ecology import make_synthetic_ecology
 from keras_miam.datasets.taxabench import load_taxabench
 
-_LAZY = dict.fromkeys(
-    (
-        "GeoPlantCacheError",
-        "GeoPlantDataset",
-        "GeoPlantLayout",
-        "available_modalities",
-        "load_geoplant",
-        "prepare_geoplant",
-    ),
-    ".geoplant",
-)
-_LAZY["load_satbird"] = ".satbird"
+_GEOPLANT = ("GeoPlantCacheError", "GeoPlantDataset", "GeoPlantLayout")
+_GEOPLANT += ("available_modalities", "load_geoplant", "prepare_geoplant")
+_LAZY = {**dict.fromkeys(_GEOPLANT, ".geoplant"), "load_satbird": ".satbird"}
 __getattr__, __dir__ = lazy_exports(
     __name__, _LAZY, extras={".geoplant": "geoplant", ".satbird": "satbird"}
 )

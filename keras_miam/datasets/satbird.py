@@ -79,8 +79,7 @@ def load_satbird(
 
     ```python
     train = keras_miam.datasets.load_satbird("/data/SatBird/USA_summer")
-    val = keras_miam.datasets.load_satbird(
-        "/data/SatBird/USA_summer", "valid", stats=train.stats)
+    val = keras_miam.datasets.load_satbird(train.root, "valid", stats=train.stats)
     ```
 
     Reference:
@@ -160,9 +159,8 @@ class SatBirdDataset(keras.utils.PyDataset):
         for name in self.modalities if self.stats else ():
             mean, std = (np.float32(self.stats[name][k]) for k in ("mean", "std"))
             x[name] = (x[name] - mean) / std
-        if self.weights is None:
-            return x, self.targets[rows]
-        return x, self.targets[rows], self.weights[rows]
+        batch = (x, self.targets[rows])
+        return batch if self.weights is None else (*batch, self.weights[rows])
 
     def read(self, name, rows):
         """The raw float32 values of modality `name` for hotspots `rows`."""
@@ -208,13 +206,10 @@ def _hotspots(root, split):
 
     path = root / f"{_SPLITS[split]}_split.csv"
     if not path.is_file():
-        where = "is not a folder"
-        if root.is_dir():
-            where = f"holds {sorted(p.name for p in root.iterdir())[:10]}"
         raise FileNotFoundError(
-            f"'{path}' not found ('{root}' {where}); expected a SatBird "
-            "sub-dataset folder (USA_summer, USA_winter or Kenya) holding "
-            "train_split.csv, valid_split.csv and test_split.csv."
+            f"'{path}' not found; expected a SatBird sub-dataset folder "
+            "(USA_summer, USA_winter or Kenya) holding train_split.csv, "
+            "valid_split.csv and test_split.csv."
         )
     table = pd.read_csv(path)
     if "hotspot_id" not in table.columns or table.empty:
@@ -224,12 +219,9 @@ def _hotspots(root, split):
         )
     ids = table["hotspot_id"].astype(str).tolist()
     for folder, suffix in _FILES.items():
-        absent = [i for i in ids if not (root / folder / f"{i}{suffix}").is_file()]
-        if absent:
+        if absent := [i for i in ids if not (root / folder / f"{i}{suffix}").is_file()]:
             raise FileNotFoundError(
-                f"{len(absent)} hotspot(s) of '{path}' have no {folder}/"
-                f"{{hotspot_id}}{suffix}, e.g. '{root / folder / absent[0]}"
-                f"{suffix}'."
+                f"{len(absent)} hotspot(s) of '{path}' have no {folder}/{{hotspot_id}}{suffix}, e.g. '{root / folder / absent[0]}{suffix}'."
             )
     return ids
 

@@ -102,9 +102,8 @@ def spatial_parts(coordinates, spatial_block, fractions, n, seed):
             f"degrees, fewer than the {len(fractions)} parts; use a smaller "
             "`spatial_block`."
         )
-    # Each cell goes to the part its middle example falls in, in a shuffled
-    # order of the cells; then a part left empty takes a cell of the part
-    # with the most cells (its last in the order).
+    # Each cell goes to the part its middle example falls in (cells shuffled);
+    # a part left empty takes the last cell of the part with the most cells.
     order = np.random.default_rng(seed).permutation(len(counts))
     middle = np.cumsum(counts[order]) - counts[order] / 2.0
     part_of = np.searchsorted(np.cumsum(fractions)[:-1] * n, middle, side="right")
@@ -112,7 +111,5 @@ def spatial_parts(coordinates, spatial_block, fractions, n, seed):
         if not np.any(part_of == p):
             donor = np.argmax(np.bincount(part_of, minlength=len(fractions)))
             part_of[np.flatnonzero(part_of == donor)[-1]] = p
-    cell_part = np.empty(len(counts), "int64")
-    cell_part[order] = part_of
-    example_part = cell_part[cell.reshape(-1)]
+    example_part = part_of[np.argsort(order)][cell.reshape(-1)]
     return [np.flatnonzero(example_part == p) for p in range(len(fractions))]

@@ -144,7 +144,6 @@ def make_synthetic_ecology(
         )
     ratio = float(ratio)
     rho = None if redundancy is None else float(redundancy)
-
     intercept, env_coef, image_coef, image_scale, target, image_species = (
         _species_model(seed, num_species, ratio, image_species_fraction, low, high)
     )
@@ -157,7 +156,6 @@ def make_synthetic_ecology(
     logits = logits + h[:, None] * image_coef[None, :]
     rng = np.random.default_rng([seed, 2])
     y = (rng.random(logits.shape) < _sigmoid(logits)).astype("float32")
-
     renderers = {
         "env": lambda r: _render_env(r, z, num_env_features),
         "climate": lambda r: _render_climate(r, z, climate_steps),
@@ -180,13 +178,11 @@ def make_synthetic_ecology(
         {
             "intercept": float(b),
             "target_prevalence": float(t),
-            "latent_effects": {k: float(w) for k, w in zip(LATENTS, ws) if w != 0.0},
+            "latent_effects": {k: float(e) for k, e in zip(LATENTS, w) if e != 0.0},
             "texture_effect": float(u),
             "image_driven": bool(d),
         }
-        for b, t, ws, u, d in zip(
-            intercept, target, env_coef, image_coef, image_species
-        )
+        for b, t, w, u, d in zip(intercept, target, env_coef, image_coef, image_species)
     ]
     info = {
         "latents": list(LATENTS),
@@ -213,13 +209,10 @@ def _species_model(seed, num_species, ratio, image_fraction, low, high):
     image_species[rng.choice(num_species, size=num_image, replace=False)] = True
     signs = rng.choice([-1.0, 1.0], size=num_species)
     target = rng.uniform(low, high, size=num_species)
-
-    env_scale_image = TOTAL_EFFECT * ratio / np.sqrt(1.0 + ratio**2)
+    env_scale = TOTAL_EFFECT * ratio / np.sqrt(1.0 + ratio**2)
     image_scale = TOTAL_EFFECT / np.sqrt(1.0 + ratio**2)
-    env_scale = np.where(image_species, env_scale_image, TOTAL_EFFECT)
-    env_coef = directions * env_scale[:, None]
+    env_coef = directions * np.where(image_species, env_scale, TOTAL_EFFECT)[:, None]
     image_coef = np.where(image_species, signs * image_scale, 0.0)
-
     # Intercepts by bisection: the mean sigmoid over a fixed reference sample
     # hits the target prevalence, whatever num_examples.
     reference = np.random.default_rng([seed, 11])
@@ -295,7 +288,6 @@ def _render_image(rng, z, h, size, colour_signal, code):
         colour = w * z[:, latent] * float(colour_signal)
         colour = colour + 0.5 * rng.standard_normal(n)
         means = means + colour[:, None] * direction[None, :]
-
     quadrants, half = 0.0, size // 2
     if code in ("product", "quadrant_product"):
         sign = rng.choice([-1.0, 1.0], n)
@@ -358,12 +350,12 @@ def _apply_missing(rng, name, values, rate):
         holes = (rng.random(values.shape[:2]) < partial_rate)[..., None]
     else:
         # A fraction of the images is partly cloudy; in those, a blob of a
-        # jittered area fraction (mean `cover`) is missing.
+        # jittered area fraction is missing.
         size = values.shape[1]
         cloudy_rate = min(1.0, partial_rate / 0.3)
-        cover = partial_rate / cloudy_rate
         cloudy = rng.random(n) < cloudy_rate
-        fraction = np.clip(cover * rng.uniform(0.5, 1.5, n), 0.0, 1.0)
+        cover = partial_rate / cloudy_rate * rng.uniform(0.5, 1.5, n)
+        fraction = np.clip(cover, 0.0, 1.0)
         field = _smooth_field(rng, n, size).reshape(n, -1)
         field += 1e-6 * rng.standard_normal(field.shape)  # break ties
         # The blob: the pixels above the field's (1 - fraction) quantile.

@@ -18,10 +18,8 @@ _ALIASES = {
 }
 _LABEL_KEYS = ("labels", "label", "y", "targets", "species")
 _LAYOUT_HELP = (
-    "either a folder with one file per modality ({modality}.npy or .pt, "
-    "shape (N, E)) and labels.npy / labels.pt (N,), a .npz file (or a .pt "
-    "dict) with those names as keys, or the same under {split}/ or "
-    "{split}.npz / {split}.pt"
+    "a folder of {modality}.npy or .pt (N, E) and labels.npy or .pt (N,), a .npz "
+    "or .pt dict of them, or the same as {split}/, {split}.npz or {split}.pt"
 )
 
 
@@ -101,8 +99,7 @@ def load_taxabench(
             values[np.all(values == 0.0, axis=1)] = np.nan
 
     labels = _load(arrays[keys["labels"]])
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
+    labels = labels[:, 0] if labels.ndim == 2 and labels.shape[1] == 1 else labels
     as_float = labels.astype("float64")
     if labels.ndim != 1 or not np.all(
         np.isfinite(as_float) & (as_float == np.round(as_float)) & (as_float >= 0)
@@ -111,7 +108,7 @@ def load_taxabench(
             f"Labels must be integer class ids >= 0 of shape (num_examples,); "
             f"received shape {labels.shape}, first values {labels[:5].tolist()}."
         )
-    labels = as_float.astype("int64")
+    labels = as_float.astype("int32")
     lengths = {name: len(v) for name, v in x.items()}
     if len(set(lengths.values()) | {len(labels)}) != 1:
         raise ValueError(
@@ -124,9 +121,7 @@ def load_taxabench(
         raise ValueError(
             f"Label {labels.max()} is out of range for num_classes={num_classes}."
         )
-    y = labels.astype("int32")
-    if one_hot:
-        y = np.eye(num_classes, dtype="float32")[labels]
+    y = np.eye(num_classes, dtype="float32")[labels] if one_hot else labels
     info = {
         "num_examples": len(labels),
         "num_classes": int(num_classes),
