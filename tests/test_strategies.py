@@ -343,6 +343,9 @@ def test_priority_corners_mass_sets_the_corner_weights(mass):
 def test_get_accepts_names_and_rejects_unknown_ones():
     assert isinstance(strategies.get("Modality-Dropout"), strategies.ModalityDropout)
     assert isinstance(strategies.get("uniform hypercube"), strategies.UniformHypercube)
+    # A config dict's name is read the same way; the config is the arguments.
+    beta = strategies.get({"name": "Beta-Hypercube", "kappa": 2.0})
+    assert repr(beta) == "BetaHypercube(kappa=2.0, priority_corners_mass=0.5)"
     with pytest.raises(ValueError, match="Unknown masking strategy 'mae'"):
         strategies.get("mae")
     with pytest.raises(ValueError, match="Expected a strategy name"):
