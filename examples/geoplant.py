@@ -142,7 +142,7 @@ def parse_args(argv=None):
         "--cache-dir",
         default=None,
         help="read the release through a one-time memory-mapped array cache in "
-        "this folder (prepared on the first run, resumed if interrupted; see "
+        "this folder (prepared on the first run, again if interrupted; see "
         "`python -m keras_miam.datasets.geoplant prepare`)",
     )
     parser.add_argument(
@@ -296,8 +296,8 @@ def main(argv=None):
     )
     try:
         if args.cache_dir:
-            # Reads the release once (resumes an interrupted preparation, and
-            # does nothing when the cache is complete and fresh).
+            # Reads the release once (again after an interrupted preparation;
+            # nothing to do when the cache is complete and fresh).
             km.datasets.prepare_geoplant(
                 args.root, args.cache_dir, modalities=modalities
             )

@@ -1,7 +1,6 @@
 """A one-time array cache of a GeoPlant release, read through memory maps."""
 
 import json
-import os
 from pathlib import Path
 
 import keras
@@ -163,11 +162,7 @@ class CachedSource(Source):
 def open_cache(
     cache_dir, root=None, modalities=None, series_source="auto", image_size=None
 ):
-    """`(manifest, modalities)` of a complete cache that holds what is asked.
-
-    Raises `GeoPlantCacheError` for a missing, incomplete or (with `root`)
-    stale cache, or one without `modalities`, `series_source` or `image_size`.
-    """
+    """`(manifest, modalities)` of a complete, fresh cache holding what is asked."""
     cache_dir = Path(cache_dir).expanduser()
     manifest = _read_manifest(cache_dir) or {"arguments": {}}
     if manifest["arguments"].get("version") != VERSION:
@@ -206,11 +201,7 @@ def open_cache(
 
 
 def _listing(layout, arguments):
-    """The arguments and source files of a cache, as JSON.
-
-    Files: `[size, mtime_ns]`; folders of cubes or patches: `[files, size,
-    latest mtime_ns]`.
-    """
+    """The arguments and source files (size and time) of a cache, as JSON."""
     paths = {layout.root / rel for rels in layout.metadata.values() for rel in rels}
     for family in {layout.feature_family(s) for s in arguments["splits"]}:
         for name, (csvs, folders) in layout.files(family).items():
@@ -218,17 +209,11 @@ def _listing(layout, arguments):
                 paths.update(*(csvs.values() if name == "landsat" else [csvs]))
                 paths.update(f[-1] if name == "image" else f for f in folders)
     sources = {}
-    for path in sorted(paths):
-        key = str(path.relative_to(layout.root))
-        if path.is_dir():
-            stats = [os.stat(f) for f in path.rglob("*") if f.is_file()]
-            sources[key + "/"] = [
-                len(stats),
-                sum(s.st_size for s in stats),
-                max((s.st_mtime_ns for s in stats), default=0),
-            ]
-        else:
-            sources[key] = [path.stat().st_size, path.stat().st_mtime_ns]
+    for path in sorted(paths):  # a folder: its files' count, size and latest time
+        files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
+        stats = [(f.stat().st_size, f.stat().st_mtime_ns) for f in files] or [(0, 0)]
+        key = str(path.relative_to(layout.root)) + "/" * path.is_dir()
+        sources[key] = [len(files), sum(s for s, _ in stats), max(t for _, t in stats)]
     return json.loads(json.dumps({"arguments": arguments, "sources": sources}))
 
 

@@ -7,10 +7,9 @@ import numpy as np
 class GeoPlantDataset(keras.utils.PyDataset):
     """A `keras.utils.PyDataset` over the surveys of one GeoPlant split.
 
-    Built by `keras_miam.datasets.load_geoplant`. Each batch reads its rows
-    from `source` (so `workers` parallelise the reading), standardised with
-    `stats` (NaN stays NaN): `(x, y)`, or `x` alone without labels, `x` a
-    dict of float32 arrays per modality and `y` the `(B, K)` multi-hot.
+    Built by `keras_miam.datasets.load_geoplant`. A batch is `(x, y)` (`x`
+    alone without labels): `x` a dict of float32 arrays read from `source`
+    and standardised with `stats` (NaN stays NaN), `y` the multi-hot.
 
     Args:
         source: a `sources.Source` of the split.

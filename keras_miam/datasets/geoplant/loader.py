@@ -49,8 +49,8 @@ def load_geoplant(
         split: "train", "val", or a split of the metadata ("test", ...).
         modalities: names among "env", "climate", "landsat", "image";
             default every modality with training files (or cached).
-        species: optional list of speciesId (the label columns); default
-            `stats["species"]`, else the training species by frequency.
+        species: optional speciesId list; default `stats["species"]`, else
+            the training species by frequency.
         num_species: int, keep the most frequent species only.
         batch_size: int, surveys per batch.
         stats: the `.stats` of the training set, or None to compute them.
@@ -61,13 +61,11 @@ def load_geoplant(
         shuffle: bool, reshuffle every epoch; default True for "train".
         env_columns: optional env column names or glob patterns.
         series_source: "auto" (CSVs when present), "csv" or "cubes".
-        image_size: int, patch size (resized); default that of `stats`,
-            else of the first patch.
+        image_size: int, patch size; default that of `stats` or the first.
         stats_sample_size: int, surveys read for series and image stats.
         drop_remainder: bool, drop the last incomplete batch.
         cache_dir: optional path of a `prepare_geoplant` cache.
-        validation_block: optional float, "val" takes whole cells of that
-            many degrees.
+        validation_block: optional float, "val" in cells of that many degrees.
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` of
             `keras.utils.PyDataset`.
 

@@ -61,12 +61,9 @@ def read_env_table(paths, survey_ids):
 
 
 def read_series_csvs(kind, paths, ids):
-    """Series CSVs as `(N, steps, channels)` float32 in time order.
-
-    "climate": CSVs of `Bio-{pr,tas,tasmax,tasmin}_{MM}_{YYYY}` columns, to
-    `(N, years * 12, 4)`; "landsat": `{band: [paths]}` of per-band CSVs of
-    `YYYY_Q` columns, to `(N, years * 4, 6)`.
-    """
+    """Series CSVs as `(N, steps, channels)` float32 in time order: "climate"
+    CSVs of `Bio-{var}_{MM}_{YYYY}` columns, or "landsat" `{band: [paths]}`
+    of `YYYY_Q` columns."""
     if kind == "climate":
         frame, channels, steps = read_rows(paths, ids), CLIMATE_VARIABLES, 12
     else:
@@ -93,11 +90,7 @@ def read_series_csvs(kind, paths, ids):
 
 
 def read_cube(path, kind):
-    """A `*_cube.pt` tensor as time-major `(steps, channels)` float32.
-
-    Climate cubes `[4 variables, years, 12 months]` become `(years * 12, 4)`;
-    Landsat cubes `[6 bands, 4 quarters, years]` become `(years * 4, 6)`.
-    """
+    """A `*_cube.pt` tensor as time-major `(steps, channels)` float32."""
     import torch  # only the .pt cubes need it
 
     values = torch.load(path, map_location="cpu", weights_only=True).numpy()
@@ -160,12 +153,10 @@ def _read_file(path, kind):
 
 
 def read_patch(sources, survey_id, size=None):
-    """The Sentinel-2 patch of one survey, `(H, W, 4)` float32 R, G, B, NIR.
+    """The `(H, W, 4)` float32 R, G, B, NIR patch of a survey (resized to `size`).
 
-    `sources` lists `(kind, folder, extension)`: "multiband" (a 4-band tiff)
-    or "rgb" + "nir" images. A survey without a patch, or an unreadable file
-    (warned), is NaN for those channels; None when nothing is found and
-    `size` is None. With `size`, other sizes are resized (bilinear).
+    `sources` lists `(kind, folder, extension)`. Channels without a file, or
+    with an unreadable one (warned), are NaN; None if none and no `size`.
     """
     patch = None if size is None else np.full((size, size, 4), np.nan, "float32")
     for kind, folder, extension in sources:

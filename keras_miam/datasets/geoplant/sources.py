@@ -62,8 +62,8 @@ def default_modalities(layout, modalities=None):
 class Source:
     """Raw float32 values (NaN for missing) of a split's surveys, by row.
 
-    Subclasses set `survey_ids`, `shapes`, `origin` ("csv", "cubes" or
-    "files" per modality), `stored_env`, and define `_read(name, rows)`.
+    Subclasses set `survey_ids`, `shapes`, `origin` and `stored_env`, and
+    define `_read(name, rows)`.
     """
 
     env_columns = stored_env = None
