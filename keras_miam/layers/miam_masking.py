@@ -193,23 +193,26 @@ class MIAMMasking(keras.layers.Layer):
         for name, x, avail, count in zip(
             self.modalities, tokens, masks, self.token_counts
         ):
-            b = sizes[name] = x.shape[0]
-            one = len(x.shape) == 2 and count == 1
-            expected = (b, self.embed_dim) if one else (b, count, self.embed_dim)
-            checks = [(x, "MIAMMasking was built for tokens", expected)]
+            shape = tuple(x.shape)
+            batch = sizes[name] = shape[0]
+            one = len(shape) == 2 and count == 1
+            expected = (
+                (batch, self.embed_dim) if one else (batch, count, self.embed_dim)
+            )
+            checks = [(shape, expected, "MIAMMasking was built for tokens of shape {}")]
             if avail is not None:
                 rank = len(avail.shape) if count == 1 else 2
-                what = "the availability mask (a boolean per token) must be"
-                checks.append((avail, what, (b, count)[:rank]))
-            for value, what, expected in checks:
-                got = tuple(value.shape)
+                what = "the availability mask must have shape {} (one boolean per "
+                what += f"example and token, for tokens of shape {shape})"
+                checks.append((tuple(avail.shape), (batch, count)[:rank], what))
+            for got, expected, what in checks:
                 if len(got) != len(expected) or any(
-                    a and b and a != b for a, b in zip(got, expected)
+                    g and e and g != e for g, e in zip(got, expected)
                 ):
                     expected = str(expected).replace("None", "batch")
                     raise ValueError(
-                        f"Modality '{name}': {what} of shape {expected}; "
-                        f"received shape {got}."
+                        f"Modality '{name}': {what.format(expected)}; received "
+                        f"shape {got}."
                     )
         if len(set(sizes.values()) - {None}) > 1:
             sizes = ", ".join(f"'{n}': {b}" for n, b in sizes.items())
@@ -359,13 +362,10 @@ class MIAMMasking(keras.layers.Layer):
     def dynamics_state(self):
         """The state as numpy: scores, derivatives, ready, history, updates."""
         state = {k: ops.convert_to_numpy(v) for k, v in self.dynamics().items()}
-        n = int(ops.convert_to_numpy(self.num_updates))
+        state["num_updates"] = n = int(ops.convert_to_numpy(self.num_updates))
         history = ops.convert_to_numpy(self.score_history)
-        state.update(
-            ready=bool(state["ready"] > 0.5),
-            num_updates=n,
-            history=history[len(history) - min(n, len(history)) :],
-        )
+        state["history"] = history[max(len(history) - n, 0) :]
+        state["ready"] = bool(state["ready"] > 0.5)
         return state
 
     def mask_ratios(self):
