@@ -170,7 +170,8 @@ def main(argv=None):
     # MIAM's promise: the dominant modality masked more (r_m > 1).
     for run in runs:
         ratios = {m: run["history"].get(f"{m}_mask_ratio") for m in x}
-        if run["strategy"] == "miam" and all(ratios.values()):
+        # Epochs 2..E: one epoch gives no ratio to average.
+        if run["strategy"] == "miam" and all(r and len(r) > 1 for r in ratios.values()):
             mean_r = {m: np.exp(np.mean(np.log(r[1:]))) for m, r in ratios.items()}
             print(
                 "\nMIAM's mean mask ratio r_m (geometric mean, epochs 2..E): "
