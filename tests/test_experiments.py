@@ -172,7 +172,7 @@ def test_compile_metrics_test_metrics_and_best_epoch(splits, capsys):
     np.testing.assert_allclose(loss, min(second["history"]["val_loss"]), rtol=1e-4)
     # The top-25 F1 of the full model (4 species: all are predicted).
     predictions = model.predict(test[0], verbose=0)
-    expected = km.evaluation.top_k_f1(test[1], predictions, k=4)
+    expected = km.metrics.top_k_f1(test[1], predictions, k=4)
     np.testing.assert_allclose(second["test_scores"]["top25_f1"], expected, rtol=1e-5)
     assert f"top25_f1 {second['test_scores']['top25_f1']:.4f}" in text
     assert f"best epoch {second['best_epoch']}" in text
