@@ -124,8 +124,8 @@ def _prediction(output_index):
             output_index is None and y_pred.shape[1] != 1
         ):
             raise ValueError(
-                f"Output index {output_index} is out of range for a model with "
-                f"{y_pred.shape[1]} outputs; pass target=(example, output)."
+                f"The model has {y_pred.shape[1]} outputs: pass target=(example, "
+                f"output) with output in [0, {y_pred.shape[1]}); received {output_index}."
             )
         return np.mean(y_pred[:, output_index or 0])
 
