@@ -34,7 +34,6 @@ import numpy as np
 
 import keras_miam as km
 from keras_miam.evaluation import evaluate_subsets
-from keras_miam.evaluation import view_predictions
 from keras_miam.explain import token_shapley
 
 RESULTS = pathlib.Path(__file__).parent / "results" / "evaluation_cost.md"
@@ -94,10 +93,8 @@ loaded it was; compare figures of the same round.
 
 How `evaluate_subsets` runs (`keras_miam.evaluation.iter_view_predictions`): V
 subsets per forward pass, b = batch_size // V examples tiled V times inside
-the compiled function (`MIAMMasking.views`), the first batch and the padded
-last batch through `predict_on_batch`, every batch in between through one
-`predict` call per group of subsets (asynchronous dispatch, the model state
-gathered once per call); then the exact AUC (sorting, ties averaged).
+the compiled function (`MIAMMasking.views`), each batch (the last one padded)
+through `predict_on_batch`; then the exact AUC (sorting, ties averaged).
 """
 
 
@@ -140,11 +137,8 @@ def main():
         return {k: v[:stop] for k, v in x.items()}, y[:stop]
 
     x_head, _ = head(b)
-    # evaluate_subsets: 15 views of b // 15 examples per forward pass; enough
-    # batches to go through `predict` as on the full data.
-    subsets_head = head(
-        max(1, b // num_subsets), view_predictions.MIN_PREDICT_BATCHES + 2
-    )
+    # evaluate_subsets: 15 views of b // 15 examples per forward pass.
+    subsets_head = head(max(1, b // num_subsets), 2)
     print(
         f"backend {keras.backend.backend()}, {layer.num_tokens} tokens "
         f"{dict(zip(layer.modalities, layer.token_counts))}, N = {args.examples}"

@@ -12,9 +12,6 @@ from keras_miam.evaluation.selections import subset_label
 from keras_miam.evaluation.view_predictions import iter_view_predictions
 from keras_miam.evaluation.view_predictions import predict_views
 from keras_miam.evaluation.view_predictions import score_selections
-from keras_miam.metrics import macro_auc
-from keras_miam.metrics import micro_auc
-from keras_miam.metrics import top_k_f1
 
 __all__ = [
     "all_subsets",
@@ -22,14 +19,11 @@ __all__ = [
     "evaluate_selections",
     "evaluate_subsets",
     "iter_view_predictions",
-    "macro_auc",
     "metric_direction",
-    "micro_auc",
     "parse_label",
     "pattern_label",
     "predict_views",
     "resolve_metric",
     "score_selections",
     "subset_label",
-    "top_k_f1",
 ]

@@ -51,7 +51,7 @@ def check_xy(data, what="Validation data"):
 
 
 def collect_examples(data, max_examples=None, seed=0, what="Validation data"):
-    """Reads `(x, y)` data into numpy arrays, once.
+    """Reads `(x, y)` data into numpy arrays (float64 as `floatx`), once.
 
     Args:
         data: `(x, y)` arrays or tensors, or an iterable of `(x, y)` batches
@@ -61,15 +61,8 @@ def collect_examples(data, max_examples=None, seed=0, what="Validation data"):
             without replacement, with `seed` (the same subset every epoch).
         seed: the subsampling seed.
         what: the name used in error messages.
-
-    Returns:
-        `(x, y)` numpy structures (float64 leaves become `floatx`).
     """
     check_xy(data, what)
-    if max_examples is not None and int(max_examples) < 1:
-        raise ValueError(
-            f"`max_examples` must be None or >= 1; received {max_examples}."
-        )
     if isinstance(data, (tuple, list)):
         batches = [data]
     else:
@@ -88,10 +81,8 @@ def collect_examples(data, max_examples=None, seed=0, what="Validation data"):
             count += num_examples(element[0])
             if max_examples is not None and count >= int(max_examples):
                 break
-    if not batches:
-        raise ValueError(f"{what} is empty.")
-    if any(y is None for _, y in batches):
-        raise ValueError(f"{what} has no labels (y is None).")
+    if not batches or any(y is None for _, y in batches):
+        raise ValueError(f"{what} is empty, or has no labels (y is None).")
     x, y = keras.tree.map_structure(
         lambda *leaves: np.concatenate([_to_array(leaf) for leaf in leaves]),
         *[tuple(batch) for batch in batches],
@@ -109,8 +100,7 @@ def collect_examples(data, max_examples=None, seed=0, what="Validation data"):
 
 
 def read_data(data, needs_labels=True):
-    """`(x, y)` numpy structures; without `needs_labels`, `x` alone is read
-    too (y is then None)."""
+    """`(x, y)` numpy structures (`x` alone too, y None, without labels)."""
     if not needs_labels:
         if isinstance(data, (tuple, list)) and len(data) == 2 and data[1] is None:
             data = data[0]
@@ -146,20 +136,16 @@ def data_shapes(data, what="`data`"):
     """The shapes `(x_shapes, y_shape)` of `(x, y)` data, from the arrays, an
     `element_spec` or the first batch (a one-shot iterator is refused)."""
     check_xy(data, what)
-    if isinstance(data, (tuple, list)):
-        element = data
-    elif hasattr(data, "element_spec"):
-        element = data.element_spec
-    elif iter(data) is data:
+    spec = data if isinstance(data, (tuple, list)) else None
+    spec = spec or getattr(data, "element_spec", None)
+    if spec is None and iter(data) is data:
         raise ValueError(
             f"{what} is a one-shot iterator ({type(data).__name__}); pass "
             "`(x, y)` arrays, a `tf.data.Dataset`, a `keras.utils.PyDataset` "
             "or another re-iterable dataset of batches."
         )
-    else:
-        element = next(iter(data))
     shapes = keras.tree.map_structure(
         lambda leaf: tuple(None if d is None else int(d) for d in leaf.shape),
-        check_xy(element, what),
+        check_xy(spec or next(iter(data)), what),
     )
     return tuple(shapes)

@@ -28,16 +28,14 @@ def evaluate_subsets(
 ):
     """Evaluates a model with only a subset of its inputs visible, per subset.
 
-    Hidden tokens become the mask token, as missing inputs do. Scores every
-    non-empty subset of modalities (the paper's tables), or given selections,
-    partial ones included; `views_per_pass` subsets share each forward pass.
+    Hidden tokens become the mask token, as missing inputs do: every
+    non-empty subset of modalities (the paper's tables), or given selections.
 
     Args:
         model: a Keras model with one `MIAMMasking` layer and one output.
         data: `(x, y)` arrays, or a dataset of `(x, y)` batches, read once.
         metric: None, a name, a `keras.metrics.Metric` or a function
-            `fn(y_true, y_pred)` (see `keras_miam.evaluation.resolve_metric`);
-            the same number as in `ModalityDynamics`.
+            `fn(y_true, y_pred)`: see `keras_miam.evaluation.resolve_metric`.
         subsets: `"all"` (the 2^M - 1 subsets, by size); a list of names,
             lists of names, selection dicts `{modality: bool | token indices
             | (T_m,) booleans}` or `(label, selection)` pairs; or a dict
@@ -45,8 +43,8 @@ def evaluate_subsets(
             show, e.g. `"env+climate[12/48]"`.
         masking: the `MIAMMasking` layer, when the model has several.
         batch_size: examples per forward pass, tiled copies included.
-        views_per_pass: subsets per forward pass, at most the layer's
-            `max_views`. Defaults to `min(16, max_views)`.
+        views_per_pass: subsets per forward pass, at most (and by default
+            up to 16) the layer's `max_views`.
         summary: whether to append the mean rows (per size, and overall).
         verbose: 0 (silent), 1 (progress bar) or 2.
         from_logits: whether the outputs are logits (None: from the model).
@@ -117,13 +115,9 @@ def evaluate_selections(
     verbose=1,
     from_logits=None,
 ):
-    """The metric for each of a list of token selections (no table).
-
-    The arguments are `evaluate_subsets`'; with a function metric that
-    ignores the labels, `data` may be `x` alone.
-
-    Returns:
-        `(values, metric_name)`: one float64 value per selection.
+    """`(values, metric name)`: the metric for each of a list of token
+    selections, as float64. The arguments are `evaluate_subsets`'; with a
+    function metric that ignores the labels, `data` may be `x` alone.
 
     Example:
 
@@ -133,8 +127,6 @@ def evaluate_selections(
     layer = masking_lookup.get_masking_layer(model, masking)
     if not selections:
         raise ValueError("Nothing to evaluate: the list of selections is empty.")
-    for selection in selections:
-        layer.visible_pattern(selection)  # checks names and indices
     views = int(views_per_pass or min(DEFAULT_VIEWS_PER_PASS, layer.max_views))
     if not 1 <= views <= layer.max_views:
         raise ValueError(
@@ -146,7 +138,7 @@ def evaluate_selections(
         metrics_lib.metric_direction(metric)  # an unknown name fails here
     x, y = data_lib.read_data(data, needs_labels=not function)
     count, views = data_lib.num_examples(x), min(views, len(selections))
-    block = min(view_predictions.views_batch_size(batch_size, views), count)
+    block = min(max(1, int(batch_size) // views), count)
     passes = -(-len(selections) // views) * -(-count // block)
     progbar = keras.utils.Progbar(passes, verbose=verbose, unit_name="pass")
     progress = progbar.add if verbose else None

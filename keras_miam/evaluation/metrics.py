@@ -8,14 +8,13 @@ from keras_miam.metrics import MaskedTopKF1
 from keras_miam.metrics import macro_auc
 from keras_miam.metrics import micro_auc
 
-TASKS = ("multilabel", "multiclass")
-ACCURACIES = ("accuracy", "acc", "binary_accuracy")
 # Names resolved here, not by `keras.metrics.get`: all higher-is-better.
-OWN_NAMES = ("auc", "macro_auc", "micro_auc", "top_k_f1", "loss") + ACCURACIES
+OWN_NAMES = ("auc", "macro_auc", "micro_auc", "top_k_f1", "loss", "accuracy", "acc")
+OWN_NAMES += ("binary_accuracy",)
 
 
 def metric_name(scorer):
-    """The name of a resolved metric: a table column, a log key."""
+    """A resolved metric's name: a table column, a log key."""
     name = getattr(scorer, "name", None) or getattr(scorer, "__name__", "metric")
     return "metric" if name == "<lambda>" else str(name)
 
@@ -54,7 +53,7 @@ def _keras_metric(metric):
     """A `Metric` class or a name `keras.metrics.get` knows, as an instance."""
     if isinstance(metric, type) and issubclass(metric, keras.metrics.Metric):
         return metric()
-    if not isinstance(metric, str):
+    if callable(metric):
         return metric
     try:
         instance = keras.metrics.get(metric)
@@ -71,8 +70,7 @@ def _keras_metric(metric):
 def compiled_loss(model):
     """The compiled loss of a single-output model, or None."""
     loss = getattr(model, "loss", None)
-    if isinstance(loss, dict):
-        loss = list(loss.values())
+    loss = list(loss.values()) if isinstance(loss, dict) else loss
     if isinstance(loss, (list, tuple)):
         loss = loss[0] if len(loss) == 1 else None
     return keras.losses.get(loss) if isinstance(loss, str) else loss
@@ -81,7 +79,7 @@ def compiled_loss(model):
 def _task(model, y, y_pred):
     """ "multilabel", "multiclass" or None: the model's `task`, else read
     from the labels (class ids, one-hot or 0/1) and the outputs."""
-    if getattr(model, "task", None) in TASKS:
+    if getattr(model, "task", None) in ("multilabel", "multiclass"):
         return model.task
     width, y = y_pred.shape[1], y.reshape(len(y), -1)
     if width > 1 and y.shape[1] == 1:
@@ -121,31 +119,23 @@ def resolve_metric(metric, y_true, y_pred, model=None, from_logits=None):
 
     Args:
         metric: None (`"auc"` for multi-label heads, `"accuracy"` for
-            multi-class ones); `"auc"` (exact `macro_auc`, NaN targets left
-            out, one-vs-rest for class ids), `"micro_auc"`, `"top_k_f1"`
+            multi-class ones); `"auc"` (exact, NaN targets left out,
+            one-vs-rest for class ids), `"micro_auc"`, `"top_k_f1"`
             (`MaskedTopKF1(k=25)`), `"accuracy"`, `"binary_accuracy"`,
-            `"loss"` (`1 / (1 + loss)`, named `"loss_score"`), a name
+            `"loss"` (`1 / (1 + loss)`, as `"loss_score"`); a name
             `keras.metrics.get` knows, a `keras.metrics.Metric` or a
             function `fn(y_true, y_pred)`.
         y_true: all the labels, or None for a function that ignores them.
         y_pred: a batch of the model's outputs.
         model: the model: its `task` and compiled loss.
-        from_logits: whether the outputs are logits (thresholds cut at 0,
-            else 0.5). None reads the compiled loss, the `task`, the outputs.
-
-    Returns:
-        A `keras.metrics.Metric` or a function; `metric_name()` names it.
+        from_logits: whether the outputs are logits (thresholds at 0, else
+            0.5); None reads the compiled loss, the `task`, the outputs.
     """
     if callable(metric) and not isinstance(metric, str):
         return _keras_metric(metric)
     if y_true is None:
         raise ValueError(f"The metric {metric!r} needs labels: pass `(x, y)` data.")
-    if metric is not None and not isinstance(metric, str):
-        raise ValueError(
-            "`metric` must be None, a name, a keras.metrics.Metric or a function "
-            f"fn(y_true, y_pred); received {metric!r}."
-        )
-    if metric is not None and metric.lower() not in OWN_NAMES:
+    if metric is not None and str(metric).lower() not in OWN_NAMES:
         return _keras_metric(metric)
     y_pred = np.reshape(y_pred, (len(y_pred), -1))
     y = np.asarray(y_true, "float64")
@@ -176,16 +166,12 @@ def resolve_metric(metric, y_true, y_pred, model=None, from_logits=None):
             _class_ids(y, width, name)
             return keras.metrics.SparseCategoricalAccuracy(name=name)
         return keras.metrics.CategoricalAccuracy(name=name)
-    if np.isnan(y).any():
-        raise ValueError(
-            f"The metric '{name}' needs 0/1 labels; the labels hold NaN (only "
-            "'auc', 'micro_auc' and 'top_k_f1' leave them out)."
-        )
     if y.reshape(len(y), -1).shape[1] != width or not np.isin(y, (0, 1)).all():
+        held = "NaN" if np.isnan(y).any() else np.unique(y)[:5].tolist()
         raise ValueError(
-            f"The metric '{name}' needs 0/1 labels for the {width} outputs (for "
-            f"a regression, use metric='loss'); received labels {y.shape}, "
-            f"{np.unique(y)[:5].tolist()}."
+            f"The metric '{name}' needs 0/1 labels for the {width} outputs (NaN "
+            "only with 'auc', 'micro_auc' or 'top_k_f1'; for a regression, "
+            f"metric='loss'); received labels {y.shape} that hold {held}."
         )
     from_logits = _from_logits(model, y_pred) if from_logits is None else from_logits
     if from_logits is None:

@@ -59,28 +59,21 @@ def parse_subsets(subsets, layer):
     """Labels, selections and visible fractions `(S, M)` of `evaluate_subsets`'
     `subsets` (see there)."""
     if isinstance(subsets, str) and subsets == "all":
-        items = [(None, list(names)) for names in all_subsets(layer.modalities)]
-    elif isinstance(subsets, dict):
-        items = list(subsets.items())
-    elif isinstance(subsets, (list, tuple)):
-        items = [
-            item
-            if isinstance(item, tuple)
-            and len(item) == 2
-            and isinstance(item[0], str)
-            and not isinstance(item[1], str)
-            else (None, item)
-            for item in subsets
-        ]
-    else:
+        subsets = [list(names) for names in all_subsets(layer.modalities)]
+    labelled = isinstance(subsets, dict)
+    subsets = list(subsets.items()) if labelled else subsets
+    if not isinstance(subsets, (list, tuple)):
         raise ValueError(
             "`subsets` must be 'all', a list of selections or a dict "
             f"{{label: selection}}; received {subsets!r}."
         )
-    if not items:
+    if not subsets:
         raise ValueError("`subsets` is empty: pass 'all' or at least one selection.")
-    labels, selections, patterns = [], [], []
-    for label, selection in items:
+    labels, selections, fractions = [], [], []
+    for item in subsets:
+        pair = isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+        pair = labelled or (pair and not isinstance(item[1], str))
+        label, selection = item if pair else (None, item)
         if selection is None or (
             isinstance(selection, (list, tuple, dict)) and not selection
         ):
@@ -93,15 +86,11 @@ def parse_subsets(subsets, layer):
         pattern = layer.visible_pattern(selection)
         labels.append(pattern_label(layer, pattern) if label is None else str(label))
         selections.append(selection)
-        patterns.append(pattern)
+        fractions.append([pattern[a:b].mean() for a, b in layer.token_slices.values()])
     duplicated = sorted({label for label in labels if labels.count(label) > 1})
     if duplicated:
         raise ValueError(
             f"Subset labels must be unique; {duplicated} appear more than once. "
             "Label the selections, e.g. subsets={label: selection}."
         )
-    fractions = [
-        [pattern[a:b].mean() for a, b in layer.token_slices.values()]
-        for pattern in patterns
-    ]
     return labels, selections, np.array(fractions)

@@ -1,6 +1,5 @@
-"""The view engine: each batch is tiled V times in one compiled function and
-`MIAMMasking.views()` shows block v selection v (V selections cost about V
-`predict` passes)."""
+"""The view engine: each batch tiled V times in one compiled function, where
+`MIAMMasking.views()` shows block v selection v (about V `predict` passes)."""
 
 import contextlib
 import types
@@ -57,20 +56,17 @@ def iter_view_predictions(
 ):
     """Yields the model's predictions under several token selections.
 
-    V selections (`views_per_pass`, at most and by default the layer's
-    `max_views`) share each forward pass of `batch_size // V` examples tiled
-    V times; a short last group and the last batch are padded (one compiled
-    shape). The layer's visibility comes back when the iteration ends or is
-    closed.
+    V selections (`views_per_pass`, by default the layer's `max_views`)
+    share each forward pass of `batch_size // V` examples tiled V times; a
+    short last group and the last batch are padded (one compiled shape).
+    The visibility comes back when the iteration ends or is closed.
 
     Args:
-        model: the Keras model.
-        x: the inputs, a numpy structure.
+        model: the Keras model; `x`, its inputs (a numpy structure).
         selections: a list of selections (`MIAMMasking.visible_pattern()`).
         masking: the model's `MIAMMasking` layer.
         batch_size: examples per forward pass, tiled copies included.
         progress: optional callable, called with 1 after each forward pass.
-        views_per_pass: selections per forward pass.
 
     Yields:
         `(views, start, stop, outputs)`: a `range` of selection indices, the
@@ -84,7 +80,7 @@ def iter_view_predictions(
         raise ValueError(f"`batch_size` must be >= 1; received {batch_size}.")
     n = data_lib.num_examples(x)
     v = min(int(views_per_pass or layer.max_views), layer.max_views, len(selections))
-    b = min(views_batch_size(batch_size, v), n)
+    b = min(max(1, int(batch_size) // v), n)  # examples per view and pass
     views_model = _views_model(model, v)
     for first in range(0, len(selections), v):
         group = selections[first : first + v]
@@ -114,23 +110,10 @@ def _the_layer(masking):
     return masking
 
 
-def views_batch_size(batch_size, num_views):
-    """Examples per view in a forward pass of about `batch_size` examples."""
-    return max(1, int(batch_size) // int(num_views))
-
-
 def predict_views(model, x, selections, masking=None, batch_size=256):
-    """The model's predictions on `x` under each of several selections.
-
-    Args:
-        model: the Keras model.
-        x: the inputs, a numpy structure.
-        selections: a list of V selections (`MIAMMasking.visible_pattern()`).
-        masking: the `MIAMMasking` layer, its name, or None.
-        batch_size: examples per forward pass, tiled copies included.
-
-    Returns:
-        A list of V numpy structures like the model's outputs.
+    """The model's predictions under each selection: a list of numpy
+    structures like its outputs (the arguments are `iter_view_predictions`';
+    `masking`: the layer or its name, when the model has several).
 
     Example:
 
@@ -154,10 +137,7 @@ def single_output(outputs):
     """The one output array of a model's outputs (a structure with one leaf)."""
     leaves = keras.tree.flatten(outputs)
     if len(leaves) != 1:
-        raise ValueError(
-            "Scores under selections are measured on single-output models; "
-            f"this model returns {len(leaves)} outputs."
-        )
+        raise ValueError(f"Scores need a single-output model; received {len(leaves)}.")
     return np.asarray(leaves[0])
 
 
@@ -173,14 +153,11 @@ def score_selections(
     progress=None,
     from_logits=None,
 ):
-    """The model's metric under each of several selections, in tiled passes.
+    """`(values, metric name)`: the model's metric under each selection.
 
-    `metric` (`resolve_metric()`) is resolved on the first outputs; a Keras
+    `metric` is resolved on the first outputs (`resolve_metric()`); a Keras
     metric streams, one fresh copy per selection; a function sees all of a
-    selection's predictions. `y` may be None for a function that ignores it.
-
-    Returns:
-        `(values, name)`: one float64 value per selection, the metric's name.
+    selection's predictions (`y` may be None if it ignores them).
     """
     scorer, states, values = None, {}, []
     n = data_lib.num_examples(x)
@@ -199,14 +176,14 @@ def score_selections(
             for view, output in zip(views, outputs):
                 if start == 0:
                     states[view] = metrics_lib.fresh_metric(scorer) if stream else []
-                with _explained(scorer, y_block, output):
+                with _explained(scorer, np.shape(y_block), output.shape):
                     if stream:
                         states[view].update_state(y_block, output)
                     else:
                         states[view].append(output)
             for view in views if stop == n else ():
                 state = states.pop(view)
-                with _explained(scorer, y, None):
+                with _explained(scorer, np.shape(y), (n, *output.shape[1:])):
                     value = (
                         state.result() if stream else scorer(y, np.concatenate(state))
                     )
@@ -215,15 +192,13 @@ def score_selections(
 
 
 @contextlib.contextmanager
-def _explained(scorer, y, output):
+def _explained(scorer, y_shape, output_shape):
     """Turns a metric's failure into a `ValueError` naming the shapes."""
     try:
         yield
     except Exception as error:
-        shapes = f"targets of shape {np.shape(y)}"
-        if output is not None:
-            shapes += f" and model outputs of shape {np.shape(output)}"
         raise ValueError(
             f"The metric '{metrics_lib.metric_name(scorer)}' does not fit the "
-            f"model: it failed on {shapes} ({type(error).__name__}: {error})."
+            f"model: it failed on targets of shape {y_shape} and model outputs "
+            f"of shape {output_shape} ({type(error).__name__}: {error})."
         ) from error

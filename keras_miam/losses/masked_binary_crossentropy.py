@@ -3,7 +3,6 @@
 import keras
 from keras import ops
 
-from keras_miam.metrics.masked_targets import entry_weights
 from keras_miam.metrics.masked_targets import observed
 
 
@@ -20,8 +19,7 @@ class MaskedBinaryCrossentropy(keras.losses.BinaryCrossentropy):
         label_smoothing: float in [0, 1]. Defaults to 0.
         axis: must be -1 (the outputs axis).
         reduction: Defaults to `"mean_with_sample_weight"` (the mean above).
-        name: Defaults to `"binary_crossentropy"`.
-        dtype: dtype of the loss computations. Defaults to `None`.
+        name, dtype: as for Keras losses.
 
     Example:
 
@@ -47,15 +45,9 @@ class MaskedBinaryCrossentropy(keras.losses.BinaryCrossentropy):
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
-        y_true, weights = observed(y_true, self.dtype)
-        if len(y_true.shape) == len(y_pred.shape) - 1:
-            y_true = ops.expand_dims(y_true, -1)  # (batch,) for one output
-            weights = ops.expand_dims(weights, -1)
-        weights = entry_weights(weights, sample_weight)
+        y_true, weights = observed(y_true, self.dtype, y_pred, sample_weight)
         return super().__call__(y_true, y_pred, sample_weight=weights)
 
     def call(self, y_true, y_pred):
-        if self.label_smoothing:
-            y_true = y_true * (1.0 - self.label_smoothing)
-            y_true = y_true + 0.5 * self.label_smoothing
+        y_true = y_true * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         return ops.binary_crossentropy(y_true, y_pred, from_logits=self.from_logits)

@@ -3,7 +3,6 @@
 import keras
 from keras import ops
 
-from keras_miam.metrics.masked_targets import entry_weights
 from keras_miam.metrics.masked_targets import observed
 
 
@@ -30,12 +29,8 @@ class MaskedAUC(keras.metrics.AUC):
     """
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true, weights = observed(y_true, self.dtype)
         y_pred = ops.convert_to_tensor(y_pred)
-        if len(y_true.shape) == len(y_pred.shape) - 1:
-            y_true = ops.expand_dims(y_true, -1)
-            weights = ops.expand_dims(weights, -1)
-        weights = entry_weights(weights, sample_weight)
+        y_true, weights = observed(y_true, self.dtype, y_pred, sample_weight)
         return super().update_state(y_true, y_pred, sample_weight=weights)
 
     def result(self):

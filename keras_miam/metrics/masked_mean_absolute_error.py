@@ -3,7 +3,6 @@
 import keras
 from keras import ops
 
-from keras_miam.metrics.masked_targets import entry_weights
 from keras_miam.metrics.masked_targets import observed
 
 
@@ -11,14 +10,12 @@ from keras_miam.metrics.masked_targets import observed
 class MaskedMeanAbsoluteError(keras.metrics.Mean):
     """Mean absolute error over the observed entries, NaN targets ignored.
 
-    The (sample-weighted) mean of `|y_true - y_pred|` over the entries whose
-    target is not NaN; with `from_logits=True`, of `|y_true -
-    sigmoid(y_pred)|`. SatBird's MAE of encounter rates.
+    With `from_logits=True`, of `|y_true - sigmoid(y_pred)|`. SatBird's MAE
+    of encounter rates.
 
     Args:
         from_logits: bool, whether `y_pred` are logits. Defaults to False.
-        name: str. Defaults to "mae".
-        dtype: dtype of the metric's state. Defaults to None (float32).
+        name, dtype: as for Keras metrics.
 
     Example:
 
@@ -40,18 +37,13 @@ class MaskedMeanAbsoluteError(keras.metrics.Mean):
         self._direction = "down"
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true, weights = observed(y_true, self.dtype)
         y_pred = ops.cast(ops.convert_to_tensor(y_pred), self.dtype)
         if self.from_logits:
             y_pred = ops.sigmoid(y_pred)
-        if len(y_true.shape) == len(y_pred.shape) - 1:
-            y_true = ops.expand_dims(y_true, -1)  # (batch,) for one output
-            weights = ops.expand_dims(weights, -1)
+        y_true, weights = observed(y_true, self.dtype, y_pred, sample_weight)
         error = ops.where(weights > 0, ops.abs(y_true - y_pred), 0.0)
         weights = weights * ops.ones_like(error)
-        return super().update_state(
-            error, sample_weight=entry_weights(weights, sample_weight)
-        )
+        return super().update_state(error, sample_weight=weights)
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits}

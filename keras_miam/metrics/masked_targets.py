@@ -3,21 +3,21 @@
 from keras import ops
 
 
-def observed(y_true, dtype):
-    """`y_true` as `dtype` with NaN entries set to 0, and their 0/1 weights."""
+def observed(y_true, dtype, y_pred=None, sample_weight=None):
+    """`y_true` as `dtype` with NaN entries set to 0, and the entries'
+    weights: 0 where NaN, else `sample_weight` (or 1). `(batch,)` targets of
+    a `(batch, 1)` `y_pred` take its rank."""
     y_true = ops.cast(y_true, dtype)
+    if y_pred is not None and len(y_true.shape) == len(y_pred.shape) - 1:
+        y_true = ops.expand_dims(y_true, -1)
     seen = ops.logical_not(ops.isnan(y_true))
-    return ops.where(seen, y_true, ops.zeros_like(y_true)), ops.cast(seen, dtype)
-
-
-def entry_weights(weights, sample_weight):
-    """Multiplies per-entry weights `(batch, K)` by Keras sample weights."""
-    if sample_weight is None:
-        return weights
-    sample_weight = ops.cast(sample_weight, weights.dtype)
-    while len(sample_weight.shape) < len(weights.shape):
-        sample_weight = ops.expand_dims(sample_weight, -1)
-    return weights * sample_weight
+    weights = ops.cast(seen, dtype)
+    if sample_weight is not None:
+        sample_weight = ops.cast(sample_weight, dtype)
+        while len(sample_weight.shape) < len(weights.shape):
+            sample_weight = ops.expand_dims(sample_weight, -1)
+        weights = weights * sample_weight
+    return ops.where(seen, y_true, ops.zeros_like(y_true)), weights
 
 
 def ranked_scores(y_pred, seen, what):

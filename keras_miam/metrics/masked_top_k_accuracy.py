@@ -12,26 +12,23 @@ from keras_miam.metrics.masked_targets import ranked_scores
 class MaskedTopKAccuracy(keras.metrics.Mean):
     """Share of a site's most frequent species found among the top predictions.
 
-    SatBird's ranking metric for encounter rates. For an example with `n`
-    species observed (targets above 0) and `m = min(k, n)`: the share of the
-    `m` species with the highest targets found among the `k` highest-scored
-    species (`k=None`: `k = m = n`). Examples with `n = 0` are skipped. A
-    NaN target is never predicted nor counted; a NaN score of an observed
-    target gives NaN. Scores may be probabilities or logits. Ties are broken
-    as the backend's `top_k` does.
+    SatBird's ranking metric for encounter rates: with `n` species observed
+    (targets above 0) and `m = min(k, n)`, the share of the `m` species with
+    the highest targets among the `k` highest-scored ones (`k=None`: `k = m
+    = n`); examples with `n = 0` skipped. NaN targets are ignored; a NaN
+    score of an observed target gives NaN.
 
     Args:
         k: int, number of predicted species (10 and 30 in SatBird), or None
             for the adaptive top-k. Defaults to None.
-        name: str. Defaults to "top{k}", or "topk" for the adaptive one.
-        dtype: dtype of the metric's state. Defaults to None (float32).
+        name: Defaults to "top{k}", or "topk" for the adaptive one.
 
     Example:
 
     >>> metric = keras_miam.metrics.MaskedTopKAccuracy(k=2)
-    >>> y_true = np.array([[0.5, 0.0, 0.2, 0.1], [0.0, 0.3, 0.0, np.nan]])
-    >>> metric.update_state(y_true, np.array([[0.9, 0.8, 0.1, 0.0],
-    ...                                       [0.2, 0.9, 0.3, 1.0]]))
+    >>> metric.update_state(
+    ...     np.array([[0.5, 0.0, 0.2, 0.1], [0.0, 0.3, 0.0, np.nan]]),
+    ...     np.array([[0.9, 0.8, 0.1, 0.0], [0.2, 0.9, 0.3, 1.0]]))
     >>> round(float(metric.result()), 4)  # (1/2 + 1/1) / 2
     0.75
 
@@ -51,15 +48,14 @@ class MaskedTopKAccuracy(keras.metrics.Mean):
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true, seen = observed(y_true, self.dtype)
         scores, bad = ranked_scores(y_pred, seen, "MaskedTopKAccuracy")
+        truth_scores, _ = ranked_scores(y_true, seen, "MaskedTopKAccuracy")
         present = ops.sum(ops.cast(y_true > 0, self.dtype), axis=-1)
         size = present if self.k is None else ops.minimum(present, self.k)
         chosen = present if self.k is None else ops.full_like(present, self.k)
-        lowest = ops.cast(float("-inf"), self.dtype)
-        truth = _ranks(ops.where(seen > 0, y_true, lowest)) < size[:, None]
+        truth = _ranks(truth_scores) < size[:, None]
         predicted = _ranks(scores) < chosen[:, None]
         hits = ops.sum(ops.cast(truth & predicted, self.dtype), axis=-1)
-        nan = ops.cast(float("nan"), self.dtype)
-        accuracy = ops.where(bad, nan, ops.divide_no_nan(hits, size))
+        accuracy = ops.where(bad, float("nan"), ops.divide_no_nan(hits, size))
         weight = ops.cast(present > 0, self.dtype)
         if sample_weight is not None:
             weight = weight * ops.reshape(ops.cast(sample_weight, self.dtype), (-1,))

@@ -22,8 +22,7 @@ class MaskedTopKF1(keras.metrics.Mean):
     Args:
         k: int, outputs predicted per example. Defaults to 25.
         average: `"samples"` or `"micro"`. Defaults to `"samples"`.
-        name: str. Defaults to `"top_k_f1"`.
-        dtype: dtype of the metric's state. Defaults to `None`.
+        name, dtype: as for Keras metrics.
 
     Example:
 

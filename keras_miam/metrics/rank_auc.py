@@ -14,9 +14,6 @@ def macro_auc(y_true, y_score):
         y_true: 0/1 targets (NaN: unobserved), `(N,)` or `(N, K)`.
         y_score: scores of the same shape.
 
-    Returns:
-        float.
-
     Example:
 
     >>> keras_miam.metrics.macro_auc(
