@@ -117,7 +117,9 @@ def test_truncated_unfinished_and_foreign_caches_are_refused(tmp_path):
     manifest = json.loads((cache / "manifest.json").read_text())
     manifest["splits"]["train"]["arrays"]["env"]["shape"][1] += 1
     (cache / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(GeoPlantCacheError, match=r"env.npy' holds \(10, 4\) float32, not"):
+    with pytest.raises(
+        GeoPlantCacheError, match=r"env.npy' holds \(10, 4\) float32, not"
+    ):
         load_geoplant(cache_dir=cache, modalities=("env",))
     with pytest.raises(GeoPlantCacheError, match="no complete GeoPlant cache"):
         load_geoplant(cache_dir=tmp_path / "empty")
