@@ -92,7 +92,7 @@ def check_target_shape(model, shape, outputs, name="targets"):
     """Refuses targets that the outputs `(batch, k)` do not take: class ids
     `(batch,)` / `(batch, 1)` for a sparse loss or a multiclass task,
     `(batch, k)` unless the loss is sparse, `(batch,)` for one output."""
-    if shape is None or outputs is None or len(outputs) != 2:
+    if not shape or outputs is None or len(outputs) != 2:
         return
     batch, k = outputs
     sparse = _sparse_loss(model)

@@ -102,9 +102,13 @@ class MultimodalTransformer(Task):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, **kwargs):
         # Data read only by the step (generators) is checked when traced.
-        if y is not None and y_pred is not None:
-            check_target_shape(self, static_shape(y), static_shape(y_pred))
+        check_target_shape(self, static_shape(y), static_shape(y_pred))
         return super().compute_loss(x, y, y_pred, sample_weight, **kwargs)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        # Keras' JAX trainer builds the metrics first, on an unbuilt model.
+        check_target_shape(self, static_shape(y), static_shape(y_pred))
+        return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
         """`keras.Model.compile` with the task's defaults for `"auto"`."""
