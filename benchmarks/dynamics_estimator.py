@@ -1,7 +1,7 @@
 """Does MIAM keep its promise? The dynamics estimators and the paper's ablations.
 
 The promise (issue #23): "modalities that perform strongly and learn stably
-are masked more often". Two studies, each on validation data first:
+are masked more often". Three studies, each on validation data first:
 
 - `--study estimators`: the `ModalityDynamics` estimator variants, fixed
   before any run: `published` (raw metric, epsilon floor: `chance=None,
@@ -19,9 +19,13 @@ are masked more often". Two studies, each on validation data first:
     "image"))`.
 - `--study ablations` (the gated testbed, the `both` estimator): rho_s only
   (`lambda_d=0`), rho_d only (`lambda_s=0`), kappa in {1, 5, 20} and lambda
-  in {0.5, 3} beside the default (kappa 10, lambda 1). Uniform against
-  priority corner weights is not run: with M = 2 both weigh every corner
-  1/4 (`priority_corners_mass=0.5` = 2 / 2^M), the same distribution.
+  in {0.5, 3} beside the default (kappa 10, lambda 1). With M = 2 uniform
+  and priority corner weights are the same distribution (both weigh every
+  corner 1/4), so:
+- `--study corners`: priority (`priority_corners_mass=0.5`, 1/4 each)
+  against uniform (`2 / 2^M` = 0.25) corner weights, the `both` estimator,
+  on `mild_M3` (env, landsat, image; the testbed's model, 3000 sites and
+  16 epochs).
 
 Per run: the geometric mean of r_env (env is the dominant modality) over
 epochs 2..E, the share of those epochs with r_env > 1, the std of the
@@ -69,9 +73,14 @@ ABLATIONS = {
     "lambda0.5": ({"name": "miam", "lambda_": 0.5}, BOTH),
     "lambda3": ({"name": "miam", "lambda_": 3.0}, BOTH),
 }
+CORNERS = {
+    "priority": ({"name": "miam"}, BOTH),
+    "uniform": ({"name": "miam", "priority_corners_mass": 0.25}, BOTH),
+}
 STUDIES = {
     "estimators": (ESTIMATORS, ["quickstart", "testbed", "texture"]),
     "ablations": (ABLATIONS, ["testbed"]),
+    "corners": (CORNERS, ["mild_M3"]),
 }
 
 
@@ -89,9 +98,12 @@ def scenario(km, name):
     generator = dict(spec["generator"])
     if name == "texture":  # the gate's attempt A1
         generator = {"redundancy": 1.0, "image_species_fraction": 1.0}
-    train, val, test = tb.scenario_data(km, settings, generator)
     kwargs = tb.testbed_training(km, spec, settings)
     subsets = kwargs.pop("subsets")
+    if name == "mild_M3":  # the testbed's model and schedule, three modalities
+        settings["imbalance"], settings["modalities"] = tb.SCENARIOS[name][:2]
+        generator, subsets = None, None
+    train, val, test = tb.scenario_data(km, settings, generator)
 
     def fit(strategy, dynamics, seed):
         result = km.experiments.train_and_evaluate(
