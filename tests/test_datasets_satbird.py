@@ -176,6 +176,9 @@ def test_shuffled_epochs_are_seeded_permutations(release):
 
     first, second = order(0)
     np.testing.assert_array_equal(first, order(0)[0])
+    data = load_satbird(release, normalize=False, batch_size=4)
+    with pytest.raises(IndexError, match=f"Batch {len(data)} out of range"):
+        data[len(data)]
     assert not np.array_equal(first, second)
     expected = np.stack([probs(h) for h in SPLITS["train"]])
     np.testing.assert_allclose(np.sort(first, 0), np.sort(expected, 0), rtol=1e-6)

@@ -74,7 +74,7 @@ def test_spatial_split_takes_a_survey_table_and_names_bad_input(rng):
         split_dataset(x, spatial_block=1.0, coordinates=coordinates[:10])
     with pytest.raises(ValueError, match="degrees > 0"):
         split_dataset(x, spatial_block=0.0, coordinates=coordinates)
-    with pytest.raises(KeyError, match="lon"):  # pandas names the column
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['lon'\]"):
         split_dataset(x, spatial_block=1.0, coordinates=table[["lat"]])
     bad = coordinates.copy()
     bad[3, 0] = np.nan

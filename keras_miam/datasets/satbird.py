@@ -151,6 +151,8 @@ class SatBirdDataset(keras.utils.PyDataset):
         self.epoch += 1
 
     def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
         order = np.arange(len(self.hotspot_ids))
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(order)

@@ -86,6 +86,12 @@ def spatial_parts(coordinates, spatial_block, fractions, n, seed):
             "latitudes of the examples, or a table with 'lon' and 'lat' columns."
         )
     if hasattr(coordinates, "columns"):
+        missing = {"lon", "lat"} - set(coordinates.columns)
+        if missing:
+            raise ValueError(
+                f"`coordinates` lacks the column(s) {sorted(missing)}; it has "
+                f"{list(coordinates.columns)}, and needs 'lon' and 'lat'."
+            )
         coordinates = coordinates[["lon", "lat"]]
     coordinates = np.asarray(coordinates, "float64")
     if coordinates.shape != (n, 2) or not np.all(np.isfinite(coordinates)):

@@ -138,7 +138,7 @@ def evaluate_selections(
         metrics_lib.metric_direction(metric)  # an unknown name fails here
     x, y = data_lib.read_data(data, needs_labels=not function)
     count, views = data_lib.num_examples(x), min(views, len(selections))
-    block = min(max(1, int(batch_size) // views), count)
+    block = min(view_predictions.views_batch_size(batch_size, views), count)
     passes = -(-len(selections) // views) * -(-count // block)
     progbar = keras.utils.Progbar(passes, verbose=verbose, unit_name="pass")
     progress = progbar.add if verbose else None

@@ -50,7 +50,8 @@ def metric_direction(metric, mode="auto"):
 
 
 def _keras_metric(metric):
-    """A `Metric` class or a name `keras.metrics.get` knows, as an instance."""
+    """A `Metric` class or a name `keras.metrics.get` knows as an instance; a
+    function or `Metric` instance as is."""
     if isinstance(metric, type) and issubclass(metric, keras.metrics.Metric):
         return metric()
     if callable(metric):

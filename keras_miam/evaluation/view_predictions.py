@@ -80,7 +80,7 @@ def iter_view_predictions(
         raise ValueError(f"`batch_size` must be >= 1; received {batch_size}.")
     n = data_lib.num_examples(x)
     v = min(int(views_per_pass or layer.max_views), layer.max_views, len(selections))
-    b = min(max(1, int(batch_size) // v), n)  # examples per view and pass
+    b = min(views_batch_size(batch_size, v), n)  # examples per view and pass
     views_model = _views_model(model, v)
     for first in range(0, len(selections), v):
         group = selections[first : first + v]
@@ -98,6 +98,11 @@ def iter_view_predictions(
                     for i in range(len(group))
                 ]
                 yield range(first, first + len(group)), start, stop, blocks
+
+
+def views_batch_size(batch_size, num_views):
+    """Examples per view in a forward pass of about `batch_size` examples."""
+    return max(1, int(batch_size) // int(num_views))
 
 
 def _the_layer(masking):

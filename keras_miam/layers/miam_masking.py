@@ -108,8 +108,11 @@ class MIAMMasking(keras.layers.Layer):
         self.return_keep_mask = bool(return_keep_mask)
         self.history_size = int(history_size)
         self.max_views = int(max_views)
-        self.num_modalities = len(self.modalities)
         self.seed_generator = keras.random.SeedGenerator(seed)
+
+    @property
+    def num_modalities(self):
+        return len(self.modalities)
 
     def _as_list(self, structure, what):
         names = self.modalities
