@@ -1,7 +1,7 @@
 """Does MIAM keep its promise? The dynamics estimators and the paper's ablations.
 
 The promise (issue #23): "modalities that perform strongly and learn stably
-are masked more often". Three studies, each on validation data first:
+are masked more often". Four studies, each on validation data first:
 
 - `--study estimators`: the `ModalityDynamics` estimator variants, fixed
   before any run: `published` (raw metric, epsilon floor: `chance=None,
@@ -17,6 +17,10 @@ are masked more often". Three studies, each on validation data first:
     per modality; 12 epochs of batches of 128, the last epoch: the CPU time
     this study had) on `make_synthetic_ecology(3000, modalities=("env",
     "image"))`.
+- `--study diagnostics`, added after the decision and not used by it: the
+  same variants on `quickstart20`, the Quickstart pattern trained 20
+  epochs (the length of the issue's Quickstart trial), to see whether r_env
+  passes 1 once env levels off.
 - `--study ablations` (the gated testbed, the `both` estimator): rho_s only
   (`lambda_d=0`), rho_d only (`lambda_s=0`), kappa in {1, 5, 20} and lambda
   in {0.5, 3} beside the default (kappa 10, lambda 1). With M = 2 uniform
@@ -81,16 +85,24 @@ STUDIES = {
     "estimators": (ESTIMATORS, ["quickstart", "testbed", "texture"]),
     "ablations": (ABLATIONS, ["testbed"]),
     "corners": (CORNERS, ["mild_M3"]),
+    "diagnostics": (ESTIMATORS, ["quickstart20"]),
 }
 
 
 def scenario(km, name):
     """(train, val, test, train_fn) of a scenario; train_fn(strategy,
     dynamics_kwargs, seed) -> (model, history, fit seconds)."""
-    if name == "quickstart":
+    if name.startswith("quickstart"):
         x, y, _ = km.datasets.make_synthetic_ecology(3000, modalities=(DOMINANT, WEAK))
         train, val, test = km.datasets.split_dataset(x, y, seed=0)
-        return train, val, test, None, lambda *a: quickstart_fit(km, train, val, *a)
+        epochs = 20 if name == "quickstart20" else 12
+        return (
+            train,
+            val,
+            test,
+            None,
+            lambda *a: quickstart_fit(km, train, val, *a, epochs=epochs),
+        )
     tb = common
     spec = tb.TESTBEDS["redundant_M2"]
     cfg = {**tb.MODES["full"], "overridden": []}
@@ -122,8 +134,8 @@ def scenario(km, name):
     return train, val, test, subsets, fit
 
 
-def quickstart_fit(km, train, val, strategy, dynamics, seed, extra=()):
-    """The README Quickstart's model and compile, 12 epochs of 128."""
+def quickstart_fit(km, train, val, strategy, dynamics, seed, epochs=12):
+    """The README Quickstart's model and compile, `epochs` epochs of 128."""
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -145,11 +157,11 @@ def quickstart_fit(km, train, val, strategy, dynamics, seed, extra=()):
     start = time.perf_counter()
     history = model.fit(
         *train,
-        epochs=12,
+        epochs=epochs,
         batch_size=128,
         validation_data=val,
         verbose=0,
-        callbacks=[km.ModalityDynamics(val, **dynamics), *extra],
+        callbacks=[km.ModalityDynamics(val, **dynamics)],
     )
     return model, history.history, time.perf_counter() - start
 
