@@ -51,6 +51,7 @@ resumes, and `--assemble` trains nothing and reports the runs found.
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 
 import common  # noqa: E402
@@ -96,13 +97,8 @@ def scenario(km, name):
         x, y, _ = km.datasets.make_synthetic_ecology(3000, modalities=(DOMINANT, WEAK))
         train, val, test = km.datasets.split_dataset(x, y, seed=0)
         epochs = 20 if name == "quickstart20" else 12
-        return (
-            train,
-            val,
-            test,
-            None,
-            lambda *a: quickstart_fit(km, train, val, *a, epochs=epochs),
-        )
+        fit = partial(quickstart_fit, km, train, val, epochs=epochs)
+        return train, val, test, None, fit
     tb = common
     spec = tb.TESTBEDS["redundant_M2"]
     cfg = {**tb.MODES["full"], "overridden": []}
